@@ -1,0 +1,85 @@
+"""The gaatool command line: root app, --version, and the one error boundary.
+
+Commands parse, call the library, and render. Library code raises
+GaatoolError subclasses; this module turns them into one ``error: ...`` line on
+stderr and exit code 1. Exit codes: 0 ok, 1 GaatoolError, 2 usage, 3 a bug
+(traceback with --debug), 130 Ctrl-C.
+"""
+from __future__ import annotations
+
+import sys
+import traceback
+
+import typer
+
+from .._version import __version__
+from ..errors import GaatoolError
+from . import groups
+
+app = typer.Typer(
+    name="gaatool",
+    help="Geometric algebra attention networks for crystals, molecules and proteins.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+groups.register(app)
+
+_DEBUG = {"on": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gaatool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for unexpected errors."),
+) -> None:
+    """Geometric algebra attention networks for crystals, molecules and proteins."""
+    _DEBUG["on"] = debug
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"error: {message}\n")
+
+
+def _is_usage_error(err: Exception) -> bool:
+    # typer vendors click, so match click's exception protocol rather than a class
+    return hasattr(err, "show") and isinstance(getattr(err, "exit_code", None), int)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``gaatool`` console script; always ends with SystemExit."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    _DEBUG["on"] = "--debug" in args
+    try:
+        result = app(args=args, prog_name="gaatool", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except GaatoolError as err:
+        _error(str(err).splitlines()[0] if str(err) else type(err).__name__)
+        code = 1
+    except typer.Exit as err:
+        code = err.exit_code
+    except typer.Abort:
+        _error("interrupted")
+        code = 130
+    except KeyboardInterrupt:
+        _error("interrupted")
+        code = 130
+    except BrokenPipeError:
+        code = 0  # e.g. `gaatool ... | head`: the reader left, nothing is wrong
+    except Exception as err:  # noqa: BLE001
+        if _is_usage_error(err):
+            err.show()
+            raise SystemExit(err.exit_code) from None
+        # a bug: say so, keep the traceback for --debug
+        if _DEBUG["on"]:
+            traceback.print_exc()
+        _error(f"unexpected {type(err).__name__}: {err} (this is a bug; rerun with --debug and report it)")
+        code = 3
+    raise SystemExit(code)

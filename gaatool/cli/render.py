@@ -1,0 +1,56 @@
+"""Rendering: rich tables to stderr for people, JSON to stdout for pipelines."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Iterable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["stderr_console", "print_json", "table", "checkpoint_info"]
+
+
+def stderr_console() -> Console:
+    """Console for human-readable output; plain text when stderr is not a terminal."""
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_json(payload: Any) -> None:
+    """Write JSON (and only JSON) to stdout."""
+    sys.stdout.write(json.dumps(payload, indent=2, default=_json_default) + "\n")
+    sys.stdout.flush()
+
+
+def _json_default(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return str(value)
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
+    """A rich table with string-formatted cells (floats to 4 significant digits)."""
+    result = Table(title=title, title_justify="left")
+    for column in columns:
+        result.add_column(column, justify="right" if column not in (columns[0],) else "left")
+    for row in rows:
+        result.add_row(*(f"{cell:.4g}" if isinstance(cell, float) else str(cell) for cell in row))
+    return result
+
+
+def checkpoint_info(info: dict, as_json: bool = False) -> None:
+    """Render the output of ``gaatool.checkpoint.describe_checkpoint``."""
+    if as_json:
+        print_json(info)
+        return
+    console = stderr_console()
+    rows = []
+    for key, value in info.items():
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value, default=_json_default)
+            if len(value) > 300:
+                value = value[:297] + "..."
+        rows.append((key, value))
+    console.print(table("checkpoint", ["field", "value"], rows))

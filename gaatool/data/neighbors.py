@@ -1,0 +1,212 @@
+"""Nearest-neighbour search in periodic (any triclinic box) and non-periodic systems.
+
+The search itself runs in freud (``freud.locality.AABBQuery``); this module
+deals with the conventions around it:
+
+* boxes are lattice matrices whose rows are the lattice vectors (as in
+  :class:`gaatool.io.frame.Frame`). freud wants HOOMD's upper-triangular
+  orientation, so positions are mapped into that orientation through their
+  fractional coordinates and the bond vectors are mapped back, which keeps
+  ``r_ij`` in the caller's frame for any lattice, left-handed ones included;
+* ``r_ij = r_j - r_i`` is returned in float64: freud works in float32, so its
+  vector only selects the periodic image and the difference is recomputed in
+  float64;
+* a box too small for the requested neighbour count (the k-th neighbour
+  beyond half the narrowest box width, where periodic images would be counted
+  twice) raises instead of silently returning wrong neighbours.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputFileError
+from ..io.frame import lattice_problem
+
+__all__ = ["nearest_neighbors", "bond_vectors", "perpendicular_widths", "standard_orientation"]
+
+
+def perpendicular_widths(lattice) -> np.ndarray:
+    """Distances between opposite faces of the cell spanned by the lattice rows.
+
+    lattice (3, 3) rows = lattice vectors -> (3,) widths, same length unit.
+    A sphere of radius ``min(widths) / 2`` fits in the cell.
+
+    >>> perpendicular_widths(np.diag([1.0, 2.0, 3.0]))
+    array([1., 2., 3.])
+    """
+    lat = np.asarray(lattice, dtype=np.float64)
+    volume = abs(np.linalg.det(lat))
+    areas = np.array([
+        np.linalg.norm(np.cross(lat[1], lat[2])),
+        np.linalg.norm(np.cross(lat[2], lat[0])),
+        np.linalg.norm(np.cross(lat[0], lat[1])),
+    ])
+    return volume / areas
+
+
+def standard_orientation(lattice) -> tuple[np.ndarray, np.ndarray]:
+    """The same lattice rotated into HOOMD/freud orientation.
+
+    Parameters
+    ----------
+    lattice : array-like (3, 3)
+        Rows are lattice vectors.
+
+    Returns
+    -------
+    hoomd_lattice : numpy.ndarray (3, 3)
+        Lower-triangular rows (``a1`` along x, ``a2`` in the xy plane), with
+        positive diagonal: the Cholesky factor of the metric ``L L^T``, so all
+        lengths and angles are kept.
+    transform : numpy.ndarray (3, 3)
+        Orthogonal matrix ``Q`` with ``lattice @ Q == hoomd_lattice``; map
+        positions with ``positions @ Q`` and vectors back with ``v @ Q.T``.
+        ``det(Q) = -1`` for a left-handed lattice.
+
+    >>> hl, q = standard_orientation([[0.0, 2.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
+    >>> np.round(hl, 12) + 0.0
+    array([[2., 0., 0.],
+           [0., 1., 0.],
+           [0., 0., 3.]])
+    """
+    lat = np.asarray(lattice, dtype=np.float64)
+    hoomd_lattice = np.linalg.cholesky(lat @ lat.T)
+    transform = np.linalg.solve(lat, hoomd_lattice)
+    return hoomd_lattice, transform
+
+
+def _freud_box(hoomd_lattice: np.ndarray):
+    import freud
+
+    return freud.box.Box.from_matrix(hoomd_lattice.T)
+
+
+def nearest_neighbors(positions, box, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest neighbours of every point, sorted by distance.
+
+    Parameters
+    ----------
+    positions : array-like (N, 3)
+        Cartesian coordinates, any length unit.
+    box : array-like (3, 3) or None
+        Rows are the periodic lattice vectors; None for a non-periodic system.
+    k : int
+        Number of neighbours K per point (a point is never its own neighbour).
+
+    Returns
+    -------
+    neighbor_index : numpy.ndarray (N, K) int64
+        Index of each neighbour j, nearest first (ties in the order freud and
+        the distances' last bits give, deterministic for identical input).
+    r_ij : numpy.ndarray (N, K, 3) float64
+        Bond vectors ``r_j - r_i`` (minimum image if periodic), same unit.
+
+    Raises
+    ------
+    InputFileError
+        If N < K + 1, the box is degenerate, or the box is too small for K
+        neighbours (the K-th neighbour farther than half the narrowest box width).
+
+    >>> pos = np.array([[0.0, 0, 0], [1.0, 0, 0], [0, 2.0, 0]])
+    >>> idx, r_ij = nearest_neighbors(pos, None, 1)
+    >>> idx[:, 0].tolist(), r_ij[2, 0].tolist()
+    ([1, 0, 0], [0.0, -2.0, 0.0])
+    """
+    import freud
+
+    positions = np.asarray(positions, dtype=np.float64)
+    if positions.ndim != 2 or positions.shape[1] != 3:
+        raise InputFileError(f"positions have shape {positions.shape}; expected (N, 3)")
+    k = int(k)
+    n = positions.shape[0]
+    if k < 1:
+        raise InputFileError(f"neighbour count must be at least 1, got {k}")
+    if n < k + 1:
+        raise InputFileError(f"{n} particles are too few for {k} neighbours; need at least {k + 1}")
+    if not np.all(np.isfinite(positions)):
+        raise InputFileError("positions contain NaN or infinite coordinates")
+
+    if box is None:
+        centered = positions - positions.mean(axis=0)
+        # Any two points are closer than the cube's diagonal 2*sqrt(3)*extent,
+        # so a box of twice that never lets a periodic image get in.
+        extent = float(np.abs(centered).max())
+        length = 4.0 * np.sqrt(3.0) * extent + 2.0
+        fbox = freud.box.Box.cube(length)
+        points = centered
+        lattice = transform = None
+    else:
+        lattice = np.asarray(box, dtype=np.float64)
+        problem = lattice_problem(lattice)
+        if problem is not None:
+            raise InputFileError(problem)
+        hoomd_lattice, transform = standard_orientation(lattice)
+        fbox = _freud_box(hoomd_lattice)
+        fractional = np.linalg.solve(lattice.T, positions.T).T
+        points = fbox.make_absolute(fractional - np.floor(fractional))
+
+    points = np.ascontiguousarray(points, dtype=np.float32)
+    try:
+        query = freud.locality.AABBQuery(fbox, points)
+        nlist = query.query(points, {"num_neighbors": k, "exclude_ii": True}).toNeighborList()
+    except (RuntimeError, ValueError) as err:
+        raise InputFileError(f"neighbour search failed: {err}") from err
+
+    i = np.asarray(nlist.query_point_indices, dtype=np.int64)
+    j = np.asarray(nlist.point_indices, dtype=np.int64)
+    vectors = np.asarray(nlist.vectors, dtype=np.float64)
+    counts = np.bincount(i, minlength=n)
+    if np.any(counts != k):
+        raise InputFileError(
+            f"neighbour search found {counts.min()} instead of {k} neighbours for some particles"
+        )
+
+    delta = positions[j] - positions[i]
+    if lattice is not None:
+        # freud's float32 vector only picks the image; the lattice translation
+        # it implies is an exact integer vector, applied to the float64 difference.
+        image_vectors = vectors @ transform.T
+        shift = np.rint(np.linalg.solve(lattice.T, (image_vectors - delta).T).T)
+        delta = delta + shift @ lattice
+    distances = np.linalg.norm(delta, axis=1)
+    order = np.lexsort((j, distances, i))
+    neighbor_index = j[order].reshape(n, k)
+    r_ij = delta[order].reshape(n, k, 3)
+
+    if lattice is not None:
+        half_width = 0.5 * float(perpendicular_widths(lattice).min())
+        farthest = float(distances.max())
+        if farthest >= half_width:
+            raise InputFileError(
+                f"the periodic box is too small for {k} neighbours: a {k}th neighbour lies at "
+                f"{farthest:.4g}, beyond half the narrowest box width ({half_width:.4g}); "
+                "use a larger (replicated) box or fewer neighbours"
+            )
+    return neighbor_index, r_ij
+
+
+def bond_vectors(positions, neighbors, box=None) -> np.ndarray:
+    """r_ij = r_j - r_i, minimum image if ``box`` is given.
+
+    positions (N, 3), any length unit; neighbors (N, K) int; box (3, 3) lattice
+    rows or None -> (N, K, 3) float64. The minimum image is searched among the
+    27 images around the rounded fractional difference, exact unless the box is
+    extremely skewed.
+
+    >>> bond_vectors(np.zeros((2, 3)), np.array([[1], [0]])).shape
+    (2, 1, 3)
+    >>> bond_vectors(np.array([[0.1, 0, 0], [0.9, 0, 0]]), np.array([[1], [0]]), np.eye(3))[0, 0]
+    array([-0.2,  0. ,  0. ])
+    """
+    positions = np.asarray(positions, dtype=np.float64)
+    neighbors = np.asarray(neighbors, dtype=np.int64)
+    delta = positions[neighbors] - positions[:, None, :]
+    if box is None:
+        return delta
+    lattice = np.asarray(box, dtype=np.float64)
+    fractional = np.linalg.solve(lattice.T, delta.reshape(-1, 3).T).T
+    fractional -= np.rint(fractional)
+    shifts = np.stack(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1], indexing="ij"), -1).reshape(-1, 3)
+    candidates = (fractional[:, None, :] + shifts[None]) @ lattice  # (N*K, 27, 3)
+    best = np.argmin(np.einsum("mcx,mcx->mc", candidates, candidates), axis=1)
+    return candidates[np.arange(len(best)), best].reshape(delta.shape)

@@ -1,0 +1,1 @@
+"""File input/output: numpy in, numpy out; no torch here."""

@@ -1,0 +1,120 @@
+"""Symmetry checks for layers and models, public so users can test their own.
+
+Each check takes a function of (positions, values, mask) style inputs,
+transforms the inputs, and asserts the output transforms as claimed, in the
+input dtype (use float64 and tolerances like 1e-9).
+
+>>> import torch
+>>> from gaatool.nn import VectorAttention
+>>> layer = VectorAttention(4, reduce=True).double()
+>>> r, v = torch.randn(6, 3, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64)
+>>> assert_rotation_invariant(lambda r: layer(r, v), r)
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .ga.rotations import random_reflection, random_rotation
+
+__all__ = ["max_error", "assert_rotation_invariant", "assert_rotation_covariant", "assert_permutation_equivariant",
+           "assert_permutation_invariant", "assert_translation_invariant", "assert_padding_invariant",
+           "assert_close"]
+
+DEFAULT_ATOL = 1e-9
+
+
+def max_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest absolute elementwise difference."""
+    return float((a.detach() - b.detach()).abs().max()) if a.numel() else 0.0
+
+
+def assert_close(actual: torch.Tensor, expected: torch.Tensor, atol: float, what: str) -> None:
+    """Raise AssertionError with the maximum error if the tensors differ by more than atol."""
+    if actual.shape != expected.shape:
+        raise AssertionError(f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}")
+    if not torch.isfinite(actual).all():
+        raise AssertionError(f"{what}: output is not finite")
+    error = max_error(actual, expected)
+    if error > atol:
+        raise AssertionError(f"{what}: max error {error:.3e} > {atol:.1e}")
+
+
+def _rotation(seed: int, dtype, reflect: bool) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return (random_reflection if reflect else random_rotation)(generator, dtype)
+
+
+def assert_rotation_invariant(fn: Callable[[torch.Tensor], torch.Tensor], positions: torch.Tensor,
+                              atol: float = DEFAULT_ATOL, seed: int = 0, reflect: bool = False) -> None:
+    """fn(positions Q^T) == fn(positions) for a random rotation Q (or improper Q with ``reflect``)."""
+    q = _rotation(seed, positions.dtype, reflect)
+    assert_close(fn(positions @ q.T), fn(positions), atol, "rotation invariance")
+
+
+def assert_rotation_covariant(fn: Callable[[torch.Tensor], torch.Tensor], positions: torch.Tensor,
+                              atol: float = DEFAULT_ATOL, seed: int = 0, reflect: bool = False) -> None:
+    """fn(positions Q^T) == fn(positions) Q^T: output vectors (..., 3) rotate with the input."""
+    q = _rotation(seed, positions.dtype, reflect)
+    assert_close(fn(positions @ q.T), fn(positions) @ q.T, atol, "rotation covariance")
+
+
+def assert_translation_invariant(fn: Callable[[torch.Tensor], torch.Tensor], positions: torch.Tensor,
+                                 atol: float = DEFAULT_ATOL, seed: int = 0) -> None:
+    """fn(positions + t) == fn(positions) for a random shift t."""
+    shift = torch.randn(3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(positions.dtype)
+    assert_close(fn(positions + shift), fn(positions), atol, "translation invariance")
+
+
+def _permutation(n: int, seed: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
+def assert_permutation_equivariant(fn: Callable[..., torch.Tensor], *per_point: torch.Tensor,
+                                   atol: float = DEFAULT_ATOL, seed: int = 0, axis: int = -2) -> None:
+    """fn(*(x[perm])) == fn(*x)[perm] with all per-point inputs permuted along the point axis.
+
+    ``axis`` is the point axis of the inputs (and the output): -2 for (..., N, C).
+    """
+    n = per_point[0].shape[axis]
+    perm = _permutation(n, seed)
+    permuted = [x.index_select(x.dim() + axis if axis < 0 else axis, perm) for x in per_point]
+    out = fn(*per_point)
+    out_axis = out.dim() + axis if axis < 0 else axis
+    assert_close(fn(*permuted), out.index_select(out_axis, perm), atol, "permutation equivariance")
+
+
+def assert_permutation_invariant(fn: Callable[..., torch.Tensor], *per_point: torch.Tensor,
+                                 atol: float = DEFAULT_ATOL, seed: int = 0, axis: int = -2) -> None:
+    """fn(*(x[perm])) == fn(*x)."""
+    n = per_point[0].shape[axis]
+    perm = _permutation(n, seed)
+    permuted = [x.index_select(x.dim() + axis if axis < 0 else axis, perm) for x in per_point]
+    assert_close(fn(*permuted), fn(*per_point), atol, "permutation invariance")
+
+
+def assert_padding_invariant(fn: Callable[..., torch.Tensor], positions: torch.Tensor, values: torch.Tensor,
+                             n_pad: int = 3, atol: float = DEFAULT_ATOL, seed: int = 0,
+                             per_point_output: bool = True) -> None:
+    """Appending padded points (random garbage, masked out) changes no output.
+
+    fn(positions, values, mask) with positions (..., N, 3), values (..., N, F).
+    Per-point outputs of padded points must be exactly zero.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    pad_shape = positions.shape[:-2] + (n_pad,)
+    garbage_r = torch.randn(*pad_shape, 3, generator=generator, dtype=torch.float64).to(positions.dtype) * 1e3
+    garbage_v = torch.randn(*pad_shape, values.shape[-1], generator=generator, dtype=torch.float64).to(values.dtype)
+    garbage_r[..., 0, 0] = float("nan")  # even NaN in padding must not leak
+    mask = torch.ones(positions.shape[:-1], dtype=torch.bool)
+    padded_mask = torch.cat([mask, torch.zeros(pad_shape, dtype=torch.bool)], dim=-1)
+    reference = fn(positions, values, mask)
+    padded = fn(torch.cat([positions, garbage_r], -2), torch.cat([values, garbage_v], -2), padded_mask)
+    if per_point_output:
+        n = positions.shape[-2]
+        assert_close(padded[..., :n, :], reference, atol, "padding invariance")
+        if not bool((padded[..., n:, :] == 0).all()):
+            raise AssertionError("padding: outputs at padded points are not zero")
+    else:
+        assert_close(padded, reference, atol, "padding invariance")

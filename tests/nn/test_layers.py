@@ -1,0 +1,184 @@
+"""Symmetry, masking and reference-agreement tests for the three attention layers."""
+import pytest
+import torch
+from hypothesis import given, strategies as st
+
+from gaatool import testing
+from gaatool.nn import LabeledVectorAttention, Vector2VectorAttention, VectorAttention, masked_softmax
+
+D = 5
+SETTINGS = st.tuples(st.integers(0, 10_000), st.integers(2, 6), st.integers(1, 3),
+                     st.sampled_from(["single", "partial", "full"]), st.sampled_from(["mean", "concat"]))
+
+
+def inputs(seed, n, batch=(2,)):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(*batch, n, 3, generator=g, dtype=torch.float64),
+            torch.randn(*batch, n, D, generator=g, dtype=torch.float64))
+
+
+def make(cls, seed, rank, mode, merge, **kw):
+    torch.manual_seed(seed)
+    return cls(D, rank=rank, invariant_mode=mode, merge=merge, join=merge, **kw).double().eval()
+
+
+@given(SETTINGS, st.booleans())
+def test_vector_attention_symmetries(setting, reduce):
+    seed, n, rank, mode, merge = setting
+    layer = make(VectorAttention, seed, rank, mode, merge, reduce=reduce)
+    r, v = inputs(seed, n)
+    testing.assert_rotation_invariant(lambda r: layer(r, v), r, seed=seed)
+    if reduce:
+        testing.assert_permutation_invariant(lambda r, v: layer(r, v), r, v, seed=seed)
+    else:
+        testing.assert_permutation_equivariant(lambda r, v: layer(r, v), r, v, seed=seed)
+    testing.assert_padding_invariant(layer, r, v, seed=seed, per_point_output=not reduce)
+
+
+@given(SETTINGS, st.booleans(), st.sampled_from(["single", "partial", "full"]))
+def test_vector2vector_symmetries(setting, reduce, cov_mode):
+    seed, n, rank, mode, merge = setting
+    layer = make(Vector2VectorAttention, seed, rank, mode, merge, reduce=reduce, covariant_mode=cov_mode)
+    r, v = inputs(seed, n)
+    testing.assert_rotation_covariant(lambda r: layer(r, v), r, seed=seed)
+    if reduce:
+        testing.assert_permutation_invariant(lambda r, v: layer(r, v), r, v, seed=seed)
+    else:
+        testing.assert_permutation_equivariant(lambda r, v: layer(r, v), r, v, seed=seed)
+    testing.assert_padding_invariant(layer, r, v, seed=seed, per_point_output=not reduce)
+
+
+@given(SETTINGS, st.integers(1, 4))
+def test_labeled_symmetries(setting, n_labels):
+    seed, n, rank, mode, merge = setting
+    layer = make(LabeledVectorAttention, seed, rank, mode, merge)
+    r, v = inputs(seed, n)
+    labels = torch.randn(2, n_labels, D, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
+    testing.assert_rotation_covariant(lambda r: layer(labels, r, v), r, seed=seed)
+    testing.assert_permutation_invariant(lambda r, v: layer(labels, r, v), r, v, seed=seed)
+    # permuting labels permutes outputs
+    testing.assert_permutation_equivariant(lambda c: layer(c, r, v), labels, seed=seed)
+    testing.assert_padding_invariant(lambda r, v, m: layer(labels, r, v, mask=m), r, v, seed=seed,
+                                     per_point_output=False)
+    # padded labels give zero outputs and do not change the others
+    label_mask = torch.ones(2, n_labels + 1, dtype=torch.bool)
+    label_mask[:, -1] = False
+    padded_labels = torch.cat([labels, torch.full_like(labels[:, :1], 1e3)], dim=1)
+    out = layer(padded_labels, r, v, label_mask=label_mask)
+    testing.assert_close(out[:, :-1], layer(labels, r, v), 1e-9, "label padding")
+    assert torch.all(out[:, -1] == 0)
+
+
+def test_o3_option_gives_reflection_invariance():
+    r, v = inputs(1, 6)
+    # with mean merging, summing over all (j, k) pairs up each tuple with its mirror
+    # (j <-> k flips the trivector, keeps |vector|), so use concat to see the pseudoscalar
+    so3 = make(VectorAttention, 1, 3, "single", "concat", reduce=True)
+    o3 = make(VectorAttention, 1, 3, "single", "concat", reduce=True, o3=True)
+    testing.assert_rotation_invariant(lambda r: o3(r, v), r, reflect=True)
+    with pytest.raises(AssertionError):
+        testing.assert_rotation_invariant(lambda r: so3(r, v), r, reflect=True)
+    v2v = make(Vector2VectorAttention, 1, 2, "single", "mean", covariant_mode="full", o3=True)
+    testing.assert_rotation_covariant(lambda r: v2v(r, v), r, reflect=True)
+
+
+@pytest.mark.parametrize("cls", [VectorAttention, Vector2VectorAttention])
+@pytest.mark.parametrize("reduce", [False, True])
+def test_fully_masked_cloud_gives_zeros(cls, reduce):
+    layer = make(cls, 0, 2, "single", "mean", reduce=reduce)
+    r, v = inputs(0, 4)
+    mask = torch.zeros(2, 4, dtype=torch.bool)
+    mask[0] = True  # first cloud real, second fully padded
+    out = layer(r, v, mask)
+    assert torch.isfinite(out).all()
+    assert torch.all(out[1] == 0)
+    assert out[0].abs().sum() > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_masking_is_safe_in_half_precision(dtype):
+    scores = torch.randn(3, 4, 4).to(dtype)
+    mask = torch.rand(3, 4, 4) > 0.5
+    mask[0] = False
+    weights = masked_softmax(scores, mask, 1)
+    assert torch.isfinite(weights).all()
+    assert torch.all(weights[~mask] == 0)
+    sums = weights.float().sum(-1)
+    assert torch.allclose(sums[mask.any(-1)], torch.ones(()), atol=1e-2)
+    layer = VectorAttention(D, reduce=True)
+    r, v = inputs(0, 4)
+    m = torch.ones(2, 4, dtype=torch.bool)
+    m[1] = False
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(r.float(), v.float(), m)
+    assert torch.isfinite(out).all() and torch.all(out[1] == 0)
+
+
+def test_attention_weights_are_returned():
+    layer = make(VectorAttention, 0, 2, "single", "mean")
+    r, v = inputs(0, 5)
+    result = layer(r, v, return_attention=True)
+    assert result.attention.shape == (2, 5, 5)
+    torch.testing.assert_close(result.attention.sum(-1), torch.ones(2, 5, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_second_derivatives_through_layers(dtype):
+    """Force training differentiates twice; self pairs (r_ii = 0) must stay finite."""
+    torch.manual_seed(0)
+    layer = VectorAttention(D, reduce=True, rank=2, invariant_mode="full", include_normalized_products=True).to(dtype)
+    positions = torch.randn(5, 3, dtype=dtype, requires_grad=True)
+    values = torch.randn(5, 5, D, dtype=dtype)
+    r_ij = positions[None, :, :] - positions[:, None, :]
+    energy = layer(r_ij, values).sum()
+    (forces,) = torch.autograd.grad(energy, positions, create_graph=True)
+    loss = forces.pow(2).sum()
+    grads = torch.autograd.grad(loss, list(layer.parameters()) + [positions], allow_unused=True)
+    assert all(g is None or torch.isfinite(g).all() for g in grads)
+
+
+REFERENCE_CASES = [(cls, reduce, rank, merge) for cls in ("va", "v2v") for reduce in (False, True)
+                   for rank in (1, 2, 3) for merge in ("mean", "concat")]
+
+
+@pytest.mark.parametrize("case", REFERENCE_CASES)
+def test_layers_agree_with_reference_library(case):
+    gala = pytest.importorskip("geometric_algebra_attention.pytorch")
+    kind, reduce, rank, merge = case
+    r, v = inputs(rank, 5)
+    if kind == "va":
+        mine = make(VectorAttention, 0, rank, "partial", merge, reduce=reduce)
+        ref = gala.VectorAttention(D, mine.score_net, mine.value_net, reduce=reduce, rank=rank, merge_fun=merge,
+                                   join_fun=merge, invariant_mode="partial").double()
+    else:
+        mine = make(Vector2VectorAttention, 0, rank, "partial", merge, reduce=reduce, covariant_mode="full")
+        ref = gala.Vector2VectorAttention(D, mine.score_net, mine.value_net, mine.scale_net, reduce=reduce, rank=rank,
+                                          merge_fun=merge, join_fun=merge, invariant_mode="partial",
+                                          covariant_mode="full").double()
+        if mine.vector_kernels is not None:
+            ref.vector_kernels.data.copy_(mine.vector_kernels.data)
+    if merge == "concat":
+        for theirs, ours in zip(ref.merge_kernels, mine.merge.kernels):
+            theirs.data.copy_(ours.data)
+        for theirs, ours in zip(ref.join_kernels, mine.join.kernels):
+            theirs.data.copy_(ours.data)
+    with torch.no_grad():
+        assert testing.max_error(mine(r, v), ref((r, v))) < 1e-9
+
+
+@pytest.mark.parametrize("merge", ["mean", "concat"])
+def test_labeled_agrees_with_reference_library(merge):
+    gala = pytest.importorskip("geometric_algebra_attention.pytorch")
+    r, v = inputs(4, 5)
+    labels = torch.randn(2, 3, D, dtype=torch.float64)
+    mine = make(LabeledVectorAttention, 0, 2, "single", merge)
+    ref = gala.LabeledVectorAttention(D, mine.score_net, mine.value_net, mine.scale_net, merge_fun=merge,
+                                      join_fun=merge).double()
+    ref.vector_kernels.data.copy_(mine.vector_kernels.data)
+    if merge == "concat":
+        for theirs, ours in zip(ref.merge_kernels, mine.merge.kernels):
+            theirs.data.copy_(ours.data)
+        for theirs, ours in zip(ref.join_kernels, mine.join.kernels):
+            theirs.data.copy_(ours.data)
+    with torch.no_grad():
+        assert testing.max_error(mine(labels, r, v), ref((labels, (r, v)))) < 1e-9
