@@ -295,7 +295,8 @@ def _read_header(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         raise CheckpointError(f"{path}: not a safetensors checkpoint, or its header is damaged ({err})") from err
     if max(ends, default=0) != size - 8 - length:
         raise CheckpointError(
-            f"{path}: checkpoint is truncated or damaged ({size - 8 - length} data bytes, header expects {max(ends, default=0)})"
+            f"{path}: checkpoint is truncated or damaged "
+            f"({size - 8 - length} data bytes, header expects {max(ends, default=0)})"
         )
     extra = header.pop("__metadata__", None) or {}
     text = extra.get(METADATA_KEY) if isinstance(extra, dict) else None

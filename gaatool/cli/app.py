@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
         code = result if isinstance(result, int) else 0
     except GaatoolError as err:
         _error(str(err).splitlines()[0] if str(err) else type(err).__name__)
-        code = 1
+        # an interrupted training run reports like Ctrl-C (130), after saving
+        code = 130 if type(err).__name__ == "TrainingInterrupted" else 1
     except typer.Exit as err:
         code = err.exit_code
     except typer.Abort:

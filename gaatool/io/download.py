@@ -110,6 +110,8 @@ def _check(path: Path, url: str, sha256: str | None, verify: Callable[[Path], No
         except (GaatoolError, ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile,
                 tarfile.TarError) as err:
             detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+            # Drop the temporary name (meaningless to users) and the inner advice (ours follows).
+            detail = detail.replace(f"{path}: ", "").split("; ")[0]
             raise DownloadError(f"{url}: the downloaded file failed verification ({detail}); {_WHAT_TO_DO}") from err
 
 

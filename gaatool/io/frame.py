@@ -96,7 +96,7 @@ def lattice_problem(lattice) -> str | None:
 
     >>> lattice_problem(np.eye(3)) is None
     True
-    >>> lattice_problem(np.diag([1.0, 1.0, 0.0]))
+    >>> lattice_problem([[1.0, 0, 0], [0, 1.0, 0], [1.0, 1.0, 0]])
     'box is degenerate (zero volume; 2D boxes are not supported)'
     """
     lattice = np.asarray(lattice, dtype=np.float64)

@@ -241,8 +241,15 @@ def _read_frame(lines: _Lines, name: str, frame_no: int) -> XYZFrame | None:
     lattice = pbc = None
     columns: list[tuple[str, type, int]] | None = None
     stripped = comment.strip()
+    pairs = None
     if "=" in stripped:
-        pairs = _parse_comment(stripped, f"{where} (line {lines.number})")
+        try:
+            pairs = _parse_comment(stripped, f"{where} (line {lines.number})")
+        except InputFileError:
+            # Free text that happens to contain "=" is a plain comment, unless it claims to be extended XYZ.
+            if "Properties=" in stripped or "Lattice=" in stripped:
+                raise
+    if pairs is not None:
         for key, (text, quoted) in pairs.items():
             if key == "Lattice":
                 values = text.split()

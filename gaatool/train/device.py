@@ -35,5 +35,7 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     if match.group(1) is not None:
         index, count = int(match.group(1)), torch.cuda.device_count()
         if index >= count:
-            raise ConfigError(f"--device {text} requested but only {count} CUDA device(s) are visible; use cuda:0 to cuda:{count - 1}")
+            raise ConfigError(
+                f"--device {text} requested but only {count} CUDA device(s) are visible; use cuda:0 to cuda:{count - 1}"
+            )
     return torch.device(text)

@@ -172,8 +172,8 @@ class ProgressReporter:
             shown = {k: v for k, v in row.items() if k != "epoch"}
             self._progress.update(self._task, completed=row["epoch"], description=format_row(shown) + mark)
         elif self.mode == "lines":
-            line = format_row({"epoch": f"{row['epoch']}/{self.total_epochs}", **{k: v for k, v in row.items() if k != "epoch"}})
-            self.console.print(line + mark, markup=False, highlight=False, soft_wrap=True)
+            shown = {"epoch": f"{row['epoch']}/{self.total_epochs}", **{k: v for k, v in row.items() if k != "epoch"}}
+            self.console.print(format_row(shown) + mark, markup=False, highlight=False, soft_wrap=True)
 
     def message(self, text: str) -> None:
         """A one-line note (e.g. why training stopped), unless quiet."""

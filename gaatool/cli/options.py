@@ -1,0 +1,60 @@
+"""Options shared by several commands, so they have the same names everywhere."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import ConfigError
+
+Device = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
+Seed = typer.Option(0, "--seed", help="Random seed.")
+Quiet = typer.Option(False, "--quiet", "-q", help="No progress output.")
+AsJson = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
+Model = typer.Option(None, "--model", "-m", help="Checkpoint (.safetensors); default: the pretrained model.")
+
+
+def parse_frames(text: Optional[str]) -> Optional[slice]:
+    """'start:stop:step' (Python slice syntax, any part optional) or a single index -> slice."""
+    if text is None:
+        return None
+    try:
+        if ":" not in text:
+            index = int(text)
+            return slice(index, index + 1 if index != -1 else None)
+        parts = [int(p) if p.strip() else None for p in text.split(":")]
+    except ValueError:
+        raise ConfigError(f"--frames {text!r}: use start:stop:step with integers, e.g. 0:100:10") from None
+    if len(parts) > 3:
+        raise ConfigError(f"--frames {text!r}: use start:stop:step")
+    if len(parts) == 3 and parts[2] == 0:
+        raise ConfigError("--frames: step cannot be zero")
+    return slice(*parts)
+
+
+def load_json_config(path: Optional[Path]) -> dict:
+    """Read a --config JSON file of overrides ({} when not given)."""
+    if path is None:
+        return {}
+    try:
+        values = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path}: not a readable JSON file ({err})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: a config file must hold a JSON object")
+    return values
+
+
+def dataclass_from_dict(cls, values: dict, what: str):
+    """Build a dataclass from --config values with a clear error for unknown keys."""
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"--config {what}: unknown keys {unknown}; known keys are {sorted(known)}")
+    return cls(**values)

@@ -1,0 +1,139 @@
+"""Read particle snapshots from any supported file, chosen by extension.
+
+======================  ===================================================
+extension               reader
+======================  ===================================================
+``.gsd``                :func:`gaatool.io.gsd.read_gsd` (HOOMD box)
+``.xyz``, ``.extxyz``   :func:`gaatool.io.xyz.read_xyz` (``Lattice=``/``pbc=``)
+======================  ===================================================
+
+XYZ frames without a lattice (or with ``pbc="F F F"``) are non-periodic
+unless ``box`` is given. XYZ types are the element symbols, sorted
+alphabetically, so the same species get the same type id in every frame.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import ConfigError, InputFileError
+from .frame import Frame, as_lattice
+
+__all__ = ["read_frames", "parse_frame_selection", "SUPPORTED_EXTENSIONS"]
+
+SUPPORTED_EXTENSIONS = (".gsd", ".xyz", ".extxyz")
+
+
+def parse_frame_selection(text: str | None) -> slice | None:
+    """Parse a ``--frames`` value: ``"5"``, ``"-1"``, ``"10:"``, ``"0:100:10"`` (0-based, Python slices).
+
+    >>> parse_frame_selection("0:100:10"), parse_frame_selection("-1"), parse_frame_selection("3")
+    (slice(0, 100, 10), slice(-1, None, None), slice(3, 4, None))
+    """
+    if text is None or str(text).strip() in ("", ":"):
+        return None
+    text = str(text).strip()
+    try:
+        if ":" not in text:
+            index = int(text)
+            return slice(index, index + 1 if index != -1 else None)
+        parts = text.split(":")
+        if len(parts) > 3:
+            raise ValueError(text)
+        values = [int(p) if p.strip() else None for p in parts] + [None] * (3 - len(parts))
+    except ValueError as err:
+        raise ConfigError(
+            f"frame selection {text!r} is not an index or start:stop:step slice (e.g. 0, -1, 10:, 0:100:10)"
+        ) from err
+    if values[2] == 0:
+        raise ConfigError(f"frame selection {text!r} has step 0")
+    return slice(*values)
+
+
+def _frame_from_xyz(xyz_frame, path: Path, index: int, box) -> Frame:
+    where = f"{path}: frame {index}"
+    lattice = None
+    if xyz_frame.lattice is not None:
+        pbc = np.ones(3, bool) if xyz_frame.pbc is None else np.asarray(xyz_frame.pbc, dtype=bool)
+        if pbc.all():
+            lattice = np.asarray(xyz_frame.lattice, dtype=np.float64)
+        elif pbc.any():
+            raise InputFileError(
+                f"{where} is periodic along some axes only (pbc={''.join('T' if p else 'F' for p in pbc)}); "
+                "gaatool supports fully periodic or non-periodic frames"
+            )
+    if lattice is not None and box is not None:
+        raise ConfigError(f"{where} has its own lattice; do not also give a box")
+    if lattice is None:
+        lattice = box
+    symbols = np.asarray(xyz_frame.symbols).astype(str)
+    type_names, types = np.unique(symbols, return_inverse=True)
+    return Frame(
+        positions=np.asarray(xyz_frame.positions, dtype=np.float64),
+        box=lattice,
+        types=types.reshape(-1),
+        type_names=[str(t) for t in type_names],
+        source=str(path),
+        index=index,
+    )
+
+
+def read_frames(path: str | os.PathLike, frames: slice | None = None, box=None) -> Iterator[Frame]:
+    """Frames of a ``.gsd``, ``.xyz`` or ``.extxyz`` file.
+
+    Parameters
+    ----------
+    path : path-like
+        Input file; the extension selects the reader.
+    frames : slice, optional
+        Which frames, 0-based Python slice (see :func:`parse_frame_selection`);
+        all by default.
+    box : array-like, optional
+        Periodic box for XYZ frames that have no lattice: 3 lengths, 6 HOOMD
+        parameters or (3, 3) lattice rows. Refused for files whose frames
+        carry their own box.
+
+    Returns
+    -------
+    iterator of Frame
+
+    Raises
+    ------
+    InputFileError
+        Unknown extension, missing/damaged file, empty selection, invalid frame.
+    ConfigError
+        ``box`` given for frames that have their own.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_EXTENSIONS:
+        raise InputFileError(
+            f"{path}: unknown file type {suffix or '(no extension)'!r}; gaatool reads "
+            f"{', '.join(SUPPORTED_EXTENSIONS)}"
+        )
+    lattice = as_lattice(box)
+    if suffix == ".gsd":
+        from .gsd import read_gsd
+
+        if lattice is not None:
+            raise ConfigError(f"{path}: GSD frames carry their own box; do not also give a box")
+        return read_gsd(path, frames)
+
+    from .xyz import read_xyz
+
+    xyz_frames = read_xyz(path)
+    chosen = range(len(xyz_frames)) if frames is None else range(len(xyz_frames))[frames]
+    if len(chosen) == 0:
+        raise InputFileError(f"{path}: frame selection selects none of its {len(xyz_frames)} frames")
+    if lattice is not None:
+        # Checked up front so the error comes from this call, not mid-iteration.
+        for i in chosen:
+            own = xyz_frames[i].lattice is not None and (
+                xyz_frames[i].pbc is None or bool(np.all(xyz_frames[i].pbc))
+            )
+            if own:
+                raise ConfigError(f"{path}: frame {i} has its own lattice; do not also give a box")
+    return (_frame_from_xyz(xyz_frames[i], path, i, lattice) for i in chosen)

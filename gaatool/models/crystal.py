@@ -1,0 +1,80 @@
+"""Crystal-structure classifiers: the GAA network of Listing 1 and the Steinhardt-MLP baseline."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .blocks import AttentionSettings, ResidualAttentionBlock, make_vector_attention
+from .registry import register
+
+__all__ = ["CrystalClassifier", "SteinhardtMLP"]
+
+
+@register
+class CrystalClassifier(nn.Module):
+    """Per-particle environment classifier (paper Listing 1).
+
+    r_ij (B, K, 3) bond vectors to the K nearest neighbours (lengths in units
+    of the nearest-neighbour distance), type_pairs (B, K, 2T) = [t_i - t_j, t_i + t_j],
+    mask (B, K) -> logits (B, C). Rotation-, translation- (bond vectors) and
+    neighbour-permutation-invariant.
+    """
+
+    name = "crystal-gaa"
+
+    @dataclass
+    class Config:
+        n_classes: int = 8
+        n_type_features: int = 4
+        n_dim: int = 32
+        n_blocks: int = 2
+        activation: str = "relu"
+        attention: dict = field(default_factory=lambda: {"dropout": 0.5})
+
+    def __init__(self, config: "CrystalClassifier.Config"):
+        super().__init__()
+        self.config = config
+        settings = AttentionSettings(**config.attention)
+        d = config.n_dim
+        self.embed = nn.Linear(config.n_type_features, d)
+        self.blocks = nn.ModuleList(ResidualAttentionBlock(d, settings, config.activation) for _ in range(config.n_blocks))
+        self.reduce = make_vector_attention(d, settings, reduce=True)
+        self.head = nn.Sequential(nn.Linear(d, 2 * d), nn.ReLU(), nn.Linear(2 * d, config.n_classes))
+
+    def forward(self, r_ij: torch.Tensor, type_pairs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        values = self.embed(type_pairs)
+        for block in self.blocks:
+            values = block(r_ij, values, mask)
+        return self.head(self.reduce(r_ij, values, mask))
+
+
+@register
+class SteinhardtMLP(nn.Module):
+    """Baseline of Appendix B: BatchNorm, two Dense(64)-ReLU-Dropout(0.5) blocks, class logits.
+
+    features (B, F) rotation-invariant spherical-harmonic descriptors -> logits (B, C).
+    """
+
+    name = "crystal-steinhardt"
+
+    @dataclass
+    class Config:
+        n_classes: int = 8
+        n_features: int = 1
+        hidden: int = 64
+        dropout: float = 0.5
+
+    def __init__(self, config: "SteinhardtMLP.Config"):
+        super().__init__()
+        self.config = config
+        h = config.hidden
+        self.net = nn.Sequential(
+            nn.BatchNorm1d(config.n_features),
+            nn.Linear(config.n_features, h), nn.ReLU(), nn.Dropout(config.dropout),
+            nn.Linear(h, h), nn.ReLU(), nn.Dropout(config.dropout),
+            nn.Linear(h, config.n_classes))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features)

@@ -1,0 +1,108 @@
+"""Training of crystal-structure classifiers (the GAA network or the Steinhardt-MLP baseline)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...data.store import load_dataset
+from ...errors import ConfigError, InputFileError
+from ...models.crystal import CrystalClassifier, SteinhardtMLP
+from ...train.array_task import ArrayTask
+from ...train.engine import FitResult, TrainConfig, fit
+
+__all__ = ["CrystalModelOptions", "CrystalTrainTask", "train_crystal", "split_tensors", "MODEL_KINDS"]
+
+MODEL_KINDS = ("gaa", "steinhardt")
+
+
+@dataclass
+class CrystalModelOptions:
+    """Architecture choices; defaults are the paper's Listing 1 (dim 32, 2 blocks, rank 2, mean merge/join)."""
+
+    model: str = "gaa"
+    n_dim: int = 32
+    n_blocks: int = 2
+    rank: int = 2
+    invariant_mode: str = "single"
+    dropout: float = 0.5
+    o3: bool = False
+
+    def __post_init__(self):
+        if self.model not in MODEL_KINDS:
+            raise ConfigError(f"unknown crystal model {self.model!r}; choose one of {list(MODEL_KINDS)}")
+
+
+def split_tensors(arrays: dict[str, np.ndarray], split: str, model: str, source: str = "dataset") -> dict[str, torch.Tensor]:
+    """The tensors of one split that a crystal model consumes (float32 inputs, int64 labels)."""
+    needed = ["labels", "noise"] + (["r_ij", "type_pairs"] if model == "gaa" else ["steinhardt"])
+    missing = [f"{split}/{name}" for name in needed if f"{split}/{name}" not in arrays]
+    if missing:
+        raise InputFileError(f"{source}: crystal dataset lacks {missing}; rebuild it with `gaatool data crystals`")
+    result = {name: torch.from_numpy(np.ascontiguousarray(arrays[f"{split}/{name}"])) for name in needed}
+    result["labels"] = result["labels"].long()
+    for name in ("r_ij", "type_pairs", "steinhardt", "noise"):
+        if name in result:
+            result[name] = result[name].float()
+    return result
+
+
+class CrystalTrainTask(ArrayTask):
+    """TrainTask for crystal identification: cross-entropy loss, accuracy metric."""
+
+    task_name = "crystal"
+
+    def __init__(self, dataset_path: str | Path, options: CrystalModelOptions, batch_size: int):
+        arrays, self.dataset_metadata = load_dataset(dataset_path, expected_task="crystal")
+        self.dataset_path, self.options = Path(dataset_path), options
+        train = split_tensors(arrays, "train", options.model, str(dataset_path))
+        val = split_tensors(arrays, "val", options.model, str(dataset_path))
+        super().__init__(train, val, batch_size, val_batch_size=1024)
+        self.class_names = list(self.dataset_metadata["class_names"])
+
+    def build_model(self) -> torch.nn.Module:
+        o = self.options
+        if o.model == "steinhardt":
+            n_features = self.train_arrays["steinhardt"].shape[-1]
+            return SteinhardtMLP(SteinhardtMLP.Config(n_classes=len(self.class_names), n_features=n_features))
+        attention = {"rank": o.rank, "invariant_mode": o.invariant_mode, "dropout": o.dropout, "o3": o.o3}
+        return CrystalClassifier(CrystalClassifier.Config(
+            n_classes=len(self.class_names), n_type_features=self.train_arrays["type_pairs"].shape[-1],
+            n_dim=o.n_dim, n_blocks=o.n_blocks, attention=attention))
+
+    def loss(self, model, batch, train: bool):
+        logits = predict_logits(model, batch)
+        loss = torch.nn.functional.cross_entropy(logits, batch["labels"])
+        accuracy = (logits.argmax(-1) == batch["labels"]).float().mean()
+        return loss, {"accuracy": float(accuracy)}
+
+    def metadata(self) -> dict[str, Any]:
+        meta = self.dataset_metadata
+        return {
+            "class_names": self.class_names,
+            "type_names": list(meta.get("type_names", [])),
+            "neighbors": int(meta.get("neighbors", 12)),
+            "length_unit": "nearest-neighbour distance",
+            "model_options": asdict(self.options),
+            "data": {"path": str(self.dataset_path), **{k: meta[k] for k in ("seed", "noise_levels", "provenance")
+                                                        if k in meta}},
+        }
+
+
+def predict_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Logits (B, C) for a batch of either model kind."""
+    if isinstance(model, SteinhardtMLP):
+        return model(batch["steinhardt"])
+    return model(batch["r_ij"], batch["type_pairs"], batch.get("mask"))
+
+
+def train_crystal(dataset: str | Path, out_dir: str | Path, options: CrystalModelOptions | None = None,
+                  config: TrainConfig | None = None, resume: bool = False, quiet: bool = False) -> FitResult:
+    """Train a crystal classifier on a dataset from ``gaatool data crystals``; see :func:`gaatool.train.fit`."""
+    options = options or CrystalModelOptions()
+    config = config or TrainConfig()
+    task = CrystalTrainTask(dataset, options, config.batch_size)
+    return fit(task, config, out_dir, resume=resume, quiet=quiet)

@@ -1,0 +1,490 @@
+"""The one training engine: ``fit(task, config, out_dir)`` for every task.
+
+A task (crystal, forces, backmap) supplies the model, batches, loss and
+metadata through the :class:`TrainTask` protocol; this module owns the rest:
+Adam, seeding, the plateau schedule, validation every epoch, checkpoints,
+metrics files, exact resume, Ctrl-C and divergence.
+
+Files in ``out_dir``
+--------------------
+``best.safetensors``
+    Weights of the epoch with the best validation loss, written when it improves.
+``last.safetensors``
+    Weights plus the full training state (Adam moments, schedule, RNG states,
+    history) at the end of the last completed epoch, rewritten every epoch.
+    ``fit(..., resume=True)`` continues from it exactly: on CPU, 2 epochs plus
+    2 resumed epochs give the same weights and metrics, bit for bit, as 4
+    epochs straight. (CUDA RNG state is not saved, so resuming a CUDA run that
+    draws random numbers on the GPU is close but not bitwise.)
+``metrics.csv`` / ``metrics.jsonl``
+    One row per epoch: ``epoch``, ``lr``, ``train_loss``, ``val_loss`` and
+    ``train_<name>`` / ``val_<name>`` for each metric the task returns.
+    Timings are left out so that the file is reproducible.
+
+Metric averaging
+----------------
+``task.loss`` returns the batch's mean loss and metrics that are means over
+the batch's items. The engine weights each batch by ``task.batch_size_of(batch)``
+(its number of items), so an epoch's value is the mean over all items.
+
+Ctrl-C
+------
+Both checkpoints are written atomically, and ``last`` is rewritten only at
+the end of an epoch, so after Ctrl-C ``last.safetensors`` holds the last
+completed epoch and no partial file exists. :func:`fit` then raises
+:class:`TrainingInterrupted` (a :class:`GaatoolError` whose message says which
+epoch was saved and how to resume); the CLI reports it and exits with 130.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable, Protocol
+
+import numpy as np
+import torch
+from rich.console import Console
+
+from ..checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from ..errors import CheckpointError, ConfigError, GaatoolError
+from ..models import registry
+from .device import resolve_device
+from .log import METRICS_FORMATS, MetricsLog, ProgressReporter, metrics_path
+from .schedule import PlateauSchedule
+
+__all__ = [
+    "TrainTask",
+    "TrainConfig",
+    "FitResult",
+    "TrainingInterrupted",
+    "TrainingDiverged",
+    "fit",
+    "BEST_NAME",
+    "LAST_NAME",
+]
+
+BEST_NAME = "best.safetensors"
+LAST_NAME = "last.safetensors"
+STOP_REASONS = ("max_epochs", "plateau", "max_time")
+
+# Config fields that shape the training trajectory: a resumed run must use the
+# same values, or "resume" would silently mean "a different run".
+_TRAJECTORY_FIELDS = ("batch_size", "learning_rate", "lr_factor", "lr_patience", "stop_patience", "seed", "grad_clip")
+# Metadata keys written by the engine or by save_checkpoint; task metadata must not use them.
+_RESERVED_KEYS = {
+    "task", "train", "command", "epoch", "best_epoch", "best_val_loss", "history", "metrics", "training_state",
+    "model", "format_version", "gaatool_version", "parameter_count", "weights_sha256", "created",
+}
+
+
+class TrainTask(Protocol):
+    """What a task gives the engine.
+
+    Attributes and methods
+    ----------------------
+    task_name : str
+        ``"crystal"``, ``"forces"`` or ``"backmap"``; stored in checkpoints.
+    build_model() -> torch.nn.Module
+        A fresh registry model (see :mod:`gaatool.models.registry`).
+    train_batches(epoch, generator) -> iterable
+        This epoch's training batches (of ``TrainConfig.batch_size`` items),
+        shuffled with ``generator`` (a CPU ``torch.Generator``) only, so that
+        resume is exact.
+    val_batches() -> iterable
+        Validation batches, in a fixed order.
+    to_device(batch, device) -> batch
+        The batch with its tensors on ``device``.
+    batch_size_of(batch) -> int
+        Number of items in the batch: the weight of its loss and metrics.
+    loss(model, batch, train) -> (Tensor, dict[str, float])
+        Scalar mean loss over the batch and per-item mean metrics (not
+        named ``loss``). Validation runs under ``torch.no_grad()``; a loss that
+        needs gradients (forces = -dE/dr) wraps itself in ``torch.enable_grad()``.
+    metadata() -> dict
+        Task fields (type maps, units, data provenance, ...) stored in every
+        checkpoint, JSON-serialisable.
+    """
+
+    task_name: str
+
+    def build_model(self) -> torch.nn.Module: ...
+
+    def train_batches(self, epoch: int, generator: torch.Generator) -> Iterable[Any]: ...
+
+    def val_batches(self) -> Iterable[Any]: ...
+
+    def to_device(self, batch: Any, device: torch.device) -> Any: ...
+
+    def batch_size_of(self, batch: Any) -> int: ...
+
+    def loss(self, model: torch.nn.Module, batch: Any, train: bool) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+    def metadata(self) -> dict[str, Any]: ...
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Training settings shared by all tasks; saved in every checkpoint as ``train``.
+
+    The defaults are the paper's: Adam at 1e-3, x0.75 after 20 epochs without
+    validation improvement, stop after 50, at most 800 epochs.
+
+    Attributes
+    ----------
+    epochs : int
+        Maximum number of epochs (counting epochs of resumed runs).
+    batch_size : int
+        Items per training batch; read by the task when it builds batches.
+    learning_rate, lr_factor, lr_patience, stop_patience : float, float, int, int
+        See :class:`PlateauSchedule`.
+    seed : int
+        Seeds torch, numpy, python ``random`` and the shuffling generator.
+    device : str
+        ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    metrics_format : str
+        ``csv`` or ``jsonl``.
+    max_time_s : float or None
+        Stop cleanly after the first epoch that ends past this wall time (s).
+    grad_clip : float or None
+        Clip the gradient norm to this value.
+    """
+
+    epochs: int = 800
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    lr_factor: float = 0.75
+    lr_patience: int = 20
+    stop_patience: int = 50
+    seed: int = 0
+    device: str = "auto"
+    metrics_format: str = "csv"
+    max_time_s: float | None = None
+    grad_clip: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"epochs must be at least 1 (got {self.epochs})")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1 (got {self.batch_size})")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ConfigError(f"learning_rate must be a positive number (got {self.learning_rate})")
+        if self.metrics_format not in METRICS_FORMATS:
+            raise ConfigError(f"metrics_format must be one of {list(METRICS_FORMATS)} (got {self.metrics_format!r})")
+        if self.max_time_s is not None and not self.max_time_s >= 0:
+            raise ConfigError(f"max_time_s must be >= 0 (got {self.max_time_s})")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"grad_clip must be > 0 (got {self.grad_clip})")
+        # Validates lr_factor, lr_patience and stop_patience with the same messages.
+        PlateauSchedule(self.lr_factor, self.lr_patience, self.stop_patience)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """Build from a dict (e.g. a ``--config`` file), rejecting unknown keys."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown training config keys {unknown}; known keys are {sorted(known)}")
+        return cls(**values)
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What :func:`fit` did.
+
+    ``stop_reason`` is ``"max_epochs"``, ``"plateau"`` or ``"max_time"``;
+    ``epochs_run`` counts this call's epochs, ``epoch`` all completed epochs;
+    ``history`` holds every epoch's metrics row, resumed ones included.
+    """
+
+    stop_reason: str
+    best_path: Path
+    last_path: Path
+    metrics_path: Path
+    best_val_loss: float
+    best_epoch: int
+    epochs_run: int
+    epoch: int
+    history: list[dict[str, Any]]
+    elapsed_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        result = dataclasses.asdict(self)
+        for key in ("best_path", "last_path", "metrics_path"):
+            result[key] = str(result[key])
+        return result
+
+
+class TrainingInterrupted(GaatoolError):
+    """Ctrl-C stopped training; ``last_path`` holds ``saved_epoch`` (0: nothing saved)."""
+
+    def __init__(self, message: str, last_path: Path, saved_epoch: int):
+        super().__init__(message)
+        self.last_path = last_path
+        self.saved_epoch = saved_epoch
+
+
+class TrainingDiverged(GaatoolError):
+    """The loss became NaN or infinite; no checkpoint was written for that epoch."""
+
+
+def fit(
+    task: TrainTask,
+    config: TrainConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    quiet: bool = False,
+    console: Console | None = None,
+) -> FitResult:
+    """Train ``task``'s model and write checkpoints and metrics to ``out_dir``.
+
+    Parameters
+    ----------
+    task : TrainTask
+    config : TrainConfig
+    out_dir : path-like
+        Created if needed. Without ``resume`` it must not hold a run already.
+    resume : bool
+        Continue from ``out_dir/last.safetensors``; ``config.epochs`` and
+        ``max_time_s`` may be raised, the fields that shape the trajectory
+        (seed, learning rate, schedule, batch size, clipping) must not change.
+    quiet : bool
+        No progress output.
+    console : rich.console.Console, optional
+        Where progress goes (default: stderr).
+
+    Raises
+    ------
+    TrainingInterrupted
+        On Ctrl-C, after making sure ``last.safetensors`` is whole.
+    TrainingDiverged
+        On a non-finite loss.
+    ConfigError, CheckpointError
+        On a bad config, an occupied ``out_dir`` or a checkpoint that cannot be resumed.
+    """
+    out_dir = Path(out_dir)
+    best_path, last_path = out_dir / BEST_NAME, out_dir / LAST_NAME
+    log_path = metrics_path(out_dir, config.metrics_format)
+    device = resolve_device(config.device)
+    if not resume and (best_path.exists() or last_path.exists()):
+        raise ConfigError(
+            f"{out_dir} already holds a training run; pass --resume to continue it or choose another output folder"
+        )
+    task_fields = dict(task.metadata())
+    clash = sorted(set(task_fields) & _RESERVED_KEYS)
+    if clash:
+        raise GaatoolError(f"task {task.task_name!r} metadata uses reserved keys {clash}")
+
+    _seed_everything(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    model = task.build_model().to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    schedule = PlateauSchedule(config.lr_factor, config.lr_patience, config.stop_patience)
+    epoch, best_epoch, history = 0, 0, []
+    if resume:
+        epoch, best_epoch, history = _restore(last_path, task, config, model, optimizer, schedule, generator)
+
+    base_metadata = {"task": task.task_name, **task_fields, "train": config.to_dict(), "command": shlex.join(sys.argv)}
+    start, epochs_run = time.monotonic(), 0
+    stop_reason = _stop_reason(epoch, config, schedule, elapsed_s=None)
+    with MetricsLog(log_path, history) as log, ProgressReporter(config.epochs, epoch, quiet, console) as progress:
+        try:
+            while stop_reason is None:
+                epoch += 1
+                lr = config.learning_rate * schedule.lr_scale
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                model.train()
+                batches = task.train_batches(epoch, generator)
+                train = _run_batches(task, model, batches, device, epoch, optimizer, config.grad_clip)
+                model.eval()
+                with torch.no_grad():
+                    val = _run_batches(task, model, task.val_batches(), device, epoch)
+                improved = schedule.step(val["loss"])
+                if improved:
+                    best_epoch = epoch
+                row = {"epoch": epoch, "lr": lr}
+                row.update({f"train_{key}": value for key, value in train.items()})
+                row.update({f"val_{key}": value for key, value in val.items()})
+                history.append(row)
+                metadata = {
+                    **base_metadata,
+                    "epoch": epoch,
+                    "best_epoch": best_epoch,
+                    "best_val_loss": schedule.best,
+                    "metrics": row,
+                    "history": history,
+                }
+                if improved:
+                    save_checkpoint(best_path, model, metadata)
+                state, tensors = _training_state(optimizer, schedule, generator)
+                save_checkpoint(last_path, model, {**metadata, "training_state": state}, extra_tensors=tensors)
+                log.append(row)
+                progress.epoch_done(row, improved)
+                epochs_run += 1
+                stop_reason = _stop_reason(epoch, config, schedule, time.monotonic() - start)
+        except KeyboardInterrupt:
+            saved = _saved_epoch(last_path)
+            where = "no epoch finished, nothing saved"
+            if saved:
+                where = f"{last_path} holds epoch {saved}; continue with --resume"
+            raise TrainingInterrupted(f"training interrupted during epoch {epoch}; {where}", last_path, saved) from None
+        except TrainingDiverged as err:
+            saved = _saved_epoch(last_path)
+            kept = f"; {last_path} holds epoch {saved}" if saved else ""
+            raise TrainingDiverged(f"{err}{kept}") from None
+    progress.message(
+        f"stopped after epoch {epoch} ({stop_reason}); "
+        f"best val_loss {schedule.best:.4g} at epoch {best_epoch} in {best_path}"
+    )
+    return FitResult(
+        stop_reason=stop_reason,
+        best_path=best_path,
+        last_path=last_path,
+        metrics_path=log_path,
+        best_val_loss=schedule.best,
+        best_epoch=best_epoch,
+        epochs_run=epochs_run,
+        epoch=epoch,
+        history=history,
+        elapsed_s=time.monotonic() - start,
+    )
+
+
+# ---------------------------------------------------------------------------
+# one epoch
+
+
+def _run_batches(task, model, batches, device, epoch, optimizer=None, grad_clip=None) -> dict[str, float]:
+    """Item-weighted mean loss and metrics over ``batches``; trains if ``optimizer`` is given."""
+    sums: dict[str, float] = {}
+    count = 0
+    for batch in batches:
+        batch = task.to_device(batch, device)
+        items = int(task.batch_size_of(batch))
+        loss, metrics = task.loss(model, batch, train=optimizer is not None)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            phase = "training" if optimizer is not None else "validation"
+            raise TrainingDiverged(f"training diverged at epoch {epoch} ({phase} loss = {value}); lower --lr")
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+        # "loss" last so that the engine's value wins over a task metric of that name.
+        for key, metric in {**metrics, "loss": value}.items():
+            sums[key] = sums.get(key, 0.0) + float(metric) * items
+        count += items
+    if count == 0:
+        phase = "training" if optimizer is not None else "validation"
+        raise ConfigError(f"the {phase} set gave no batches in epoch {epoch}; check the dataset and its split")
+    # Report loss first, then the task's metrics, in a stable order.
+    return {"loss": sums.pop("loss") / count, **{key: total / count for key, total in sums.items()}}
+
+
+def _stop_reason(epoch: int, config: TrainConfig, schedule: PlateauSchedule, elapsed_s: float | None) -> str | None:
+    if schedule.should_stop:
+        return "plateau"
+    if epoch >= config.epochs:
+        return "max_epochs"
+    # Checked only after an epoch of this call, so a run always makes progress.
+    if elapsed_s is not None and config.max_time_s is not None and elapsed_s >= config.max_time_s:
+        return "max_time"
+    return None
+
+
+# ---------------------------------------------------------------------------
+# state: seeding, saving, restoring
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def _training_state(optimizer, schedule, generator) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(JSON part, tensor part) of everything ``last`` needs for an exact resume; no pickle."""
+    tensors = {"rng/torch": torch.get_rng_state(), "rng/shuffle": generator.get_state()}
+    _, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    tensors["rng/numpy"] = torch.from_numpy(keys.astype(np.int64))
+    py_version, py_internal, py_gauss = random.getstate()
+    tensors["rng/python"] = torch.tensor(py_internal, dtype=torch.int64)  # 625 values < 2**32
+    optim = optimizer.state_dict()
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, param_state in optim["state"].items():
+        for name, value in param_state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim/state/{index}/{name}"] = value
+            else:
+                scalars.setdefault(str(index), {})[name] = value
+    state = {
+        "optimizer": {"param_groups": optim["param_groups"], "scalars": scalars},
+        "schedule": schedule.state_dict(),
+        "rng": {
+            "numpy": {"pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
+            "python": {"version": py_version, "gauss_next": py_gauss},
+        },
+    }
+    return state, tensors
+
+
+def _restore(last_path, task, config, model, optimizer, schedule, generator) -> tuple[int, int, list[dict[str, Any]]]:
+    """Load ``last`` into the fresh objects; return (epoch, best_epoch, history)."""
+    if not last_path.exists():
+        raise ConfigError(f"{last_path.parent}: nothing to resume (no {LAST_NAME}); run without --resume")
+    checkpoint = load_checkpoint(last_path, task=task.task_name)
+    meta, extra = checkpoint.metadata, checkpoint.extra_tensors
+    if "training_state" not in meta:
+        raise CheckpointError(f"{last_path} has no training state; it cannot be resumed")
+    for field in _TRAJECTORY_FIELDS:
+        saved, new = meta["train"].get(field), getattr(config, field)
+        if saved != new:
+            raise ConfigError(
+                f"{last_path} was trained with {field}={saved!r}; "
+                f"resume with the same value (got {new!r}) or use a new output folder"
+            )
+    # Compare in JSON form: the stored spec has lists where the config may have tuples.
+    if meta["model"] != json.loads(json.dumps(registry.model_spec(model))):
+        raise ConfigError(
+            f"{last_path} holds a different model configuration than the task builds; resume with the same model options"
+        )
+    model.load_state_dict(checkpoint.state_dict, strict=True)
+
+    state = meta["training_state"]
+    optim_state: dict[int, dict[str, Any]] = {}
+    for key, value in extra.items():
+        if key.startswith("optim/state/"):
+            index, name = key[len("optim/state/"):].split("/", 1)
+            optim_state.setdefault(int(index), {})[name] = value
+    for index, values in state["optimizer"]["scalars"].items():
+        optim_state.setdefault(int(index), {}).update(values)
+    groups = [dict(group, betas=tuple(group["betas"])) for group in state["optimizer"]["param_groups"]]
+    optimizer.load_state_dict({"state": optim_state, "param_groups": groups})
+    schedule.load_state_dict(state["schedule"])
+
+    torch.set_rng_state(extra["rng/torch"])
+    generator.set_state(extra["rng/shuffle"])
+    numpy_rng, python_rng = state["rng"]["numpy"], state["rng"]["python"]
+    keys = extra["rng/numpy"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, numpy_rng["pos"], numpy_rng["has_gauss"], numpy_rng["cached_gaussian"]))
+    internal = tuple(int(value) for value in extra["rng/python"].tolist())
+    random.setstate((python_rng["version"], internal, python_rng["gauss_next"]))
+    return int(meta["epoch"]), int(meta["best_epoch"]), list(meta["history"])
+
+
+def _saved_epoch(last_path: Path) -> int:
+    try:
+        return int(read_metadata(last_path)["epoch"])
+    except (CheckpointError, KeyError):
+        return 0

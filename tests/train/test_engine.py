@@ -1,0 +1,341 @@
+"""The engine on a small rotation-invariant regression task.
+
+Target: the mean over pairs of exp(-r_ij^2 / 2) for random 3D point clouds.
+The model sees only pairwise distances, so it is rotation invariant; training
+augments with random rotations (numpy RNG), reflections (python RNG) and
+dropout (torch RNG) so that exact resume has to restore every generator.
+"""
+import dataclasses
+import io
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+from rich.console import Console
+
+from gaatool.checkpoint import load_checkpoint, load_model, read_metadata
+from gaatool.errors import CheckpointError, ConfigError
+from gaatool.models.registry import register
+from gaatool.train import (
+    BEST_NAME,
+    LAST_NAME,
+    TrainConfig,
+    TrainingDiverged,
+    TrainingInterrupted,
+    fit,
+)
+
+N_POINTS = 5
+PAIRS = torch.triu_indices(N_POINTS, N_POINTS, offset=1)
+
+
+@register
+class PairDistanceNet(torch.nn.Module):
+    """Mean over pairs of an MLP of the distance r_ij: (B, N, 3) -> (B,)."""
+
+    name = "test_engine_pair_net"
+
+    @dataclasses.dataclass
+    class Config:
+        hidden: tuple[int, ...] = (16,)  # a tuple: stored as a JSON list, must still resume
+        dropout: float = 0.1
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        layers, width = [], 1
+        for hidden in config.hidden:
+            layers += [torch.nn.Linear(width, hidden), torch.nn.Tanh(), torch.nn.Dropout(config.dropout)]
+            width = hidden
+        self.net = torch.nn.Sequential(*layers, torch.nn.Linear(width, 1))
+
+    def forward(self, positions):
+        r_ij = (positions[:, PAIRS[1]] - positions[:, PAIRS[0]]).norm(dim=-1)  # (B, P)
+        return self.net(r_ij.unsqueeze(-1)).squeeze(-1).mean(dim=-1)
+
+
+def _clouds(count, seed):
+    generator = torch.Generator().manual_seed(seed)
+    positions = torch.randn(count, N_POINTS, 3, generator=generator)
+    r_ij = (positions[:, PAIRS[1]] - positions[:, PAIRS[0]]).norm(dim=-1)
+    return positions, torch.exp(-0.5 * r_ij**2).mean(dim=-1)
+
+
+TRAIN = _clouds(128, seed=1)
+VAL = _clouds(64, seed=2)
+
+
+class PairTask:
+    """Implements the TrainTask protocol; the hooks simulate Ctrl-C, divergence and plateaus."""
+
+    task_name = "pairs"
+
+    def __init__(self, batch_size=16, interrupt_at=None, nan_at_epoch=None, constant_val=False, hidden=(16,)):
+        self.batch_size = batch_size
+        self.interrupt_at = interrupt_at  # (epoch, batch index)
+        self.nan_at_epoch = nan_at_epoch
+        self.constant_val = constant_val
+        self.hidden = hidden
+        self.epoch = 0
+
+    def build_model(self):
+        return PairDistanceNet(PairDistanceNet.Config(hidden=self.hidden))
+
+    def train_batches(self, epoch, generator):
+        self.epoch = epoch
+        positions, targets = TRAIN
+        order = torch.randperm(len(targets), generator=generator)
+        for index, start in enumerate(range(0, len(order), self.batch_size)):
+            if self.interrupt_at == (epoch, index):
+                raise KeyboardInterrupt
+            take = order[start : start + self.batch_size]
+            rotation, _ = np.linalg.qr(np.random.normal(size=(3, 3)))
+            sign = -1.0 if random.random() < 0.5 else 1.0
+            rotated = sign * positions[take] @ torch.as_tensor(rotation, dtype=torch.float32)
+            yield rotated, targets[take]
+
+    def val_batches(self):
+        positions, targets = VAL
+        # Unequal batches on purpose: metrics must be weighted by items.
+        for start, stop in ((0, 10), (10, 64)):
+            yield positions[start:stop], targets[start:stop]
+
+    def to_device(self, batch, device):
+        return tuple(tensor.to(device) for tensor in batch)
+
+    def batch_size_of(self, batch):
+        return len(batch[1])
+
+    def loss(self, model, batch, train):
+        positions, targets = batch
+        predicted = model(positions)
+        loss = ((predicted - targets) ** 2).mean()
+        if self.nan_at_epoch == self.epoch and train:
+            loss = loss * float("nan")
+        if self.constant_val and not train:
+            loss = torch.tensor(1.0)
+        return loss, {"mae": float((predicted - targets).detach().abs().mean())}
+
+    def metadata(self):
+        return {"units": {"target": "dimensionless"}, "data": {"n_train": len(TRAIN[1]), "seed": 1}}
+
+
+def _config(**overrides):
+    values = dict(epochs=4, batch_size=16, learning_rate=1e-2, seed=3, device="cpu")
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def _val_mse(model):
+    model.eval()
+    with torch.no_grad():
+        return float(((model(VAL[0]) - VAL[1]) ** 2).mean())
+
+
+def _state(path):
+    checkpoint = load_checkpoint(path)
+    return {**checkpoint.state_dict, **{"extra/" + k: v for k, v in checkpoint.extra_tensors.items()}}
+
+
+def _assert_same_tensors(a, b):
+    assert set(a) == set(b)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    """4 epochs in one go: the reference for the resume tests."""
+    out = tmp_path_factory.mktemp("straight")
+    return fit(PairTask(), _config(), out, quiet=True)
+
+
+def test_fit_learns_and_writes_best_last_and_metrics(tmp_path):
+    result = fit(PairTask(), _config(epochs=8), tmp_path, quiet=True)
+    assert result.stop_reason == "max_epochs" and result.epochs_run == 8 and result.epoch == 8
+    torch.manual_seed(3)
+    untrained = _val_mse(PairTask().build_model())
+    baseline = float(VAL[1].var(unbiased=False))  # predicting the mean target
+    assert result.best_val_loss < 0.1 * untrained
+    assert result.best_val_loss < 0.3 * baseline  # R^2 > 0.7
+    assert result.best_val_loss < 0.2 * result.history[0]["val_loss"]
+    losses = [row["val_loss"] for row in result.history]
+    assert result.best_val_loss == min(losses) and result.best_epoch == losses.index(min(losses)) + 1
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == [BEST_NAME, LAST_NAME, "metrics.csv"]
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert lines[0] == "epoch,lr,train_loss,train_mae,val_loss,val_mae"
+    assert len(lines) == 1 + 8
+    assert [float(line.split(",")[4]) for line in lines[1:]] == losses
+
+    # best holds the weights of the best epoch, last those of the final epoch
+    best_model, best_meta = load_model(result.best_path, task="pairs")
+    assert _val_mse(best_model) == pytest.approx(result.best_val_loss, rel=1e-5)
+    last_model, last_meta = load_model(result.last_path, task="pairs")
+    assert _val_mse(last_model) == pytest.approx(losses[-1], rel=1e-5)
+    assert best_meta["epoch"] == result.best_epoch and last_meta["epoch"] == 8
+    assert best_meta["metrics"]["val_loss"] == result.best_val_loss
+    assert last_meta["train"] == _config(epochs=8).to_dict()
+    assert last_meta["units"] == {"target": "dimensionless"} and last_meta["data"]["n_train"] == 128
+    assert isinstance(last_meta["command"], str) and len(last_meta["history"]) == 8
+    assert "training_state" in last_meta and "training_state" not in best_meta
+    assert not any(k.startswith("optim/") for k in load_checkpoint(result.best_path).extra_tensors)
+
+
+def test_metrics_are_weighted_by_items(tmp_path):
+    result = fit(PairTask(), _config(epochs=1), tmp_path, quiet=True)
+    model, _ = load_model(result.last_path)
+    with torch.no_grad():
+        errors = (model(VAL[0]) - VAL[1]).abs()
+    row = result.history[0]
+    assert row["val_mae"] == pytest.approx(float(errors.mean()), rel=1e-6)
+    assert row["val_loss"] == pytest.approx(float((errors**2).mean()), rel=1e-6)
+    unweighted = (float(errors[:10].mean()) + float(errors[10:].mean())) / 2
+    assert abs(row["val_mae"] - unweighted) > 1e-4  # the check above can tell them apart
+
+
+def test_resume_is_exact(tmp_path, straight_run):
+    first = fit(PairTask(), _config(epochs=2), tmp_path, quiet=True)
+    assert first.epoch == 2
+    resumed = fit(PairTask(), _config(epochs=4), tmp_path, resume=True, quiet=True)
+    assert resumed.epochs_run == 2 and resumed.epoch == 4 and resumed.stop_reason == "max_epochs"
+    assert resumed.history == straight_run.history
+    assert (tmp_path / "metrics.csv").read_text() == straight_run.metrics_path.read_text()
+    _assert_same_tensors(_state(resumed.last_path), _state(straight_run.last_path))
+    _assert_same_tensors(_state(resumed.best_path), _state(straight_run.best_path))
+
+
+def test_ctrl_c_mid_epoch_keeps_last_epoch_and_resumes_exactly(tmp_path, straight_run):
+    with pytest.raises(TrainingInterrupted) as excinfo:
+        fit(PairTask(interrupt_at=(3, 2)), _config(), tmp_path, quiet=True)
+    message = str(excinfo.value)
+    last = tmp_path / LAST_NAME
+    assert message == f"training interrupted during epoch 3; {last} holds epoch 2; continue with --resume"
+    assert excinfo.value.saved_epoch == 2
+    # no partial or temporary files
+    assert sorted(p.name for p in tmp_path.iterdir()) == [BEST_NAME, LAST_NAME, "metrics.csv"]
+    assert read_metadata(tmp_path / LAST_NAME)["epoch"] == 2
+    assert len((tmp_path / "metrics.csv").read_text().splitlines()) == 1 + 2
+    resumed = fit(PairTask(), _config(), tmp_path, resume=True, quiet=True)
+    assert resumed.history == straight_run.history
+    _assert_same_tensors(_state(resumed.last_path), _state(straight_run.last_path))
+
+
+def test_ctrl_c_in_first_epoch_saves_nothing(tmp_path):
+    with pytest.raises(TrainingInterrupted, match="no epoch finished, nothing saved") as excinfo:
+        fit(PairTask(interrupt_at=(1, 1)), _config(), tmp_path, quiet=True)
+    assert excinfo.value.saved_epoch == 0
+    assert not (tmp_path / LAST_NAME).exists() and not (tmp_path / BEST_NAME).exists()
+    assert fit(PairTask(), _config(epochs=1), tmp_path, quiet=True).epoch == 1  # folder not blocked
+
+
+def test_divergence_is_reported_and_last_stays_valid(tmp_path):
+    with pytest.raises(TrainingDiverged) as excinfo:
+        fit(PairTask(nan_at_epoch=3), _config(), tmp_path, quiet=True)
+    message = str(excinfo.value)
+    assert message.startswith("training diverged at epoch 3 (training loss = nan); lower --lr")
+    assert message.endswith(f"{tmp_path / LAST_NAME} holds epoch 2")
+    checkpoint = load_checkpoint(tmp_path / LAST_NAME)
+    assert checkpoint.metadata["epoch"] == 2
+    assert all(torch.isfinite(value).all() for value in checkpoint.state_dict.values())
+
+
+def test_plateau_reduces_lr_then_stops(tmp_path):
+    config = _config(epochs=100, lr_patience=2, stop_patience=3)
+    result = fit(PairTask(constant_val=True), config, tmp_path, quiet=True)
+    assert result.stop_reason == "plateau" and result.epoch == 4
+    assert [row["lr"] for row in result.history] == [1e-2, 1e-2, 1e-2, 1e-2 * 0.75]
+    assert result.best_epoch == 1
+    # resuming a run that already met its stop criterion does nothing
+    again = fit(PairTask(constant_val=True), config, tmp_path, resume=True, quiet=True)
+    assert again.stop_reason == "plateau" and again.epochs_run == 0 and again.epoch == 4
+
+
+def test_max_time_stops_after_an_epoch_and_can_be_resumed(tmp_path):
+    result = fit(PairTask(), _config(epochs=3, max_time_s=0.0), tmp_path, quiet=True)
+    assert result.stop_reason == "max_time" and result.epochs_run == 1
+    resumed = fit(PairTask(), _config(epochs=3), tmp_path, resume=True, quiet=True)
+    assert resumed.stop_reason == "max_epochs" and resumed.epochs_run == 2 and resumed.epoch == 3
+
+
+def test_output_folder_and_resume_checks(tmp_path):
+    fit(PairTask(), _config(epochs=1), tmp_path, quiet=True)
+    with pytest.raises(ConfigError, match="already holds a training run; pass --resume"):
+        fit(PairTask(), _config(epochs=1), tmp_path, quiet=True)
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        fit(PairTask(), _config(epochs=1), tmp_path / "empty", resume=True, quiet=True)
+    with pytest.raises(ConfigError, match="was trained with seed=3; resume with the same value"):
+        fit(PairTask(), _config(epochs=2, seed=4), tmp_path, resume=True, quiet=True)
+    with pytest.raises(ConfigError, match="different model configuration"):
+        fit(PairTask(hidden=(8,)), _config(epochs=2), tmp_path, resume=True, quiet=True)
+    other = PairTask()
+    other.task_name = "forces"
+    with pytest.raises(CheckpointError, match="is a 'pairs' checkpoint; this command needs a 'forces' checkpoint"):
+        fit(other, _config(epochs=2), tmp_path, resume=True, quiet=True)
+
+
+def test_grad_clip_limits_updates(tmp_path):
+    def change(**overrides):
+        out = tmp_path / str(overrides)
+        result = fit(PairTask(), _config(epochs=1, **overrides), out, quiet=True)
+        torch.manual_seed(3)
+        initial = PairTask().build_model().state_dict()
+        trained = load_checkpoint(result.last_path).state_dict
+        return max(float((trained[k] - initial[k]).abs().max()) for k in initial)
+
+    # Adam normalises gradients, so only a clip far below eps (1e-8) shows up.
+    assert change(grad_clip=1e-12) < 0.01 * change()
+
+
+def test_jsonl_metrics(tmp_path):
+    result = fit(PairTask(), _config(epochs=2, metrics_format="jsonl"), tmp_path, quiet=True)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rows == result.history and [row["epoch"] for row in rows] == [1, 2]
+
+
+def test_progress_lines_and_quiet(tmp_path, capsys):
+    console = Console(file=io.StringIO(), force_terminal=False, width=200)
+    fit(PairTask(), _config(epochs=2), tmp_path / "loud", console=console)
+    lines = console.file.getvalue().splitlines()
+    assert [line.split("  ")[0] for line in lines[:2]] == ["epoch 1/2", "epoch 2/2"]
+    assert lines[2].startswith("stopped after epoch 2 (max_epochs)") and len(lines) == 3
+    fit(PairTask(), _config(epochs=2), tmp_path / "quiet", quiet=True)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_fit_result_to_dict(straight_run):
+    data = straight_run.to_dict()
+    json.dumps(data)
+    assert data["stop_reason"] == "max_epochs" and data["best_path"].endswith(BEST_NAME)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+        ({"learning_rate": float("nan")}, "learning_rate"),
+        ({"lr_factor": 2.0}, "lr_factor"),
+        ({"lr_patience": 0}, "lr_patience"),
+        ({"metrics_format": "xml"}, "metrics_format"),
+        ({"max_time_s": -1.0}, "max_time_s"),
+        ({"grad_clip": 0.0}, "grad_clip"),
+    ],
+)
+def test_train_config_validation(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**overrides)
+
+
+def test_train_config_defaults_and_from_dict():
+    config = TrainConfig()
+    assert (config.epochs, config.learning_rate, config.lr_factor, config.lr_patience, config.stop_patience) == (
+        800, 1e-3, 0.75, 20, 50,
+    )
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ConfigError, match="unknown training config keys \\['lr'\\]"):
+        TrainConfig.from_dict({"lr": 0.1})
