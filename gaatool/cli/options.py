@@ -58,3 +58,29 @@ def dataclass_from_dict(cls, values: dict, what: str):
     if unknown:
         raise ConfigError(f"--config {what}: unknown keys {unknown}; known keys are {sorted(known)}")
     return cls(**values)
+
+
+
+def train_config(epochs, batch_size, lr, seed, device, max_time, config_file, metrics_format="csv"):
+    """TrainConfig from CLI options; --config JSON may hold more fields (lr_patience, grad_clip, ...)."""
+    from ..train import TrainConfig
+
+    values = load_json_config(config_file).get("train", {})
+    values.update({"epochs": epochs, "batch_size": batch_size, "learning_rate": lr, "seed": seed, "device": device,
+                   "max_time_s": max_time, "metrics_format": metrics_format})
+    return TrainConfig.from_dict(values)
+
+
+def report(result, as_json: bool) -> None:
+    if as_json:
+        _render().print_json(result.to_dict())
+        return
+    _render().stderr_console().print(
+        f"best checkpoint: {result.best_path} (val_loss {result.best_val_loss:.4g}, epoch {result.best_epoch}); "
+        f"stopped: {result.stop_reason}")
+
+
+def _render():
+    from . import render
+
+    return render

@@ -132,28 +132,28 @@ def _harmonics(r_ij: np.ndarray, lmax: int) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def _features_numpy(r_ij: np.ndarray, same_type: np.ndarray, ks, ls) -> np.ndarray:
-    harmonics, col_l, col_m = _harmonics(r_ij, max(ls))
+    # Neighbour axis first, so that each step below touches one contiguous block.
+    harmonics, col_l, col_m = _harmonics(np.ascontiguousarray(r_ij.transpose(1, 0, 2)), max(ls))  # (K, N, C)
     # q_l^2 = 4 pi / (2l + 1) * sum_m |q_lm|^2, with m and -m contributing
     # equally, as one matrix product over the (l, m >= 0) columns.
     to_ql2 = np.zeros((len(col_l), len(ls)))
     for i, l in enumerate(ls):
         to_ql2[col_l == l, i] = np.where(col_m[col_l == l] == 0, 1.0, 2.0) * 4.0 * np.pi / (2 * l + 1)
-    # Real and imaginary parts side by side, neighbour axis first: (K, N, 2C).
-    parts = np.ascontiguousarray(np.concatenate([harmonics.real, harmonics.imag], axis=-1).transpose(1, 0, 2))
-    n_columns = harmonics.shape[-1]
-    columns = []
+    n = r_ij.shape[0]
+    blocks: dict[tuple[bool, int], np.ndarray] = {}
     for wanted in (True, False):
         mask = (same_type == wanted).T.astype(np.float64)  # (K, N)
-        # Running sums over the distance-sorted neighbours: entry k-1 sums
-        # the k nearest (cumsum over the leading axis adds whole blocks).
-        sums = np.cumsum(parts * mask[..., None], axis=0)
-        counts = np.cumsum(mask, axis=0)
-        for k in ks:
-            n_b = counts[k - 1]
-            qlm = sums[k - 1] / np.where(n_b > 0, n_b, 1.0)[:, None]
-            power = qlm[:, :n_columns] ** 2 + qlm[:, n_columns:] ** 2
-            columns.append(np.sqrt(np.maximum(power @ to_ql2, 0.0)) * (n_b > 0)[:, None])
-    return np.concatenate(columns, axis=1)
+        # Running sums over the distance-sorted neighbours, read off at each k.
+        running = np.zeros((n, harmonics.shape[-1]), dtype=np.complex128)
+        count = np.zeros(n)
+        for j in range(max(ks)):
+            running += harmonics[j] * mask[j][:, None]
+            count += mask[j]
+            if j + 1 in ks:
+                qlm = running / np.where(count > 0, count, 1.0)[:, None]
+                power = qlm.real**2 + qlm.imag**2
+                blocks[wanted, j + 1] = np.sqrt(np.maximum(power @ to_ql2, 0.0)) * (count > 0)[:, None]
+    return np.concatenate([blocks[wanted, k] for wanted in (True, False) for k in ks], axis=1)
 
 
 def _features_freud(r_ij: np.ndarray, same_type: np.ndarray, ks, ls) -> np.ndarray:

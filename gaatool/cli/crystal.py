@@ -1,4 +1,4 @@
-"""`gaatool train crystal|forces|backmap`."""
+"""Crystal-structure identification commands: data crystals, train/evaluate crystal, identify."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,26 +7,7 @@ from typing import Optional
 import typer
 
 from . import options, render
-from .groups import train_app
-
-
-def train_config(epochs, batch_size, lr, seed, device, max_time, config_file, metrics_format="csv"):
-    """TrainConfig from CLI options; --config JSON may hold more fields (lr_patience, grad_clip, ...)."""
-    from ..train import TrainConfig
-
-    values = options.load_json_config(config_file).get("train", {})
-    values.update({"epochs": epochs, "batch_size": batch_size, "learning_rate": lr, "seed": seed, "device": device,
-                   "max_time_s": max_time, "metrics_format": metrics_format})
-    return TrainConfig.from_dict(values)
-
-
-def report(result, as_json: bool) -> None:
-    if as_json:
-        render.print_json(result.to_dict())
-        return
-    render.stderr_console().print(
-        f"best checkpoint: {result.best_path} (val_loss {result.best_val_loss:.4g}, epoch {result.best_epoch}); "
-        f"stopped: {result.stop_reason}")
+from .groups import data_app, evaluate_app, train_app
 
 
 @train_app.command("crystal")
@@ -51,5 +32,5 @@ def crystal(
 
     model_values = options.load_json_config(config_file).get("model", {})
     model_values.update({"model": model, "n_dim": n_dim, "rank": rank, "o3": o3})
-    config = train_config(epochs, batch_size, lr, seed, device, max_time, config_file)
-    report(train_crystal(dataset, out, dataclass_from_dict(CrystalModelOptions, model_values, "model"), config, resume=resume, quiet=quiet), as_json)
+    config = options.train_config(epochs, batch_size, lr, seed, device, max_time, config_file)
+    options.report(train_crystal(dataset, out, dataclass_from_dict(CrystalModelOptions, model_values, "model"), config, resume=resume, quiet=quiet), as_json)
