@@ -224,6 +224,11 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def _reason(err: BaseException, where: str | os.PathLike) -> str:
+    """The core of a one-line error: without its ``where: `` prefix and its advice after ``; ``."""
+    return _first_line(err).removeprefix(f"{where}: ").split("; ")[0]
+
+
 def _as_text(value: np.ndarray) -> str:
     item = value.item() if isinstance(value, np.ndarray) else value
     return item.decode("ascii", "replace") if isinstance(item, bytes) else str(item)
@@ -264,6 +269,10 @@ def _build(name: str, z, R, E, F, where: str) -> MolecularData:
 
 def _read_npz(path: Path, name: str | None = None) -> MolecularData:
     """Read an sGDML (z, R, E, F) or rMD17 (nuclear_charges, coords, energies, forces) npz."""
+    # Checked first: np.load would try to unpickle anything that is not npz/npy, and say so.
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise InputFileError(f"{path}: not an npz file (no zip archive inside); the file is damaged "
+                             "or of another format")
     try:
         archive = np.load(path, allow_pickle=False)
     except FileNotFoundError as err:
@@ -418,8 +427,10 @@ def _fetch(urls: tuple[str, ...], dest: Path, sha256: str | None, verify, timeou
             return _dl.download(url, dest, sha256=sha256, verify=verify, timeout=timeout, progress=progress), url
         except DownloadError as err:
             errors.append(err)
-    raise errors[-1] if len(errors) == 1 else DownloadError(
-        f"{errors[0]} (the mirror failed too: {str(errors[-1]).split(': ', 1)[-1]})")
+    if len(errors) == 1:
+        raise errors[0]
+    reasons = "; ".join(f"{url}: {_reason(err, url)}" for url, err in zip(urls, errors))
+    raise DownloadError(f"{reasons}; retry, or download it yourself and pass --from FILE") from errors[-1]
 
 
 def _load_md17_cached(molecule: str, root: Path, download: bool, timeout: float, progress) -> MolecularData:
@@ -448,7 +459,8 @@ def _load_md17_cached(molecule: str, root: Path, download: bool, timeout: float,
             # A cached file that no longer verifies is removed and fetched again, once.
             dest.unlink(missing_ok=True)
             if attempt or not download:
-                raise DownloadError(f"{dest}: cached file was damaged and has been removed ({err}); "
+                raise DownloadError(f"{dest}: cached file was damaged and has been removed "
+                                    f"({_reason(err, dest)}); "
                                     "retry, or download it yourself and pass --from FILE") from err
     data.provenance.update(source="download", url=url, file=str(dest), sha256=_dl.sha256_file(dest))
     return data
@@ -499,7 +511,8 @@ def _load_rmd17(molecule: str, root: Path, archive: Path | None, download: bool,
                 raise
             # The archive passed its checksum prefix but not the content checks: drop it from the cache.
             archive.unlink(missing_ok=True)
-            raise DownloadError(f"{archive}: the rMD17 archive failed verification ({err}); it was removed; "
+            raise DownloadError(f"{archive}: the rMD17 archive failed verification ({_reason(err, archive)}); "
+                                "it was removed; "
                                 "retry, or download it yourself and pass --from FILE") from err
         provenance.update(archive=str(archive), archive_sha256=_dl.sha256_file(archive))
     else:
@@ -509,7 +522,7 @@ def _load_rmd17(molecule: str, root: Path, archive: Path | None, download: bool,
             for path in members.values():
                 path.unlink(missing_ok=True)
             raise DownloadError(f"{root / 'rmd17'}: cached rMD17 files were damaged and have been removed "
-                                f"({err}); run again to extract them anew, or pass --from FILE") from err
+                                f"({_first_line(err).split('; ')[0]}); run again to extract them anew, or pass --from FILE") from err
     npz = members[f"rmd17/npz_data/rmd17_{molecule}.npz"]
     data.provenance.update(source="file" if from_user else "download", file=str(npz),
                            sha256=_dl.sha256_file(npz), **provenance)
