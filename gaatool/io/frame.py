@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import InputFileError
 
-__all__ = ["Frame", "hoomd_box_to_lattice", "lattice_to_hoomd_box", "as_lattice", "lattice_problem"]
+__all__ = ["Frame", "hoomd_box_to_lattice", "lattice_to_hoomd_box", "as_lattice", "lattice_problem", "describe_selection"]
 
 # A lattice whose volume is below this fraction of the product of its vector
 # lengths is treated as degenerate (vectors nearly coplanar).
@@ -89,6 +89,18 @@ def as_lattice(box) -> np.ndarray | None:
         f"box has shape {arr.shape}; give 3 lengths, 6 HOOMD parameters [Lx, Ly, Lz, xy, xz, yz] "
         "or a 3x3 matrix of lattice vectors (rows)"
     )
+
+
+def describe_selection(frames: slice | None) -> str:
+    """A frame slice as the user would type it.
+
+    >>> describe_selection(slice(1, None)), describe_selection(slice(None, 10, 2)), describe_selection(None)
+    ('1:', ':10:2', 'all')
+    """
+    if frames is None:
+        return "all"
+    text = f"{'' if frames.start is None else frames.start}:{'' if frames.stop is None else frames.stop}"
+    return text if frames.step is None else f"{text}:{frames.step}"
 
 
 def lattice_problem(lattice) -> str | None:

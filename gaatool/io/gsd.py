@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import InputFileError
 from .atomic import atomic_path
-from .frame import Frame, hoomd_box_to_lattice
+from .frame import Frame, describe_selection, hoomd_box_to_lattice
 
 __all__ = ["read_gsd", "count_gsd_frames", "write_labeled_gsd", "LABEL_KEY", "CONFIDENCE_KEY", "CLASS_NAMES_KEY"]
 
@@ -56,7 +56,7 @@ def _selected(path: Path, n_frames: int, frames: slice | None) -> range:
     chosen = range(n_frames) if frames is None else range(n_frames)[frames]
     if len(chosen) == 0:
         raise InputFileError(
-            f"{path}: frame selection {frames.start}:{frames.stop}:{frames.step} selects none of its {n_frames} frames"
+            f"{path}: frame selection {describe_selection(frames)} selects none of its {n_frames} frames"
         )
     return chosen
 
@@ -153,7 +153,8 @@ def write_labeled_gsd(
     src_path : path-like
         Source trajectory.
     dst_path : path-like
-        Output file; may equal ``src_path`` (the source is fully read first).
+        Output file; may equal ``src_path`` (written to a temporary file that
+        replaces the target only after the source is closed).
     labels : sequence of numpy.ndarray (N_f,) int
         Class index of every particle for each written frame; -1 means no label.
     frames_idx : sequence of int

@@ -20,7 +20,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import ConfigError, InputFileError
-from .frame import Frame, as_lattice
+from .frame import Frame, as_lattice, describe_selection
 
 __all__ = ["read_frames", "parse_frame_selection", "SUPPORTED_EXTENSIONS"]
 
@@ -127,7 +127,9 @@ def read_frames(path: str | os.PathLike, frames: slice | None = None, box=None) 
     xyz_frames = read_xyz(path)
     chosen = range(len(xyz_frames)) if frames is None else range(len(xyz_frames))[frames]
     if len(chosen) == 0:
-        raise InputFileError(f"{path}: frame selection selects none of its {len(xyz_frames)} frames")
+        raise InputFileError(
+            f"{path}: frame selection {describe_selection(frames)} selects none of its {len(xyz_frames)} frames"
+        )
     if lattice is not None:
         # Checked up front so the error comes from this call, not mid-iteration.
         for i in chosen:

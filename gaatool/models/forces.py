@@ -57,8 +57,14 @@ class ForceField(nn.Module):
         shift = config.atom_energy_shift or [0.0] * n_types
         self.register_buffer("atom_energy_shift", torch.tensor(shift, dtype=torch.float64), persistent=False)
 
-    def atomic_energies(self, positions: torch.Tensor, types: torch.Tensor, mask: torch.Tensor | None = None):
-        """Per-atom energies (B, N) in energy_unit (zero on padded atoms)."""
+    def atomic_energies(self, positions: torch.Tensor, types: torch.Tensor, mask: torch.Tensor | None = None,
+                        include_shift: bool = True):
+        """Per-atom energies (B, N) in energy_unit (zero on padded atoms).
+
+        ``include_shift=False`` leaves out the constant per-type shift: molecular
+        energies are ~1e5 kcal/mol, so in float32 the shifted sum keeps only
+        ~0.01 kcal/mol; callers that need exact energies add the shift in float64.
+        """
         onehot = nn.functional.one_hot(types.long(), len(self.config.atomic_numbers)).to(positions.dtype)
         r_ij, type_pairs = pair_inputs(positions, onehot)
         neighbor_mask = None
@@ -68,24 +74,28 @@ class ForceField(nn.Module):
         for block in self.blocks:
             values = block(r_ij, values, neighbor_mask)
         atomic = self.head(self.reduce(r_ij, values, neighbor_mask)).squeeze(-1) * self.config.energy_scale
-        atomic = atomic + self.atom_energy_shift.to(atomic.dtype)[types.long()]
+        if include_shift:
+            atomic = atomic + self.atom_energy_shift.to(atomic.dtype)[types.long()]
         if mask is not None:
             atomic = atomic * mask.to(atomic.dtype)
         return atomic
 
-    def energy(self, positions, types, mask=None) -> torch.Tensor:
-        """Total energy (B,)."""
-        return self.atomic_energies(positions, types, mask).sum(-1)
+    def energy(self, positions, types, mask=None, include_shift: bool = True) -> torch.Tensor:
+        """Total energy (B,); see :meth:`atomic_energies` for ``include_shift``."""
+        return self.atomic_energies(positions, types, mask, include_shift).sum(-1)
 
     def forward(self, positions: torch.Tensor, types: torch.Tensor, mask: torch.Tensor | None = None,
-                compute_forces: bool = True, create_graph: bool | None = None):
-        """Returns (energy (B,), forces (B, N, 3) or None). Forces = -dE/dr by autograd."""
+                compute_forces: bool = True, create_graph: bool | None = None, include_shift: bool = True):
+        """Returns (energy (B,), forces (B, N, 3) or None). Forces = -dE/dr by autograd.
+
+        The per-type energy shift is constant, so it never changes the forces.
+        """
         if not compute_forces:
-            return self.energy(positions, types, mask), None
+            return self.energy(positions, types, mask, include_shift), None
         with torch.enable_grad():
             if not positions.requires_grad:
                 positions = positions.detach().requires_grad_(True)
-            energy = self.energy(positions, types, mask)
+            energy = self.energy(positions, types, mask, include_shift)
             if create_graph is None:
                 create_graph = self.training
             (gradient,) = torch.autograd.grad(energy.sum(), positions, create_graph=create_graph)

@@ -200,7 +200,7 @@ def lattice_from_parameters(a: float, b: float, c: float, alpha: float, beta: fl
     cx = cos_be
     cy = (cos_al - cos_be * cos_ga) / sin_ga
     cz2 = 1.0 - cx * cx - cy * cy
-    if cz2 <= 0:
+    if cz2 <= 1e-8:
         raise InputFileError(f"cell angles {alpha}, {beta}, {gamma} do not form a 3D cell")
     return np.array([
         [a, 0.0, 0.0],
@@ -449,10 +449,11 @@ def read_poscar(path: str | os.PathLike, name: str | None = None) -> UnitCell:
         scale_vec = np.full(3, factor)
     elif len(scale) == 1:
         scale_vec = np.full(3, scale[0])
-    elif len(scale) == 3:
+    elif len(scale) == 3 and min(scale) > 0:
+        # Per VASP, three factors scale the x, y, z Cartesian components.
         scale_vec = np.array(scale)
     else:
-        raise fail("scale line needs 1 or 3 numbers")
+        raise fail("scale line needs 1 number or 3 positive numbers")
     if mode == "d":
         fractional = coords
         lattice = lattice * scale_vec
@@ -476,7 +477,8 @@ def _read_gsd_cell(path: Path, name: str) -> UnitCell:
     frame = next(iter(read_gsd(path, slice(0, 1))))
     if frame.box is None:
         raise InputFileError(f"{path}: frame 0 has no box")
-    fractional = np.linalg.solve(frame.box.T, frame.positions.T).T
+    # HOOMD boxes are centred on the origin: fractional 0 is the corner at -L/2.
+    fractional = np.linalg.solve(frame.box.T, frame.positions.T).T + 0.5
     # Keep only the types that occur, in order of first appearance.
     labels = [frame.type_names[t] for t in frame.types]
     types, type_names = _types_from_labels(labels)
@@ -490,7 +492,8 @@ def load_unit_cell(path: str | os.PathLike, name: str | None = None) -> UnitCell
     ----------
     path : path-like
         ``*.cif``; ``POSCAR*``, ``CONTCAR*``, ``*.vasp`` or ``*.poscar``;
-        ``*.gsd`` (frame 0, whose box is the cell).
+        ``*.gsd`` (frame 0, whose box is the cell; HOOMD's origin-centred
+        box, so fractional 0 is the box corner at ``-(a1 + a2 + a3) / 2``).
     name : str, optional
         Class name; defaults to the file name without extension.
 

@@ -1,0 +1,507 @@
+"""Protein structures from PDB and mmCIF files (via gemmi), and back.
+
+Reading keeps, of the chosen model(s), the residues of the 20 standard amino
+acids and, by default, only their heavy atoms. Everything else is counted in
+:attr:`ProteinStructure.skipped` under a reason ("water HOH", "non-standard
+amino acid MSE", "hydrogen atoms", ...), so callers can report what was left
+out and why.
+
+Alternate locations are resolved by keeping one conformer, never by dropping
+atoms:
+
+* several residues at one sequence position (micro-heterogeneity, e.g. PRO/SER
+  at 3NIR A22): the residue with the highest mean occupancy is kept (ties: the
+  first in the file);
+* within a residue, the alternate-location letter with the highest mean
+  occupancy is chosen (ties: the letter seen first); each atom name then keeps
+  its atom without an alt-loc if there is one, else its atom with the chosen
+  letter, else its highest-occupancy (then first) variant. An atom that only
+  exists in another conformer is therefore still kept.
+
+Writing produces PDB or mmCIF (by extension, ``.gz`` compressed if asked)
+with the stored atom names, elements, chain ids, residue numbers and insertion
+codes, atomically, or to stdout for ``-``.
+
+Lengths are in Å throughout.
+"""
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import io
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+from ..errors import ConfigError, InputFileError
+from .atomic import atomic_write_bytes
+
+__all__ = [
+    "STANDARD_AMINO_ACIDS",
+    "ProteinStructure",
+    "read_structure",
+    "parse_structure",
+    "write_structure",
+    "structure_text",
+    "structure_format",
+    "STRUCTURE_FORMATS",
+]
+
+#: The 20 standard amino acids (three-letter codes, alphabetical).
+STANDARD_AMINO_ACIDS = (
+    "ALA", "ARG", "ASN", "ASP", "CYS", "GLN", "GLU", "GLY", "HIS", "ILE",
+    "LEU", "LYS", "MET", "PHE", "PRO", "SER", "THR", "TRP", "TYR", "VAL",
+)
+_STANDARD = frozenset(STANDARD_AMINO_ACIDS)
+
+#: Output formats and the extensions that select them.
+STRUCTURE_FORMATS = {"pdb": (".pdb", ".ent"), "cif": (".cif", ".mmcif")}
+
+_NO_ALTLOC = "\x00"
+
+
+@dataclasses.dataclass
+class ProteinStructure:
+    """Amino-acid residues and their atoms, for one or more models (frames).
+
+    Atoms of a residue are contiguous and residues are in file order.
+
+    Attributes
+    ----------
+    residue_names, chain_ids, insertion_codes : numpy.ndarray (R,) str
+        Three-letter residue names, chain ids (author names) and insertion
+        codes ("" for none).
+    residue_numbers : numpy.ndarray (R,) int64
+        Author residue numbers.
+    atom_names, elements : numpy.ndarray (N,) str
+    atom_residues : numpy.ndarray (N,) int64
+        Residue index of each atom (non-decreasing).
+    positions : numpy.ndarray (F, N, 3) float64
+        Coordinates in Å of every model (F >= 1).
+    entry_id : str
+        The entry id (``_entry.id`` or the file name's stem).
+    source : str
+        Where the structure was read from.
+    skipped : dict of str to int
+        What was left out, by reason, with counts (residues or atoms, as the
+        reason says).
+    """
+
+    residue_names: np.ndarray
+    residue_numbers: np.ndarray
+    insertion_codes: np.ndarray
+    chain_ids: np.ndarray
+    atom_names: np.ndarray
+    elements: np.ndarray
+    atom_residues: np.ndarray
+    positions: np.ndarray
+    entry_id: str = ""
+    source: str = ""
+    skipped: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.residue_names = np.asarray(self.residue_names, dtype=str)
+        self.residue_numbers = np.asarray(self.residue_numbers, dtype=np.int64)
+        self.insertion_codes = np.asarray(self.insertion_codes, dtype=str)
+        self.chain_ids = np.asarray(self.chain_ids, dtype=str)
+        self.atom_names = np.asarray(self.atom_names, dtype=str)
+        self.elements = np.asarray(self.elements, dtype=str)
+        self.atom_residues = np.asarray(self.atom_residues, dtype=np.int64)
+        positions = np.asarray(self.positions, dtype=np.float64)
+        if positions.ndim == 2:
+            positions = positions[None]
+        self.positions = positions
+        n_res, n_atoms = len(self.residue_names), len(self.atom_names)
+        for name in ("residue_numbers", "insertion_codes", "chain_ids"):
+            if len(getattr(self, name)) != n_res:
+                raise ValueError(f"{name} has {len(getattr(self, name))} entries for {n_res} residues")
+        for name in ("elements", "atom_residues"):
+            if len(getattr(self, name)) != n_atoms:
+                raise ValueError(f"{name} has {len(getattr(self, name))} entries for {n_atoms} atoms")
+        if positions.ndim != 3 or positions.shape[1:] != (n_atoms, 3):
+            raise ValueError(f"positions have shape {positions.shape}; expected (F, {n_atoms}, 3)")
+        if n_atoms and (np.any(np.diff(self.atom_residues) < 0) or self.atom_residues[-1] >= n_res
+                        or self.atom_residues[0] < 0):
+            raise ValueError("atom_residues must be non-decreasing residue indices")
+
+    @property
+    def n_residues(self) -> int:
+        return len(self.residue_names)
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.atom_names)
+
+    @property
+    def n_models(self) -> int:
+        return self.positions.shape[0]
+
+    def residue_starts(self) -> np.ndarray:
+        """Offsets (R + 1,) such that residue r owns atoms ``starts[r]:starts[r + 1]``.
+
+        >>> s = ProteinStructure(["GLY", "ALA"], [1, 2], ["", ""], ["A", "A"], ["N", "CA", "N"],
+        ...                      ["N", "C", "N"], [0, 0, 1], np.zeros((3, 3)))
+        >>> s.residue_starts().tolist()
+        [0, 2, 3]
+        """
+        counts = np.bincount(self.atom_residues, minlength=self.n_residues)
+        return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+    def chains(self) -> list[tuple[str, np.ndarray]]:
+        """Runs of consecutive residues with the same chain id: [(chain id, residue indices)]."""
+        result: list[tuple[str, np.ndarray]] = []
+        if self.n_residues == 0:
+            return result
+        change = np.flatnonzero(self.chain_ids[1:] != self.chain_ids[:-1]) + 1
+        for part in np.split(np.arange(self.n_residues), change):
+            result.append((str(self.chain_ids[part[0]]), part))
+        return result
+
+    def residue_label(self, index: int) -> str:
+        """A readable residue id such as ``A/LYS12`` or ``B/GLY5A``."""
+        return (f"{self.chain_ids[index]}/{self.residue_names[index]}{self.residue_numbers[index]}"
+                f"{self.insertion_codes[index]}")
+
+    def select_residues(self, keep) -> "ProteinStructure":
+        """A new structure with only the residues where ``keep`` (R,) bool is true."""
+        keep = np.asarray(keep, dtype=bool)
+        atom_keep = keep[self.atom_residues]
+        new_index = np.cumsum(keep) - 1
+        return dataclasses.replace(
+            self,
+            residue_names=self.residue_names[keep], residue_numbers=self.residue_numbers[keep],
+            insertion_codes=self.insertion_codes[keep], chain_ids=self.chain_ids[keep],
+            atom_names=self.atom_names[atom_keep], elements=self.elements[atom_keep],
+            atom_residues=new_index[self.atom_residues[atom_keep]], positions=self.positions[:, atom_keep],
+            skipped=dict(self.skipped))
+
+    def with_positions(self, positions) -> "ProteinStructure":
+        """The same atoms with other coordinates (F, N, 3) or (N, 3)."""
+        return dataclasses.replace(self, positions=np.asarray(positions, dtype=np.float64), skipped=dict(self.skipped))
+
+
+# ---------------------------------------------------------------------------
+# reading
+
+
+def structure_format(path: str | os.PathLike) -> str:
+    """``"pdb"`` or ``"cif"`` from a file name (a trailing ``.gz`` is ignored).
+
+    >>> structure_format("a.cif.gz"), structure_format("b.PDB")
+    ('cif', 'pdb')
+    """
+    name = Path(path).name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    for fmt, extensions in STRUCTURE_FORMATS.items():
+        if name.endswith(extensions):
+            return fmt
+    raise ConfigError(f"{path}: cannot tell the structure format from the extension; use .pdb, .ent, .cif or "
+                      ".mmcif (optionally .gz)")
+
+
+def _sniff_format(text: str) -> str:
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        return "cif" if stripped.startswith("data_") else "pdb"
+    return "pdb"
+
+
+def read_structure(path: str | os.PathLike, all_models: bool = False, heavy_only: bool = True,
+                   stdin: BinaryIO | None = None) -> ProteinStructure:
+    """Read the amino-acid residues of a PDB or mmCIF file (gzipped or not).
+
+    Parameters
+    ----------
+    path : path-like or ``"-"``
+        The file; ``"-"`` reads ``stdin`` (default ``sys.stdin.buffer``), whose
+        format is detected from its first line.
+    all_models : bool
+        Read every model (all must hold the same residues and atoms) instead of
+        the first only.
+    heavy_only : bool
+        Drop hydrogen and deuterium atoms.
+
+    Returns
+    -------
+    ProteinStructure
+        Positions (F, N, 3) in Å; F = 1 unless ``all_models``.
+
+    Raises
+    ------
+    InputFileError
+        Missing, unreadable or damaged file; no models; models that differ.
+    """
+    if str(path) == "-":
+        data = (stdin or sys.stdin.buffer).read()
+        if data[:2] == b"\x1f\x8b":
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError) as err:
+                raise InputFileError(f"stdin: damaged gzip data ({err})") from err
+        text = data.decode("utf-8", errors="replace")
+        return parse_structure(text, _sniff_format(text), source="stdin", all_models=all_models,
+                               heavy_only=heavy_only)
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputFileError(f"{path}: is a folder, not a structure file")
+    import gemmi
+
+    try:
+        fmt = structure_format(path)
+    except ConfigError:
+        fmt = None
+    try:
+        if fmt is None:
+            # Unknown extension: let gemmi look at the content.
+            st = gemmi.read_structure(str(path), format=gemmi.CoorFormat.Detect)
+        else:
+            st = gemmi.read_structure(str(path))
+    except (RuntimeError, ValueError, OSError, EOFError) as err:
+        raise InputFileError(f"{path}: cannot read as PDB or mmCIF ({_first_line(err)}); "
+                             "check that it is a complete text PDB/mmCIF file") from err
+    return _from_gemmi(st, str(path), _entry_id(st, path), all_models, heavy_only)
+
+
+def parse_structure(text: str, fmt: str, source: str = "<text>", all_models: bool = False,
+                    heavy_only: bool = True) -> ProteinStructure:
+    """Like :func:`read_structure`, from PDB (``fmt="pdb"``) or mmCIF (``"cif"``) text."""
+    import gemmi
+
+    try:
+        if fmt == "cif":
+            st = gemmi.make_structure_from_block(gemmi.cif.read_string(text).sole_block())
+        elif fmt == "pdb":
+            st = gemmi.read_pdb_string(text)
+        else:
+            raise ConfigError(f"unknown structure format {fmt!r}; use pdb or cif")
+    except (RuntimeError, ValueError) as err:
+        raise InputFileError(f"{source}: cannot read as {fmt.upper()} ({_first_line(err)})") from err
+    return _from_gemmi(st, source, _entry_id(st, None), all_models, heavy_only)
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _entry_id(st, path: Path | None) -> str:
+    info = dict(st.info)
+    entry = str(info.get("_entry.id", "")).strip()
+    if entry and entry.lower() != "model":
+        return entry.upper()
+    if path is not None:
+        return path.name.split(".")[0]
+    return str(st.name or "")
+
+
+def _skip_reason(name: str) -> str:
+    import gemmi
+
+    info = gemmi.find_tabulated_residue(name)
+    if info is not None:
+        if info.is_water():
+            return f"water {name}"
+        if info.is_amino_acid():
+            return f"non-standard amino acid {name}"
+        if info.is_nucleic_acid():
+            return f"nucleic acid {name}"
+    return f"ligand or ion {name}"
+
+
+def _occupancy(atoms) -> float:
+    return float(np.mean([a.occ for a in atoms])) if atoms else 0.0
+
+
+def _choose_conformer(atoms) -> list:
+    """Resolve alternate locations of one residue's atoms (see the module docstring)."""
+    letters: dict[str, list] = {}
+    for atom in atoms:
+        if atom.altloc != _NO_ALTLOC:
+            letters.setdefault(atom.altloc, []).append(atom)
+    if not letters:
+        return list(atoms)
+    # max() keeps the first of equal maxima, i.e. the letter seen first
+    chosen = max(letters, key=lambda letter: _occupancy(letters[letter]))
+    by_name: dict[str, list] = {}
+    for atom in atoms:
+        by_name.setdefault(atom.name, []).append(atom)
+    kept = []
+    for variants in by_name.values():
+        plain = [a for a in variants if a.altloc == _NO_ALTLOC]
+        if plain:
+            kept.append(plain[0])
+            continue
+        same = [a for a in variants if a.altloc == chosen]
+        kept.append(same[0] if same else max(variants, key=lambda a: a.occ))
+    return kept
+
+
+def _residue_groups(chain) -> Iterator[list]:
+    """Residues of a chain grouped by sequence id (micro-heterogeneity gives groups of several)."""
+    group: list = []
+    for residue in chain:
+        if group and residue.seqid == group[-1].seqid:
+            group.append(residue)
+            continue
+        if group:
+            yield group
+        group = [residue]
+    if group:
+        yield group
+
+
+def _read_model(model, heavy_only: bool, skipped: Counter) -> tuple[list, list]:
+    """[(chain, name, number, icode)], [(residue index, atom name, element, xyz)] of one model."""
+    residues, atoms = [], []
+    for chain in model:
+        for group in _residue_groups(chain):
+            def heavy(res):
+                return [a for a in res if not (heavy_only and a.element.name in ("H", "D"))]
+
+            if len(group) > 1:
+                residue = max(group, key=lambda res: _occupancy(heavy(res)))
+                skipped["alternative residue at the same position (micro-heterogeneity)"] += len(group) - 1
+            else:
+                residue = group[0]
+            name = residue.name.strip().upper()
+            if name not in _STANDARD:
+                skipped[_skip_reason(name)] += 1
+                continue
+            kept = heavy(residue)
+            n_h = len(residue) - len(kept)
+            if n_h:
+                skipped["hydrogen atoms"] += n_h
+            chosen = _choose_conformer(kept)
+            if len(chosen) < len(kept):
+                skipped["atoms of other alternate conformers"] += len(kept) - len(chosen)
+            if not chosen:
+                skipped["standard residue without heavy atoms"] += 1
+                continue
+            index = len(residues)
+            icode = residue.seqid.icode.strip()
+            residues.append((chain.name, name, int(residue.seqid.num), icode))
+            for atom in chosen:
+                atoms.append((index, atom.name.strip(), atom.element.name, (atom.pos.x, atom.pos.y, atom.pos.z)))
+    return residues, atoms
+
+
+def _from_gemmi(st, source: str, entry_id: str, all_models: bool, heavy_only: bool) -> ProteinStructure:
+    if len(st) == 0:
+        raise InputFileError(f"{source}: holds no models (no ATOM/HETATM records); is it a coordinate file?")
+    skipped: Counter = Counter()
+    models = range(len(st)) if all_models else range(1)
+    topology, frames = None, []
+    for m in models:
+        model_skipped: Counter = Counter()
+        residues, atoms = _read_model(st[m], heavy_only, model_skipped)
+        key = (residues, [(a[0], a[1]) for a in atoms])
+        if topology is None:
+            topology, first_atoms = key, atoms
+            skipped = model_skipped
+        elif key != topology:
+            raise InputFileError(f"{source}: model {m + 1} has other residues or atoms than model 1; "
+                                 "split the models into separate files")
+        frames.append(np.array([a[3] for a in atoms], dtype=np.float64).reshape(-1, 3))
+    if not all_models and len(st) > 1:
+        skipped["models after the first"] += len(st) - 1
+    residues, atoms = topology[0], first_atoms
+    return ProteinStructure(
+        residue_names=[r[1] for r in residues], residue_numbers=[r[2] for r in residues],
+        insertion_codes=[r[3] for r in residues], chain_ids=[r[0] for r in residues],
+        atom_names=[a[1] for a in atoms], elements=[a[2] for a in atoms],
+        atom_residues=np.array([a[0] for a in atoms], dtype=np.int64),
+        positions=np.stack(frames) if frames else np.zeros((1, 0, 3)),
+        entry_id=entry_id, source=source, skipped=dict(skipped))
+
+
+# ---------------------------------------------------------------------------
+# writing
+
+
+def _to_gemmi(structure: ProteinStructure):
+    import gemmi
+
+    st = gemmi.Structure()
+    st.name = structure.entry_id or "model"
+    starts = structure.residue_starts()
+    for f in range(structure.n_models):
+        model = gemmi.Model(f + 1)
+        positions = structure.positions[f]
+        for chain_id, residues in structure.chains():
+            chain = gemmi.Chain(chain_id)
+            for r in residues:
+                residue = gemmi.Residue()
+                residue.name = str(structure.residue_names[r])
+                residue.seqid = gemmi.SeqId(int(structure.residue_numbers[r]), structure.insertion_codes[r] or " ")
+                residue.het_flag = "A"
+                residue.entity_type = gemmi.EntityType.Polymer
+                for i in range(starts[r], starts[r + 1]):
+                    atom = gemmi.Atom()
+                    atom.name = str(structure.atom_names[i])
+                    atom.element = gemmi.Element(str(structure.elements[i]))
+                    atom.pos = gemmi.Position(*map(float, positions[i]))
+                    atom.occ = 1.0
+                    atom.b_iso = 0.0
+                    residue.add_atom(atom)
+                chain.add_residue(residue)
+            model.add_chain(chain)
+        st.add_model(model)
+    st.setup_entities()
+    return st
+
+
+def structure_text(structure: ProteinStructure, fmt: str = "pdb") -> str:
+    """The structure as PDB (``fmt="pdb"``, one MODEL per frame if several) or mmCIF (``"cif"``) text."""
+    if not np.all(np.isfinite(structure.positions)):
+        raise InputFileError(f"{structure.source or 'structure'}: coordinates are not finite; nothing written")
+    if fmt == "pdb":
+        limit = 9999.9985  # the PDB format's %8.3f columns
+        if np.abs(structure.positions).max(initial=0.0) > limit:
+            raise ConfigError("coordinates exceed the PDB format's range (|x| < 10000 Å); write mmCIF (.cif)")
+    st = _to_gemmi(structure)
+    if fmt == "pdb":
+        import gemmi
+
+        options = gemmi.PdbWriteOptions()
+        options.cryst1_record = False
+        return st.make_pdb_string(options)
+    if fmt == "cif":
+        import gemmi
+
+        groups = gemmi.MmcifOutputGroups(True)
+        groups.cell = False
+        groups.symmetry = False
+        return st.make_mmcif_document(groups).as_string()
+    raise ConfigError(f"unknown structure format {fmt!r}; use pdb or cif")
+
+
+def write_structure(structure: ProteinStructure, path: str | os.PathLike, fmt: str | None = None,
+                    stdout: io.TextIOBase | None = None) -> None:
+    """Write ``structure`` to ``path`` (atomically) or, for ``"-"``, to ``stdout``.
+
+    The format comes from ``fmt`` or else the extension (``.pdb``, ``.ent``,
+    ``.cif``, ``.mmcif``; ``.gz`` adds gzip compression); stdout defaults to PDB.
+    The whole text is built before anything is written, so a failure never
+    leaves a partial file.
+    """
+    if str(path) == "-":
+        text = structure_text(structure, fmt or "pdb")
+        out = stdout or sys.stdout
+        out.write(text)
+        out.flush()
+        return
+    path = Path(path)
+    fmt = fmt or structure_format(path)
+    data = structure_text(structure, fmt).encode("utf-8")
+    if path.name.lower().endswith(".gz"):
+        data = gzip.compress(data, mtime=0)
+    atomic_write_bytes(path, data)

@@ -1,0 +1,220 @@
+"""Coarse-grain backmapping (paper Listing 3) and its dot-product transformer baseline (Appendix B).
+
+Both models map the neighbourhood of one coarse-grained bead to the heavy
+atoms of its residue:
+
+* ``neighbor_positions`` (B, K, 3): ``r_j - r_i`` from the central bead i to
+  its K nearest beads j, in Å;
+* ``neighbor_types`` (B, K) and ``residue_types`` (B,): residue type indices
+  of the neighbours and of the central residue;
+* ``atom_labels`` (B, A): vocabulary indices of the atoms to produce
+  (:mod:`gaatool.tasks.backmap.residues`);
+* ``neighbor_mask`` (B, K), ``atom_mask`` (B, A): optional, True = real;
+
+and return atom positions (B, A, 3) relative to the central bead, in Å
+(zero for padded atoms).
+
+The GAA model is rotation-covariant, invariant to the order of the
+neighbour beads, and equivariant to the order of the atom labels by
+construction. The transformer baseline is only permutation-symmetric; it
+learns rotations from augmented data.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..nn import LabeledVectorAttention, Vector2VectorAttention
+from ..nn.mlp import activation
+from .blocks import AttentionSettings, ResidualAttentionBlock
+from .registry import register
+
+__all__ = ["Backmapper", "BackmapTransformer", "pair_differences", "pair_label_values"]
+
+
+def pair_differences(vectors: torch.Tensor) -> torch.Tensor:
+    """r_ab = r_b - r_a for every pair: (..., A, 3) -> (..., A, A, 3) (PairwiseDifference)."""
+    return vectors.unsqueeze(-3) - vectors.unsqueeze(-2)
+
+
+def pair_label_values(labels: torch.Tensor) -> torch.Tensor:
+    """[c_b - c_a, c_b + c_a]: (..., A, F) -> (..., A, A, 2F) (PairwiseDifferenceSum)."""
+    c_a, c_b = torch.broadcast_tensors(labels.unsqueeze(-2), labels.unsqueeze(-3))
+    return torch.cat([c_b - c_a, c_b + c_a], dim=-1)
+
+
+def _zero_padding(positions, mask):
+    # padded inputs may hold anything (even NaN); zero them before any arithmetic
+    if mask is None:
+        return positions
+    return torch.where(mask.unsqueeze(-1), positions, torch.zeros_like(positions))
+
+
+@register
+class Backmapper(nn.Module):
+    """Geometric algebra attention backmapper (paper Listing 3).
+
+    1. values of the neighbour beads: embeddings of the (central, neighbour)
+       residue types, the learned linear map of Listing 3's pair encoding;
+    2. ``n_blocks`` residual permutation-covariant VectorAttention blocks over
+       the neighbourhood;
+    3. a LabeledVectorAttention translating the neighbourhood into one vector
+       per atom label (labels embedded);
+    4. ``n_refine`` rotation-covariant refinements: Vector2VectorAttention over
+       the differences between the current atom positions, with pair-label
+       values, added as residual updates.
+
+    Coordinates enter divided by ``length_scale`` (Å) and leave multiplied by
+    it, which keeps the invariants O(1) without breaking any symmetry.
+
+    >>> model = Backmapper(Backmapper.Config(n_dim=8)).double()
+    >>> out = model(torch.randn(2, 5, 3, dtype=torch.float64), torch.zeros(2, 5, dtype=torch.long),
+    ...             torch.zeros(2, dtype=torch.long), torch.arange(4).expand(2, 4))
+    >>> out.shape
+    torch.Size([2, 4, 3])
+    """
+
+    name = "backmap-gaa"
+
+    @dataclass
+    class Config:
+        n_residue_types: int = 20
+        n_labels: int = 187
+        n_dim: int = 32
+        n_blocks: int = 2
+        n_refine: int = 2
+        activation: str = "relu"
+        length_scale: float = 8.0  # Å
+        attention: dict = field(default_factory=lambda: {"merge": "concat", "join": "concat"})
+        translation_rank: int | None = None  # tuple rank of the translation; None: attention["rank"]
+        refine_rank: int | None = None  # tuple rank of the refinements; None: attention["rank"]
+
+    def __init__(self, config: "Backmapper.Config"):
+        super().__init__()
+        self.config = config
+        settings = AttentionSettings(**config.attention)
+        d = config.n_dim
+        self.embed_neighbor = nn.Embedding(config.n_residue_types, d)
+        self.embed_center = nn.Embedding(config.n_residue_types, d)
+        self.embed_label = nn.Embedding(config.n_labels, d)
+        self.blocks = nn.ModuleList(ResidualAttentionBlock(d, settings, config.activation)
+                                    for _ in range(config.n_blocks))
+        kwargs = dict(merge=settings.merge, join=settings.join,
+                      invariant_mode=settings.invariant_mode,
+                      include_normalized_products=settings.include_normalized_products, o3=settings.o3,
+                      hidden=settings.hidden, activation=settings.score_activation, dropout=settings.dropout)
+        translation_rank = config.translation_rank or settings.rank
+        refine_rank = config.refine_rank or settings.rank
+        self.translate = LabeledVectorAttention(d, reduce=True, rank=translation_rank, **kwargs)
+        self.pair_labels = nn.Linear(2 * d, d)
+        self.refine = nn.ModuleList(Vector2VectorAttention(d, reduce=True, rank=refine_rank, **kwargs)
+                                    for _ in range(config.n_refine))
+
+    def forward(self, neighbor_positions: torch.Tensor, neighbor_types: torch.Tensor, residue_types: torch.Tensor,
+                atom_labels: torch.Tensor, neighbor_mask: torch.Tensor | None = None,
+                atom_mask: torch.Tensor | None = None) -> torch.Tensor:
+        scale = self.config.length_scale
+        r = _zero_padding(neighbor_positions, neighbor_mask) / scale
+        types = neighbor_types.long().clamp(0, self.config.n_residue_types - 1)
+        values = self.embed_neighbor(types) + self.embed_center(residue_types.long()).unsqueeze(-2)
+        if neighbor_mask is not None:
+            values = values * neighbor_mask.unsqueeze(-1).to(values.dtype)
+        for block in self.blocks:
+            values = block(r, values, neighbor_mask)
+        labels = self.embed_label(atom_labels.long().clamp(0, self.config.n_labels - 1))
+        vectors = self.translate(labels, r, values, neighbor_mask, atom_mask)
+        pair_values = self.pair_labels(pair_label_values(labels))
+        pair_mask = None
+        if atom_mask is not None:
+            # atom a refines from the other real atoms b of its residue
+            pair_mask = atom_mask.unsqueeze(-2).expand(*atom_mask.shape, atom_mask.shape[-1])
+        for layer in self.refine:
+            vectors = vectors + layer(pair_differences(vectors), pair_values, pair_mask)
+        if atom_mask is not None:
+            vectors = vectors * atom_mask.unsqueeze(-1).to(vectors.dtype)
+        return vectors * scale
+
+
+class _TransformerBlock(nn.Module):
+    """v <- v + Dense(F)(act(Dense(2F)(MHA(v, v, v)))): the GAA block with dot-product attention."""
+
+    def __init__(self, n_dim: int, n_heads: int, act: str):
+        super().__init__()
+        self.attention = nn.MultiheadAttention(n_dim, n_heads, batch_first=True)
+        self.expand = nn.Linear(n_dim, 2 * n_dim)
+        self.act = activation(act)
+        self.project = nn.Linear(2 * n_dim, n_dim)
+
+    def forward(self, values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        padding = None if mask is None else ~mask
+        attended, _ = self.attention(values, values, values, key_padding_mask=padding, need_weights=False)
+        update = self.project(self.act(self.expand(attended)))
+        if mask is not None:
+            update = update * mask.unsqueeze(-1).to(update.dtype)
+        return values + update
+
+
+@register
+class BackmapTransformer(nn.Module):
+    """Geometrically naive baseline (Appendix B): dot-product attention on [coordinates, embeddings].
+
+    Bead values are Dense([r_ij / length_scale, type embeddings]); ``n_blocks``
+    residual self-attention blocks; a cross-attention translation whose
+    queries are the atom-label embeddings, projected to one vector per atom;
+    ``n_refine`` residual self-attention refinements over
+    [atom positions, label embeddings]. Not rotation-covariant: train it with
+    random rotations.
+    """
+
+    name = "backmap-transformer"
+
+    @dataclass
+    class Config:
+        n_residue_types: int = 20
+        n_labels: int = 187
+        n_dim: int = 32
+        n_heads: int = 4
+        n_blocks: int = 2
+        n_refine: int = 2
+        activation: str = "relu"
+        length_scale: float = 8.0  # Å
+
+    def __init__(self, config: "BackmapTransformer.Config"):
+        super().__init__()
+        self.config = config
+        d = config.n_dim
+        self.embed_neighbor = nn.Embedding(config.n_residue_types, d)
+        self.embed_center = nn.Embedding(config.n_residue_types, d)
+        self.embed_label = nn.Embedding(config.n_labels, d)
+        self.bead_in = nn.Linear(d + 3, d)
+        self.blocks = nn.ModuleList(_TransformerBlock(d, config.n_heads, config.activation)
+                                    for _ in range(config.n_blocks))
+        self.translate = nn.MultiheadAttention(d, config.n_heads, batch_first=True)
+        self.to_vector = nn.Linear(d, 3)
+        self.atom_in = nn.ModuleList(nn.Linear(d + 3, d) for _ in range(config.n_refine))
+        self.refine = nn.ModuleList(_TransformerBlock(d, config.n_heads, config.activation)
+                                    for _ in range(config.n_refine))
+        self.refine_out = nn.ModuleList(nn.Linear(d, 3) for _ in range(config.n_refine))
+
+    def forward(self, neighbor_positions: torch.Tensor, neighbor_types: torch.Tensor, residue_types: torch.Tensor,
+                atom_labels: torch.Tensor, neighbor_mask: torch.Tensor | None = None,
+                atom_mask: torch.Tensor | None = None) -> torch.Tensor:
+        scale = self.config.length_scale
+        r = _zero_padding(neighbor_positions, neighbor_mask) / scale
+        types = neighbor_types.long().clamp(0, self.config.n_residue_types - 1)
+        embedded = self.embed_neighbor(types) + self.embed_center(residue_types.long()).unsqueeze(-2)
+        values = self.bead_in(torch.cat([r, embedded], dim=-1))
+        for block in self.blocks:
+            values = block(values, neighbor_mask)
+        labels = self.embed_label(atom_labels.long().clamp(0, self.config.n_labels - 1))
+        padding = None if neighbor_mask is None else ~neighbor_mask
+        translated, _ = self.translate(labels, values, values, key_padding_mask=padding, need_weights=False)
+        vectors = self.to_vector(translated)
+        for project_in, block, project_out in zip(self.atom_in, self.refine, self.refine_out):
+            atoms = project_in(torch.cat([vectors, labels], dim=-1))
+            vectors = vectors + project_out(block(atoms, atom_mask))
+        if atom_mask is not None:
+            vectors = vectors * atom_mask.unsqueeze(-1).to(vectors.dtype)
+        return vectors * scale

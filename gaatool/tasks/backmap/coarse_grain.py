@@ -1,0 +1,175 @@
+"""One bead per residue, and the bead neighbourhoods the backmapper sees.
+
+Bead kinds
+----------
+``centroid`` (default, as in the paper)
+    the mean position of the residue's heavy atoms;
+``com``
+    their centre of mass (C 12.011, N 14.007, O 15.999, S 32.06);
+``ca``
+    the CA atom.
+
+Neighbourhoods: for bead i, its K nearest other beads j of the same structure
+(any chain), as ``r_ij = r_j - r_i`` (Å) with their residue types, nearest
+first. Structures with K or fewer beads give padded neighbourhoods (mask).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...data.neighbors import nearest_neighbors
+from ...errors import ConfigError, InputFileError
+from ...io.structure import ProteinStructure
+from .residues import residue_index
+
+__all__ = [
+    "BEAD_KINDS",
+    "BEAD_ATOM_NAME",
+    "ATOMIC_MASSES",
+    "bead_positions",
+    "coarse_grain",
+    "check_coarse_grained",
+    "chain_breaks",
+    "neighborhoods",
+    "residue_types_of",
+]
+
+BEAD_KINDS = ("centroid", "com", "ca")
+#: Atom name of the beads written by :func:`coarse_grain`.
+BEAD_ATOM_NAME = "BB"
+ATOMIC_MASSES = {"C": 12.011, "N": 14.007, "O": 15.999, "S": 32.06, "SE": 78.971}
+
+
+def _check_bead(bead: str) -> None:
+    if bead not in BEAD_KINDS:
+        raise ConfigError(f"unknown bead kind {bead!r}; choose one of {', '.join(BEAD_KINDS)}")
+
+
+def bead_positions(structure: ProteinStructure, bead: str = "centroid") -> np.ndarray:
+    """Bead coordinates (F, R, 3) in Å, one bead per residue of every model.
+
+    Raises InputFileError if ``bead="ca"`` and a residue has no CA atom.
+
+    >>> from gaatool.io.structure import ProteinStructure
+    >>> s = ProteinStructure(["GLY"], [1], [""], ["A"], ["N", "CA", "C", "O"], ["N", "C", "C", "O"], [0, 0, 0, 0],
+    ...                      [[0.0, 0, 0], [1, 0, 0], [2, 0, 0], [3, 0, 0]])
+    >>> bead_positions(s)[0].tolist(), bead_positions(s, "ca")[0].tolist()
+    ([[1.5, 0.0, 0.0]], [[1.0, 0.0, 0.0]])
+    """
+    _check_bead(bead)
+    n_res = structure.n_residues
+    if bead == "ca":
+        is_ca = structure.atom_names == "CA"
+        has = np.bincount(structure.atom_residues[is_ca], minlength=n_res)
+        if np.any(has != 1):
+            bad = int(np.flatnonzero(has != 1)[0])
+            raise InputFileError(f"{structure.source}: residue {structure.residue_label(bad)} has {has[bad]} CA "
+                                 "atoms; CA beads need exactly one")
+        order = np.argsort(structure.atom_residues[is_ca], kind="stable")
+        return structure.positions[:, np.flatnonzero(is_ca)[order]]
+    if bead == "centroid":
+        weights = np.ones(structure.n_atoms)
+    else:
+        unknown = sorted(set(structure.elements.tolist()) - set(ATOMIC_MASSES))
+        if unknown:
+            raise InputFileError(f"{structure.source}: no mass for element(s) {unknown}; use --bead centroid")
+        weights = np.array([ATOMIC_MASSES[e] for e in structure.elements])
+    totals = np.bincount(structure.atom_residues, weights=weights, minlength=n_res)
+    if np.any(totals == 0):
+        bad = int(np.flatnonzero(totals == 0)[0])
+        raise InputFileError(f"{structure.source}: residue {structure.residue_label(bad)} has no atoms")
+    result = np.empty((structure.n_models, n_res, 3))
+    for axis in range(3):
+        for f in range(structure.n_models):
+            result[f, :, axis] = np.bincount(structure.atom_residues, weights=weights * structure.positions[f, :, axis],
+                                             minlength=n_res) / totals
+    return result
+
+
+def coarse_grain(structure: ProteinStructure, bead: str = "centroid") -> ProteinStructure:
+    """The one-bead-per-residue structure: atom ``BB`` (element C) at each bead, same residues and chains."""
+    beads = bead_positions(structure, bead)
+    n = structure.n_residues
+    return ProteinStructure(
+        residue_names=structure.residue_names, residue_numbers=structure.residue_numbers,
+        insertion_codes=structure.insertion_codes, chain_ids=structure.chain_ids,
+        atom_names=[BEAD_ATOM_NAME] * n, elements=["C"] * n, atom_residues=np.arange(n), positions=beads,
+        entry_id=structure.entry_id, source=structure.source, skipped=dict(structure.skipped))
+
+
+def check_coarse_grained(structure: ProteinStructure) -> None:
+    """Raise InputFileError unless every residue has exactly one atom (its bead)."""
+    counts = np.bincount(structure.atom_residues, minlength=structure.n_residues)
+    bad = np.flatnonzero(counts != 1)
+    if len(bad):
+        r = int(bad[0])
+        raise InputFileError(
+            f"{structure.source}: residue {structure.residue_label(r)} has {counts[r]} atoms; backmapping needs a "
+            "coarse-grained structure with exactly one bead per residue")
+
+
+def chain_breaks(structure: ProteinStructure) -> list[tuple[int, int]]:
+    """Pairs (r, r + 1) of residues that follow each other in a chain but are not sequence neighbours.
+
+    A break is a residue-number step other than +1 (insertion codes: the same
+    number with a new code also follows on). Residues across a break get no
+    peptide bond and the chain segment before it no OXT.
+    """
+    result = []
+    for _, residues in structure.chains():
+        for a, b in zip(residues[:-1], residues[1:]):
+            step = int(structure.residue_numbers[b] - structure.residue_numbers[a])
+            if step == 1 or (step == 0 and structure.insertion_codes[b] != structure.insertion_codes[a]):
+                continue
+            result.append((int(a), int(b)))
+    return result
+
+
+def neighborhoods(beads: np.ndarray, residue_types: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """Inputs of the backmapper for every bead of one frame.
+
+    Parameters
+    ----------
+    beads : (R, 3) float, Å
+    residue_types : (R,) int, indices into ``RESIDUE_NAMES``
+    k : int
+        Neighbours per bead.
+
+    Returns
+    -------
+    dict with ``neighbor_index`` (R, K) int64 (-1 where padded),
+    ``neighbor_positions`` (R, K, 3) float64 ``r_j - r_i`` in Å (0 where padded),
+    ``neighbor_types`` (R, K) int64 (0 where padded) and ``neighbor_mask`` (R, K) bool.
+
+    >>> out = neighborhoods(np.array([[0.0, 0, 0], [1, 0, 0], [3, 0, 0]]), np.array([0, 1, 2]), 2)
+    >>> out["neighbor_index"].tolist(), out["neighbor_positions"][2, :, 0].tolist()
+    ([[1, 2], [0, 2], [1, 0]], [-2.0, -3.0])
+    """
+    beads = np.asarray(beads, dtype=np.float64)
+    residue_types = np.asarray(residue_types, dtype=np.int64)
+    n, k = len(beads), int(k)
+    if k < 1:
+        raise ConfigError(f"neighbors must be at least 1, got {k}")
+    if n == 0:
+        raise InputFileError("no beads to build neighbourhoods from")
+    if n > k:
+        index, _ = nearest_neighbors(beads, None, k)
+        mask = np.ones((n, k), dtype=bool)
+    else:
+        # Too few beads for K neighbours: take all others, nearest first, and pad.
+        distance = np.linalg.norm(beads[None] - beads[:, None], axis=-1)
+        np.fill_diagonal(distance, np.inf)
+        order = np.argsort(distance, axis=1, kind="stable")[:, : n - 1]
+        index = np.full((n, k), -1, dtype=np.int64)
+        index[:, : n - 1] = order
+        mask = index >= 0
+    safe = np.where(mask, index, 0)
+    positions = np.where(mask[..., None], beads[safe] - beads[:, None], 0.0)
+    types = np.where(mask, residue_types[safe], 0)
+    return {"neighbor_index": np.where(mask, index, -1), "neighbor_positions": positions,
+            "neighbor_types": types, "neighbor_mask": mask}
+
+
+def residue_types_of(structure: ProteinStructure) -> np.ndarray:
+    """Residue type indices (R,) of a structure with only standard residues."""
+    return np.array([residue_index(str(name)) for name in structure.residue_names], dtype=np.int64)

@@ -1,0 +1,129 @@
+"""Evaluation of force fields: force MAE per component (paper Table 1), RMSE, energy MAE, cosine similarity."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...data.splits import SPLIT_NAMES
+from ...errors import ConfigError
+from ...io.xyz import ELEMENTS
+from ...units import KCAL_PER_MOL_IN_MEV
+from ..plots import save_parity_plot
+from .dataset import ForcesDataset, load_forces_dataset
+from .predict import ForceFieldPredictor
+
+__all__ = ["ForcesEvaluation", "evaluate_forces", "force_metrics"]
+
+
+@dataclass
+class ForcesEvaluation:
+    """Errors of a force field on one split of a dataset, in meV and meV/Å.
+
+    Attributes
+    ----------
+    force_mae_mev_per_a
+        Mean absolute error over every force component of every frame (paper Table 1).
+    force_rmse_mev_per_a
+        Root mean square error over the force components.
+    force_cosine_similarity
+        Mean over atoms of cos(F_pred, F_ref).
+    energy_mae_mev, energy_rmse_mev
+        Errors of the total energy per frame.
+    energy_trained
+        Whether the loss had an energy term. If not, only the energy offset was
+        fitted (to the training energies), and the energy errors say how well
+        the potential's shape matches, not that energies were learned.
+    per_element_force_mae_mev_per_a
+        Force MAE over the components of each element's atoms.
+    """
+
+    checkpoint: str
+    dataset: str
+    split: str
+    molecule: str
+    n_frames: int
+    n_atoms: int
+    force_mae_mev_per_a: float
+    force_rmse_mev_per_a: float
+    force_cosine_similarity: float
+    energy_mae_mev: float
+    energy_rmse_mev: float
+    energy_trained: bool
+    per_element_force_mae_mev_per_a: dict[str, float]
+    parity_plot: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        result = {key: getattr(self, key) for key in self.__dataclass_fields__ if key != "extra"}
+        result.update(self.extra)
+        return result
+
+
+def force_metrics(reference: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE (same unit as the input) and mean per-atom cosine similarity of forces (..., 3).
+
+    >>> m = force_metrics(np.array([[1.0, 0, 0], [0, 2, 0]]), np.array([[1.0, 1, 0], [0, 2, 0]]))
+    >>> round(m["mae"], 4), round(m["rmse"], 4), round(m["cosine"], 4)
+    (0.1667, 0.4082, 0.8536)
+    """
+    error = predicted - reference
+    norms = np.linalg.norm(reference, axis=-1) * np.linalg.norm(predicted, axis=-1)
+    cosine = np.sum(reference * predicted, axis=-1) / np.maximum(norms, np.finfo(np.float64).tiny)
+    return {"mae": float(np.mean(np.abs(error))), "rmse": float(np.sqrt(np.mean(error**2))),
+            "cosine": float(np.mean(cosine))}
+
+
+def evaluate_forces(checkpoint: str | os.PathLike | ForceFieldPredictor, dataset: str | os.PathLike | ForcesDataset,
+                    split: str = "test", device: str = "auto", batch_size: int = 128,
+                    parity_png: str | os.PathLike | None = None) -> ForcesEvaluation:
+    """Evaluate a force field on ``split`` of a forces dataset; optionally write a force parity plot (PNG).
+
+    Raises
+    ------
+    ConfigError
+        Unknown split.
+    InputFileError
+        Damaged dataset, or atoms the model does not know.
+    CheckpointError
+        Damaged checkpoint, or one of another task.
+    """
+    if split not in SPLIT_NAMES:
+        raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_NAMES)}")
+    predictor = checkpoint if isinstance(checkpoint, ForceFieldPredictor) else \
+        ForceFieldPredictor.from_checkpoint(checkpoint, device=device, batch_size=batch_size)
+    data = dataset if isinstance(dataset, ForcesDataset) else load_forces_dataset(dataset)
+    where = str(data.path) if data.path is not None else data.name
+    part = data.splits[split]
+    if part.n_frames == 0:
+        raise ConfigError(f"{where}: the {split} split is empty; choose another split")
+    energies, forces = predictor.predict(part.positions, data.atomic_numbers, where=f"{where} ({split})")
+    metrics = force_metrics(part.forces, forces)
+    energy_error = energies - part.energies
+    per_element = {}
+    for z in sorted({int(z) for z in data.atomic_numbers}):
+        atoms = data.atomic_numbers == z
+        per_element[ELEMENTS[z]] = float(np.mean(np.abs(forces[:, atoms] - part.forces[:, atoms]))) * KCAL_PER_MOL_IN_MEV
+    meta = predictor.metadata
+    result = ForcesEvaluation(
+        checkpoint=str(meta.get("checkpoint", "<model>")), dataset=where, split=split, molecule=data.name,
+        n_frames=part.n_frames, n_atoms=data.n_atoms,
+        force_mae_mev_per_a=metrics["mae"] * KCAL_PER_MOL_IN_MEV,
+        force_rmse_mev_per_a=metrics["rmse"] * KCAL_PER_MOL_IN_MEV,
+        force_cosine_similarity=metrics["cosine"],
+        energy_mae_mev=float(np.mean(np.abs(energy_error))) * KCAL_PER_MOL_IN_MEV,
+        energy_rmse_mev=float(np.sqrt(np.mean(energy_error**2))) * KCAL_PER_MOL_IN_MEV,
+        energy_trained=bool(meta.get("energy_trained", False)),
+        per_element_force_mae_mev_per_a=per_element,
+        extra={"model_molecule": meta.get("molecule"), "epoch": meta.get("epoch")},
+    )
+    if parity_png is not None:
+        save_parity_plot(part.forces * KCAL_PER_MOL_IN_MEV, forces * KCAL_PER_MOL_IN_MEV, parity_png,
+                         xlabel="reference force component (meV/Å)", ylabel="predicted force component (meV/Å)",
+                         title=f"{Path(result.checkpoint).name} on {data.name} {split}: "
+                               f"MAE {result.force_mae_mev_per_a:.3g} meV/Å")
+        result.parity_plot = str(parity_png)
+    return result

@@ -1,0 +1,264 @@
+"""Training of conservative force fields (paper Listing 2) on a forces dataset.
+
+Normalisation, fitted on the training split and stored in the model config so
+that inference needs nothing else:
+
+* ``atom_energy_shift``: per-type energies from a least-squares fit of the
+  training energies against the atom counts (for one molecule this is the
+  mean energy spread over its atoms);
+* ``energy_scale``: the standard deviation of the training force components,
+  so the network's outputs are of order one.
+
+Loss (per batch): ``mean(((F_pred - F_ref) / s)^2)`` over force components,
+plus, if ``energy_weight > 0``, ``energy_weight * mean(((E_pred - E_ref) / (n s))^2)``
+over frames (n atoms, s = energy_scale). The paper trains on forces only
+(``energy_weight = 0``). Forces-only training leaves the energy offset
+undetermined, so after training the offset of ``best.safetensors`` is refitted
+to the mean training residual (``energy_offset_refit`` in its metadata).
+
+Metrics: ``force_mae_mev_per_a`` (and ``energy_mae_mev`` with an energy term).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...checkpoint import load_checkpoint, save_checkpoint
+from ...errors import ConfigError
+from ...io.xyz import ELEMENTS
+from ...models import registry
+from ...models.forces import ForceField
+from ...train.array_task import ArrayTask
+from ...train.engine import FitResult, TrainConfig, fit
+from ...units import KCAL_PER_MOL_IN_MEV
+from .dataset import UNITS, ForcesDataset, ForcesSplit, load_forces_dataset
+
+__all__ = [
+    "ForcesModelOptions",
+    "ForcesTrainTask",
+    "forces_train_config",
+    "fit_energy_normalisation",
+    "train_forces",
+    "DATASET_NAME",
+]
+
+#: Name of the dataset copy that ``train_forces`` writes next to the checkpoints when given one in memory.
+DATASET_NAME = "dataset.npz"
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class ForcesModelOptions:
+    """Architecture and loss choices; defaults are the paper's (Listing 2, forces-only loss).
+
+    Attributes
+    ----------
+    n_dim : int
+        Working dimension (32).
+    n_blocks : int
+        Attention blocks (6).
+    energy_weight : float
+        Weight of the energy term of the loss (0: forces only).
+    dtype : str
+        ``float32`` or ``float64`` for the weights and inputs.
+    attention : dict
+        Overrides of the attention settings (see :class:`gaatool.models.blocks.AttentionSettings`).
+    """
+
+    n_dim: int = 32
+    n_blocks: int = 6
+    energy_weight: float = 0.0
+    dtype: str = "float32"
+    attention: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.n_dim < 1 or self.n_blocks < 0:
+            raise ConfigError(f"n_dim must be >= 1 and n_blocks >= 0 (got {self.n_dim}, {self.n_blocks})")
+        if not (self.energy_weight >= 0 and np.isfinite(self.energy_weight)):
+            raise ConfigError(f"energy_weight must be a number >= 0 (got {self.energy_weight})")
+        if self.dtype not in _DTYPES:
+            raise ConfigError(f"dtype {self.dtype!r} is not float32 or float64")
+
+
+def forces_train_config(**overrides: Any) -> TrainConfig:
+    """The paper's schedule for force fields (after Batzner et al.): lr x0.8 after 1000 epochs
+    without validation improvement, stop after 2500, at most 50000 epochs; ``overrides`` win.
+
+    >>> forces_train_config(epochs=3).lr_patience
+    1000
+    """
+    values: dict[str, Any] = {"epochs": 50000, "lr_factor": 0.8, "lr_patience": 1000, "stop_patience": 2500}
+    values.update(overrides)
+    return TrainConfig.from_dict(values)
+
+
+def fit_energy_normalisation(types: np.ndarray, n_types: int, energies: np.ndarray,
+                             forces: np.ndarray) -> tuple[list[float], float]:
+    """(per-type energy shift (T,) in kcal/mol, energy_scale in kcal/mol/Å) from training labels.
+
+    types (M, n) int type indices, energies (M,) kcal/mol, forces (M, n, 3) kcal/mol/Å.
+
+    >>> types = np.array([[0, 1], [0, 1]])
+    >>> shift, scale = fit_energy_normalisation(types, 2, np.array([-3.0, -5.0]), np.ones((2, 2, 3)))
+    >>> round(sum(shift), 6), scale
+    (-4.0, 1.0)
+    """
+    counts = np.stack([np.bincount(row, minlength=n_types) for row in types]).astype(np.float64)
+    # Least squares; with one composition the minimum-norm solution spreads the mean energy over the atoms.
+    shift, *_ = np.linalg.lstsq(counts, energies.astype(np.float64), rcond=None)
+    scale = float(np.std(forces))
+    if not scale > 0:
+        scale = 1.0  # all-zero training forces: keep the network's own scale
+    return [float(s) for s in shift], scale
+
+
+class ForcesTrainTask(ArrayTask):
+    """TrainTask for force fields: force MSE (+ energy MSE), force MAE in meV/Å."""
+
+    task_name = "forces"
+
+    def __init__(self, dataset: ForcesDataset, options: ForcesModelOptions, batch_size: int):
+        self.dataset, self.options = dataset, options
+        self.type_map = sorted({int(z) for z in dataset.atomic_numbers})
+        self.types = np.array([self.type_map.index(int(z)) for z in dataset.atomic_numbers], dtype=np.int64)
+        train = dataset.splits["train"]
+        self.shift, self.scale = fit_energy_normalisation(
+            np.broadcast_to(self.types, (train.n_frames, dataset.n_atoms)), len(self.type_map),
+            train.energies, train.forces)
+        self.offset = float(np.asarray(self.shift)[self.types].sum())
+        self.dtype = _DTYPES[options.dtype]
+        super().__init__(self._tensors(train), self._tensors(dataset.splits["val"]), batch_size)
+
+    def _tensors(self, part: ForcesSplit) -> dict[str, torch.Tensor]:
+        frames = part.n_frames
+        return {
+            "positions": torch.as_tensor(part.positions, dtype=self.dtype),
+            "types": torch.as_tensor(self.types).expand(frames, -1).contiguous(),
+            "forces": torch.as_tensor(part.forces, dtype=self.dtype),
+            # Relative to the shift, in float64 first: totals of ~1e5 kcal/mol would lose ~0.01 in float32.
+            "energies": torch.as_tensor(part.energies - self.offset, dtype=self.dtype),
+        }
+
+    def model_config(self) -> ForceField.Config:
+        o = self.options
+        attention = ForceField.Config().attention
+        attention.update(o.attention)
+        return ForceField.Config(atomic_numbers=list(self.type_map), n_dim=o.n_dim, n_blocks=o.n_blocks,
+                                 attention=attention, energy_scale=self.scale, atom_energy_shift=list(self.shift))
+
+    def build_model(self) -> torch.nn.Module:
+        return ForceField(self.model_config()).to(self.dtype)
+
+    def loss(self, model, batch, train: bool):
+        # Validation runs under no_grad; forces need autograd, so switch it back on.
+        with torch.enable_grad():
+            energy, forces = model(batch["positions"], batch["types"], include_shift=False)
+        error = forces - batch["forces"]
+        loss = (error / self.scale).pow(2).mean()
+        metrics = {"force_mae_mev_per_a": float(error.detach().abs().mean()) * KCAL_PER_MOL_IN_MEV}
+        if self.options.energy_weight > 0:
+            energy_error = energy - batch["energies"]
+            n_atoms = batch["positions"].shape[1]
+            loss = loss + self.options.energy_weight * (energy_error / (n_atoms * self.scale)).pow(2).mean()
+            metrics["energy_mae_mev"] = float(energy_error.detach().abs().mean()) * KCAL_PER_MOL_IN_MEV
+        return loss, metrics
+
+    def metadata(self) -> dict[str, Any]:
+        meta = self.dataset.metadata
+        return {
+            "molecule": self.dataset.name,
+            "formula": self.dataset.formula,
+            "atomic_numbers": list(self.type_map),
+            "elements": [ELEMENTS[z] for z in self.type_map],
+            "units": dict(UNITS),
+            "energy_trained": self.options.energy_weight > 0,
+            "model_options": asdict(self.options),
+            "data": {
+                "path": str(self.dataset.path) if self.dataset.path is not None else None,
+                "split": meta.get("split", {}),
+                "provenance": meta.get("provenance", {}),
+                "n_train": self.dataset.splits["train"].n_frames,
+                "n_val": self.dataset.splits["val"].n_frames,
+            },
+        }
+
+
+def _keep_dataset(dataset: ForcesDataset, out_dir: Path) -> None:
+    """Write an in-memory dataset next to the checkpoints, never replacing a different one."""
+    path = out_dir / DATASET_NAME
+    if path.exists():
+        existing = load_forces_dataset(path)
+        same = existing.atomic_numbers.tolist() == dataset.atomic_numbers.tolist() and all(
+            np.array_equal(existing.splits[name].indices, part.indices)
+            and np.array_equal(existing.splits[name].positions, part.positions)
+            for name, part in dataset.splits.items())
+        if not same:
+            raise ConfigError(f"{path} holds another dataset; choose another output folder")
+        dataset.path = path
+        return
+    dataset.save(path)
+
+
+def _refit_energy_offset(best_path: Path, task: ForcesTrainTask) -> float:
+    """Shift ``best``'s energies by the mean training residual; returns it (kcal/mol)."""
+    from .predict import ForceFieldPredictor
+
+    checkpoint = load_checkpoint(best_path, task="forces")
+    model = registry.build_model(checkpoint.metadata["model"])
+    model.load_state_dict(checkpoint.state_dict)
+    train = task.dataset.splits["train"]
+    predictor = ForceFieldPredictor(model, checkpoint.metadata, device="cpu", dtype=task.options.dtype)
+    energies, _ = predictor.predict(train.positions, task.dataset.atomic_numbers, compute_forces=False)
+    delta = float(np.mean(train.energies - energies))
+    counts = np.bincount(task.types, minlength=len(task.type_map))
+    config = model.config
+    # Spread the constant over the atoms: sum_t counts_t * d_t = delta with equal d_t per atom.
+    config.atom_energy_shift = [float(s) + (delta / counts.sum() if c else 0.0)
+                                for s, c in zip(config.atom_energy_shift, counts)]
+    refitted = ForceField(config).to(task.dtype)
+    refitted.load_state_dict(checkpoint.state_dict)
+    previous = float(checkpoint.metadata.get("energy_offset_refit", 0.0))
+    save_checkpoint(best_path, refitted, {**checkpoint.metadata, "energy_offset_refit": previous + delta})
+    return delta
+
+
+def train_forces(data: str | os.PathLike | ForcesDataset, out_dir: str | os.PathLike,
+                 options: ForcesModelOptions | None = None, config: TrainConfig | None = None,
+                 resume: bool = False, quiet: bool = False, console=None) -> FitResult:
+    """Train a force field on a forces dataset; see :func:`gaatool.train.fit`.
+
+    Parameters
+    ----------
+    data
+        A dataset file from ``gaatool data md17`` or a :class:`ForcesDataset`
+        (e.g. from :func:`gaatool.tasks.forces.build_md17_dataset`), which is
+        then also written to ``out_dir/dataset.npz`` for ``gaatool evaluate forces``.
+    out_dir
+        Folder for ``best.safetensors``, ``last.safetensors`` and the metrics.
+    options
+        Architecture, loss and dtype (default: the paper's).
+    config
+        Training settings (default: :func:`forces_train_config`).
+
+    Returns
+    -------
+    FitResult
+    """
+    options = options or ForcesModelOptions()
+    config = config or forces_train_config()
+    out_dir = Path(out_dir)
+    if isinstance(data, ForcesDataset):
+        dataset = data
+        if resume or not ((out_dir / "best.safetensors").exists() or (out_dir / "last.safetensors").exists()):
+            _keep_dataset(dataset, out_dir)
+    else:
+        dataset = load_forces_dataset(data)
+    task = ForcesTrainTask(dataset, options, config.batch_size)
+    result = fit(task, config, out_dir, resume=resume, quiet=quiet, console=console)
+    _refit_energy_offset(result.best_path, task)
+    return result

@@ -1,0 +1,132 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gaatool.data.neighbors import bond_vectors, nearest_neighbors, perpendicular_widths, standard_orientation
+from gaatool.errors import InputFileError
+from gaatool.testing import assert_rotation_covariant
+
+
+def cubic_crystal(basis, counts):
+    """Positions of a cubic crystal with unit cubic cell replicated counts times (n, 3), lattice (3, 3)."""
+    cells = np.stack(np.meshgrid(*[np.arange(c) for c in counts], indexing="ij"), -1).reshape(-1, 3)
+    positions = (cells[:, None, :] + np.asarray(basis)[None]).reshape(-1, 3)
+    return positions, np.diag(np.asarray(counts, dtype=float))
+
+
+def brute_force(positions, lattice, k):
+    """k nearest distinct neighbours with minimum-image vectors over 5^3 images (slow reference)."""
+    delta = positions[None, :, :] - positions[:, None, :]
+    shifts = np.stack(np.meshgrid(*[np.arange(-2, 3)] * 3, indexing="ij"), -1).reshape(-1, 3) @ lattice
+    candidates = delta[:, :, None, :] + shifts[None, None]
+    lengths = np.linalg.norm(candidates, axis=-1)
+    best = lengths.argmin(-1)
+    vectors = np.take_along_axis(candidates, best[..., None, None], axis=2)[:, :, 0]
+    distances = lengths.min(-1)
+    np.fill_diagonal(distances, np.inf)
+    order = np.argsort(distances, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(vectors, order[..., None], axis=1)
+
+
+def test_perfect_fcc_has_12_identical_unit_environments():
+    fcc = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
+    positions, lattice = cubic_crystal(fcc, (4, 4, 4))
+    scale = np.sqrt(2.0)  # nearest-neighbour distance 1
+    index, r_ij = nearest_neighbors(positions * scale, lattice * scale, 12)
+    assert index.shape == (256, 12) and r_ij.shape == (256, 12, 3)
+    np.testing.assert_allclose(np.linalg.norm(r_ij, axis=-1), 1.0, atol=1e-12)
+    # Every environment is the same set of 12 vectors (the cuboctahedron).
+    reference = np.unique(np.round(r_ij[0], 9), axis=0)
+    assert len(reference) == 12
+    for environment in r_ij:
+        np.testing.assert_allclose(np.unique(np.round(environment, 9), axis=0), reference, atol=1e-9)
+    assert not np.any(index == np.arange(256)[:, None])
+
+
+@pytest.mark.parametrize("name, basis", [("bcc", [[0, 0, 0], [0.5, 0.5, 0.5]])])
+def test_bcc_has_8_at_unit_distance_then_4_farther(name, basis):
+    positions, lattice = cubic_crystal(basis, (4, 4, 4))
+    scale = 2.0 / np.sqrt(3.0)
+    index, r_ij = nearest_neighbors(positions * scale, lattice * scale, 12)
+    distances = np.linalg.norm(r_ij, axis=-1)
+    np.testing.assert_allclose(distances[:, :8], 1.0, atol=1e-12)
+    np.testing.assert_allclose(distances[:, 8:], 2.0 / np.sqrt(3.0), atol=1e-12)
+    # In CsCl (types = the two bcc sublattices) the first 8 are the other type.
+    types = np.tile([0, 1], len(positions) // 2)
+    assert np.all(types[index[:, :8]] != types[:, None])
+    assert np.all(types[index[:, 8:]] == types[:, None])
+
+
+def test_sorted_by_distance():
+    positions = np.random.default_rng(0).uniform(0, 6, (120, 3))
+    _, r_ij = nearest_neighbors(positions, 6 * np.eye(3), 10)
+    distances = np.linalg.norm(r_ij, axis=-1)
+    assert np.all(np.diff(distances, axis=1) >= 0)
+
+
+@pytest.mark.parametrize("left_handed", [False, True])
+def test_triclinic_minimum_image_matches_brute_force(left_handed):
+    rng = np.random.default_rng(5)
+    lattice = np.array([[6.0, 0.0, 0.0], [2.0, 5.5, 0.0], [-1.5, 1.8, 6.2]])
+    rotation, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    lattice = lattice @ rotation.T
+    if left_handed:
+        lattice = lattice[[1, 0, 2]]
+    fractional = rng.uniform(size=(150, 3))
+    # Some points outside the cell: the search must wrap them.
+    positions = (fractional + rng.integers(-2, 3, size=(150, 3))) @ lattice
+    index, r_ij = nearest_neighbors(positions, lattice, 8)
+    expected_index, expected_r = brute_force(fractional @ lattice, lattice, 8)
+    np.testing.assert_array_equal(index, expected_index)
+    np.testing.assert_allclose(r_ij, expected_r, atol=1e-12)
+    np.testing.assert_allclose(bond_vectors(positions, index, lattice), r_ij, atol=1e-12)
+
+
+def test_non_periodic_matches_brute_force():
+    rng = np.random.default_rng(7)
+    positions = rng.normal(size=(60, 3)) * 3 + 100.0
+    index, r_ij = nearest_neighbors(positions, None, 6)
+    distances = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+    np.fill_diagonal(distances, np.inf)
+    expected = np.argsort(distances, axis=1)[:, :6]
+    np.testing.assert_array_equal(index, expected)
+    np.testing.assert_allclose(r_ij, positions[expected] - positions[:, None], atol=1e-12)
+
+
+@given(seed=st.integers(0, 2**16), reflect=st.booleans())
+def test_bond_vectors_rotate_with_the_points(seed, reflect):
+    positions = torch.from_numpy(np.random.default_rng(seed).normal(size=(20, 3)))
+    assert_rotation_covariant(
+        lambda p: torch.from_numpy(nearest_neighbors(p.numpy(), None, 5)[1]), positions, seed=seed, reflect=reflect
+    )
+
+
+def test_errors():
+    with pytest.raises(InputFileError, match="8 particles are too few for 12 neighbours; need at least 13"):
+        nearest_neighbors(np.zeros((8, 3)), None, 12)
+    with pytest.raises(InputFileError, match="degenerate"):
+        nearest_neighbors(np.random.default_rng(0).normal(size=(20, 3)), np.diag([1.0, 1.0, 0.0]) + [[0, 0, 0], [0, 0, 0], [1, 1, 0]], 4)
+    # 16 points in a box of width 2: the 12th neighbour would be counted through a periodic image.
+    positions, lattice = cubic_crystal([[0, 0, 0], [0.5, 0.5, 0.5]], (2, 2, 2))
+    with pytest.raises(InputFileError, match="periodic box is too small for 12 neighbours"):
+        nearest_neighbors(positions, lattice, 12)
+    with pytest.raises(InputFileError, match="NaN"):
+        nearest_neighbors(np.full((20, 3), np.nan), None, 4)
+    with pytest.raises(InputFileError, match="at least 1"):
+        nearest_neighbors(np.zeros((20, 3)), None, 0)
+
+
+def test_standard_orientation_and_widths():
+    rng = np.random.default_rng(2)
+    lattice = rng.normal(size=(3, 3)) + 3 * np.eye(3)
+    hoomd, transform = standard_orientation(lattice)
+    np.testing.assert_allclose(lattice @ transform, hoomd, atol=1e-12)
+    np.testing.assert_allclose(transform @ transform.T, np.eye(3), atol=1e-12)
+    assert hoomd[0, 1] == hoomd[0, 2] == hoomd[1, 2] == 0.0
+    assert np.all(np.diag(hoomd) > 0)
+    widths = perpendicular_widths(lattice)
+    np.testing.assert_allclose(widths, perpendicular_widths(hoomd), atol=1e-12)
+    np.testing.assert_allclose(widths[2], hoomd[2, 2], atol=1e-12)
+    np.testing.assert_allclose(abs(np.linalg.det(lattice)), np.prod(np.diag(hoomd)), atol=1e-9)

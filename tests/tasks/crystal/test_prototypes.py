@@ -1,0 +1,243 @@
+from pathlib import Path
+
+import gsd.hoomd
+import numpy as np
+import pytest
+
+from gaatool.errors import ConfigError, InputFileError
+from gaatool.tasks.crystal.prototypes import (
+    PROTOTYPE_NAMES,
+    UnitCell,
+    cell_from_wyckoff,
+    lattice_from_parameters,
+    load_unit_cell,
+    prototype_cell,
+    prototype_definitions,
+    read_poscar,
+)
+
+FILES = Path(__file__).resolve().parents[2] / "files" / "crystal"
+EXPECTED_SITES = dict(zip(PROTOTYPE_NAMES, (4, 2, 2, 2, 8, 8, 46, 136)))
+
+
+def same_sites(a: UnitCell, b: UnitCell, tol=1e-6) -> bool:
+    """Same species at the same fractional positions modulo lattice translations."""
+    if a.n_sites != b.n_sites:
+        return False
+    species_a = np.array(a.type_names)[a.types]
+    species_b = np.array(b.type_names)[b.types]
+    used = np.zeros(b.n_sites, bool)
+    for position, species in zip(a.fractional, species_a):
+        delta = b.fractional - position
+        delta -= np.rint(delta)
+        match = np.flatnonzero(np.all(np.abs(delta) < tol, axis=1) & (species_b == species) & ~used)
+        if len(match) != 1:
+            return False
+        used[match[0]] = True
+    return bool(used.all())
+
+
+def metric(lattice):
+    return lattice @ lattice.T
+
+
+def test_definitions_cover_the_paper_classes():
+    names = [record["paper_name"] for record in prototype_definitions()]
+    assert names == list(PROTOTYPE_NAMES)
+
+
+@pytest.mark.parametrize("name", PROTOTYPE_NAMES)
+def test_generated_cell_matches_reference_cif(name):
+    cell = prototype_cell(name)
+    record = next(r for r in prototype_definitions() if r["paper_name"] == name)
+    reference = load_unit_cell(FILES / f"{record['aflow_label']}.cif")
+    assert cell.n_sites == EXPECTED_SITES[name] == record["n_atoms_conventional"] == reference.n_sites
+    np.testing.assert_allclose(metric(cell.lattice), metric(reference.lattice), atol=1e-9)
+    assert set(cell.type_names) == set(reference.type_names)
+    assert same_sites(cell, reference)
+    # The comparison itself can fail: a shifted cell is not accepted.
+    shifted = UnitCell(name, cell.lattice, cell.fractional + [0.01, 0, 0], cell.types, cell.type_names)
+    assert not same_sites(shifted, reference)
+
+
+@pytest.mark.parametrize("name", PROTOTYPE_NAMES)
+def test_nearest_neighbor_distance_and_coordination(name):
+    cell = prototype_cell(name)
+    record = next(r for r in prototype_definitions() if r["paper_name"] == name)
+    assert cell.nearest_neighbor_distance() == pytest.approx(record["nearest_neighbor_distance"], abs=1e-4)
+    # 1 % slack: hcp Mg (c/a 1.624, not ideal) has 6 bonds at 3.197 and 6 at 3.209 A.
+    shell = record["first_shell_max"] * 1.01
+    distances = cell.neighbor_distances(shell * 1.3)
+    coordination = sorted({int(np.count_nonzero(d <= shell)) for d in distances})
+    assert coordination == record["coordination_numbers"]
+
+
+def test_cf136_is_four_connected_with_a_gap():
+    cell = prototype_cell("cF136-Si")
+    distances = cell.neighbor_distances(4.0)
+    fourth = np.array([d[3] for d in distances])
+    fifth = np.array([d[4] for d in distances])
+    assert fourth.max() < 2.42 and fifth.min() > 3.7
+
+
+def test_types_follow_aflow_species_order():
+    assert prototype_cell("cP2-CsCl").type_names == ("Cl", "Cs")
+    zns = prototype_cell("cF8-ZnS")
+    assert zns.type_names == ("S", "Zn")
+    assert np.bincount(zns.types).tolist() == [4, 4]
+    assert prototype_cell("AB_cF8_216_c_a").name == "cF8-ZnS"
+    with pytest.raises(ConfigError, match="unknown prototype 'cF4-Xx'"):
+        prototype_cell("cF4-Xx")
+
+
+def test_wyckoff_expansion_dedupes_special_positions():
+    # 8a of Fd-3m (origin 2) is a special position: 192 operations give 8 sites.
+    cell = cell_from_wyckoff("diamond", 227, np.eye(3), [("C", (0.125, 0.125, 0.125))], setting=2)
+    assert cell.n_sites == 8
+    # Origin choice 1 puts the same orbit elsewhere.
+    other = cell_from_wyckoff("diamond", 227, np.eye(3), [("C", (0.125, 0.125, 0.125))], setting=1)
+    assert not same_sites(cell, other)
+    by_symbol = cell_from_wyckoff("diamond", "F d -3 m:2", np.eye(3), [("C", (0.125, 0.125, 0.125))])
+    assert same_sites(cell, by_symbol)
+    with pytest.raises(ConfigError, match="unknown space group"):
+        cell_from_wyckoff("x", 231, np.eye(3), [("C", (0, 0, 0))])
+    with pytest.raises(InputFileError, match="two different species"):
+        cell_from_wyckoff("x", 225, np.eye(3), [("A", (0, 0, 0)), ("B", (0.5, 0.5, 0))])
+
+
+def test_lattice_from_parameters():
+    lattice = lattice_from_parameters(3.0, 4.0, 5.0, 80.0, 95.0, 110.0)
+    lengths = np.linalg.norm(lattice, axis=1)
+    np.testing.assert_allclose(lengths, [3, 4, 5])
+
+    def angle(u, v):
+        return np.degrees(np.arccos(u @ v / np.linalg.norm(u) / np.linalg.norm(v)))
+
+    assert angle(lattice[1], lattice[2]) == pytest.approx(80.0)
+    assert angle(lattice[0], lattice[2]) == pytest.approx(95.0)
+    assert angle(lattice[0], lattice[1]) == pytest.approx(110.0)
+    assert np.all(lattice_from_parameters(2, 2, 2, 90, 90, 90) == 2 * np.eye(3))
+    with pytest.raises(InputFileError, match="do not form a 3D cell"):
+        lattice_from_parameters(1, 1, 1, 120, 120, 120)
+
+
+def test_rescale_and_supercell():
+    cell = prototype_cell("cF4-Cu").with_unit_nearest_neighbor()
+    assert cell.nearest_neighbor_distance() == pytest.approx(1.0, abs=1e-12)
+    np.testing.assert_allclose(cell.lattice, np.sqrt(2) * np.eye(3), atol=1e-12)
+    big = cell.supercell((2, 3, 1))
+    assert big.n_sites == 24
+    np.testing.assert_allclose(np.diag(big.lattice), np.sqrt(2) * np.array([2, 3, 1]))
+    assert big.nearest_neighbor_distance() == pytest.approx(1.0, abs=1e-12)
+    positions = big.positions
+    # All 6 copies of the 4 sites are distinct points.
+    assert len(np.unique(np.round(positions, 6), axis=0)) == 24
+    with pytest.raises(ConfigError, match="positive"):
+        cell.supercell((0, 1, 1))
+
+
+def zincblende_poscar(mode="Direct", species_line=True, scale="1.0", selective=False):
+    cell = prototype_cell("cF8-ZnS")
+    lines = ["zincblende", scale]
+    lines += [" ".join(f"{v:.10f}" for v in row) for row in cell.lattice]
+    counts = np.bincount(cell.types)
+    if species_line:
+        lines.append(" ".join(cell.type_names))
+    lines.append(" ".join(str(c) for c in counts))
+    if selective:
+        lines.append("Selective dynamics")
+    lines.append(mode)
+    order = np.argsort(cell.types, kind="stable")
+    coords = cell.fractional[order] if mode[0] in "Dd" else cell.positions[order]
+    for row in coords:
+        lines.append(" ".join(f"{v:.10f}" for v in row) + (" T T T" if selective else ""))
+    return cell, "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("mode, selective", [("Direct", False), ("Cartesian", False), ("direct", True)])
+def test_poscar_reader(tmp_path, mode, selective):
+    cell, text = zincblende_poscar(mode, selective=selective)
+    path = tmp_path / "POSCAR"
+    path.write_text(text)
+    loaded = load_unit_cell(path, name="zb")
+    assert loaded.name == "zb" and loaded.type_names == ("S", "Zn")
+    np.testing.assert_allclose(loaded.lattice, cell.lattice, atol=1e-9)
+    assert same_sites(loaded, cell)
+
+
+def test_poscar_scale_forms_and_vasp4(tmp_path):
+    cell, _ = zincblende_poscar()
+    volume = abs(np.linalg.det(cell.lattice))
+    _, text = zincblende_poscar(scale=f"{-8 * volume:.10f}")  # negative: target volume, 2x lengths
+    path = tmp_path / "big.vasp"
+    path.write_text(text)
+    np.testing.assert_allclose(read_poscar(path).lattice, 2 * cell.lattice, atol=1e-8)
+    _, text = zincblende_poscar(scale="1.0 2.0 3.0")
+    path.write_text(text)
+    np.testing.assert_allclose(read_poscar(path).lattice, cell.lattice * [1, 2, 3], atol=1e-9)
+    _, text = zincblende_poscar(species_line=False)
+    vasp4 = tmp_path / "CONTCAR"
+    vasp4.write_text(text)
+    loaded = load_unit_cell(vasp4)
+    assert loaded.type_names == ("X0", "X1") and loaded.name == "CONTCAR"
+
+
+@pytest.mark.parametrize(
+    "mangle, message",
+    [
+        (lambda lines: lines[:3], "malformed"),
+        (lambda lines: lines[:7] + ["Direct"] + lines[8:10], "coordinate lines"),
+        (lambda lines: lines[:7] + ["Spherical"] + lines[8:], "neither Direct nor Cartesian"),
+        (lambda lines: lines[:6] + ["4 x"] + lines[7:], "counts line is malformed"),
+    ],
+)
+def test_poscar_errors(tmp_path, mangle, message):
+    _, text = zincblende_poscar()
+    path = tmp_path / "POSCAR"
+    path.write_text("\n".join(mangle(text.splitlines())) + "\n")
+    with pytest.raises(InputFileError, match=rf"POSCAR: not a valid POSCAR file \(.*{message}"):
+        load_unit_cell(path)
+
+
+def test_gsd_unit_cell(tmp_path):
+    cell = prototype_cell("cP2-CsCl")
+    frame = gsd.hoomd.Frame()
+    a = cell.lattice[0, 0]
+    frame.configuration.box = [a, a, a, 0, 0, 0]
+    frame.particles.N = 2
+    # HOOMD boxes are centred on the origin.
+    frame.particles.position = (cell.positions - a / 2).astype(np.float32)
+    frame.particles.types = ["Cs", "Cl", "unused"]
+    frame.particles.typeid = np.array([1, 0], np.uint32)
+    path = tmp_path / "cscl.gsd"
+    with gsd.hoomd.open(str(path), mode="w") as handle:
+        handle.append(frame)
+    loaded = load_unit_cell(path)
+    assert loaded.name == "cscl" and loaded.type_names == ("Cl", "Cs")
+    assert same_sites(loaded, cell, tol=1e-6)
+
+
+def test_load_unit_cell_errors(tmp_path):
+    with pytest.raises(InputFileError, match="no such file"):
+        load_unit_cell(tmp_path / "missing.cif")
+    other = tmp_path / "cell.txt"
+    other.write_text("1 2 3")
+    with pytest.raises(InputFileError, match="unknown unit cell format"):
+        load_unit_cell(other)
+    broken = tmp_path / "broken.cif"
+    broken.write_text("data_x\n_cell_length_a 'unterminated\n")
+    with pytest.raises(InputFileError, match=r"broken\.cif: "):
+        load_unit_cell(broken)
+    partial = tmp_path / "partial.cif"
+    partial.write_text((FILES / "A_cF4_225_a.cif").read_text().replace("0.0  0.0  0.0  1.0000", "0.0  0.0  0.0  0.5000", 1))
+    with pytest.raises(InputFileError, match="partially occupied"):
+        load_unit_cell(partial)
+
+
+def test_unit_cell_validation():
+    with pytest.raises(InputFileError, match="degenerate"):
+        UnitCell("x", np.diag([1.0, 1.0, 0.0]), np.zeros((1, 3)), np.zeros(1, int), ("A",))
+    with pytest.raises(InputFileError, match="no sites"):
+        UnitCell("x", np.eye(3), np.zeros((0, 3)), np.zeros(0, int), ("A",))
+    with pytest.raises(InputFileError, match="type ids"):
+        UnitCell("x", np.eye(3), np.zeros((1, 3)), np.array([1]), ("A",))
