@@ -34,3 +34,116 @@ def crystal(
     model_values.update({"model": model, "n_dim": n_dim, "rank": rank, "o3": o3})
     config = options.train_config(epochs, batch_size, lr, seed, device, max_time, config_file)
     options.report(train_crystal(dataset, out, dataclass_from_dict(CrystalModelOptions, model_values, "model"), config, resume=resume, quiet=quiet), as_json)
+
+
+@data_app.command("crystals")
+def data_crystals(
+    out: Path = typer.Option(Path("crystals.npz"), "-o", "--out", help="Dataset file to write (.npz)."),
+    train_replicas: int = typer.Option(1, "--train-replicas", help="Independent noisy replicas per class for training."),
+    min_particles: int = typer.Option(2048, "--min-particles", help="Replicate each cell to at least this many particles."),
+    noise: str = typer.Option("0.001,0.05,0.1", "--noise", help="Comma-separated Gaussian noise sigmas (units of d_nn)."),
+    extra: list[Path] = typer.Option([], "--add", help="Extra class from a unit cell (CIF, POSCAR, GSD); repeatable."),
+    steinhardt: bool = typer.Option(True, "--steinhardt/--no-steinhardt", help="Also store the baseline's features."),
+    seed: int = options.Seed, as_json: bool = options.AsJson,
+) -> None:
+    """Build the crystal-identification dataset from the 8 AFLOW prototypes (plus --add cells)."""
+    from ..tasks.crystal.dataset import CrystalDatasetConfig, build_crystal_dataset
+
+    try:
+        levels = tuple(float(x) for x in noise.split(",") if x.strip())
+    except ValueError:
+        from ..errors import ConfigError
+        raise ConfigError(f"--noise {noise!r}: give comma-separated numbers, e.g. 0.001,0.05,0.1") from None
+    config = CrystalDatasetConfig(seed=seed, noise_levels=levels, min_particles=min_particles,
+                                  replicas={"train": train_replicas, "val": 1, "test": 1}, steinhardt=steinhardt)
+    dataset = build_crystal_dataset(config, extra_cells=tuple(extra))
+    path = dataset.save(out)
+    summary = dataset.summary()
+    if as_json:
+        render.print_json({"path": str(path), "classes": summary})
+        return
+    columns = list(summary[0].keys())
+    render.stderr_console().print(render.table(f"crystal dataset {path}", columns, [list(r.values()) for r in summary]))
+
+
+@evaluate_app.command("crystal")
+def evaluate_crystal(
+    checkpoint: Path = typer.Argument(..., help="Crystal checkpoint (.safetensors)."),
+    dataset: Path = typer.Argument(..., help="Dataset from `gaatool data crystals`."),
+    split: str = typer.Option("test", "--split", help="train, val or test."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write the confusion matrix as a PNG here."),
+    device: str = options.Device, as_json: bool = options.AsJson,
+) -> None:
+    """Accuracy overall, per class and per noise level, and the confusion matrix."""
+    from ..tasks.crystal.evaluate import evaluate_crystal as run
+
+    result = run(checkpoint, dataset, split=split, device=device, confusion_png=plot)
+    if as_json:
+        render.print_json(result.to_dict())
+        return
+    console = render.stderr_console()
+    console.print(f"{checkpoint} on {dataset} [{split}]: accuracy {100 * result.accuracy:.2f}% "
+                  f"over {result.n_environments} environments")
+    console.print(render.table("per class", ["class", "accuracy %"],
+                               [(k, 100 * v) for k, v in result.per_class.items()]))
+    console.print(render.table("per noise level", ["sigma", "accuracy %"],
+                               [(k, 100 * v) for k, v in result.per_noise.items()]))
+    names = result.class_names
+    console.print(render.table("confusion (rows: true, columns: predicted)", ["true"] + names,
+                               [[name] + row for name, row in zip(names, result.confusion)]))
+
+
+def attach(app: typer.Typer) -> None:
+    """Add the top-level `identify` command."""
+
+    @app.command("identify")
+    def identify(
+        path: Path = typer.Argument(..., help="Snapshot file: .gsd, .xyz or .extxyz."),
+        out: Optional[Path] = typer.Option(None, "-o", "--out", help="Write labels: .npz (arrays) or .gsd (a labelled copy)."),
+        model: Optional[Path] = options.Model,
+        frames: Optional[str] = typer.Option(None, "--frames", help="Frames to label, start:stop:step (0-based)."),
+        scale: Optional[float] = typer.Option(None, "--scale", help="Nearest-neighbour distance in file units (default: measured)."),
+        type_map: Optional[str] = typer.Option(None, "--type-map", help="Map file types to model types, e.g. Cu=A,Zn=B."),
+        box: Optional[str] = typer.Option(None, "--box", help="Box for XYZ files without a lattice: 'Lx,Ly,Lz'."),
+        threshold: Optional[float] = typer.Option(None, "--threshold", help="Label particles below this confidence 'unknown'."),
+        chunk_size: int = typer.Option(16384, "--chunk-size", help="Particles per model call (bounds memory)."),
+        device: str = options.Device, as_json: bool = options.AsJson,
+    ) -> None:
+        """Identify the crystal structure around every particle of a snapshot or trajectory."""
+        from ..io.readers import parse_frame_selection
+        from ..tasks.crystal.identify import identify_file, parse_type_map
+
+        suffix = out.suffix.lower() if out is not None else None
+        if suffix not in (None, ".npz", ".gsd"):
+            from ..errors import ConfigError
+            raise ConfigError(f"-o {out}: choose a .npz or .gsd output file")
+        if suffix == ".gsd" and path.suffix.lower() != ".gsd":
+            from ..errors import ConfigError
+            raise ConfigError("-o .gsd needs a .gsd input (it copies the trajectory); use -o labels.npz")
+        result = identify_file(path, checkpoint=model, frames=parse_frame_selection(frames), box=_parse_box(box),
+                               scale=scale, type_map=parse_type_map(type_map), threshold=threshold,
+                               device=device, chunk_size=chunk_size)
+        if suffix == ".npz":
+            result.save_npz(out)
+        elif suffix == ".gsd":
+            from ..io.gsd import write_labeled_gsd
+
+            write_labeled_gsd(path, out, [f.labels for f in result.frames], [f.index for f in result.frames],
+                              result.class_names, confidence=[f.confidence for f in result.frames])
+        if as_json:
+            render.print_json(result.to_dict())
+            return
+        names = result.class_names + ["unknown"]
+        rows = [[f.index, len(f.labels)] + [100 * x for x in f.fractions(len(result.class_names))]
+                for f in result.frames]
+        render.stderr_console().print(render.table(f"{path}: % of particles per structure", ["frame", "N"] + names, rows))
+
+
+def _parse_box(text: Optional[str]):
+    if text is None:
+        return None
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        from ..errors import ConfigError
+        raise ConfigError(f"--box {text!r}: give 3 lengths (Lx,Ly,Lz), 6 HOOMD box parameters, or 9 lattice numbers") from None

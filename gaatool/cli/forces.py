@@ -170,7 +170,7 @@ def evaluate_forces_command(
     dataset: Path = typer.Argument(..., help="Dataset from `gaatool data md17` (or dataset.npz of a run)."),
     split: str = typer.Option("test", "--split", help="train, val or test."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a force parity plot (PNG) here."),
-    batch_size: int = typer.Option(128, "--batch-size", help="Frames per forward pass."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Frames per forward pass."),
     device: str = options.Device, as_json: bool = options.AsJson,
 ) -> None:
     """Force MAE per component (paper Table 1), RMSE, energy MAE and cosine similarity."""
@@ -186,7 +186,7 @@ def predict_forces_command(
     out: Path = typer.Option(..., "-o", "--out", help="Output: .xyz/.extxyz (extended XYZ), .npz, or - (stdout)."),
     model: Optional[Path] = options.Model,
     frames: Optional[str] = typer.Option(None, "--frames", help="start:stop:step (0-based) or one index."),
-    batch_size: int = typer.Option(128, "--batch-size", help="Frames per forward pass."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Frames per forward pass."),
     device: str = options.Device, as_json: bool = options.AsJson,
 ) -> None:
     """Energy (kcal/mol) and forces (kcal/mol/Å) of every frame, by a trained force field."""
@@ -203,7 +203,9 @@ def predict_forces_command(
     console = render.stderr_console()
     rows = [("frames", result["n_frames"]), ("atoms", ", ".join(map(str, result["n_atoms"]))),
             ("formulas", ", ".join(result["formulas"])),
-            ("energy min (kcal/mol)", result["energy_min"]), ("energy max (kcal/mol)", result["energy_max"]),
+            # Totals are ~1e5 kcal/mol: show every significant digit, not 4.
+            ("energy min (kcal/mol)", f"{result['energy_min']:.4f}"),
+            ("energy max (kcal/mol)", f"{result['energy_max']:.4f}"),
             ("largest force component (meV/Å)", result["max_force_component_mev_per_a"])]
     console.print(render.table(f"{result['checkpoint']} on {result['input']}", ["", "value"], rows))
     if not result["matches_training_molecule"]:

@@ -16,24 +16,6 @@ AsJson = typer.Option(False, "--json", help="Print the result as JSON on stdout.
 Model = typer.Option(None, "--model", "-m", help="Checkpoint (.safetensors); default: the pretrained model.")
 
 
-def parse_frames(text: Optional[str]) -> Optional[slice]:
-    """'start:stop:step' (Python slice syntax, any part optional) or a single index -> slice."""
-    if text is None:
-        return None
-    try:
-        if ":" not in text:
-            index = int(text)
-            return slice(index, index + 1 if index != -1 else None)
-        parts = [int(p) if p.strip() else None for p in text.split(":")]
-    except ValueError:
-        raise ConfigError(f"--frames {text!r}: use start:stop:step with integers, e.g. 0:100:10") from None
-    if len(parts) > 3:
-        raise ConfigError(f"--frames {text!r}: use start:stop:step")
-    if len(parts) == 3 and parts[2] == 0:
-        raise ConfigError("--frames: step cannot be zero")
-    return slice(*parts)
-
-
 def load_json_config(path: Optional[Path]) -> dict:
     """Read a --config JSON file of overrides ({} when not given)."""
     if path is None:
@@ -84,3 +66,10 @@ def _render():
     from . import render
 
     return render
+
+
+def parse_frames(text):
+    """--frames 'start:stop:step' (0-based) -> slice; the same parser as the library's readers."""
+    from ..io.readers import parse_frame_selection
+
+    return parse_frame_selection(text)

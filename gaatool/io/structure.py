@@ -89,6 +89,11 @@ class ProteinStructure:
     skipped : dict of str to int
         What was left out, by reason, with counts (residues or atoms, as the
         reason says).
+    file_atom_index : numpy.ndarray (N,) int64 or None
+        Position of each atom among all atoms of the file's model (0-based,
+        file order), which is how trajectories index atoms.
+    file_atom_count : int or None
+        Number of atoms of the file's model, kept or not.
     """
 
     residue_names: np.ndarray
@@ -102,6 +107,8 @@ class ProteinStructure:
     entry_id: str = ""
     source: str = ""
     skipped: dict = dataclasses.field(default_factory=dict)
+    file_atom_index: np.ndarray | None = None
+    file_atom_count: int | None = None
 
     def __post_init__(self) -> None:
         self.residue_names = np.asarray(self.residue_names, dtype=str)
@@ -122,6 +129,10 @@ class ProteinStructure:
         for name in ("elements", "atom_residues"):
             if len(getattr(self, name)) != n_atoms:
                 raise ValueError(f"{name} has {len(getattr(self, name))} entries for {n_atoms} atoms")
+        if self.file_atom_index is not None:
+            self.file_atom_index = np.asarray(self.file_atom_index, dtype=np.int64)
+            if len(self.file_atom_index) != n_atoms:
+                raise ValueError(f"file_atom_index has {len(self.file_atom_index)} entries for {n_atoms} atoms")
         if positions.ndim != 3 or positions.shape[1:] != (n_atoms, 3):
             raise ValueError(f"positions have shape {positions.shape}; expected (F, {n_atoms}, 3)")
         if n_atoms and (np.any(np.diff(self.atom_residues) < 0) or self.atom_residues[-1] >= n_res
@@ -177,7 +188,8 @@ class ProteinStructure:
             insertion_codes=self.insertion_codes[keep], chain_ids=self.chain_ids[keep],
             atom_names=self.atom_names[atom_keep], elements=self.elements[atom_keep],
             atom_residues=new_index[self.atom_residues[atom_keep]], positions=self.positions[:, atom_keep],
-            skipped=dict(self.skipped))
+            skipped=dict(self.skipped),
+            file_atom_index=None if self.file_atom_index is None else self.file_atom_index[atom_keep])
 
     def with_positions(self, positions) -> "ProteinStructure":
         """The same atoms with other coordinates (F, N, 3) or (N, 3)."""
@@ -253,6 +265,8 @@ def read_structure(path: str | os.PathLike, all_models: bool = False, heavy_only
         raise InputFileError(f"{path}: no such file")
     if path.is_dir():
         raise InputFileError(f"{path}: is a folder, not a structure file")
+    if path.name.lower().endswith((".bcif", ".bcif.gz")):
+        raise InputFileError(f"{path}: BinaryCIF is not supported; use the text mmCIF (.cif) of the entry")
     import gemmi
 
     try:
@@ -262,9 +276,10 @@ def read_structure(path: str | os.PathLike, all_models: bool = False, heavy_only
     try:
         if fmt is None:
             # Unknown extension: let gemmi look at the content.
-            st = gemmi.read_structure(str(path), format=gemmi.CoorFormat.Detect)
+            st = gemmi.read_structure(str(path), merge_chain_parts=False, format=gemmi.CoorFormat.Detect)
         else:
-            st = gemmi.read_structure(str(path))
+            # unmerged chain parts keep the file's atom order (trajectories index atoms by it)
+            st = gemmi.read_structure(str(path), merge_chain_parts=False)
     except (RuntimeError, ValueError, OSError, EOFError) as err:
         raise InputFileError(f"{path}: cannot read as PDB or mmCIF ({_first_line(err)}); "
                              "check that it is a complete text PDB/mmCIF file") from err
@@ -317,11 +332,30 @@ def _skip_reason(name: str) -> str:
     return f"ligand or ion {name}"
 
 
+@dataclasses.dataclass
+class _Atom:
+    name: str
+    altloc: str
+    occ: float
+    element: str
+    xyz: tuple
+    file_index: int
+
+
+@dataclasses.dataclass
+class _Residue:
+    chain: str
+    name: str
+    number: int
+    icode: str
+    atoms: list
+
+
 def _occupancy(atoms) -> float:
     return float(np.mean([a.occ for a in atoms])) if atoms else 0.0
 
 
-def _choose_conformer(atoms) -> list:
+def _choose_conformer(atoms: list) -> list:
     """Resolve alternate locations of one residue's atoms (see the module docstring)."""
     letters: dict[str, list] = {}
     for atom in atoms:
@@ -345,53 +379,67 @@ def _choose_conformer(atoms) -> list:
     return kept
 
 
-def _residue_groups(chain) -> Iterator[list]:
-    """Residues of a chain grouped by sequence id (micro-heterogeneity gives groups of several)."""
+def _plain_residues(model) -> tuple[list, int]:
+    """The model's residues as plain records (atoms numbered in file order) and its atom count."""
+    residues, count = [], 0
+    for chain in model:
+        for residue in chain:
+            atoms = []
+            for atom in residue:
+                atoms.append(_Atom(atom.name.strip(), atom.altloc, float(atom.occ), atom.element.name,
+                                   (atom.pos.x, atom.pos.y, atom.pos.z), count))
+                count += 1
+            residues.append((_Residue(chain.name, residue.name.strip().upper(), int(residue.seqid.num),
+                                      residue.seqid.icode.strip(), atoms), (chain.name, str(residue.seqid))))
+    return residues, count
+
+
+def _residue_groups(residues: list) -> Iterator[list]:
+    """Consecutive residues of one chain at one sequence id (micro-heterogeneity gives groups of several)."""
     group: list = []
-    for residue in chain:
-        if group and residue.seqid == group[-1].seqid:
-            group.append(residue)
+    for residue, key in residues:
+        if group and key == group[-1][1]:
+            group.append((residue, key))
             continue
         if group:
-            yield group
-        group = [residue]
+            yield [r for r, _ in group]
+        group = [(residue, key)]
     if group:
-        yield group
+        yield [r for r, _ in group]
 
 
-def _read_model(model, heavy_only: bool, skipped: Counter) -> tuple[list, list]:
-    """[(chain, name, number, icode)], [(residue index, atom name, element, xyz)] of one model."""
+def _read_model(model, heavy_only: bool, skipped: Counter) -> tuple[list, list, int]:
+    """[(chain, name, number, icode)], [(residue index, atom name, element, xyz, file index)], atom count."""
     residues, atoms = [], []
-    for chain in model:
-        for group in _residue_groups(chain):
-            def heavy(res):
-                return [a for a in res if not (heavy_only and a.element.name in ("H", "D"))]
+    plain, count = _plain_residues(model)
 
-            if len(group) > 1:
-                residue = max(group, key=lambda res: _occupancy(heavy(res)))
-                skipped["alternative residue at the same position (micro-heterogeneity)"] += len(group) - 1
-            else:
-                residue = group[0]
-            name = residue.name.strip().upper()
-            if name not in _STANDARD:
-                skipped[_skip_reason(name)] += 1
-                continue
-            kept = heavy(residue)
-            n_h = len(residue) - len(kept)
-            if n_h:
-                skipped["hydrogen atoms"] += n_h
-            chosen = _choose_conformer(kept)
-            if len(chosen) < len(kept):
-                skipped["atoms of other alternate conformers"] += len(kept) - len(chosen)
-            if not chosen:
-                skipped["standard residue without heavy atoms"] += 1
-                continue
-            index = len(residues)
-            icode = residue.seqid.icode.strip()
-            residues.append((chain.name, name, int(residue.seqid.num), icode))
-            for atom in chosen:
-                atoms.append((index, atom.name.strip(), atom.element.name, (atom.pos.x, atom.pos.y, atom.pos.z)))
-    return residues, atoms
+    def heavy(res):
+        return [a for a in res.atoms if not (heavy_only and a.element in ("H", "D"))]
+
+    for group in _residue_groups(plain):
+        if len(group) > 1:
+            residue = max(group, key=lambda res: _occupancy(heavy(res)))
+            skipped["alternative residue at the same position (micro-heterogeneity)"] += len(group) - 1
+        else:
+            residue = group[0]
+        if residue.name not in _STANDARD:
+            skipped[_skip_reason(residue.name)] += 1
+            continue
+        kept = heavy(residue)
+        n_h = len(residue.atoms) - len(kept)
+        if n_h:
+            skipped["hydrogen atoms"] += n_h
+        chosen = _choose_conformer(kept)
+        if len(chosen) < len(kept):
+            skipped["atoms of other alternate conformers"] += len(kept) - len(chosen)
+        if not chosen:
+            skipped["standard residue without heavy atoms"] += 1
+            continue
+        index = len(residues)
+        residues.append((residue.chain, residue.name, residue.number, residue.icode))
+        for atom in chosen:
+            atoms.append((index, atom.name, atom.element, atom.xyz, atom.file_index))
+    return residues, atoms, count
 
 
 def _from_gemmi(st, source: str, entry_id: str, all_models: bool, heavy_only: bool) -> ProteinStructure:
@@ -402,10 +450,10 @@ def _from_gemmi(st, source: str, entry_id: str, all_models: bool, heavy_only: bo
     topology, frames = None, []
     for m in models:
         model_skipped: Counter = Counter()
-        residues, atoms = _read_model(st[m], heavy_only, model_skipped)
+        residues, atoms, atom_count = _read_model(st[m], heavy_only, model_skipped)
         key = (residues, [(a[0], a[1]) for a in atoms])
         if topology is None:
-            topology, first_atoms = key, atoms
+            topology, first_atoms, first_count = key, atoms, atom_count
             skipped = model_skipped
         elif key != topology:
             raise InputFileError(f"{source}: model {m + 1} has other residues or atoms than model 1; "
@@ -420,7 +468,8 @@ def _from_gemmi(st, source: str, entry_id: str, all_models: bool, heavy_only: bo
         atom_names=[a[1] for a in atoms], elements=[a[2] for a in atoms],
         atom_residues=np.array([a[0] for a in atoms], dtype=np.int64),
         positions=np.stack(frames) if frames else np.zeros((1, 0, 3)),
-        entry_id=entry_id, source=source, skipped=dict(skipped))
+        entry_id=entry_id, source=source, skipped=dict(skipped),
+        file_atom_index=np.array([a[4] for a in atoms], dtype=np.int64), file_atom_count=first_count)
 
 
 # ---------------------------------------------------------------------------

@@ -5,7 +5,9 @@ from torch import nn
 
 from ..errors import ConfigError
 
-__all__ = ["ACTIVATIONS", "activation", "score_net", "value_net", "scale_net"]
+import torch
+
+__all__ = ["ACTIVATIONS", "activation", "score_net", "value_net", "scale_net", "FastDropout"]
 
 ACTIVATIONS = {"relu": nn.ReLU, "swish": nn.SiLU, "silu": nn.SiLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
@@ -18,8 +20,37 @@ def activation(name: str) -> nn.Module:
         raise ConfigError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
 
 
+class FastDropout(nn.Module):
+    """Dropout whose CPU mask comes from random bytes: same distribution, ~4x faster.
+
+    torch's CPU Bernoulli sampling dominated training time of the tuple MLPs
+    (dropout acts on (B, N, N, 64) tensors). Keeping an element when a uniform
+    random byte is >= round(256 p) quantises p to multiples of 1/256 (exact
+    for the paper's 0.5). On CUDA the standard kernel is used.
+    """
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {p}")
+        self.p = p
+        self.threshold = int(round(256 * p))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.threshold == 0:
+            return x
+        if x.device.type != "cpu":
+            return nn.functional.dropout(x, self.p, training=True)
+        random_bytes = torch.empty(x.shape, dtype=torch.uint8, device=x.device).random_(0, 256)
+        keep = random_bytes >= self.threshold
+        return x * keep * (256.0 / (256 - self.threshold))
+
+    def extra_repr(self) -> str:
+        return f"p={self.threshold / 256:g}"
+
+
 def _dropout(p: float) -> list[nn.Module]:
-    return [nn.Dropout(p)] if p > 0 else []
+    return [FastDropout(p)] if p > 0 else []
 
 
 def score_net(n_dim: int, hidden: int = 64, act: str = "relu", dropout: float = 0.0) -> nn.Sequential:

@@ -182,3 +182,17 @@ def test_labeled_agrees_with_reference_library(merge):
             theirs.data.copy_(ours.data)
     with torch.no_grad():
         assert testing.max_error(mine(labels, r, v), ref((labels, (r, v)))) < 1e-9
+
+
+def test_fast_dropout_statistics():
+    from gaatool.nn.mlp import FastDropout
+
+    layer = FastDropout(0.5).train()
+    x = torch.ones(200_000)
+    y = layer(x)
+    kept = (y != 0).float().mean()
+    assert abs(float(kept) - 0.5) < 0.01
+    assert float(y.mean()) == pytest.approx(1.0, abs=0.02)  # unbiased
+    assert torch.equal(layer.eval()(x), x)
+    y = FastDropout(0.25).train()(torch.ones(200_000))
+    assert abs(float((y != 0).float().mean()) - 0.75) < 0.01

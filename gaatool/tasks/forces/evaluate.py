@@ -78,7 +78,7 @@ def force_metrics(reference: np.ndarray, predicted: np.ndarray) -> dict[str, flo
 
 
 def evaluate_forces(checkpoint: str | os.PathLike | ForceFieldPredictor, dataset: str | os.PathLike | ForcesDataset,
-                    split: str = "test", device: str = "auto", batch_size: int = 128,
+                    split: str = "test", device: str = "auto", batch_size: int = 64,
                     parity_png: str | os.PathLike | None = None) -> ForcesEvaluation:
     """Evaluate a force field on ``split`` of a forces dataset; optionally write a force parity plot (PNG).
 

@@ -40,14 +40,12 @@ __all__ = [
     "predict_file",
     "read_structures",
     "default_checkpoint",
-    "PRETRAINED_DIR",
     "DEFAULT_CHECKPOINT_NAME",
     "ENERGY_UNIT",
     "FORCES_UNIT",
 ]
 
-#: Folder of the shipped pretrained models (the repository's ``pretrained/``).
-PRETRAINED_DIR = Path(__file__).resolve().parents[3] / "pretrained"
+#: File name of the pretrained model used when no checkpoint is given (see :mod:`gaatool.tasks.pretrained`).
 DEFAULT_CHECKPOINT_NAME = "forces-ethanol.safetensors"
 ENERGY_UNIT = "kcal/mol"
 FORCES_UNIT = "kcal/mol/A"
@@ -57,11 +55,9 @@ _NPZ_KEYS = (("R", "z"), ("coords", "nuclear_charges"), ("positions", "atomic_nu
 
 def default_checkpoint() -> Path:
     """The pretrained ethanol model, or a :class:`CheckpointError` saying that none is installed."""
-    path = PRETRAINED_DIR / DEFAULT_CHECKPOINT_NAME
-    if not path.is_file():
-        raise CheckpointError(f"no --model given and the pretrained model {path} is not installed; "
-                              "train one with `gaatool train forces` and pass --model CKPT")
-    return path
+    from ..pretrained import pretrained_path
+
+    return pretrained_path(DEFAULT_CHECKPOINT_NAME)
 
 
 class ForceFieldPredictor:
@@ -85,7 +81,7 @@ class ForceFieldPredictor:
     """
 
     def __init__(self, model: ForceField, metadata: dict[str, Any] | None = None, device: str = "cpu",
-                 dtype: str | None = None, batch_size: int = 128):
+                 dtype: str | None = None, batch_size: int = 64):
         if not isinstance(model, ForceField):
             raise CheckpointError(f"{type(model).__name__} is not a force-field model")
         self.metadata = dict(metadata or {})
@@ -104,7 +100,7 @@ class ForceFieldPredictor:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike | None = None, device: str = "auto",
-                        dtype: str | None = None, batch_size: int = 128) -> "ForceFieldPredictor":
+                        dtype: str | None = None, batch_size: int = 64) -> "ForceFieldPredictor":
         """Load a ``forces`` checkpoint (default: :func:`default_checkpoint`)."""
         path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
         model, metadata = load_model(path, task="forces")
@@ -349,7 +345,7 @@ def _write_xyz(output: str | os.PathLike, result: ForcesPrediction) -> None:
 
 def predict_file(path: str | os.PathLike, checkpoint: str | os.PathLike | ForceFieldPredictor | None = None,
                  output: str | os.PathLike | None = None, device: str = "auto", frames: slice | None = None,
-                 batch_size: int = 128) -> ForcesPrediction:
+                 batch_size: int = 64) -> ForcesPrediction:
     """Energies and forces of every frame of ``path``; optionally written to ``output``.
 
     Parameters

@@ -1,0 +1,180 @@
+"""Protein backmapping commands: data pdb, train/evaluate backmap, and the top-level `backmap`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from . import options, render
+from .groups import data_app, evaluate_app, train_app
+
+
+def _progress(quiet: bool):
+    if quiet:
+        return None
+    console = render.stderr_console()
+    return lambda message: console.print(message)
+
+
+def _split_ids(text: Optional[str]) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _skipped_text(skipped: dict, limit: int = 4) -> str:
+    items = sorted(skipped.items(), key=lambda item: -item[1])
+    text = "; ".join(f"{reason} x{count}" for reason, count in items[:limit])
+    return text + (f"; +{len(items) - limit} more" if len(items) > limit else "")
+
+
+@data_app.command("pdb")
+def pdb(
+    files: Optional[List[Path]] = typer.Argument(None, help="PDB/mmCIF files (.gz ok) or folders of them."),
+    more_files: Optional[List[Path]] = typer.Option(None, "--files", help="More files (same as the arguments)."),
+    ids: Optional[str] = typer.Option(None, "--ids", help="PDB ids to download as mmCIF, comma-separated, or "
+                                                         "'paper' for the paper's 19 entries."),
+    out: Path = typer.Option(..., "-o", "--out", help="Dataset file to write (.npz)."),
+    bead: str = typer.Option("centroid", "--bead", help="Bead per residue: centroid (paper), com or ca."),
+    neighbors: int = typer.Option(16, "--neighbors", help="Neighbour beads per residue."),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="Fraction of entries for validation."),
+    test_fraction: float = typer.Option(0.1, "--test-fraction", help="Fraction of entries for testing."),
+    val_ids: Optional[str] = typer.Option(None, "--val-ids", help="Validation entries (overrides the fractions)."),
+    test_ids: Optional[str] = typer.Option(None, "--test-ids", help="Test entries (overrides the fractions)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Download cache folder (default: the user cache)."),
+    mirror: Optional[str] = typer.Option(None, "--mirror", help="Download address with {id}, e.g. a PDBe mirror."),
+    seed: int = options.Seed, quiet: bool = options.Quiet, as_json: bool = options.AsJson,
+) -> None:
+    """Build the backmapping dataset: residue neighbourhoods of beads and their heavy atoms, split by entry."""
+    from ..tasks.backmap.dataset import (PAPER_ENTRIES, RCSB_URL, BackmapDatasetConfig, build_backmap_dataset,
+                                         fetch_entries)
+    from ..errors import ConfigError
+
+    config = BackmapDatasetConfig(bead=bead, neighbors=neighbors, val_fraction=val_fraction,
+                                  test_fraction=test_fraction, val_entries=tuple(_split_ids(val_ids)),
+                                  test_entries=tuple(_split_ids(test_ids)), seed=seed)
+    paths = list(files or []) + list(more_files or [])
+    id_list = _split_ids(ids)
+    if id_list == ["paper"]:
+        id_list = list(PAPER_ENTRIES)
+    if id_list:
+        paths += fetch_entries(id_list, cache=cache, url_template=mirror or RCSB_URL, progress=_progress(quiet))
+    if not paths:
+        raise ConfigError("give structure files, folders or --ids")
+    dataset = build_backmap_dataset(paths, config, progress=_progress(quiet))
+    dataset.save(out)
+    if as_json:
+        render.print_json({"output": str(out), **dataset.to_dict()})
+        return
+    if quiet:
+        return
+    console = render.stderr_console()
+    rows = [(e.entry, e.split, e.chains, e.residues, e.rows, e.atoms, _skipped_text(e.skipped))
+            for e in dataset.entries]
+    console.print(render.table("entries", ["entry", "split", "chains", "residues", "targets", "atoms", "skipped"],
+                               rows))
+    if dataset.skipped_files:
+        console.print(render.table("skipped files", ["file", "reason"], dataset.skipped_files))
+    counts = dataset.split_counts()
+    console.print(render.table(f"{out}", ["split", "entries", "targets"],
+                               [(s, c["entries"], c["rows"]) for s, c in counts.items()]))
+
+
+@train_app.command("backmap")
+def train_backmap(
+    dataset: Path = typer.Argument(..., help="Dataset from `gaatool data pdb`."),
+    out: Path = typer.Option(Path("runs/backmap"), "-o", "--out", help="Output folder for checkpoints and metrics."),
+    model: str = typer.Option("gaa", "--model", help="gaa (Listing 3) or transformer (the baseline)."),
+    epochs: int = typer.Option(800, "--epochs", help="Maximum number of epochs."),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    lr: float = typer.Option(1e-3, "--lr", help="Initial learning rate (Adam)."),
+    n_dim: int = typer.Option(32, "--dim", help="Working dimension."),
+    rank: int = typer.Option(2, "--rank", help="Tuple rank of the attention (GAA)."),
+    translation_rank: Optional[int] = typer.Option(None, "--translation-rank",
+                                                   help="Rank of the translation layer (default: --rank)."),
+    refine_rank: Optional[int] = typer.Option(None, "--refine-rank", help="Rank of the refinements (default: --rank)."),
+    max_time: Optional[float] = typer.Option(None, "--max-time", help="Stop after this many seconds."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help='JSON overrides: {"train": {...}, "model": {...}}.'),
+    seed: int = options.Seed, device: str = options.Device, quiet: bool = options.Quiet, as_json: bool = options.AsJson,
+) -> None:
+    """Train a backmapping model (loss: MSE of atom positions; metric: RMSD in Å)."""
+    from ..tasks.backmap.train import BackmapModelOptions, train_backmap as run
+
+    model_values = options.load_json_config(config_file).get("model", {})
+    model_values.update({"model": model, "n_dim": n_dim, "rank": rank, "translation_rank": translation_rank,
+                         "refine_rank": refine_rank})
+    model_options = options.dataclass_from_dict(BackmapModelOptions, model_values, "model")
+    config = options.train_config(epochs, batch_size, lr, seed, device, max_time, config_file)
+    options.report(run(dataset, out, model_options, config, resume=resume, quiet=quiet), as_json)
+
+
+@evaluate_app.command("backmap")
+def evaluate_backmap(
+    checkpoint: Path = typer.Argument(..., help="A backmap checkpoint (.safetensors)."),
+    dataset: Path = typer.Argument(..., help="Dataset from `gaatool data pdb`."),
+    split: str = typer.Option("test", "--split", help="train, val or test."),
+    batch_size: int = typer.Option(512, "--batch-size"),
+    device: str = options.Device, as_json: bool = options.AsJson,
+) -> None:
+    """Heavy-atom RMSD (all, backbone, side chain, per residue), bond-length deviations and clashes."""
+    from ..tasks.backmap.evaluate import evaluate_backmap as run
+
+    result = run(checkpoint, dataset, split=split, device=device, batch_size=batch_size)
+    if as_json:
+        render.print_json(result.to_dict())
+        return
+    console = render.stderr_console()
+    intra, peptide = result.bonds["intra_residue"], result.bonds["peptide"]
+    rows = [
+        ("entries", ", ".join(result.entries)), ("residues", result.n_residues), ("atoms", result.n_atoms),
+        ("RMSD all (Å)", result.rmsd_a), ("RMSD backbone (Å)", result.backbone_rmsd_a),
+        ("RMSD side chain (Å)", result.sidechain_rmsd_a),
+        ("bond |Δ| mean (Å)", intra.get("mean_abs_deviation_a", float("nan"))),
+        ("bonds |Δ| > 0.1 Å", intra.get("fraction_over_0.1_a", float("nan"))),
+        ("peptide C-N mean (Å)", peptide.get("mean_length_a", float("nan"))),
+        ("peptide C-N |Δ| mean (Å)", peptide.get("mean_abs_deviation_a", float("nan"))),
+        ("clashes predicted / reference", f"{result.clashes['predicted']} / {result.clashes['reference']}"),
+    ]
+    console.print(render.table(f"{checkpoint} on {split} ({result.model})", ["metric", "value"], rows))
+    console.print(render.table("per residue type", ["residue", "count", "RMSD (Å)"],
+                               [(name, v["residues"], v["rmsd_a"]) for name, v in result.per_residue.items()]))
+    console.print(f"clash: {result.clashes['definition']}")
+    for warning in result.warnings:
+        console.print(f"warning: {warning}")
+
+
+def attach(app: typer.Typer) -> None:
+    """Add the top-level `gaatool backmap` command."""
+
+    @app.command("backmap")
+    def backmap(
+        file: Path = typer.Argument(..., help="Coarse-grained structure (PDB/mmCIF, .gz ok, '-' = stdin) or a "
+                                              ".dcd/.xtc trajectory with --top."),
+        out: Path = typer.Option(..., "-o", "--out", help="Output .pdb or .cif (.gz ok); '-' = stdout."),
+        model: Optional[Path] = options.Model,
+        top: Optional[Path] = typer.Option(None, "--top", help="PDB/mmCIF of the beads of a .dcd/.xtc trajectory."),
+        frames: Optional[str] = typer.Option(None, "--frames", help="Models/frames to use: start:stop:step."),
+        fmt: Optional[str] = typer.Option(None, "--format", help="pdb or cif (default: by extension; stdout: pdb)."),
+        device: str = options.Device, quiet: bool = options.Quiet, as_json: bool = options.AsJson,
+    ) -> None:
+        """Rebuild heavy atoms from one bead per residue (default model: pretrained/backmap.safetensors)."""
+        from ..errors import ConfigError
+        from ..tasks.backmap.rebuild import backmap_file
+
+        if as_json and str(out) == "-":
+            raise ConfigError("--json and -o - both write to stdout; write the structure to a file")
+        result = backmap_file(file, out, checkpoint=model, top=top, frames=options.parse_frames(frames), fmt=fmt,
+                              device=device)
+        console = render.stderr_console()
+        if not quiet:
+            for warning in result.warnings:
+                console.print(f"warning: {warning}")
+        if as_json:
+            render.print_json(result.to_dict())
+            return
+        if quiet:
+            return
+        summary = result.to_dict()
+        if str(out) != "-":
+            console.print(f"wrote {out}: {summary['frames']} model(s), {summary['chains']} chain(s), "
+                          f"{summary['residues']} residues, {summary['atoms']} atoms per model")

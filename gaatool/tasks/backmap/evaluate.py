@@ -1,0 +1,271 @@
+"""Evaluation of backmapping checkpoints on entries not used for training.
+
+Metrics (all lengths in Å; predictions are placed at their residue's bead, no
+superposition):
+
+``rmsd_a``, ``backbone_rmsd_a``, ``sidechain_rmsd_a``, ``per_residue``
+    heavy-atom RMSD over all atoms, over the backbone (N, CA, C, O and OXT),
+    over the side chains (all other atoms), and per residue type.
+``bonds``
+    deviations of predicted from reference bond lengths. The bonds are the
+    reference structure's: atom pairs of one residue closer than 1.9 Å in the
+    reference (every covalent heavy-atom bond inside a standard residue is
+    shorter, every non-bonded pair longer), and the peptide bond C(i)-N(i+1)
+    between consecutive residues that are bonded (< 1.9 Å) in the reference.
+``clashes``
+    pairs of heavy atoms of different residues that are not sequence
+    neighbours, whose van der Waals overlap ``r_a + r_b - d`` is at least
+    0.6 Å, with a 0.4 Å allowance for N/O pairs (possible hydrogen bonds) and
+    disulfide S-S pairs ignored: the default criterion of ChimeraX
+    ``clashes``, on heavy atoms with Bondi radii (C 1.70, N 1.55, O 1.52,
+    S 1.80). Counted for the prediction and, for comparison, the reference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...checkpoint import load_model
+from ...data.batch import iterate_batches
+from ...data.splits import SPLIT_NAMES
+from ...data.store import load_dataset
+from ...errors import ConfigError, InputFileError
+from ...train.device import resolve_device
+from .residues import LABELS, RESIDUE_NAMES, atom_element, is_backbone
+from .train import check_vocabulary, predict_atoms, split_tensors
+
+__all__ = ["BackmapEvaluation", "evaluate_backmap", "evaluate_predictions", "count_clashes", "BONDI_RADII",
+           "BOND_CUTOFF_A", "CLASH_OVERLAP_A", "HBOND_ALLOWANCE_A"]
+
+BONDI_RADII = {"C": 1.70, "N": 1.55, "O": 1.52, "S": 1.80}
+BOND_CUTOFF_A = 1.9
+CLASH_OVERLAP_A = 0.6
+HBOND_ALLOWANCE_A = 0.4
+
+_LABEL_ATOMS = np.array([atom for _, atom in LABELS])
+_LABEL_BACKBONE = np.array([is_backbone(atom) for _, atom in LABELS])
+_LABEL_ELEMENTS = np.array([atom_element(atom) for _, atom in LABELS])
+
+
+@dataclass
+class BackmapEvaluation:
+    """Accuracy and geometry of a checkpoint's reconstructions on one split (lengths in Å)."""
+
+    checkpoint: str
+    dataset: str
+    split: str
+    model: str
+    n_entries: int
+    n_residues: int
+    n_atoms: int
+    rmsd_a: float
+    backbone_rmsd_a: float
+    sidechain_rmsd_a: float
+    per_residue: dict[str, dict[str, float]]
+    bonds: dict[str, dict[str, float]]
+    clashes: dict[str, Any]
+    entries: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checkpoint": self.checkpoint, "dataset": self.dataset, "split": self.split, "model": self.model,
+            "entries": self.entries, "n_entries": self.n_entries, "n_residues": self.n_residues,
+            "n_atoms": self.n_atoms, "rmsd_a": self.rmsd_a, "backbone_rmsd_a": self.backbone_rmsd_a,
+            "sidechain_rmsd_a": self.sidechain_rmsd_a, "per_residue": self.per_residue, "bonds": self.bonds,
+            "clashes": self.clashes, "warnings": self.warnings,
+        }
+
+
+def _rmsd(squared: np.ndarray) -> float:
+    return float(np.sqrt(squared.mean())) if squared.size else float("nan")
+
+
+def _close_pairs(positions: np.ndarray, r_max: float) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i < j) closer than ``r_max`` (freud cell search on a non-periodic cloud)."""
+    import freud
+
+    centered = positions - positions.mean(axis=0)
+    # a cube larger than twice the cloud's diameter: no periodic image can come close
+    length = 4.0 * float(np.abs(centered).max()) + 4.0 * r_max + 2.0
+    box = freud.box.Box.cube(length)
+    points = np.ascontiguousarray(centered, dtype=np.float32)
+    nlist = freud.locality.AABBQuery(box, points).query(
+        points, {"r_max": r_max, "exclude_ii": True}).toNeighborList()
+    i = np.asarray(nlist.query_point_indices, dtype=np.int64)
+    j = np.asarray(nlist.point_indices, dtype=np.int64)
+    keep = i < j
+    return i[keep], j[keep]
+
+
+def count_clashes(positions: np.ndarray, elements: np.ndarray, residues: np.ndarray,
+                  excluded: np.ndarray, disulfide_sulfur: np.ndarray | None = None) -> int:
+    """Number of clashing heavy-atom pairs (see the module docstring).
+
+    Parameters
+    ----------
+    positions : (N, 3) float, Å
+    elements : (N,) str, C/N/O/S
+    residues : (N,) int, residue index of each atom (0..R-1)
+    excluded : (R, R) bool
+        Residue pairs never counted (the same residue is always excluded).
+    disulfide_sulfur : (N,) bool, optional
+        CYS SG atoms; pairs of them are ignored.
+
+    >>> pos = np.array([[0.0, 0, 0], [2.0, 0, 0], [3.0, 0, 0]])
+    >>> count_clashes(pos, np.array(["C", "C", "O"]), np.array([0, 1, 2]), np.zeros((3, 3), bool))
+    1
+    """
+    positions = np.asarray(positions, dtype=np.float64)
+    if len(positions) < 2:
+        return 0
+    radii = np.array([BONDI_RADII.get(str(e), 1.70) for e in elements])
+    polar = np.isin(elements, ["N", "O"])
+    sulfur = np.zeros(len(positions), bool) if disulfide_sulfur is None else np.asarray(disulfide_sulfur, bool)
+    residues = np.asarray(residues)
+    # no pair farther apart than the largest radius sum minus the overlap can clash
+    r_max = 2 * max(BONDI_RADII.values()) - CLASH_OVERLAP_A + 0.01
+    i, j = _close_pairs(positions, r_max)
+    distance = np.linalg.norm(positions[i] - positions[j], axis=-1)
+    overlap = radii[i] + radii[j] - distance - HBOND_ALLOWANCE_A * (polar[i] & polar[j])
+    clash = (overlap >= CLASH_OVERLAP_A) & (residues[i] != residues[j])
+    clash &= ~excluded[residues[i], residues[j]] & ~(sulfur[i] & sulfur[j])
+    return int(clash.sum())
+
+
+def evaluate_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Metrics of predicted atom positions (M, A, 3) (relative to the beads, Å) against one split's arrays.
+
+    ``arrays`` holds that split's ``atom_positions``, ``atom_labels``,
+    ``atom_mask``, ``residue_types``, ``bead_positions``, ``entry`` and
+    ``previous`` (names without the split prefix).
+    """
+    predicted = np.asarray(predicted, dtype=np.float64)
+    reference = np.asarray(arrays["atom_positions"], dtype=np.float64)
+    mask = np.asarray(arrays["atom_mask"], dtype=bool)
+    labels = np.asarray(arrays["atom_labels"], dtype=np.int64)
+    types = np.asarray(arrays["residue_types"], dtype=np.int64)
+    squared = ((predicted - reference) ** 2).sum(-1)
+    backbone = _LABEL_BACKBONE[labels] & mask
+    sidechain = ~_LABEL_BACKBONE[labels] & mask
+    per_residue = {}
+    for t, name in enumerate(RESIDUE_NAMES):
+        rows = types == t
+        if rows.any():
+            per_residue[name] = {"residues": int(rows.sum()), "rmsd_a": _rmsd(squared[rows][mask[rows]])}
+
+    # bonds inside residues: pairs closer than the cutoff in the reference
+    def distances(x):
+        return np.linalg.norm(x[:, :, None] - x[:, None], axis=-1)
+
+    ref_d, pred_d = distances(reference), distances(predicted)
+    upper = np.triu(np.ones((mask.shape[1], mask.shape[1]), bool), 1)
+    pairs = mask[:, :, None] & mask[:, None] & upper & (ref_d < BOND_CUTOFF_A)
+    deviation = (pred_d - ref_d)[pairs]
+    intra = {"count": int(deviation.size)}
+    if deviation.size:
+        intra.update({"mean_abs_deviation_a": float(np.abs(deviation).mean()),
+                      "rms_deviation_a": float(np.sqrt((deviation ** 2).mean())),
+                      "max_abs_deviation_a": float(np.abs(deviation).max()),
+                      "fraction_over_0.1_a": float((np.abs(deviation) > 0.1).mean())})
+
+    # peptide bonds C(previous)-N(this)
+    beads = np.asarray(arrays["bead_positions"], dtype=np.float64)
+    names = _LABEL_ATOMS[labels]
+    has = lambda atom: (names == atom) & mask  # noqa: E731
+    c_index, n_index = has("C").argmax(1), has("N").argmax(1)
+    previous = np.asarray(arrays["previous"], dtype=np.int64)
+    rows = np.flatnonzero((previous >= 0) & has("N").any(1))
+    rows = rows[has("C").any(1)[previous[rows]]]
+    prev = previous[rows]
+
+    def peptide(rel):
+        c = beads[prev] + rel[prev, c_index[prev]]
+        n = beads[rows] + rel[rows, n_index[rows]]
+        return np.linalg.norm(n - c, axis=-1)
+
+    ref_pep, pred_pep = peptide(reference), peptide(predicted)
+    bonded = ref_pep < BOND_CUTOFF_A
+    peptide_stats = {"count": int(bonded.sum())}
+    if bonded.any():
+        dev = pred_pep[bonded] - ref_pep[bonded]
+        peptide_stats.update({"mean_length_a": float(pred_pep[bonded].mean()),
+                              "reference_mean_length_a": float(ref_pep[bonded].mean()),
+                              "mean_abs_deviation_a": float(np.abs(dev).mean()),
+                              "rms_deviation_a": float(np.sqrt((dev ** 2).mean()))})
+
+    # clashes, per entry
+    entries = np.asarray(arrays["entry"])
+    clashes_pred = clashes_ref = 0
+    for entry in np.unique(entries):
+        rows_e = np.flatnonzero(entries == entry)
+        local = np.full(len(entries), -1)
+        local[rows_e] = np.arange(len(rows_e))
+        excluded = np.zeros((len(rows_e), len(rows_e)), bool)
+        prev_e = previous[rows_e]
+        linked = prev_e >= 0
+        a, b = local[prev_e[linked]], np.flatnonzero(linked)
+        excluded[a, b] = excluded[b, a] = True
+        m = mask[rows_e]
+        residue_of = np.broadcast_to(np.arange(len(rows_e))[:, None], m.shape)[m]
+        elements = _LABEL_ELEMENTS[labels[rows_e]][m]
+        sulfur = ((names[rows_e] == "SG") & m)[m]
+        absolute = beads[rows_e, None]
+        clashes_pred += count_clashes((absolute + predicted[rows_e])[m], elements, residue_of, excluded, sulfur)
+        clashes_ref += count_clashes((absolute + reference[rows_e])[m], elements, residue_of, excluded, sulfur)
+    n_atoms = int(mask.sum())
+    return {
+        "n_residues": int(len(types)),
+        "n_atoms": n_atoms,
+        "rmsd_a": _rmsd(squared[mask]),
+        "backbone_rmsd_a": _rmsd(squared[backbone]),
+        "sidechain_rmsd_a": _rmsd(squared[sidechain]),
+        "per_residue": per_residue,
+        "bonds": {"intra_residue": intra, "peptide": peptide_stats},
+        "clashes": {"predicted": clashes_pred, "reference": clashes_ref,
+                    "predicted_per_1000_atoms": 1000.0 * clashes_pred / max(n_atoms, 1),
+                    "definition": "heavy atoms of non-adjacent residues with vdW overlap >= 0.6 A "
+                                  "(0.4 A H-bond allowance for N/O pairs; S-S ignored; Bondi radii)"},
+    }
+
+
+def evaluate_backmap(checkpoint: str | Path, dataset: str | Path, split: str = "test", device: str = "auto",
+                     batch_size: int = 512) -> BackmapEvaluation:
+    """Evaluate a backmapping checkpoint on ``split`` of a dataset from ``gaatool data pdb``."""
+    if split not in SPLIT_NAMES:
+        raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_NAMES)}")
+    model, metadata = load_model(checkpoint, task="backmap")
+    check_vocabulary(metadata, str(checkpoint))
+    arrays, dataset_metadata = load_dataset(dataset, expected_task="backmap")
+    check_vocabulary(dataset_metadata, str(dataset))
+    for key in ("bead", "neighbors"):
+        if key in metadata and dataset_metadata.get(key) != metadata[key]:
+            raise InputFileError(f"{dataset}: built with {key}={dataset_metadata.get(key)!r} but the checkpoint was "
+                                 f"trained with {key}={metadata[key]!r}; rebuild the dataset to match")
+    tensors = split_tensors(arrays, split, str(dataset))
+    n_rows = len(tensors["residue_types"])
+    if n_rows == 0:
+        raise InputFileError(f"{dataset}: the {split!r} split is empty; choose another --split or rebuild the "
+                             "dataset with entries for it")
+    target = resolve_device(device)
+    model = model.to(target).eval()
+    outputs = []
+    with torch.no_grad():
+        for batch in iterate_batches(tensors, batch_size):
+            batch = {key: value.to(target) for key, value in batch.items()}
+            outputs.append(predict_atoms(model, batch).double().cpu())
+    predicted = torch.cat(outputs).numpy()
+    split_arrays = {key.split("/", 1)[1]: value for key, value in arrays.items() if key.startswith(f"{split}/")}
+    metrics = evaluate_predictions(predicted, split_arrays)
+    entry_names = [e["entry"] for e in dataset_metadata.get("entries", [])]
+    used = sorted({entry_names[i] for i in np.unique(split_arrays["entry"])}) if entry_names else []
+    training = set(metadata.get("data", {}).get("train_entries", []))
+    overlap = sorted(set(used) & training)
+    warnings = [f"entries {overlap} of the {split!r} split were used to train this checkpoint"] if overlap else []
+    return BackmapEvaluation(
+        checkpoint=str(checkpoint), dataset=str(dataset), split=split, model=metadata["model"]["name"],
+        n_entries=len(used), entries=used, warnings=warnings, **metrics)

@@ -1,0 +1,212 @@
+"""Apply a backmapping checkpoint: coarse-grained structures or trajectories -> heavy-atom structures.
+
+Input: one bead per residue (any bead atom name; the residue names give the
+identities), any number of chains and models, as PDB/mmCIF (``-`` reads
+stdin), or a DCD/XTC trajectory with a PDB/mmCIF topology of its beads.
+Residues that are not standard amino acids are skipped with a warning that
+names them; chain breaks (residue-number gaps) are reported, and the residues
+around them simply get no peptide-bond partner. Every residue gets the heavy
+atoms of its type, plus OXT at the last residue of each chain.
+
+Output: PDB or mmCIF (by extension, or ``fmt``) with standard atom names and
+elements, the input's chain ids and residue numbers, one model per input
+model or frame; written only once everything is computed.
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, TextIO
+
+import numpy as np
+import torch
+
+from ...checkpoint import load_model
+from ...errors import CheckpointError, ConfigError, InputFileError
+from ...io.structure import ProteinStructure, read_structure, structure_format, write_structure
+from ...io.trajectory import is_trajectory, read_trajectory
+from ...train.device import resolve_device
+from .coarse_grain import chain_breaks, check_coarse_grained, neighborhoods, residue_types_of
+from .residues import MAX_ATOMS, atom_element, residue_labels
+from .train import check_vocabulary
+
+__all__ = ["PRETRAINED_ENV", "PRETRAINED_NAME", "pretrained_checkpoint", "BackmapResult", "read_coarse_grained",
+           "backmap_structure", "backmap_file"]
+
+#: Environment variable naming the folder that holds the pretrained model.
+PRETRAINED_ENV = "GAATOOL_PRETRAINED_DIR"
+PRETRAINED_NAME = "backmap.safetensors"
+
+
+def pretrained_checkpoint() -> Path:
+    """The pretrained backmapping checkpoint: ``$GAATOOL_PRETRAINED_DIR/backmap.safetensors``, else
+    ``pretrained/backmap.safetensors`` of the gaatool source tree.
+
+    Raises CheckpointError when it is not there.
+    """
+    folder = os.environ.get(PRETRAINED_ENV)
+    path = Path(folder) / PRETRAINED_NAME if folder else Path(__file__).resolve().parents[3] / "pretrained" / \
+        PRETRAINED_NAME
+    if not path.is_file():
+        raise CheckpointError(f"no pretrained backmapping model at {path}; pass --model CKPT (train one with "
+                              "`gaatool train backmap`)")
+    return path
+
+
+@dataclass
+class BackmapResult:
+    """What :func:`backmap_file` produced."""
+
+    structure: ProteinStructure
+    checkpoint: str
+    output: str | None
+    warnings: list[str] = field(default_factory=list)
+    skipped: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.structure.source, "output": self.output, "checkpoint": self.checkpoint,
+                "frames": self.structure.n_models, "chains": len(self.structure.chains()),
+                "residues": self.structure.n_residues, "atoms": self.structure.n_atoms,
+                "warnings": self.warnings, "skipped": self.skipped}
+
+
+def _skip_warning(structure: ProteinStructure) -> list[str]:
+    skipped = {k: v for k, v in structure.skipped.items() if k != "hydrogen atoms"}
+    if not skipped:
+        return []
+    parts = ", ".join(f"{reason} x{count}" for reason, count in sorted(skipped.items()))
+    return [f"{structure.source}: skipped {parts}"]
+
+
+def read_coarse_grained(path: str | os.PathLike, top: str | os.PathLike | None = None, frames: slice | None = None,
+                        stdin: BinaryIO | None = None) -> tuple[ProteinStructure, list[str]]:
+    """The beads (one atom per residue, F frames) of a CG structure or trajectory, and warnings.
+
+    Raises
+    ------
+    InputFileError
+        Unreadable input, a residue with more than one atom, no standard
+        residues left, a trajectory that does not fit its topology.
+    ConfigError
+        A trajectory without ``top``, or ``top`` given for a structure file.
+    """
+    if is_trajectory(path):
+        if top is None:
+            raise ConfigError(f"{path}: a trajectory needs --top, the PDB/mmCIF file of its beads")
+        topology = read_structure(top, heavy_only=False)
+        _check_beads(topology)
+        xyz = read_trajectory(path, n_atoms=topology.file_atom_count, frames=frames)
+        structure = topology.with_positions(xyz[:, topology.file_atom_index])
+        structure.source = str(path)
+    else:
+        if top is not None:
+            raise ConfigError(f"--top is for .dcd/.xtc trajectories; {path} holds its own coordinates")
+        structure = read_structure(path, all_models=True, heavy_only=False, stdin=stdin)
+        _check_beads(structure)
+        if frames is not None:
+            structure = structure.with_positions(structure.positions[frames])
+            if structure.n_models == 0:
+                raise ConfigError(f"{path}: the frame selection is empty")
+    warnings = _skip_warning(structure)
+    breaks = chain_breaks(structure)
+    if breaks:
+        shown = ", ".join(f"{structure.residue_label(a)}-{structure.residue_label(b)}" for a, b in breaks[:5])
+        more = f" and {len(breaks) - 5} more" if len(breaks) > 5 else ""
+        warnings.append(f"{structure.source}: {len(breaks)} chain break(s) (residue-number gaps) at {shown}{more}; "
+                        "no peptide bond is implied across them")
+    if not np.all(np.isfinite(structure.positions)):
+        raise InputFileError(f"{structure.source}: bead coordinates are not finite")
+    return structure, warnings
+
+
+def _check_beads(structure: ProteinStructure) -> None:
+    if structure.n_residues == 0:
+        skipped = ", ".join(sorted(structure.skipped)) or "nothing readable"
+        raise InputFileError(f"{structure.source}: no standard amino-acid residues to backmap (found: {skipped})")
+    check_coarse_grained(structure)
+
+
+def backmap_structure(beads: ProteinStructure, model: torch.nn.Module, neighbors: int,
+                      device: str | torch.device = "cpu", batch_size: int = 1024) -> ProteinStructure:
+    """Heavy atoms (F frames) of every residue of a bead structure, predicted by ``model``.
+
+    ``beads`` has one atom per residue; ``neighbors`` must be the K the model
+    was trained with. Memory is bounded by ``batch_size`` residues per step.
+    """
+    check_coarse_grained(beads)
+    types = residue_types_of(beads)
+    last = np.zeros(beads.n_residues, dtype=bool)
+    for _, residues in beads.chains():
+        last[residues[-1]] = True
+    names, labels = [], np.zeros((beads.n_residues, MAX_ATOMS), dtype=np.int64)
+    mask = np.zeros((beads.n_residues, MAX_ATOMS), dtype=bool)
+    for r in range(beads.n_residues):
+        atom_names, atom_labels = residue_labels(str(beads.residue_names[r]), terminal=bool(last[r]))
+        names.append(atom_names)
+        labels[r, :len(atom_labels)] = atom_labels
+        mask[r, :len(atom_labels)] = True
+    device = torch.device(device)
+    dtype = next(model.parameters()).dtype
+    frames = []
+    for f in range(beads.n_models):
+        positions = beads.positions[f]
+        env = neighborhoods(positions, types, neighbors)
+        inputs = {
+            "neighbor_positions": torch.as_tensor(env["neighbor_positions"], dtype=dtype),
+            "neighbor_types": torch.as_tensor(env["neighbor_types"]),
+            "neighbor_mask": torch.as_tensor(env["neighbor_mask"]),
+            "residue_types": torch.as_tensor(types),
+            "atom_labels": torch.as_tensor(labels),
+            "atom_mask": torch.as_tensor(mask),
+        }
+        outputs = []
+        with torch.no_grad():
+            for start in range(0, beads.n_residues, batch_size):
+                batch = {k: v[start:start + batch_size].to(device) for k, v in inputs.items()}
+                outputs.append(model(batch["neighbor_positions"], batch["neighbor_types"], batch["residue_types"],
+                                     batch["atom_labels"], batch["neighbor_mask"], batch["atom_mask"]).double().cpu())
+        relative = torch.cat(outputs).numpy()
+        frames.append((relative + positions[:, None])[mask])
+    atom_names = [n for group in names for n in group]
+    return ProteinStructure(
+        residue_names=beads.residue_names, residue_numbers=beads.residue_numbers,
+        insertion_codes=beads.insertion_codes, chain_ids=beads.chain_ids, atom_names=atom_names,
+        elements=[atom_element(n) for n in atom_names],
+        atom_residues=np.repeat(np.arange(beads.n_residues), mask.sum(1)), positions=np.stack(frames),
+        entry_id=beads.entry_id, source=beads.source, skipped=dict(beads.skipped))
+
+
+def backmap_file(path: str | os.PathLike, out: str | os.PathLike | None, checkpoint: str | os.PathLike | None = None,
+                 top: str | os.PathLike | None = None, frames: slice | None = None, fmt: str | None = None,
+                 device: str = "auto", batch_size: int = 1024, stdin: BinaryIO | None = None,
+                 stdout: TextIO | None = None) -> BackmapResult:
+    """Backmap a CG structure or trajectory file and write the heavy-atom structure to ``out``.
+
+    Parameters
+    ----------
+    path : path-like or ``"-"``
+        PDB/mmCIF (gzipped or not; ``-`` = stdin) or ``.dcd``/``.xtc`` with ``top``.
+    out : path-like, ``"-"`` or None
+        ``.pdb``/``.cif`` (optionally ``.gz``), ``-`` for stdout, None to write nothing.
+    checkpoint : path-like, optional
+        A ``backmap`` checkpoint; default :func:`pretrained_checkpoint`.
+    fmt : str, optional
+        ``pdb`` or ``cif``; default from ``out``'s extension (stdout: pdb).
+    """
+    if out is not None and str(out) != "-":
+        fmt = fmt or structure_format(out)  # a bad output name fails before any work
+    if fmt is not None and fmt not in ("pdb", "cif"):
+        raise ConfigError(f"unknown output format {fmt!r}; use pdb or cif")
+    checkpoint = Path(checkpoint) if checkpoint is not None else pretrained_checkpoint()
+    model, metadata = load_model(checkpoint, task="backmap")
+    check_vocabulary(metadata, str(checkpoint))
+    beads, warnings = read_coarse_grained(path, top=top, frames=frames, stdin=stdin)
+    target = resolve_device(device)
+    atoms = backmap_structure(beads, model.to(target), int(metadata.get("neighbors", 16)), target, batch_size)
+    if out is not None:
+        write_structure(atoms, out, fmt=fmt, stdout=stdout)
+    skipped = Counter(beads.skipped)
+    return BackmapResult(structure=atoms, checkpoint=str(checkpoint), output=None if out is None else str(out),
+                         warnings=warnings, skipped=dict(skipped))

@@ -1,0 +1,217 @@
+"""Apply a crystal checkpoint to simulation snapshots: per-particle structure labels.
+
+Lengths are made dimensionless like the training data: divided by the frame's
+nearest-neighbour distance, measured as the median over particles of the
+distance to their closest neighbour (or given with ``scale``). Particle types
+of the file are mapped onto the model's types by name, with ``type_map``, or
+(single-type files) onto the model's first type.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+import numpy as np
+import torch
+
+from ...checkpoint import load_model
+from ...data.neighbors import nearest_neighbors
+from ...errors import ConfigError, InputFileError
+from ...io.atomic import atomic_path
+from ...io.frame import Frame
+from ...io.readers import read_frames
+from ...train.device import resolve_device
+from .dataset import type_pair_encoding
+
+__all__ = ["FrameLabels", "IdentifyResult", "Identifier", "identify_file", "default_crystal_checkpoint",
+           "parse_type_map", "UNKNOWN"]
+
+#: Label of particles below the confidence threshold.
+UNKNOWN = -1
+
+
+def default_crystal_checkpoint() -> Path:
+    """The pretrained crystal model shipped in ``pretrained/`` (next to the package or in the repo)."""
+    from ..pretrained import pretrained_path
+
+    return pretrained_path("crystal.safetensors")
+
+
+def parse_type_map(text: str | None) -> dict[str, str]:
+    """'Cu=A,Zn=B' -> {'Cu': 'A', 'Zn': 'B'}.
+
+    >>> parse_type_map("Cu=A, Zn=B")
+    {'Cu': 'A', 'Zn': 'B'}
+    """
+    if not text:
+        return {}
+    result = {}
+    for item in text.split(","):
+        if "=" not in item:
+            raise ConfigError(f"--type-map {text!r}: use FILE_TYPE=MODEL_TYPE pairs separated by commas, e.g. Cu=A,Zn=B")
+        key, value = (part.strip() for part in item.split("=", 1))
+        result[key] = value
+    return result
+
+
+@dataclass
+class FrameLabels:
+    """Result for one frame: labels (N,) int (-1 = unknown), confidence (N,) float in [0, 1]."""
+
+    index: int
+    labels: np.ndarray
+    confidence: np.ndarray
+    scale: float
+
+    def fractions(self, n_classes: int) -> np.ndarray:
+        """Fraction of particles per class, then of unknown ones: (C + 1,)."""
+        counts = np.bincount(np.where(self.labels < 0, n_classes, self.labels), minlength=n_classes + 1)
+        return counts / max(len(self.labels), 1)
+
+
+@dataclass
+class IdentifyResult:
+    """Labels of every selected frame of a file."""
+
+    source: str
+    class_names: list[str]
+    frames: list[FrameLabels] = field(default_factory=list)
+    threshold: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        n = len(self.class_names)
+        return {
+            "source": self.source, "class_names": self.class_names, "threshold": self.threshold,
+            "frames": [{"frame": f.index, "particles": int(len(f.labels)), "scale": f.scale,
+                        "fractions": dict(zip(self.class_names + ["unknown"], map(float, f.fractions(n))))}
+                       for f in self.frames],
+        }
+
+    def padded_arrays(self) -> dict[str, np.ndarray]:
+        """labels (F, N_max) int32 padded with -2, confidence (F, N_max) padded with 0, n_particles (F,)."""
+        n_max = max((len(f.labels) for f in self.frames), default=0)
+        labels = np.full((len(self.frames), n_max), -2, dtype=np.int32)
+        confidence = np.zeros((len(self.frames), n_max), dtype=np.float32)
+        for row, frame in enumerate(self.frames):
+            labels[row, :len(frame.labels)] = frame.labels
+            confidence[row, :len(frame.labels)] = frame.confidence
+        return {"labels": labels, "confidence": confidence,
+                "n_particles": np.array([len(f.labels) for f in self.frames], dtype=np.int64),
+                "frame_index": np.array([f.index for f in self.frames], dtype=np.int64),
+                "class_names": np.array(self.class_names), "scale": np.array([f.scale for f in self.frames])}
+
+    def save_npz(self, path: str | Path) -> Path:
+        """Write labels, confidence and class_names (and padding info) to an .npz atomically."""
+        with atomic_path(path, suffix=".npz") as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **self.padded_arrays())
+        return Path(path)
+
+
+class Identifier:
+    """A loaded crystal model ready to label frames.
+
+    >>> # identifier = Identifier("pretrained/crystal.safetensors"); labels = identifier.label(frame)
+    """
+
+    def __init__(self, checkpoint: str | Path | None = None, device: str = "auto", chunk_size: int = 16384,
+                 type_map: Mapping[str, str] | None = None, scale: float | None = None,
+                 threshold: float | None = None):
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else default_crystal_checkpoint()
+        model, self.metadata = load_model(self.checkpoint, task="crystal")
+        if "r_ij" not in _model_inputs(model):
+            raise ConfigError(f"{self.checkpoint}: identify needs a geometric (gaa) crystal model, not the baseline")
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.class_names = list(self.metadata["class_names"])
+        self.type_names = list(self.metadata.get("type_names") or ["A"])
+        self.neighbors = int(self.metadata.get("neighbors", 12))
+        self.chunk_size = int(chunk_size)
+        self.type_map = dict(type_map or {})
+        if scale is not None and not scale > 0:
+            raise ConfigError(f"--scale must be a positive length (got {scale})")
+        if threshold is not None and not 0 <= threshold <= 1:
+            raise ConfigError(f"--threshold must be between 0 and 1 (got {threshold})")
+        self.scale, self.threshold = scale, threshold
+        unknown_targets = sorted(set(self.type_map.values()) - set(self.type_names))
+        if unknown_targets:
+            raise ConfigError(f"--type-map maps onto {unknown_targets}, which the model does not know; "
+                              f"its types are {self.type_names}")
+
+    def model_types(self, frame: Frame) -> np.ndarray:
+        """The frame's particle types as indices of the model's types."""
+        names = list(frame.type_names)
+        if self.type_map:
+            mapped = [self.type_map.get(name) for name in names]
+        elif set(names) <= set(self.type_names):
+            mapped = names
+        elif len(set(names)) == 1:
+            mapped = [self.type_names[0]] * len(names)  # one-component systems just work
+        else:
+            mapped = [None] * len(names)
+        used = np.unique(frame.types)
+        missing = sorted({names[t] for t in used if mapped[t] is None})
+        if missing:
+            raise InputFileError(f"{frame.source}: frame {frame.index} has particle types {missing} that the model "
+                                 f"does not know (its types: {self.type_names}); pass --type-map, e.g. "
+                                 f"--type-map {missing[0]}={self.type_names[0]}")
+        lookup = np.array([self.type_names.index(m) if m is not None else -1 for m in mapped], dtype=np.int64)
+        return lookup[frame.types]
+
+    def measure_scale(self, frame: Frame) -> float:
+        """Nearest-neighbour distance: median over particles of the distance to the closest one."""
+        _, r_ij = nearest_neighbors(frame.positions, frame.box, 1)
+        distance = float(np.median(np.linalg.norm(r_ij[:, 0], axis=-1)))
+        if not distance > 0:
+            raise InputFileError(f"{frame.source}: frame {frame.index} has overlapping particles "
+                                 "(nearest-neighbour distance 0); cannot set the length scale")
+        return distance
+
+    def label(self, frame: Frame) -> FrameLabels:
+        """Labels and confidences of every particle of one frame."""
+        if frame.n_particles < self.neighbors + 1:
+            raise InputFileError(f"{frame.source}: frame {frame.index} has {frame.n_particles} particles; identify "
+                                 f"needs at least {self.neighbors + 1}")
+        types = self.model_types(frame)
+        scale = self.scale or self.measure_scale(frame)
+        box = None if frame.box is None else frame.box / scale
+        index, r_ij = nearest_neighbors(frame.positions / scale, box, self.neighbors)
+        type_pairs = type_pair_encoding(types, index, len(self.type_names))
+        labels = np.empty(frame.n_particles, dtype=np.int32)
+        confidence = np.empty(frame.n_particles, dtype=np.float32)
+        dtype = next(self.model.parameters()).dtype
+        with torch.no_grad():
+            for start in range(0, frame.n_particles, self.chunk_size):
+                stop = start + self.chunk_size
+                r = torch.as_tensor(r_ij[start:stop], dtype=dtype, device=self.device)
+                v = torch.as_tensor(type_pairs[start:stop], dtype=dtype, device=self.device)
+                probabilities = torch.softmax(self.model(r, v), dim=-1)
+                best, label = probabilities.max(dim=-1)
+                labels[start:stop] = label.cpu().numpy()
+                confidence[start:stop] = best.cpu().numpy()
+        if self.threshold is not None:
+            labels[confidence < self.threshold] = UNKNOWN
+        return FrameLabels(frame.index, labels, confidence, scale)
+
+    def label_frames(self, frames: Iterable[Frame]) -> Iterator[FrameLabels]:
+        for frame in frames:
+            yield self.label(frame)
+
+
+def _model_inputs(model) -> tuple[str, ...]:
+    import inspect
+
+    return tuple(inspect.signature(model.forward).parameters)
+
+
+def identify_file(path: str | Path, checkpoint: str | Path | None = None, frames: slice | None = None, box=None,
+                  scale: float | None = None, type_map: Mapping[str, str] | None = None,
+                  threshold: float | None = None, device: str = "auto", chunk_size: int = 16384) -> IdentifyResult:
+    """Label every particle of the selected frames of a GSD or (extended) XYZ file."""
+    identifier = Identifier(checkpoint, device, chunk_size, type_map, scale, threshold)
+    result = IdentifyResult(str(path), identifier.class_names, threshold=threshold)
+    result.frames = list(identifier.label_frames(read_frames(path, frames, box=box)))
+    if not result.frames:
+        raise InputFileError(f"{path}: no frames selected; check --frames")
+    return result

@@ -1,0 +1,60 @@
+"""Tests of gaatool.io.trajectory: DCD/XTC coordinates in Å, written and read back."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gaatool.errors import ConfigError, InputFileError
+from gaatool.io.structure import read_structure
+from gaatool.io.trajectory import is_trajectory, read_trajectory, write_trajectory
+
+FILES = Path(__file__).resolve().parents[1] / "files" / "pdb"
+
+
+@pytest.fixture(scope="module")
+def frames():
+    # three frames of real coordinates: 1AJJ's heavy atoms, shifted by 0, 1 and 2 Å along x
+    positions = read_structure(FILES / "1AJJ.pdb.gz").positions[0]
+    return np.stack([positions + [i, 0.0, 0.0] for i in range(3)])
+
+
+@pytest.mark.parametrize("suffix, atol", [(".dcd", 1e-4), (".xtc", 6e-3)])  # XTC stores 0.001 nm
+def test_round_trip_in_angstrom(tmp_path, frames, suffix, atol):
+    path = write_trajectory(tmp_path / f"t{suffix}", frames)
+    xyz = read_trajectory(path, n_atoms=frames.shape[1])
+    assert xyz.shape == frames.shape and xyz.dtype == np.float64
+    assert np.abs(xyz - frames).max() < atol
+    assert np.allclose(read_trajectory(path, frames=slice(1, None, 1)), xyz[1:])
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_reading_prints_nothing_on_stdout(tmp_path, frames, capfd):
+    path = write_trajectory(tmp_path / "t.dcd", frames)
+    capfd.readouterr()
+    read_trajectory(path)
+    assert capfd.readouterr().out == ""  # the DCD plugin's chatter must not reach stdout
+
+
+def test_errors(tmp_path, frames):
+    path = write_trajectory(tmp_path / "t.dcd", frames)
+    with pytest.raises(InputFileError, match="topology has 5"):
+        read_trajectory(path, n_atoms=5)
+    with pytest.raises(ConfigError, match="empty"):
+        read_trajectory(path, frames=slice(10, None))
+    with pytest.raises(InputFileError, match="no such file"):
+        read_trajectory(tmp_path / "missing.xtc")
+    with pytest.raises(InputFileError, match="not a trajectory"):
+        read_trajectory(tmp_path / "x.pdb")
+    cut = tmp_path / "cut.dcd"
+    cut.write_bytes(path.read_bytes()[:150])
+    with pytest.raises(InputFileError):
+        read_trajectory(cut)
+    junk = tmp_path / "junk.xtc"
+    junk.write_bytes(b"not an xtc file at all" * 10)
+    with pytest.raises(InputFileError):
+        read_trajectory(junk)
+    with pytest.raises(ConfigError):
+        write_trajectory(tmp_path / "x.pdb", frames)
+    assert is_trajectory("a.XTC") and not is_trajectory("a.pdb")

@@ -1,0 +1,94 @@
+"""Tests of beads, neighbourhoods and chain breaks on real structures."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gaatool.errors import ConfigError, InputFileError
+from gaatool.io.structure import read_structure
+from gaatool.tasks.backmap.coarse_grain import (
+    bead_positions,
+    chain_breaks,
+    check_coarse_grained,
+    coarse_grain,
+    neighborhoods,
+    residue_types_of,
+)
+
+
+@pytest.fixture(scope="module")
+def lysozyme(pdb_files):
+    return read_structure(pdb_files / "1AKI.cif.gz")
+
+
+def test_bead_kinds(lysozyme):
+    s = lysozyme
+    starts = s.residue_starts()
+    centroid, com, ca = (bead_positions(s, kind)[0] for kind in ("centroid", "com", "ca"))
+    masses = {"C": 12.011, "N": 14.007, "O": 15.999, "S": 32.06}
+    for r in (0, 17, 128):
+        atoms = s.positions[0, starts[r]:starts[r + 1]]
+        weights = np.array([masses[e] for e in s.elements[starts[r]:starts[r + 1]]])
+        assert np.allclose(centroid[r], atoms.mean(0))
+        assert np.allclose(com[r], (weights[:, None] * atoms).sum(0) / weights.sum())
+        assert np.allclose(ca[r], atoms[list(s.atom_names[starts[r]:starts[r + 1]]).index("CA")])
+    # CYS beads (heavy S) differ between centroid and centre of mass; GLY's CA is not its centroid
+    cys = np.flatnonzero(s.residue_names == "CYS")
+    assert np.all(np.linalg.norm(com[cys] - centroid[cys], axis=1) > 0.05)
+    with pytest.raises(ConfigError):
+        bead_positions(s, "martini")
+
+
+def test_ca_bead_needs_a_ca(lysozyme):
+    no_ca = lysozyme.select_residues(np.ones(lysozyme.n_residues, bool))
+    no_ca.atom_names = np.where(no_ca.atom_names == "CA", "CX", no_ca.atom_names)
+    with pytest.raises(InputFileError, match="CA"):
+        bead_positions(no_ca, "ca")
+
+
+def test_coarse_grain_structure_and_check(lysozyme):
+    cg = coarse_grain(lysozyme)
+    assert cg.n_atoms == cg.n_residues == 129
+    check_coarse_grained(cg)
+    assert list(cg.residue_numbers) == list(lysozyme.residue_numbers)
+    with pytest.raises(InputFileError, match="one bead per residue"):
+        check_coarse_grained(lysozyme)
+
+
+def brute_force(beads, k):
+    d = np.linalg.norm(beads[None] - beads[:, None], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    return np.sort(d, axis=1)[:, :k]
+
+
+def test_neighborhoods_match_brute_force(lysozyme):
+    beads = bead_positions(lysozyme)[0]
+    types = residue_types_of(lysozyme)
+    env = neighborhoods(beads, types, 16)
+    assert env["neighbor_positions"].shape == (129, 16, 3) and env["neighbor_mask"].all()
+    distances = np.linalg.norm(env["neighbor_positions"], axis=-1)
+    assert np.allclose(distances, brute_force(beads, 16))
+    index = env["neighbor_index"]
+    assert np.allclose(env["neighbor_positions"], beads[index] - beads[:, None])
+    assert np.array_equal(env["neighbor_types"], types[index])
+    assert not np.any(index == np.arange(129)[:, None])  # a bead is not its own neighbour
+
+
+def test_small_structures_are_padded(lysozyme):
+    beads = bead_positions(lysozyme)[0][:5]
+    types = residue_types_of(lysozyme)[:5]
+    env = neighborhoods(beads, types, 16)
+    assert env["neighbor_mask"].sum(1).tolist() == [4] * 5
+    assert np.all(env["neighbor_index"][:, 4:] == -1) and np.all(env["neighbor_positions"][:, 4:] == 0)
+    assert np.allclose(np.linalg.norm(env["neighbor_positions"][:, :4], axis=-1), brute_force(beads, 4))
+    with pytest.raises(ConfigError):
+        neighborhoods(beads, types, 0)
+
+
+def test_chain_breaks_where_nonstandard_residues_were(pdb_files):
+    s = read_structure(pdb_files / "1A8O.cif.gz")  # MSE residues are skipped, leaving gaps
+    breaks = [(int(s.residue_numbers[a]), int(s.residue_numbers[b])) for a, b in chain_breaks(s)]
+    assert breaks == [(184, 186), (213, 216)]
+    assert chain_breaks(read_structure(pdb_files / "1AKI.cif.gz")) == []
+    two = read_structure(pdb_files / "1CKB.pdb.gz")
+    assert chain_breaks(two) == []  # chain A ends and chain B starts: not a break

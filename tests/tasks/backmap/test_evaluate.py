@@ -1,0 +1,90 @@
+"""Tests of the backmapping metrics: known answers on real reference structures, and a checkpoint run."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gaatool.data.store import load_dataset
+from gaatool.errors import ConfigError, InputFileError
+from gaatool.tasks.backmap.evaluate import count_clashes, evaluate_backmap, evaluate_predictions
+from gaatool.tasks.backmap.residues import LABELS, is_backbone
+
+
+@pytest.fixture(scope="module")
+def test_split(small_backmap_dataset):
+    arrays, _ = load_dataset(small_backmap_dataset)
+    return {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("test/")}
+
+
+def test_reference_scores_perfectly(test_split):
+    m = evaluate_predictions(test_split["atom_positions"], test_split)
+    assert m["rmsd_a"] == 0 and m["backbone_rmsd_a"] == 0 and m["sidechain_rmsd_a"] == 0
+    assert m["bonds"]["intra_residue"]["mean_abs_deviation_a"] == 0
+    assert m["bonds"]["intra_residue"]["count"] > m["n_atoms"] * 0.85  # about one bond per heavy atom
+    assert m["bonds"]["peptide"]["count"] == 66 - 3  # 1A8O: 66 residues, chain start + two gaps
+    assert m["bonds"]["peptide"]["mean_length_a"] == pytest.approx(1.33, abs=0.02)
+    assert m["clashes"]["predicted"] == m["clashes"]["reference"]
+    assert m["clashes"]["reference"] <= 2  # a good X-ray model hardly clashes
+    assert sum(v["residues"] for v in m["per_residue"].values()) == m["n_residues"] == 66
+
+
+def test_known_perturbations(test_split):
+    labels = test_split["atom_labels"]
+    side = ~np.vectorize(lambda i: is_backbone(LABELS[i][1]))(labels) & test_split["atom_mask"]
+    moved = test_split["atom_positions"] + side[..., None] * np.array([0.0, 0.6, 0.8])  # side chains 1 Å off
+    m = evaluate_predictions(moved, test_split)
+    assert m["backbone_rmsd_a"] == 0 and m["sidechain_rmsd_a"] == pytest.approx(1.0)
+    assert m["rmsd_a"] == pytest.approx(np.sqrt(side.sum() / test_split["atom_mask"].sum()))
+    assert m["per_residue"]["GLY"]["rmsd_a"] == 0
+    assert m["bonds"]["intra_residue"]["max_abs_deviation_a"] > 0.3  # CA-CB stretched
+    assert m["bonds"]["peptide"]["mean_abs_deviation_a"] == 0
+    # collapsing every residue onto its bead makes every bond length zero and no clash between residues
+    collapsed = evaluate_predictions(np.zeros_like(test_split["atom_positions"]), test_split)
+    assert collapsed["bonds"]["intra_residue"]["mean_abs_deviation_a"] == pytest.approx(
+        collapsed["bonds"]["intra_residue"]["rms_deviation_a"], rel=0.2)
+    assert collapsed["bonds"]["intra_residue"]["mean_abs_deviation_a"] > 1.3
+
+
+def test_clash_rules():
+    excluded = np.zeros((4, 4), bool)
+    pos = np.array([[0.0, 0, 0], [2.7, 0, 0], [10, 0, 0], [12.0, 0, 0]])
+    # C-C at 2.7 Å: overlap 0.7 >= 0.6 -> clash; N-O at 2.0 Å: 3.07 - 2.0 - 0.4 = 0.67 -> clash
+    assert count_clashes(pos, np.array(["C", "C", "N", "O"]), np.arange(4), excluded) == 2
+    assert count_clashes(pos, np.array(["C", "C", "N", "N"]), np.arange(4), excluded) == 2  # N-N 2.0: 0.7
+    pos[3, 0] = 12.1  # N-O at 2.1 Å is a hydrogen bond, not a clash
+    assert count_clashes(pos, np.array(["C", "C", "N", "O"]), np.arange(4), excluded) == 1
+    assert count_clashes(pos, np.array(["C", "C", "N", "O"]), np.array([0, 0, 1, 2]), excluded) == 0
+    excluded[0, 1] = excluded[1, 0] = True  # sequence neighbours
+    assert count_clashes(pos, np.array(["C", "C", "N", "O"]), np.arange(4), excluded) == 0
+    sulfur = np.array([[0.0, 0, 0], [2.05, 0, 0]])
+    assert count_clashes(sulfur, np.array(["S", "S"]), np.arange(2), np.zeros((2, 2), bool),
+                         np.array([True, True])) == 0
+    assert count_clashes(sulfur, np.array(["S", "S"]), np.arange(2), np.zeros((2, 2), bool)) == 1
+
+
+def test_evaluate_checkpoint(tiny_backmap_checkpoint, small_backmap_dataset):
+    result = evaluate_backmap(tiny_backmap_checkpoint, small_backmap_dataset, split="test", device="cpu")
+    assert result.entries == ["1A8O"] and result.n_residues == 66 and not result.warnings
+    assert 0.3 < result.rmsd_a < 20
+    data = result.to_dict()
+    assert set(data["per_residue"]) <= {"ALA", "ARG", "ASN", "ASP", "CYS", "GLN", "GLU", "GLY", "HIS", "ILE", "LEU",
+                                        "LYS", "MET", "PHE", "PRO", "SER", "THR", "TRP", "TYR", "VAL"}
+    train = evaluate_backmap(tiny_backmap_checkpoint, small_backmap_dataset, split="train", device="cpu")
+    assert train.entries == ["1AJJ"] and "used to train" in train.warnings[0]
+    with pytest.raises(ConfigError):
+        evaluate_backmap(tiny_backmap_checkpoint, small_backmap_dataset, split="holdout")
+
+
+def test_evaluate_refuses_mismatched_dataset(tiny_backmap_checkpoint, pdb_files, tmp_path):
+    from gaatool.tasks.backmap.dataset import BackmapDatasetConfig, build_backmap_dataset
+
+    other = tmp_path / "k8.npz"
+    build_backmap_dataset([pdb_files / "1AJJ.pdb.gz"], BackmapDatasetConfig(neighbors=8, val_fraction=0,
+                                                                           test_fraction=0)).save(other)
+    with pytest.raises(InputFileError, match="neighbors=8"):
+        evaluate_backmap(tiny_backmap_checkpoint, other, split="train", device="cpu")
+    with pytest.raises(InputFileError, match="empty"):
+        from gaatool.tasks.backmap.evaluate import evaluate_backmap as run
+        build_backmap_dataset([pdb_files / "1AJJ.pdb.gz"], BackmapDatasetConfig(val_fraction=0,
+                                                                               test_fraction=0)).save(other)
+        run(tiny_backmap_checkpoint, other, split="test", device="cpu")

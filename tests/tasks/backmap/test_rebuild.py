@@ -1,0 +1,137 @@
+"""Tests of applying a backmapping checkpoint to coarse-grained structures and trajectories."""
+from __future__ import annotations
+
+import gzip
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from gaatool.checkpoint import load_model, save_checkpoint
+from gaatool.errors import CheckpointError, ConfigError, InputFileError
+from gaatool.ga.rotations import random_rotation
+from gaatool.io.structure import parse_structure, read_structure, structure_text, write_structure
+from gaatool.io.trajectory import write_trajectory
+from gaatool.tasks.backmap.coarse_grain import coarse_grain
+from gaatool.tasks.backmap.rebuild import (
+    PRETRAINED_ENV,
+    backmap_file,
+    backmap_structure,
+    pretrained_checkpoint,
+    read_coarse_grained,
+)
+from gaatool.tasks.backmap.residues import RESIDUE_ATOMS
+
+
+@pytest.fixture(scope="module")
+def cg_two_chains(pdb_files):
+    return coarse_grain(read_structure(pdb_files / "1CKB.pdb.gz"))
+
+
+@pytest.fixture(scope="module")
+def model64(tiny_backmap_checkpoint):
+    model, meta = load_model(tiny_backmap_checkpoint, task="backmap")
+    return model.double(), meta
+
+
+def test_atoms_names_chains_and_oxt(cg_two_chains, model64):
+    model, meta = model64
+    atoms = backmap_structure(cg_two_chains, model, meta["neighbors"])
+    assert list(atoms.chain_ids) == list(cg_two_chains.chain_ids)
+    assert list(atoms.residue_numbers) == list(cg_two_chains.residue_numbers)
+    starts = atoms.residue_starts()
+    ends = {int(r[-1]) for _, r in cg_two_chains.chains()}
+    for r in range(atoms.n_residues):
+        names = list(atoms.atom_names[starts[r]:starts[r + 1]])
+        expected = list(RESIDUE_ATOMS[atoms.residue_names[r]]) + (["OXT"] if r in ends else [])
+        assert names == expected
+    assert set(atoms.elements.tolist()) <= {"C", "N", "O", "S"}
+    assert np.isfinite(atoms.positions).all()
+
+
+def test_rotating_the_input_rotates_the_output(cg_two_chains, model64):
+    model, meta = model64
+    q = random_rotation(torch.Generator().manual_seed(3)).numpy()
+    shift = np.array([5.0, -3.0, 12.0])
+    moved = cg_two_chains.with_positions(cg_two_chains.positions[0] @ q.T + shift)
+    a = backmap_structure(cg_two_chains, model, meta["neighbors"])
+    b = backmap_structure(moved, model, meta["neighbors"])
+    assert np.abs(a.positions[0] @ q.T + shift - b.positions[0]).max() < 1e-9
+
+
+def test_trajectory_frames_become_models(cg_two_chains, tiny_backmap_checkpoint, tmp_path):
+    top = tmp_path / "cg.pdb"
+    write_structure(cg_two_chains, top)
+    q = random_rotation(torch.Generator().manual_seed(1)).numpy()
+    frames = np.stack([cg_two_chains.positions[0], cg_two_chains.positions[0] @ q.T])
+    traj = write_trajectory(tmp_path / "run.dcd", frames)
+    out = tmp_path / "aa.pdb"
+    result = backmap_file(traj, out, checkpoint=tiny_backmap_checkpoint, top=top, device="cpu")
+    assert result.structure.n_models == 2 and result.to_dict()["frames"] == 2
+    back = read_structure(out, all_models=True)
+    assert back.positions.shape == (2, result.structure.n_atoms, 3)
+    # float32 model and trajectory: the second model is the first one rotated, to ~1e-3 Å
+    assert np.abs(back.positions[0] @ q.T - back.positions[1]).max() < 0.02
+    only = backmap_file(traj, None, checkpoint=tiny_backmap_checkpoint, top=top, frames=slice(1, 2), device="cpu")
+    assert only.structure.n_models == 1
+    with pytest.raises(ConfigError, match="--top"):
+        backmap_file(traj, None, checkpoint=tiny_backmap_checkpoint)
+    with pytest.raises(ConfigError, match="--top is for"):
+        backmap_file(top, None, checkpoint=tiny_backmap_checkpoint, top=top)
+
+
+def test_stdin_and_stdout(cg_two_chains, tiny_backmap_checkpoint):
+    text = structure_text(cg_two_chains, "cif")
+    out = io.StringIO()
+    result = backmap_file("-", "-", checkpoint=tiny_backmap_checkpoint, stdin=io.BytesIO(gzip.compress(text.encode())),
+                          stdout=out, device="cpu")
+    back = parse_structure(out.getvalue(), "pdb")
+    assert back.n_atoms == result.structure.n_atoms and back.positions.shape[0] == 1
+    out = io.StringIO()
+    backmap_file("-", "-", checkpoint=tiny_backmap_checkpoint, stdin=io.BytesIO(text.encode()), stdout=out, fmt="cif",
+                 device="cpu")
+    assert out.getvalue().startswith("data_")
+
+
+def test_nonstandard_residues_breaks_and_bad_inputs(pdb_files, tiny_backmap_checkpoint, tmp_path):
+    structure = read_structure(pdb_files / "1A8O.cif.gz", heavy_only=True)
+    cg = coarse_grain(structure)
+    text = structure_text(cg, "pdb")
+    # put an MSE bead back, as a CG model with selenomethionine would have it
+    line = next(l for l in text.splitlines() if l.startswith("ATOM"))
+    mse = line[:17] + "MSE" + line[20:22] + " 185" + line[26:]
+    path = tmp_path / "cg.pdb"
+    path.write_text(text.replace(line, line + "\n" + mse, 1))
+    beads, warnings = read_coarse_grained(path)
+    assert beads.n_residues == cg.n_residues
+    assert any("non-standard amino acid MSE x1" in w for w in warnings)
+    assert any("2 chain break(s)" in w and "A/TRP184-A/THR186" in w for w in warnings)
+    only_mse = tmp_path / "mse.pdb"
+    only_mse.write_text(mse + "\nEND\n")
+    with pytest.raises(InputFileError, match="no standard amino-acid residues"):
+        backmap_file(only_mse, tmp_path / "out.pdb", checkpoint=tiny_backmap_checkpoint)
+    with pytest.raises(InputFileError, match="one bead per residue"):
+        backmap_file(pdb_files / "1AJJ.pdb.gz", tmp_path / "out.pdb", checkpoint=tiny_backmap_checkpoint)
+    with pytest.raises(ConfigError, match="extension"):
+        backmap_file(path, tmp_path / "out.xyz", checkpoint=tiny_backmap_checkpoint)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cg.pdb", "mse.pdb"]  # nothing half-written
+
+
+def test_pretrained_lookup(monkeypatch, tmp_path, tiny_backmap_checkpoint):
+    monkeypatch.setenv(PRETRAINED_ENV, str(tmp_path))
+    with pytest.raises(CheckpointError, match="--model"):
+        pretrained_checkpoint()
+    (tmp_path / "backmap.safetensors").write_bytes(tiny_backmap_checkpoint.read_bytes())
+    assert pretrained_checkpoint() == tmp_path / "backmap.safetensors"
+
+
+def test_wrong_task_checkpoint_is_refused(tmp_path, cg_two_chains):
+    from gaatool.models.crystal import CrystalClassifier
+
+    model = CrystalClassifier(CrystalClassifier.Config(n_dim=4))
+    ckpt = save_checkpoint(tmp_path / "crystal.safetensors", model, {"task": "crystal"})
+    cg = tmp_path / "cg.pdb"
+    write_structure(cg_two_chains, cg)
+    with pytest.raises(CheckpointError, match="backmap"):
+        backmap_file(cg, tmp_path / "out.pdb", checkpoint=ckpt)

@@ -1,0 +1,84 @@
+"""Tests of backmap training: loss and metric values, augmentation, the tiny end-to-end run."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gaatool.checkpoint import load_model
+from gaatool.data.store import load_dataset, save_dataset
+from gaatool.errors import ConfigError, InputFileError
+from gaatool.models.backmap import Backmapper, BackmapTransformer
+from gaatool.tasks.backmap.train import (
+    BackmapModelOptions,
+    BackmapTrainTask,
+    _rotate_batch,
+    check_vocabulary,
+    split_tensors,
+    train_backmap,
+)
+from gaatool.train import TrainConfig
+
+
+def test_loss_and_rmsd_known_values(small_backmap_dataset):
+    task = BackmapTrainTask(small_backmap_dataset, BackmapModelOptions(n_dim=4), batch_size=8)
+    batch = next(iter(task.val_batches()))
+
+    class Shift(torch.nn.Module):
+        def __init__(self, shift):
+            super().__init__()
+            self.shift = torch.tensor(shift)
+
+        def forward(self, r, t, c, labels, mask, atom_mask):
+            return batch["atom_positions"] + self.shift
+
+    loss, metrics = task.loss(Shift([0.0, 0.0, 0.0]), batch, train=False)
+    assert float(loss) == 0.0 and metrics["rmsd_a"] == 0.0
+    loss, metrics = task.loss(Shift([1.0, 2.0, 2.0]), batch, train=False)  # every atom 3 Å off
+    assert float(loss) == pytest.approx(3.0) and metrics["rmsd_a"] == pytest.approx(3.0)
+
+
+def test_rotation_augmentation_rotates_each_residue_rigidly(small_backmap_dataset):
+    arrays, _ = load_dataset(small_backmap_dataset)
+    batch = {k: v[:6] for k, v in split_tensors(arrays, "train").items()}
+    rotated = _rotate_batch(batch, torch.Generator().manual_seed(0))
+    for key in ("neighbor_positions", "atom_positions"):
+        assert torch.allclose(rotated[key].norm(dim=-1), batch[key].norm(dim=-1), atol=1e-4)
+        assert not torch.allclose(rotated[key], batch[key])
+    # neighbourhood and atoms of one residue turn together: their dot products are kept
+    dots = lambda b: torch.einsum("bkx,bax->bka", b["neighbor_positions"], b["atom_positions"])  # noqa: E731
+    assert torch.allclose(dots(rotated), dots(batch), atol=1e-3)
+    assert torch.equal(rotated["atom_labels"], batch["atom_labels"])
+
+
+def test_tiny_training_runs_and_records_entries(tiny_backmap_checkpoint):
+    model, meta = load_model(tiny_backmap_checkpoint, task="backmap")
+    assert isinstance(model, Backmapper) and model.config.n_dim == 8 and model.translate.rank == 1
+    assert meta["data"]["train_entries"] == ["1AJJ"] and meta["data"]["val_entries"] == ["1CKB"]
+    assert meta["data"]["test_entries"] == ["1A8O"] and meta["neighbors"] == 16
+    assert len(meta["data"]["sources"]["1AJJ"]["sha256"]) == 64
+    history = meta["history"]
+    assert all(np.isfinite(row["val_rmsd_a"]) and row["val_rmsd_a"] > 0 for row in history)
+
+
+def test_transformer_trains_with_rotations(small_backmap_dataset, tmp_path):
+    options = BackmapModelOptions(model="transformer", n_dim=8, n_heads=2)
+    assert options.augment and not BackmapModelOptions().augment
+    result = train_backmap(small_backmap_dataset, tmp_path, options,
+                           TrainConfig(epochs=1, batch_size=16, device="cpu"), quiet=True)
+    model, meta = load_model(result.best_path, task="backmap")
+    assert isinstance(model, BackmapTransformer) and meta["model_options"]["model"] == "transformer"
+
+
+def test_bad_options_and_datasets(small_backmap_dataset, tmp_path):
+    with pytest.raises(ConfigError):
+        BackmapModelOptions(model="mlp")
+    with pytest.raises(ConfigError, match="multiple"):
+        BackmapModelOptions(model="transformer", n_dim=10, n_heads=4)
+    arrays, meta = load_dataset(small_backmap_dataset)
+    no_val = {k: (v[:0] if k.startswith("val/") else v) for k, v in arrays.items()}
+    save_dataset(tmp_path / "noval.npz", no_val, meta)
+    with pytest.raises(InputFileError, match="validation split is empty"):
+        BackmapTrainTask(tmp_path / "noval.npz", BackmapModelOptions(), 8)
+    with pytest.raises(InputFileError, match="vocabulary"):
+        check_vocabulary({"atom_labels": ["ALA:N"]}, "x")

@@ -1,0 +1,140 @@
+import json
+
+import gsd.hoomd
+import numpy as np
+import pytest
+
+from gaatool.cli.app import main
+from gaatool.errors import ConfigError, InputFileError
+from gaatool.ga.rotations import random_rotation
+from gaatool.io.frame import Frame
+from gaatool.io.xyz import XYZFrame, write_extxyz
+from gaatool.tasks.crystal.dataset import add_noise, perfect_crystal
+from gaatool.tasks.crystal.identify import Identifier, identify_file
+from gaatool.tasks.crystal.prototypes import prototype_cell
+
+
+def crystal(name, seed=0, sigma=0.02, length=3.1):
+    """A noisy periodic crystal in 'file units' (nearest-neighbour distance = ``length``)."""
+    supercell, _ = perfect_crystal(prototype_cell(name), 100, 12, sigma)
+    positions, lattice, types = supercell.positions, supercell.lattice, supercell.types
+    positions = add_noise(positions, sigma, np.random.default_rng(seed))
+    return positions * length, lattice * length, types
+
+
+def write_gsd(path, systems):
+    with gsd.hoomd.open(str(path), "w") as trajectory:
+        for positions, lattice, types in systems:
+            frame = gsd.hoomd.Frame()
+            frame.particles.N = len(positions)
+            # wrap into the box centred on the origin (HOOMD convention)
+            frac = (positions @ np.linalg.inv(lattice)) % 1.0 - 0.5
+            frame.particles.position = (frac @ lattice).astype(np.float32)
+            frame.particles.types = ["A", "B"]
+            frame.particles.typeid = types.astype(np.uint32)
+            frame.configuration.box = [lattice[0, 0], lattice[1, 1], lattice[2, 2], 0, 0, 0]
+            trajectory.append(frame)
+
+
+@pytest.fixture
+def cubic_gsd(tmp_path):
+    path = tmp_path / "traj.gsd"
+    write_gsd(path, [crystal("cF4-Cu", 0), crystal("cI2-W", 1), crystal("cP2-CsCl", 2)])
+    return path
+
+
+def run(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
+
+
+def test_identify_gsd_outputs(tiny_crystal_checkpoint, cubic_gsd, tmp_path, capsys):
+    out_npz, out_gsd = tmp_path / "labels.npz", tmp_path / "labelled.gsd"
+    code, stdout, stderr = run(["identify", str(cubic_gsd), "-m", str(tiny_crystal_checkpoint), "-o", str(out_npz),
+                                "--json", "--device", "cpu"], capsys)
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    assert [f["frame"] for f in report["frames"]] == [0, 1, 2]
+    for frame in report["frames"]:
+        assert sum(frame["fractions"].values()) == pytest.approx(1.0)
+        assert frame["scale"] == pytest.approx(3.1, rel=0.05)  # measured nearest-neighbour distance
+    arrays = np.load(out_npz, allow_pickle=False)
+    assert arrays["labels"].shape[0] == 3 and list(arrays["class_names"]) == report["class_names"]
+    assert np.all((arrays["confidence"] >= 0) & (arrays["confidence"] <= 1))
+    code, _, stderr = run(["identify", str(cubic_gsd), "-m", str(tiny_crystal_checkpoint), "-o", str(out_gsd),
+                           "--frames", "1:", "--device", "cpu"], capsys)
+    assert code == 0, stderr
+    with gsd.hoomd.open(str(out_gsd), "r") as trajectory:
+        assert len(trajectory) == 2
+        labels = trajectory[0].log["particles/gaatool_label"]
+    assert np.array_equal(labels, arrays["labels"][1, :len(labels)])
+
+
+def test_labels_do_not_depend_on_units_orientation_or_chunking(tiny_crystal_checkpoint):
+    positions, lattice, types = crystal("hP2-Mg", 3, length=1.0)
+    identifier = Identifier(tiny_crystal_checkpoint, device="cpu")
+    base = identifier.label(Frame(positions, lattice, types, ["A", "B"]))
+    q = random_rotation().numpy()
+    moved = Frame(positions @ q.T * 4.2 + 7.0, lattice @ q.T * 4.2, types, ["A", "B"])
+    chunked = Identifier(tiny_crystal_checkpoint, device="cpu", chunk_size=7)
+    other = chunked.label(moved)
+    assert np.array_equal(base.labels, other.labels)
+    np.testing.assert_allclose(base.confidence, other.confidence, atol=1e-4)
+    assert other.scale == pytest.approx(4.2 * base.scale, rel=1e-6)
+
+
+def test_threshold_and_type_map(tiny_crystal_checkpoint):
+    positions, lattice, types = crystal("cP2-CsCl", 4)
+    frame = Frame(positions, lattice, types, ["Cs", "Cl"])
+    with pytest.raises(InputFileError, match="--type-map"):
+        Identifier(tiny_crystal_checkpoint, device="cpu").label(frame)
+    mapped = Identifier(tiny_crystal_checkpoint, device="cpu", type_map={"Cs": "A", "Cl": "B"}).label(frame)
+    strict = Identifier(tiny_crystal_checkpoint, device="cpu", type_map={"Cs": "A", "Cl": "B"}, threshold=1.0)
+    assert np.all(strict.label(frame).labels[mapped.confidence < 1.0] == -1)
+    with pytest.raises(ConfigError):
+        Identifier(tiny_crystal_checkpoint, device="cpu", type_map={"Cs": "Q"})
+
+
+def test_xyz_input_with_and_without_lattice(tiny_crystal_checkpoint, tmp_path):
+    positions, lattice, types = crystal("cF4-Cu", 5)
+    symbols = np.array(["Cu"] * len(positions))
+    periodic, bare = tmp_path / "periodic.extxyz", tmp_path / "bare.xyz"
+    write_extxyz(periodic, [XYZFrame(symbols, positions, lattice=lattice, pbc=(True, True, True))])
+    write_extxyz(bare, [XYZFrame(symbols, positions)])
+    with_box = identify_file(periodic, tiny_crystal_checkpoint, device="cpu")
+    assert len(with_box.frames[0].labels) == len(positions)
+    cluster = identify_file(bare, tiny_crystal_checkpoint, device="cpu")  # non-periodic: a finite cluster
+    boxed = identify_file(bare, tiny_crystal_checkpoint, device="cpu", box=np.diag(lattice).tolist())
+    np.testing.assert_array_equal(boxed.frames[0].labels, with_box.frames[0].labels)
+    assert cluster.frames[0].labels.shape == boxed.frames[0].labels.shape
+
+
+def test_bad_inputs_give_one_line_errors_and_no_output(tiny_crystal_checkpoint, cubic_gsd, tmp_path, capsys):
+    ckpt = str(tiny_crystal_checkpoint)
+    small = tmp_path / "small.xyz"
+    write_extxyz(small, [XYZFrame(np.array(["Cu"] * 8), np.random.default_rng(0).normal(size=(8, 3)) * 3)])
+    nan = tmp_path / "nan.xyz"
+    coords = np.random.default_rng(1).normal(size=(20, 3)) * 3
+    coords[3, 1] = np.nan
+    write_extxyz(nan, [XYZFrame(np.array(["Cu"] * 20), coords)])
+    truncated = tmp_path / "truncated.gsd"
+    truncated.write_bytes(cubic_gsd.read_bytes()[:-200])
+    empty = tmp_path / "empty.xyz"
+    empty.write_text("")
+    cases = [
+        (small, "8 particles"), (nan, "NaN"), (truncated, "truncated"), (empty, "empty"),
+        (tmp_path / "missing.gsd", "no such file"), (tmp_path / "file.pdb", "pdb"),
+    ]
+    (tmp_path / "file.pdb").write_text("ATOM\n")
+    for path, expected in cases:
+        out = tmp_path / f"{path.stem}-labels.npz"
+        code, stdout, stderr = run(["identify", str(path), "-m", ckpt, "-o", str(out), "--device", "cpu"], capsys)
+        assert code == 1, (path, stderr)
+        assert stderr.startswith("error: ") and stderr.count("\n") == 1, stderr
+        assert expected.lower() in stderr.lower(), stderr
+        assert not out.exists()
+        assert not list(tmp_path.glob(".*tmp*"))
+    code, _, stderr = run(["identify", str(cubic_gsd), "-m", ckpt, "--frames", "a:b"], capsys)
+    assert code == 1 and "frame selection" in stderr

@@ -1,0 +1,85 @@
+"""Evaluating force fields: metrics against an independent numpy computation, parity plot, bad inputs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gaatool.checkpoint import load_model
+from gaatool.errors import CheckpointError, ConfigError, InputFileError
+from gaatool.tasks.forces.dataset import ForcesDataset, build_md17_dataset
+from gaatool.tasks.forces.evaluate import evaluate_forces, force_metrics
+from gaatool.tasks.forces.train import ForcesModelOptions, train_forces
+from gaatool.train import TrainConfig
+
+MD17_50 = Path(__file__).resolve().parents[2] / "files" / "md17" / "md17_ethanol_50.npz"
+KCAL_MEV = 43.364
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    dataset = build_md17_dataset("ethanol", source=MD17_50, seed=1, n_train=20, n_val=8, n_test=12,
+                                 output=out / "ds.npz")
+    result = train_forces(out / "ds.npz", out / "run", ForcesModelOptions(n_dim=8, n_blocks=1),
+                          TrainConfig(epochs=1, batch_size=10, learning_rate=1e-2, device="cpu"), quiet=True)
+    return result.best_path, dataset
+
+
+def test_metrics_match_numpy(run, tmp_path):
+    checkpoint, dataset = run
+    result = evaluate_forces(checkpoint, dataset.path, split="test", device="cpu", parity_png=tmp_path / "p.png")
+    # independent reference: the model in float64, shift included, autograd forces
+    model, meta = load_model(checkpoint, task="forces")
+    model = model.double()
+    test = dataset.splits["test"]
+    types = torch.tensor([[1, 6, 8].index(z) for z in dataset.atomic_numbers]).expand(test.n_frames, -1)
+    energy, forces = model(torch.tensor(test.positions), types)
+    energy, forces = energy.detach().numpy(), forces.detach().numpy()
+    error = forces - test.forces
+    assert result.n_frames == 12 and result.n_atoms == 9 and result.split == "test"
+    assert result.force_mae_mev_per_a == pytest.approx(np.abs(error).mean() * KCAL_MEV, rel=1e-5)
+    assert result.force_rmse_mev_per_a == pytest.approx(np.sqrt((error**2).mean()) * KCAL_MEV, rel=1e-5)
+    cosines = [np.dot(p, r) / np.linalg.norm(p) / np.linalg.norm(r)
+               for p, r in zip(forces.reshape(-1, 3), test.forces.reshape(-1, 3))]
+    assert result.force_cosine_similarity == pytest.approx(np.mean(cosines), abs=1e-5)
+    assert result.energy_mae_mev == pytest.approx(np.abs(energy - test.energies).mean() * KCAL_MEV, rel=1e-4)
+    hydrogens = dataset.atomic_numbers == 1
+    assert result.per_element_force_mae_mev_per_a["H"] == pytest.approx(
+        np.abs(error[:, hydrogens]).mean() * KCAL_MEV, rel=1e-5)
+    assert result.energy_trained is False
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = result.to_dict()
+    assert data["parity_plot"] == str(tmp_path / "p.png") and data["model_molecule"] == "ethanol"
+    # another split gives other numbers
+    assert evaluate_forces(checkpoint, dataset, split="val", device="cpu").force_mae_mev_per_a != data[
+        "force_mae_mev_per_a"]
+
+
+def test_force_metrics_known_answer():
+    reference = np.array([[[3.0, 0.0, 0.0], [0.0, 0.0, 1.0]]])
+    predicted = np.array([[[0.0, 3.0, 0.0], [0.0, 0.0, 2.0]]])
+    m = force_metrics(reference, predicted)
+    assert m["mae"] == pytest.approx(7.0 / 6.0)
+    assert m["rmse"] == pytest.approx(np.sqrt(19.0 / 6.0))
+    assert m["cosine"] == pytest.approx(0.5)  # orthogonal (0) and parallel (1)
+
+
+def test_bad_inputs(run, tmp_path):
+    checkpoint, dataset = run
+    with pytest.raises(ConfigError, match="unknown split 'validation'"):
+        evaluate_forces(checkpoint, dataset, split="validation", device="cpu")
+    nitrogen = ForcesDataset("ethanol", np.where(dataset.atomic_numbers == 8, 7, dataset.atomic_numbers),
+                             dataset.splits, dataset.metadata, Path("n.npz"))
+    with pytest.raises(InputFileError, match=r"n.npz \(test\): atom 3 is N, but the model knows only H, C, O"):
+        evaluate_forces(checkpoint, nitrogen, device="cpu")
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes(Path(checkpoint).read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match="damaged.safetensors"):
+        evaluate_forces(damaged, dataset, device="cpu")
+    plot = tmp_path / "never.png"
+    with pytest.raises(InputFileError):
+        evaluate_forces(checkpoint, tmp_path / "missing.npz", device="cpu", parity_png=plot)
+    assert not plot.exists()
