@@ -94,7 +94,8 @@ def train_backmap(
     refine_rank: Optional[int] = typer.Option(None, "--refine-rank", help="Rank of the refinements (default: --rank)."),
     max_time: Optional[float] = typer.Option(None, "--max-time", help="Stop after this many seconds."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
-    config_file: Optional[Path] = typer.Option(None, "--config", help='JSON overrides: {"train": {...}, "model": {...}}.'),
+    config_file: Optional[Path] = typer.Option(None, "--config",
+                                               help='JSON overrides: {"train": {...}, "model": {...}}.'),
     seed: int = options.Seed, device: str = options.Device, quiet: bool = options.Quiet, as_json: bool = options.AsJson,
 ) -> None:
     """Train a backmapping model (loss: MSE of atom positions; metric: RMSD in Å)."""

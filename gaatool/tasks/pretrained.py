@@ -1,4 +1,8 @@
-"""Where the pretrained checkpoints live: $GAATOOL_PRETRAINED, the repo's pretrained/, or the installed copy."""
+"""Where the pretrained checkpoints live: $GAATOOL_PRETRAINED, then gaatool/pretrained.
+
+In a source checkout gaatool/pretrained is a symlink to the top-level pretrained/ folder;
+wheels carry the files themselves.
+"""
 from __future__ import annotations
 
 import os
@@ -14,8 +18,7 @@ def pretrained_dirs() -> list[Path]:
     dirs = []
     if os.environ.get("GAATOOL_PRETRAINED"):
         dirs.append(Path(os.environ["GAATOOL_PRETRAINED"]))
-    package = Path(__file__).resolve().parent.parent
-    dirs += [package / "pretrained", package.parent / "pretrained"]  # installed wheel / source checkout
+    dirs.append(Path(__file__).resolve().parent.parent / "pretrained")
     return dirs
 
 

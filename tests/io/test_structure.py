@@ -49,7 +49,8 @@ def test_alternate_locations_keep_every_atom_once_2vb1_matches_1aki():
     assert ultra.skipped["atoms of other alternate conformers"] == 322
 
 
-@pytest.mark.parametrize("seqnum, name, letter", [(100, "SER", "B"), (85, "SER", "B"), (37, "ASN", "B"), (1, "LYS", "A")])
+@pytest.mark.parametrize("seqnum, name, letter",
+                         [(100, "SER", "B"), (85, "SER", "B"), (37, "ASN", "B"), (1, "LYS", "A")])
 def test_highest_occupancy_conformer_is_kept(seqnum, name, letter):
     # In 2VB1 SER100 (A 0.35, B 0.65) and SER85 (A 0.33, B 0.47, C 0.18) the *second* letter is the major
     # conformer, so keeping the first alt-loc (gemmi's remove_alternative_conformations) would differ.

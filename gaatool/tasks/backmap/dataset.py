@@ -48,7 +48,7 @@ from ...errors import ConfigError, DownloadError, InputFileError
 from ...io.download import cache_dir, download, sha256_file
 from ...io.structure import ProteinStructure, parse_structure, read_structure
 from .coarse_grain import BEAD_KINDS, bead_positions, chain_breaks, neighborhoods, residue_types_of
-from .residues import LABELS, MAX_ATOMS, RESIDUE_ATOMS, RESIDUE_NAMES, TERMINAL_ATOM, label_index, label_names
+from .residues import MAX_ATOMS, RESIDUE_ATOMS, RESIDUE_NAMES, label_index, label_names
 
 __all__ = [
     "TASK",

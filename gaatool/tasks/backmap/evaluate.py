@@ -30,7 +30,6 @@ import numpy as np
 import torch
 
 from ...checkpoint import load_model
-from ...data.batch import iterate_batches
 from ...data.splits import SPLIT_NAMES
 from ...data.store import load_dataset
 from ...errors import ConfigError, InputFileError
@@ -116,7 +115,7 @@ def count_clashes(positions: np.ndarray, elements: np.ndarray, residues: np.ndar
     disulfide_sulfur : (N,) bool, optional
         CYS SG atoms; pairs of them are ignored.
 
-    >>> pos = np.array([[0.0, 0, 0], [2.0, 0, 0], [3.0, 0, 0]])
+    >>> pos = np.array([[0.0, 0, 0], [2.7, 0, 0], [6.0, 0, 0]])  # C-C overlap 0.7 Å: one clash
     >>> count_clashes(pos, np.array(["C", "C", "O"]), np.array([0, 1, 2]), np.zeros((3, 3), bool))
     1
     """
@@ -253,12 +252,14 @@ def evaluate_backmap(checkpoint: str | Path, dataset: str | Path, split: str = "
                              "dataset with entries for it")
     target = resolve_device(device)
     model = model.to(target).eval()
-    outputs = []
+    # residues of similar size share a batch (little padding through the model); rows keep their places
+    order = torch.argsort(tensors["atom_mask"].sum(-1), stable=True)
+    predicted = np.zeros(tuple(tensors["atom_positions"].shape))
     with torch.no_grad():
-        for batch in iterate_batches(tensors, batch_size):
-            batch = {key: value.to(target) for key, value in batch.items()}
-            outputs.append(predict_atoms(model, batch).double().cpu())
-    predicted = torch.cat(outputs).numpy()
+        for start in range(0, n_rows, batch_size):
+            rows = order[start:start + batch_size]
+            batch = {key: value[rows].to(target) for key, value in tensors.items()}
+            predicted[rows.numpy()] = predict_atoms(model, batch).double().cpu().numpy()
     split_arrays = {key.split("/", 1)[1]: value for key, value in arrays.items() if key.startswith(f"{split}/")}
     metrics = evaluate_predictions(predicted, split_arrays)
     entry_names = [e["entry"] for e in dataset_metadata.get("entries", [])]

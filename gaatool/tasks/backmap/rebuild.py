@@ -30,7 +30,7 @@ from ...io.trajectory import is_trajectory, read_trajectory
 from ...train.device import resolve_device
 from .coarse_grain import chain_breaks, check_coarse_grained, neighborhoods, residue_types_of
 from .residues import MAX_ATOMS, atom_element, residue_labels
-from .train import check_vocabulary
+from .train import check_vocabulary, predict_atoms
 
 __all__ = ["PRETRAINED_ENV", "PRETRAINED_NAME", "pretrained_checkpoint", "BackmapResult", "read_coarse_grained",
            "backmap_structure", "backmap_file"]
@@ -161,13 +161,14 @@ def backmap_structure(beads: ProteinStructure, model: torch.nn.Module, neighbors
             "atom_labels": torch.as_tensor(labels),
             "atom_mask": torch.as_tensor(mask),
         }
-        outputs = []
+        # residues of similar size share a batch, so little padding goes through the model
+        order = torch.argsort(inputs["atom_mask"].sum(-1), stable=True)
+        relative = np.zeros((beads.n_residues, MAX_ATOMS, 3))
         with torch.no_grad():
             for start in range(0, beads.n_residues, batch_size):
-                batch = {k: v[start:start + batch_size].to(device) for k, v in inputs.items()}
-                outputs.append(model(batch["neighbor_positions"], batch["neighbor_types"], batch["residue_types"],
-                                     batch["atom_labels"], batch["neighbor_mask"], batch["atom_mask"]).double().cpu())
-        relative = torch.cat(outputs).numpy()
+                rows = order[start:start + batch_size]
+                batch = {k: v[rows].to(device) for k, v in inputs.items()}
+                relative[rows.numpy()] = predict_atoms(model, batch).double().cpu().numpy()
         frames.append((relative + positions[:, None])[mask])
     atom_names = [n for group in names for n in group]
     return ProteinStructure(

@@ -111,7 +111,8 @@ def test_bad_and_duplicate_files_are_skipped_with_reasons(pdb_files, tmp_path):
     (tmp_path / "1AY7.bcif").write_bytes(b"\x00binary")
     found, skipped = structure_paths([tmp_path])
     assert found == sorted([copy, broken, water])
-    assert skipped == [(str(tmp_path / "1AY7.bcif"), "BinaryCIF is not supported; use the text mmCIF (.cif) of the entry")]
+    assert skipped == [(str(tmp_path / "1AY7.bcif"),
+                        "BinaryCIF is not supported; use the text mmCIF (.cif) of the entry")]
 
 
 class _Server:

@@ -13,7 +13,9 @@ from gaatool.tasks.backmap.train import (
     BackmapModelOptions,
     BackmapTrainTask,
     _rotate_batch,
+    bucketed_batches,
     check_vocabulary,
+    predict_atoms,
     split_tensors,
     train_backmap,
 )
@@ -30,7 +32,7 @@ def test_loss_and_rmsd_known_values(small_backmap_dataset):
             self.shift = torch.tensor(shift)
 
         def forward(self, r, t, c, labels, mask, atom_mask):
-            return batch["atom_positions"] + self.shift
+            return batch["atom_positions"][:, :labels.shape[1]] + self.shift
 
     loss, metrics = task.loss(Shift([0.0, 0.0, 0.0]), batch, train=False)
     assert float(loss) == 0.0 and metrics["rmsd_a"] == 0.0
@@ -82,3 +84,32 @@ def test_bad_options_and_datasets(small_backmap_dataset, tmp_path):
         BackmapTrainTask(tmp_path / "noval.npz", BackmapModelOptions(), 8)
     with pytest.raises(InputFileError, match="vocabulary"):
         check_vocabulary({"atom_labels": ["ALA:N"]}, "x")
+
+
+def test_bucketed_batches_cover_every_row_once(small_backmap_dataset):
+    arrays, _ = load_dataset(small_backmap_dataset)
+    tensors = split_tensors(arrays, "train")
+    tensors["row"] = torch.arange(len(tensors["residue_types"]))
+    batches = list(bucketed_batches(tensors, 5, torch.Generator().manual_seed(0), bucket=2))
+    rows = torch.cat([b["row"] for b in batches])
+    assert sorted(rows.tolist()) == list(range(37))
+    again = torch.cat([b["row"] for b in bucketed_batches(tensors, 5, torch.Generator().manual_seed(0), bucket=2)])
+    assert torch.equal(rows, again)  # the generator alone decides the order
+    fixed = list(bucketed_batches(tensors, 8))
+    counts = torch.cat([b["atom_mask"].sum(-1) for b in fixed])
+    assert torch.all(counts[1:] >= counts[:-1])  # validation batches: sorted by size
+
+
+def test_predict_atoms_trims_padding_exactly(small_backmap_dataset):
+    arrays, _ = load_dataset(small_backmap_dataset)
+    tensors = split_tensors(arrays, "val")
+    small = torch.argsort(tensors["atom_mask"].sum(-1))[:6]  # GLY/ALA/SER...: far fewer than 15 atoms
+    batch = {k: v[small] for k, v in tensors.items()}
+    batch["neighbor_positions"] = batch["neighbor_positions"].double()
+    torch.manual_seed(0)
+    model = BackmapModelOptions(n_dim=6).build().double().eval()
+    full = model(batch["neighbor_positions"], batch["neighbor_types"], batch["residue_types"], batch["atom_labels"],
+                 batch["neighbor_mask"], batch["atom_mask"])
+    trimmed = predict_atoms(model, batch)
+    assert int(batch["atom_mask"].sum(-1).max()) < 15
+    assert trimmed.shape == full.shape and torch.allclose(trimmed, full, atol=1e-9, rtol=0)
