@@ -116,7 +116,7 @@ class Backmapper(nn.Module):
                 atom_labels: torch.Tensor, neighbor_mask: torch.Tensor | None = None,
                 atom_mask: torch.Tensor | None = None) -> torch.Tensor:
         scale = self.config.length_scale
-        r = neighbor_positions / scale
+        r = _zero_padding(neighbor_positions, neighbor_mask) / scale
         types = neighbor_types.long().clamp(0, self.config.n_residue_types - 1)
         values = self.embed_neighbor(types) + self.embed_center(residue_types.long()).unsqueeze(-2)
         if neighbor_mask is not None:
@@ -202,7 +202,7 @@ class BackmapTransformer(nn.Module):
                 atom_labels: torch.Tensor, neighbor_mask: torch.Tensor | None = None,
                 atom_mask: torch.Tensor | None = None) -> torch.Tensor:
         scale = self.config.length_scale
-        r = neighbor_positions / scale
+        r = _zero_padding(neighbor_positions, neighbor_mask) / scale
         types = neighbor_types.long().clamp(0, self.config.n_residue_types - 1)
         embedded = self.embed_neighbor(types) + self.embed_center(residue_types.long()).unsqueeze(-2)
         values = self.bead_in(torch.cat([r, embedded], dim=-1))

@@ -168,10 +168,12 @@ def test_backmap_trajectory(capsys, trained, tmp_path):
 
 
 def test_backmap_errors_leave_no_output(capsys, trained, tmp_path, monkeypatch):
-    monkeypatch.setenv("GAATOOL_PRETRAINED_DIR", str(tmp_path / "none"))
+    import gaatool.tasks.pretrained as pretrained
+
+    monkeypatch.setattr(pretrained, "pretrained_dirs", lambda: [tmp_path / "none"])
     out = tmp_path / "out.pdb"
     code, _, err = run(capsys, "backmap", trained / "cg.pdb", "-o", out)
-    assert code == 1 and "no pretrained backmapping model" in one_line_error(err)
+    assert code == 1 and "no pretrained model backmap.safetensors" in one_line_error(err)
     ckpt = trained / "run" / "best.safetensors"
     code, _, err = run(capsys, "backmap", PDB / "1AJJ.pdb.gz", "-o", out, "-m", ckpt)
     assert code == 1 and "one bead per residue" in one_line_error(err)

@@ -421,7 +421,7 @@ def build_backmap_dataset(paths: Sequence[str | os.PathLike], config: BackmapDat
     splits = _assign_splits(names, config)
     arrays_out: dict[str, np.ndarray] = {}
     entries: list[EntrySummary] = []
-    for index, name in enumerate(names):
+    for name in names:
         per_entry[name][0].split = splits[name]
         entries.append(per_entry[name][0])
     for split in SPLIT_NAMES:

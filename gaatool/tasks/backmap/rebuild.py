@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ...checkpoint import load_model
-from ...errors import CheckpointError, ConfigError, InputFileError
+from ...errors import ConfigError, InputFileError
 from ...io.structure import ProteinStructure, read_structure, structure_format, write_structure
 from ...io.trajectory import is_trajectory, read_trajectory
 from ...train.device import resolve_device
@@ -32,27 +32,21 @@ from .coarse_grain import chain_breaks, check_coarse_grained, neighborhoods, res
 from .residues import MAX_ATOMS, atom_element, residue_labels
 from .train import check_vocabulary, predict_atoms
 
-__all__ = ["PRETRAINED_ENV", "PRETRAINED_NAME", "pretrained_checkpoint", "BackmapResult", "read_coarse_grained",
+__all__ = ["PRETRAINED_NAME", "pretrained_checkpoint", "BackmapResult", "read_coarse_grained",
            "backmap_structure", "backmap_file"]
 
-#: Environment variable naming the folder that holds the pretrained model.
-PRETRAINED_ENV = "GAATOOL_PRETRAINED_DIR"
+#: File name of the pretrained model (see :mod:`gaatool.tasks.pretrained`).
 PRETRAINED_NAME = "backmap.safetensors"
 
 
 def pretrained_checkpoint() -> Path:
-    """The pretrained backmapping checkpoint: ``$GAATOOL_PRETRAINED_DIR/backmap.safetensors``, else
-    ``pretrained/backmap.safetensors`` of the gaatool source tree.
+    """The pretrained backmapping checkpoint (``$GAATOOL_PRETRAINED``, then ``gaatool/pretrained``).
 
-    Raises CheckpointError when it is not there.
+    Raises CheckpointError when none is installed.
     """
-    folder = os.environ.get(PRETRAINED_ENV)
-    path = Path(folder) / PRETRAINED_NAME if folder else Path(__file__).resolve().parents[3] / "pretrained" / \
-        PRETRAINED_NAME
-    if not path.is_file():
-        raise CheckpointError(f"no pretrained backmapping model at {path}; pass --model CKPT (train one with "
-                              "`gaatool train backmap`)")
-    return path
+    from ..pretrained import pretrained_path
+
+    return pretrained_path(PRETRAINED_NAME)
 
 
 @dataclass

@@ -4,8 +4,8 @@ Normalisation, fitted on the training split and stored in the model config so
 that inference needs nothing else:
 
 * ``atom_energy_shift``: per-type energies from a least-squares fit of the
-  training energies against the atom counts (for one molecule this is the
-  mean energy spread over its atoms);
+  training energies against the atom counts (for one molecule: the mean
+  energy divided by the number of atoms, the same for every type);
 * ``energy_scale``: the standard deviation of the training force components,
   so the network's outputs are of order one.
 
@@ -109,8 +109,12 @@ def fit_energy_normalisation(types: np.ndarray, n_types: int, energies: np.ndarr
     (-4.0, 1.0)
     """
     counts = (np.asarray(types)[..., None] == np.arange(n_types)).sum(axis=-2).astype(np.float64)  # (M, T)
-    # Least squares; with one composition the minimum-norm solution spreads the mean energy over the atoms.
-    shift, *_ = np.linalg.lstsq(counts, energies.astype(np.float64), rcond=None)
+    energies = np.asarray(energies, dtype=np.float64)
+    # The mean energy per atom first, then the minimum-norm least-squares correction per type: with one
+    # composition (one molecule) the correction is zero and every atom carries the same shift.
+    per_atom = energies.sum() / counts.sum()
+    correction, *_ = np.linalg.lstsq(counts, energies - counts.sum(axis=1) * per_atom, rcond=None)
+    shift = per_atom + correction
     scale = float(np.std(forces))
     if not scale > 0:
         scale = 1.0  # all-zero training forces: keep the network's own scale

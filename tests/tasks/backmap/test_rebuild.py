@@ -15,7 +15,6 @@ from gaatool.io.structure import parse_structure, read_structure, structure_text
 from gaatool.io.trajectory import write_trajectory
 from gaatool.tasks.backmap.coarse_grain import coarse_grain
 from gaatool.tasks.backmap.rebuild import (
-    PRETRAINED_ENV,
     backmap_file,
     backmap_structure,
     pretrained_checkpoint,
@@ -119,7 +118,9 @@ def test_nonstandard_residues_breaks_and_bad_inputs(pdb_files, tiny_backmap_chec
 
 
 def test_pretrained_lookup(monkeypatch, tmp_path, tiny_backmap_checkpoint):
-    monkeypatch.setenv(PRETRAINED_ENV, str(tmp_path))
+    import gaatool.tasks.pretrained as pretrained
+
+    monkeypatch.setattr(pretrained, "pretrained_dirs", lambda: [tmp_path])
     with pytest.raises(CheckpointError, match="--model"):
         pretrained_checkpoint()
     (tmp_path / "backmap.safetensors").write_bytes(tiny_backmap_checkpoint.read_bytes())

@@ -46,7 +46,8 @@ def test_task_normalises_and_loss_is_force_mse(dataset):
     train = dataset.splits["train"]
     assert task.type_map == [1, 6, 8]
     assert task.scale == pytest.approx(np.std(train.forces))
-    # one composition: the shifts sum to the mean training energy
+    # one composition: every atom carries the mean training energy / 9
+    np.testing.assert_allclose(task.shift, [train.energies.mean() / 9] * 3, rtol=1e-12)
     assert task.offset == pytest.approx(train.energies.mean(), abs=1e-6)
     torch.manual_seed(0)
     model = task.build_model()
