@@ -439,6 +439,10 @@ def _read_model(model, heavy_only: bool, skipped: Counter) -> tuple[list, list, 
         residues.append((residue.chain, residue.name, residue.number, residue.icode))
         for atom in chosen:
             atoms.append((index, atom.name, atom.element, atom.xyz, atom.file_index))
+    kept_chains = {r[0] for r in residues}
+    for chain in dict.fromkeys(r.chain for r, _ in plain):
+        if chain not in kept_chains:
+            skipped[f"chain {chain or '(blank)'} without standard amino acids"] += 1
     return residues, atoms, count
 
 

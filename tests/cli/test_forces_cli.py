@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from gaatool.cli.app import main
 from gaatool.io.xyz import read_xyz
@@ -15,6 +16,15 @@ FILES = Path(__file__).resolve().parents[1] / "files"
 MD17_50 = FILES / "md17" / "md17_ethanol_50.npz"
 EXTXYZ = FILES / "xyz" / "rmd17_ethanol_reduced_5.xyz"
 TINY = ["--dim", "8", "--blocks", "1", "--device", "cpu", "--quiet"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models gain nothing from threads, and threads stall when the CI cores are shared.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
@@ -157,5 +167,5 @@ def test_predict_forces_errors(capsys, trained, tmp_path):
     code, _, err = run(capsys, "predict", "forces", EXTXYZ, "-m", model, "-o", "-", "--json")
     assert code == 1 and "--json" in one_line_error(err)
     code, _, err = run(capsys, "predict", "forces", EXTXYZ, "-m", model, "-o", out, "--frames", "a:b")
-    assert code == 1 and "--frames" in one_line_error(err)
+    assert code == 1 and "'a:b'" in one_line_error(err)
     assert not out.exists()

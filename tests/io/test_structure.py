@@ -95,6 +95,11 @@ def test_skips_are_reported_with_reasons_and_chains_kept():
     assert s.entry_id == "1A8O"
     two = read_structure(FILES / "1CKB.pdb.gz")
     assert [(c, len(r)) for c, r in two.chains()] == [("A", 57), ("B", 8)]
+    text = structure_text(two, "pdb").replace("END", "HETATM 9999  O   HOH W   1       1.000   2.000   3.000  1.00"
+                                                     "  0.00           O\nEND")
+    with_water_chain = parse_structure(text, "pdb")
+    assert with_water_chain.skipped == {"water HOH": 1, "chain W without standard amino acids": 1}
+    assert with_water_chain.n_atoms == two.n_atoms
 
 
 def test_gzip_plain_stdin_and_text_agree(tmp_path):

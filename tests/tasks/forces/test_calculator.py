@@ -23,7 +23,7 @@ from gaatool.tasks.forces.predict import ForceFieldPredictor  # noqa: E402
 MD17_50 = Path(__file__).resolve().parents[2] / "files" / "md17" / "md17_ethanol_50.npz"
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def one_thread():
     # One 9-atom molecule per call: threads only add overhead (and contention on shared CI cores).
     threads = torch.get_num_threads()

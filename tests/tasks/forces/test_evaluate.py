@@ -18,6 +18,15 @@ MD17_50 = Path(__file__).resolve().parents[2] / "files" / "md17" / "md17_ethanol
 KCAL_MEV = 43.364
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models gain nothing from threads, and threads stall when the CI cores are shared.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")

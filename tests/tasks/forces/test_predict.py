@@ -22,6 +22,15 @@ SGDML_XYZ = FILES / "xyz" / "md17_ethanol_snip_sgdml.xyz"
 PERM = [3, 4, 5, 6, 7, 8, 0, 1, 2]  # extxyz atom i is npz atom PERM[i] (tests/files/SOURCES.md)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models gain nothing from threads, and threads stall when the CI cores are shared.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A small random float64 force field with MD17-like normalisation, saved as a checkpoint."""

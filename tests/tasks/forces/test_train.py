@@ -25,6 +25,15 @@ MD17_50 = Path(__file__).resolve().parents[2] / "files" / "md17" / "md17_ethanol
 TINY = ForcesModelOptions(n_dim=8, n_blocks=1)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models gain nothing from threads, and threads stall when the CI cores are shared.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def dataset():
     return build_md17_dataset("ethanol", source=MD17_50, seed=0, n_train=24, n_val=8, n_test=8)
