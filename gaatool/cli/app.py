@@ -7,6 +7,7 @@ stderr and exit code 1. Exit codes: 0 ok, 1 GaatoolError, 2 usage, 3 a bug
 """
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -55,6 +56,9 @@ def _is_usage_error(err: Exception) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``gaatool`` console script; always ends with SystemExit."""
+    # OpenMP threads that spin while idle slow torch badly when cores are shared (HPC nodes, laptops
+    # running other jobs); users can still override this in their environment.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = sys.argv[1:] if argv is None else list(argv)
     _DEBUG["on"] = "--debug" in args
     try:

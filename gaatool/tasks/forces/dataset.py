@@ -160,8 +160,9 @@ class ForcesDataset:
 def _sizes(n_train, n_val, n_test, default) -> dict[str, int | None]:
     sizes = {"train": n_train, "val": n_val, "test": n_test}
     for part, size in sizes.items():
-        if size is not None and (int(size) != size or size < 1):
-            raise ConfigError(f"--n-{part} {size}: it must be a positive integer")
+        # 0 is allowed: e.g. a test-only dataset of held-out frames for `evaluate forces`
+        if size is not None and (int(size) != size or size < 0):
+            raise ConfigError(f"--n-{part} {size}: it must be a non-negative integer")
     return {part: (default if size is None else int(size)) for part, size in sizes.items()}
 
 

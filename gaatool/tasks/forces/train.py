@@ -128,6 +128,10 @@ class ForcesTrainTask(ArrayTask):
 
     def __init__(self, dataset: ForcesDataset, options: ForcesModelOptions, batch_size: int):
         self.dataset, self.options = dataset, options
+        for part in ("train", "val"):
+            if dataset.splits[part].n_frames == 0:
+                raise ConfigError(f"{dataset.path or dataset.name}: the {part} split is empty; "
+                                  f"training needs train and validation frames (--n-{part})")
         self.type_map = sorted({int(z) for z in dataset.atomic_numbers})
         self.types = np.array([self.type_map.index(int(z)) for z in dataset.atomic_numbers], dtype=np.int64)
         train = dataset.splits["train"]

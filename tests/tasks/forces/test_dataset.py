@@ -112,8 +112,8 @@ def test_bad_requests(tmp_path):
         build_md17_dataset("ethanol", source=MD17_50)  # the paper's sizes do not fit 50 frames
     with pytest.raises(ConfigError, match="unknown split"):
         build_md17_dataset("ethanol", source=MD17_50, split="random")
-    with pytest.raises(ConfigError, match="--n-val 0"):
-        build_md17_dataset("ethanol", source=MD17_50, n_val=0)
+    with pytest.raises(ConfigError, match="--n-val -1"):
+        build_md17_dataset("ethanol", source=MD17_50, n_val=-1)
     with pytest.raises(ConfigError, match="name a molecule"):
         build_md17_dataset()
     with pytest.raises(InputFileError, match="holds C2H6O, but benzene is C6H6"):
@@ -153,3 +153,14 @@ def test_bad_dataset_files(tmp_path):
     save_dataset(ragged, arrays, meta)
     with pytest.raises(InputFileError, match="inconsistent shapes"):
         load_forces_dataset(ragged)
+
+
+def test_test_only_dataset_evaluates_but_does_not_train(tmp_path):
+    """Held-out frames as a test-only dataset (n_train = n_val = 0), as the pretrained model card uses."""
+    from gaatool.tasks.forces.train import ForcesModelOptions, ForcesTrainTask
+
+    dataset = build_md17_dataset("ethanol", source=MD17_50, n_train=0, n_val=0, n_test=20,
+                                 output=tmp_path / "test_only.npz")
+    assert dataset.splits["test"].n_frames == 20 and dataset.splits["train"].n_frames == 0
+    with pytest.raises(ConfigError, match="train split is empty"):
+        ForcesTrainTask(dataset, ForcesModelOptions(), batch_size=4)
