@@ -210,3 +210,18 @@ def bond_vectors(positions, neighbors, box=None) -> np.ndarray:
     candidates = (fractional[:, None, :] + shifts[None]) @ lattice  # (N*K, 27, 3)
     best = np.argmin(np.einsum("mcx,mcx->mc", candidates, candidates), axis=1)
     return candidates[np.arange(len(best)), best].reshape(delta.shape)
+
+
+def nearest_neighbor_distance(positions, box) -> float:
+    """The length unit of crystal environments: median over points of the distance to the closest point.
+
+    positions (N, 3); box (3, 3) lattice rows or None -> float, same unit as positions.
+    The same estimate is applied to training replicas and to user snapshots, so
+    its bias under thermal noise (the closest of ~12 noisy neighbours is nearer
+    than the lattice distance) is the same on both sides.
+
+    >>> round(nearest_neighbor_distance(np.array([[0.0, 0, 0], [1.5, 0, 0], [0, 2.0, 0]]), None), 6)
+    1.5
+    """
+    _, r_ij = nearest_neighbors(positions, box, 1)
+    return float(np.median(np.linalg.norm(r_ij[:, 0], axis=-1)))

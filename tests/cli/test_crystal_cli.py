@@ -1,60 +1,44 @@
 """End-to-end CLI runs of the crystal workflow on a tiny dataset (exit codes, JSON, files)."""
 import json
 
-import pytest
 
-from gaatool.cli.app import main
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
-
-
-def test_data_train_evaluate_info(tmp_path, capsys):
+def test_data_train_evaluate_info(tmp_path, cli):
     data = tmp_path / "crystals.npz"
-    code, out, err = run(["data", "crystals", "-o", str(data), "--min-particles", "40", "--json", "--no-steinhardt"],
-                         capsys)
+    code, out, err = cli("data", "crystals", "-o", data, "--min-particles", "40", "--json", "--no-steinhardt")
     assert code == 0, err
     summary = json.loads(out)
     assert [row["class"] for row in summary["classes"]][:2] == ["cF4-Cu", "hP2-Mg"] and data.exists()
     run_dir = tmp_path / "run"
-    code, out, err = run(["train", "crystal", str(data), "-o", str(run_dir), "--epochs", "1", "--dim", "8",
-                          "--batch-size", "128", "--device", "cpu", "--quiet", "--json"], capsys)
+    code, out, err = cli("train", "crystal", data, "-o", run_dir, "--epochs", "1", "--dim", "8",
+                         "--batch-size", "128", "--device", "cpu", "--quiet", "--json")
     assert code == 0, err
     result = json.loads(out)
     assert result["stop_reason"] == "max_epochs" and (run_dir / "best.safetensors").exists()
     assert (run_dir / "metrics.csv").read_text().count("\n") == 2  # header + one epoch
     # the same folder again without --resume is refused, with one line
-    code, out, err = run(["train", "crystal", str(data), "-o", str(run_dir), "--epochs", "1"], capsys)
-    assert code == 1 and err.startswith("error:") and "--resume" in err
-    code, out, err = run(["train", "crystal", str(data), "-o", str(run_dir), "--epochs", "2", "--dim", "8",
-                          "--batch-size", "128", "--device", "cpu", "--quiet", "--resume"], capsys)
+    assert "--resume" in cli("train", "crystal", data, "-o", run_dir, "--epochs", "1").one_line_error()
+    code, out, err = cli("train", "crystal", data, "-o", run_dir, "--epochs", "2", "--dim", "8",
+                         "--batch-size", "128", "--device", "cpu", "--quiet", "--resume")
     assert code == 0, err
     png = tmp_path / "confusion.png"
-    code, out, err = run(["evaluate", "crystal", str(run_dir / "best.safetensors"), str(data), "--plot", str(png),
-                          "--json", "--device", "cpu"], capsys)
+    code, out, err = cli("evaluate", "crystal", run_dir / "best.safetensors", data, "--plot", png,
+                         "--json", "--device", "cpu")
     assert code == 0, err
     evaluation = json.loads(out)
     assert 0 <= evaluation["accuracy"] <= 1 and png.exists()
-    code, out, err = run(["info", str(run_dir / "best.safetensors"), "--json"], capsys)
+    code, out, err = cli("info", run_dir / "best.safetensors", "--json")
     assert code == 0 and json.loads(out)["task"] == "crystal"
-    code, out, err = run(["info", str(run_dir / "best.safetensors")], capsys)
+    code, out, err = cli("info", run_dir / "best.safetensors")
     assert code == 0 and "crystal" in err
 
 
-def test_usage_and_input_errors(tmp_path, capsys):
-    code, out, err = run(["--version"], capsys)
+def test_usage_and_input_errors(tmp_path, cli):
+    code, out, err = cli("--version")
     assert code == 0 and out.startswith("gaatool ")
-    code, out, err = run(["train", "crystal"], capsys)
+    code, out, err = cli("train", "crystal")
     assert code == 2
-    code, out, err = run(["train", "crystal", str(tmp_path / "none.npz"), "-o", str(tmp_path / "r")], capsys)
-    assert code == 1 and err.count("\n") == 1 and "none.npz" in err
-    code, out, err = run(["train", "crystal", str(tmp_path / "none.npz"), "--model", "mlp"], capsys)
-    assert code == 1 and "mlp" in err
-    code, out, err = run(["data", "crystals", "-o", str(tmp_path / "x.npz"), "--noise", "a,b"], capsys)
-    assert code == 1 and "--noise" in err and not (tmp_path / "x.npz").exists()
-    code, out, err = run(["info", str(tmp_path / "none.safetensors")], capsys)
-    assert code == 1 and "none.safetensors" in err
+    assert "none.npz" in cli("train", "crystal", tmp_path / "none.npz", "-o", tmp_path / "r").one_line_error()
+    assert "mlp" in cli("train", "crystal", tmp_path / "none.npz", "--model", "mlp").one_line_error()
+    assert "--noise" in cli("data", "crystals", "-o", tmp_path / "x.npz", "--noise", "a,b").one_line_error()
+    assert not (tmp_path / "x.npz").exists()
+    assert "none.safetensors" in cli("info", tmp_path / "none.safetensors").one_line_error()

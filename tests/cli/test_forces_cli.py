@@ -3,169 +3,131 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from gaatool.cli.app import main
 from gaatool.io.xyz import read_xyz
 
-FILES = Path(__file__).resolve().parents[1] / "files"
-MD17_50 = FILES / "md17" / "md17_ethanol_50.npz"
-EXTXYZ = FILES / "xyz" / "rmd17_ethanol_reduced_5.xyz"
 TINY = ["--dim", "8", "--blocks", "1", "--device", "cpu", "--quiet"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models gain nothing from threads, and threads stall when the CI cores are shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
-
-
-def one_line_error(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, cli_exit_code, md17_50):
     """A dataset and a 1-epoch checkpoint made through the CLI."""
     folder = tmp_path_factory.mktemp("cli")
-    with pytest.raises(SystemExit) as exit_info:
-        main(["data", "md17", "--molecule", "ethanol", "--from", str(MD17_50), "--n-train", "16", "--n-val", "8",
-              "--n-test", "8", "-o", str(folder / "ds.npz"), "--json"])
-    assert exit_info.value.code == 0
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", "forces", "--data", str(folder / "ds.npz"), "-o", str(folder / "run"), "--epochs", "1",
-              "--batch-size", "8", *TINY])
-    assert exit_info.value.code == 0
+    assert cli_exit_code("data", "md17", "--molecule", "ethanol", "--from", md17_50, "--n-train", "16", "--n-val",
+                         "8", "--n-test", "8", "-o", folder / "ds.npz", "--json") == 0
+    assert cli_exit_code("train", "forces", "--data", folder / "ds.npz", "-o", folder / "run", "--epochs", "1",
+                         "--batch-size", "8", *TINY) == 0
     return folder
 
 
-def test_data_md17(capsys, tmp_path):
+def test_data_md17(cli, tmp_path, md17_50):
     out = tmp_path / "ds.npz"
-    code, stdout, _ = run(capsys, "data", "md17", "--molecule", "ethanol", "--from", MD17_50, "--n-train", 20,
+    code, stdout, _ = cli("data", "md17", "--molecule", "ethanol", "--from", md17_50, "--n-train", 20,
                           "--n-val", 10, "--n-test", 10, "--seed", 3, "-o", out, "--json")
     assert code == 0 and out.is_file()
     summary = json.loads(stdout)
     assert summary["formula"] == "C2H6O" and summary["splits"]["train"]["n_frames"] == 20
     assert summary["split"]["seed"] == 3 and summary["fingerprint_verified"] is True
     assert summary["units"]["forces"] == "kcal/mol/angstrom"
-    code, stdout, err = run(capsys, "data", "md17", "--molecule", "ethanol", "--from", MD17_50, "--n-train", 20,
+    code, stdout, err = cli("data", "md17", "--molecule", "ethanol", "--from", md17_50, "--n-train", 20,
                             "--n-val", 10, "--n-test", 10, "-o", tmp_path / "table.npz")
     assert code == 0 and stdout == ""
     assert "force RMS (meV/Å)" in err and "train" in err and "C2H6O" in err
 
 
-def test_data_md17_errors(capsys, tmp_path, monkeypatch):
+def test_data_md17_errors(cli, tmp_path, monkeypatch, md17_50):
     monkeypatch.chdir(tmp_path)
-    code, stdout, err = run(capsys, "data", "md17", "--molecule", "water", "--from", MD17_50)
-    assert code == 1 and stdout == ""
-    assert "unknown MD17 molecule 'water'" in one_line_error(err)
+    result = cli("data", "md17", "--molecule", "water", "--from", md17_50)
+    assert "unknown MD17 molecule 'water'" in result.one_line_error() and result.out == ""
     corrupt = tmp_path / "corrupt.npz"
-    corrupt.write_bytes(MD17_50.read_bytes()[:3000])
-    code, _, err = run(capsys, "data", "md17", "--molecule", "ethanol", "--from", corrupt, "-o", tmp_path / "o.npz")
-    assert code == 1 and "corrupt.npz" in one_line_error(err)
-    code, _, err = run(capsys, "data", "md17", "--molecule", "ethanol", "--from", MD17_50, "-o", tmp_path / "o.npz")
-    assert code == 1 and "needs 3000 frames" in one_line_error(err)
+    corrupt.write_bytes(md17_50.read_bytes()[:3000])
+    result = cli("data", "md17", "--molecule", "ethanol", "--from", corrupt, "-o", tmp_path / "o.npz")
+    assert "corrupt.npz" in result.one_line_error()
+    result = cli("data", "md17", "--molecule", "ethanol", "--from", md17_50, "-o", tmp_path / "o.npz")
+    assert "needs 3000 frames" in result.one_line_error()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.npz"]  # nothing half-written
 
 
-def test_train_forces_from_cached_molecule(capsys, tmp_path):
+def test_train_forces_from_cached_molecule(cli, tmp_path, md17_50):
     # The md17 fixture carries a valid embedded fingerprint, so a cache holding it verifies offline.
     cache = tmp_path / "cache"
     (cache / "md17").mkdir(parents=True)
-    shutil.copy(MD17_50, cache / "md17" / "md17_ethanol.npz")
+    shutil.copy(md17_50, cache / "md17" / "md17_ethanol.npz")
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"data": {"n_train": 12, "n_val": 6, "n_test": 6},
                                   "train": {"lr_patience": 5}}))
-    code, stdout, _ = run(capsys, "train", "forces", "--molecule", "ethanol", "--cache", cache, "--config", config,
+    code, stdout, _ = cli("train", "forces", "--molecule", "ethanol", "--cache", cache, "--config", config,
                           "-o", tmp_path / "run", "--epochs", 2, "--batch-size", 6, "--energy-weight", 0.1, "--json",
                           *TINY)
     assert code == 0, stdout
     result = json.loads(stdout)
     assert result["epoch"] == 2 and result["dataset"] == str(tmp_path / "run" / "dataset.npz")
     assert "val_energy_mae_mev" in result["history"][-1]
-    code, stdout, _ = run(capsys, "info", tmp_path / "run" / "best.safetensors", "--json")
+    code, stdout, _ = cli("info", tmp_path / "run" / "best.safetensors", "--json")
     meta = json.loads(stdout)["metadata"]
     assert meta["train"]["lr_patience"] == 5 and meta["train"]["lr_factor"] == 0.8  # paper schedule + override
     assert meta["energy_trained"] is True and meta["data"]["split"]["n_train"] == 12
     assert meta["data"]["provenance"]["source"] == "download"  # from the cache, not a --from file
 
 
-def test_train_forces_errors(capsys, tmp_path, trained):
-    code, _, err = run(capsys, "train", "forces", "--molecule", "ethanol", "--data", trained / "ds.npz", *TINY)
-    assert code == 1 and "exactly one of --molecule" in one_line_error(err)
-    code, _, err = run(capsys, "train", "forces", "--data", trained / "ds.npz", "-o", trained / "run", *TINY)
-    assert code == 1 and "already holds a training run" in one_line_error(err)
+def test_train_forces_errors(cli, tmp_path, trained):
+    result = cli("train", "forces", "--molecule", "ethanol", "--data", trained / "ds.npz", *TINY)
+    assert "exactly one of --molecule" in result.one_line_error()
+    result = cli("train", "forces", "--data", trained / "ds.npz", "-o", trained / "run", *TINY)
+    assert "already holds a training run" in result.one_line_error()
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"model": {"width": 3}}))
-    code, _, err = run(capsys, "train", "forces", "--data", trained / "ds.npz", "--config", bad, "-o",
-                       tmp_path / "r", *TINY)
-    assert code == 1 and "unknown keys ['width']" in one_line_error(err)
+    result = cli("train", "forces", "--data", trained / "ds.npz", "--config", bad, "-o", tmp_path / "r", *TINY)
+    assert "unknown keys ['width']" in result.one_line_error()
     assert not (tmp_path / "r").exists()
 
 
-def test_evaluate_forces(capsys, trained, tmp_path):
+def test_evaluate_forces(cli, trained, tmp_path):
     plot = tmp_path / "parity.png"
-    code, stdout, _ = run(capsys, "evaluate", "forces", trained / "run" / "best.safetensors", trained / "ds.npz",
+    code, stdout, _ = cli("evaluate", "forces", trained / "run" / "best.safetensors", trained / "ds.npz",
                           "--plot", plot, "--device", "cpu", "--json")
     assert code == 0 and plot.read_bytes()[:4] == b"\x89PNG"
     result = json.loads(stdout)
     assert result["n_frames"] == 8 and result["energy_trained"] is False and result["force_mae_mev_per_a"] > 0
-    code, stdout, err = run(capsys, "evaluate", "forces", trained / "run" / "best.safetensors", trained / "ds.npz",
+    code, stdout, err = cli("evaluate", "forces", trained / "run" / "best.safetensors", trained / "ds.npz",
                             "--split", "val", "--device", "cpu")
     assert code == 0 and stdout == "" and "force MAE per component (meV/Å)" in err and "no (offset fitted" in err
-    code, _, err = run(capsys, "evaluate", "forces", trained / "ds.npz", trained / "ds.npz")
-    assert code == 1 and "ds.npz" in one_line_error(err)
+    assert "ds.npz" in cli("evaluate", "forces", trained / "ds.npz", trained / "ds.npz").one_line_error()
 
 
-def test_predict_forces(capsys, trained, tmp_path):
+def test_predict_forces(cli, trained, tmp_path, extxyz):
     model = trained / "run" / "best.safetensors"
     out = tmp_path / "out.xyz"
-    code, stdout, _ = run(capsys, "predict", "forces", EXTXYZ, "-m", model, "-o", out, "--device", "cpu", "--json")
+    code, stdout, _ = cli("predict", "forces", extxyz, "-m", model, "-o", out, "--device", "cpu", "--json")
     assert code == 0
     summary = json.loads(stdout)
     frames = read_xyz(out)
     assert summary["n_frames"] == len(frames) == 5 and summary["energy_unit"] == "kcal/mol"
     assert frames[0].arrays["forces"].shape == (9, 3)
-    code, stdout, _ = run(capsys, "predict", "forces", out, "-m", model, "-o", "-", "--frames", "1:3",
-                          "--device", "cpu")
+    code, stdout, _ = cli("predict", "forces", out, "-m", model, "-o", "-", "--frames", "1:3", "--device", "cpu")
     assert code == 0
     assert stdout.splitlines()[0] == "9" and "energy=" in stdout.splitlines()[1]
     assert stdout.count("forces:R:3") == 2
-    code, _, _ = run(capsys, "predict", "forces", out, "-m", model, "-o", tmp_path / "out.npz", "--device", "cpu")
+    code, _, _ = cli("predict", "forces", out, "-m", model, "-o", tmp_path / "out.npz", "--device", "cpu")
     with np.load(tmp_path / "out.npz", allow_pickle=False) as npz:
         assert code == 0 and npz["forces"].shape == (5, 9, 3)
 
 
-def test_predict_forces_errors(capsys, trained, tmp_path):
+def test_predict_forces_errors(cli, trained, tmp_path, extxyz):
     model = trained / "run" / "best.safetensors"
     wrong = tmp_path / "wrong.xyz"
     wrong.write_text("3\nammonia-ish\nN 0 0 0\nH 1 0 0\nH 0 1 0\n")
     out = tmp_path / "out.xyz"
-    code, stdout, err = run(capsys, "predict", "forces", wrong, "-m", model, "-o", out, "--device", "cpu")
-    assert code == 1 and stdout == ""
-    assert "wrong.xyz: frame 1: atom 1 is N, but the model knows only H, C, O" in one_line_error(err)
+    result = cli("predict", "forces", wrong, "-m", model, "-o", out, "--device", "cpu")
+    assert result.out == ""
+    assert "wrong.xyz: frame 1: atom 1 is N, but the model knows only H, C, O" in result.one_line_error()
     corrupt = tmp_path / "corrupt.xyz"
     corrupt.write_text("9\nenergy=1\nC 0 0\n")
-    code, _, err = run(capsys, "predict", "forces", corrupt, "-m", model, "-o", out, "--device", "cpu")
-    assert code == 1 and "corrupt.xyz" in one_line_error(err)
-    code, _, err = run(capsys, "predict", "forces", EXTXYZ, "-m", model, "-o", "-", "--json")
-    assert code == 1 and "--json" in one_line_error(err)
-    code, _, err = run(capsys, "predict", "forces", EXTXYZ, "-m", model, "-o", out, "--frames", "a:b")
-    assert code == 1 and "'a:b'" in one_line_error(err)
+    result = cli("predict", "forces", corrupt, "-m", model, "-o", out, "--device", "cpu")
+    assert "corrupt.xyz" in result.one_line_error()
+    assert "--json" in cli("predict", "forces", extxyz, "-m", model, "-o", "-", "--json").one_line_error()
+    assert "'a:b'" in cli("predict", "forces", extxyz, "-m", model, "-o", out, "--frames", "a:b").one_line_error()
     assert not out.exists()

@@ -38,7 +38,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ... import __version__
-from ...data.neighbors import nearest_neighbors, perpendicular_widths
+from ...data.neighbors import nearest_neighbor_distance, nearest_neighbors, perpendicular_widths
 from ...data.splits import SPLIT_NAMES, derive_rng, replica_seeds
 from ...data.store import load_dataset, save_dataset
 from ...errors import ConfigError, InputFileError
@@ -478,8 +478,11 @@ def build_crystal_dataset(
                     # or a noise level leaves the other copies unchanged.
                     rng = derive_rng(replica_seed, supercell.name, repr(float(sigma)))
                     positions = add_noise(supercell.positions, sigma, rng)
+                    # Lengths in units of the *measured* nearest-neighbour distance of
+                    # this noisy copy, exactly as `gaatool identify` measures user frames.
+                    scale = nearest_neighbor_distance(positions, supercell.lattice)
                     index, r_ij, pairs = environments(
-                        positions, supercell.lattice, supercell.types, config.neighbors, n_types
+                        positions / scale, supercell.lattice / scale, supercell.types, config.neighbors, n_types
                     )
                     n = len(positions)
                     chunks["r_ij"].append(r_ij.astype(np.float32))
@@ -511,7 +514,7 @@ def build_crystal_dataset(
         "splits": [s for s in SPLIT_NAMES if config.replicas.get(s, 0) > 0],
         "replica_seeds": seeds,
         "classes": classes_meta,
-        "length_unit": "nearest-neighbour distance of the perfect crystal",
+        "length_unit": "median nearest-neighbour distance of each noisy copy (data.neighbors.nearest_neighbor_distance)",
         "type_encoding": "type_pairs[..., :T] = t_i - t_j, type_pairs[..., T:] = t_i + t_j; t one-hot over type_names",
         "provenance": PROVENANCE,
         "prototype_labels": {

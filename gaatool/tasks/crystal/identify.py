@@ -2,7 +2,9 @@
 
 Lengths are made dimensionless like the training data: divided by the frame's
 nearest-neighbour distance, measured as the median over particles of the
-distance to their closest neighbour (or given with ``scale``). Particle types
+distance to their closest neighbour (or given with ``scale``). The training
+replicas are normalised by the same measurement, so thermal noise biases both
+sides alike. Particle types
 of the file are mapped onto the model's types by name, with ``type_map``, or
 (single-type files) onto the model's first type.
 """
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 
 from ...checkpoint import load_model
-from ...data.neighbors import nearest_neighbors
+from ...data.neighbors import nearest_neighbor_distance, nearest_neighbors
 from ...errors import ConfigError, InputFileError
 from ...io.atomic import atomic_path
 from ...io.frame import Frame
@@ -160,9 +162,8 @@ class Identifier:
         return lookup[frame.types]
 
     def measure_scale(self, frame: Frame) -> float:
-        """Nearest-neighbour distance: median over particles of the distance to the closest one."""
-        _, r_ij = nearest_neighbors(frame.positions, frame.box, 1)
-        distance = float(np.median(np.linalg.norm(r_ij[:, 0], axis=-1)))
+        """Length unit of the frame, measured as for the training data (median nearest-neighbour distance)."""
+        distance = nearest_neighbor_distance(frame.positions, frame.box)
         if not distance > 0:
             raise InputFileError(f"{frame.source}: frame {frame.index} has overlapping particles "
                                  "(nearest-neighbour distance 0); cannot set the length scale")

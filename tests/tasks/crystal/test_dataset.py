@@ -211,3 +211,19 @@ def test_config_dict_round_trip():
     assert CrystalDatasetConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ConfigError, match="unknown crystal dataset setting 'colour'"):
         CrystalDatasetConfig.from_dict({"colour": 1})
+
+
+def test_lengths_are_in_units_of_the_measured_nearest_neighbour_distance():
+    """Training data use the same length unit as `gaatool identify` measures on user frames."""
+    from gaatool.tasks.crystal.dataset import build_crystal_dataset
+
+    ds = build_crystal_dataset(prototypes=("cF4-Cu", "cF8-C"), min_particles=64, noise_levels=(0.001, 0.1))
+    r = np.linalg.norm(ds.arrays["train/r_ij"], axis=-1)
+    noise, labels = ds.arrays["train/noise"], ds.arrays["train/labels"]
+    for label in (0, 1):
+        for sigma in (0.001, 0.1):
+            rows = (labels == label) & np.isclose(noise, sigma)
+            assert np.median(r[rows, 0]) == pytest.approx(1.0, abs=1e-6)
+    # with strong noise the shell spreads but the closest neighbour's median stays the unit
+    strong = np.isclose(noise, 0.1) & (labels == 0)
+    assert r[strong, 11].mean() > 1.05
