@@ -20,6 +20,18 @@ def _pyplot():
     return plt
 
 
+def _save_png(fig, ax, title: str, path: str | Path) -> Path:
+    """Titles, lays out and writes ``fig`` to ``path`` atomically, then closes it (also on failure)."""
+    try:
+        ax.set_title(title, fontsize=9)
+        fig.tight_layout()
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+    finally:
+        _pyplot().close(fig)
+    return Path(path)
+
+
 def save_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], path: str | Path, title: str = "") -> Path:
     """Row-normalised confusion matrix (true class rows) with counts, as PNG."""
     plt = _pyplot()
@@ -38,12 +50,7 @@ def save_confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], pat
                 ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=7,
                         color="white" if fractions[i, j] > 0.5 else "black")
     fig.colorbar(image, ax=ax, label="fraction of true class")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return Path(path)
+    return _save_png(fig, ax, title, path)
 
 
 def save_parity_plot(reference: np.ndarray, predicted: np.ndarray, path: str | Path, xlabel: str, ylabel: str,
@@ -57,9 +64,4 @@ def save_parity_plot(reference: np.ndarray, predicted: np.ndarray, path: str | P
     ax.plot([low, high], [low, high], color="black", linewidth=0.8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    return Path(path)
+    return _save_png(fig, ax, title, path)

@@ -2,12 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
-import io
-import tarfile
-import threading
 import zipfile
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -15,128 +10,82 @@ import pytest
 from gaatool.errors import ConfigError, DownloadError, InputFileError
 from gaatool.io import download as dl
 
-FILES = Path(__file__).resolve().parents[1] / "files"
-PAYLOAD = (FILES / "md17" / "md17_ethanol_50.npz").read_bytes()  # a real file, served as-is
-
-
-class _Server:
-    """Serves ``routes[path] = (status, body, mode)``; ``mode="truncate"`` announces
-    more bytes than it sends and then closes the connection."""
-
-    def __init__(self):
-        self.routes: dict[str, tuple[int, bytes, str]] = {}
-        self.hits: Counter = Counter()
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server API)
-                server.hits[self.path] += 1
-                if self.path not in server.routes:
-                    self.send_error(404, "Not Found")
-                    return
-                status, body, mode = server.routes[self.path]
-                self.send_response(status)
-                extra = 1000 if mode == "truncate" else 0
-                self.send_header("Content-Length", str(len(body) + extra))
-                self.end_headers()
-                self.wfile.write(body)
-                self.wfile.flush()
-                self.close_connection = True
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def server():
-    srv = _Server()
-    yield srv
-    srv.close()
+@pytest.fixture(scope="module")
+def payload(md17_50) -> bytes:
+    return md17_50.read_bytes()  # a real file, served as-is
 
 
 def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
-def test_good_download_with_pinned_sha256_and_progress(server, tmp_path):
-    server.routes["/a.npz"] = (200, PAYLOAD, "")
+def test_good_download_with_pinned_sha256_and_progress(http_server, tmp_path, payload):
+    http_server.routes["/a.npz"] = payload
     seen = []
     dest = tmp_path / "cache" / "a.npz"
-    out = dl.download(server.url("/a.npz"), dest, sha256=hashlib.sha256(PAYLOAD).hexdigest(),
+    out = dl.download(http_server.url("/a.npz"), dest, sha256=hashlib.sha256(payload).hexdigest(),
                       progress=lambda done, total: seen.append((done, total)))
     assert out == dest
-    assert dest.read_bytes() == PAYLOAD
-    assert seen[0] == (0, len(PAYLOAD)) and seen[-1] == (len(PAYLOAD), len(PAYLOAD))
+    assert dest.read_bytes() == payload
+    assert seen[0] == (0, len(payload)) and seen[-1] == (len(payload), len(payload))
     assert _leftovers(dest.parent) == ["a.npz"]  # no temporary file left behind
 
 
-def test_sha256_prefix_is_accepted(server, tmp_path):
-    server.routes["/a.npz"] = (200, PAYLOAD, "")
-    prefix = hashlib.sha256(PAYLOAD).hexdigest()[:12]
-    assert dl.download(server.url("/a.npz"), tmp_path / "a.npz", sha256=prefix.upper()).read_bytes() == PAYLOAD
+def test_sha256_prefix_is_accepted(http_server, tmp_path, payload):
+    http_server.routes["/a.npz"] = payload
+    prefix = hashlib.sha256(payload).hexdigest()[:12]
+    assert dl.download(http_server.url("/a.npz"), tmp_path / "a.npz", sha256=prefix.upper()).read_bytes() == payload
 
 
-def test_checksum_mismatch_leaves_nothing(server, tmp_path):
-    server.routes["/a.npz"] = (200, PAYLOAD, "")
-    wrong = hashlib.sha256(PAYLOAD + b"x").hexdigest()
+def test_checksum_mismatch_leaves_nothing(http_server, tmp_path, payload):
+    http_server.routes["/a.npz"] = payload
+    wrong = hashlib.sha256(payload + b"x").hexdigest()
     with pytest.raises(DownloadError) as info:
-        dl.download(server.url("/a.npz"), tmp_path / "a.npz", sha256=wrong)
+        dl.download(http_server.url("/a.npz"), tmp_path / "a.npz", sha256=wrong)
     message = str(info.value)
-    assert server.url("/a.npz") in message and "--from FILE" in message and "SHA-256" in message
+    assert http_server.url("/a.npz") in message and "--from FILE" in message and "SHA-256" in message
     assert "\n" not in message
     assert _leftovers(tmp_path) == []
 
 
-def test_interrupted_download_leaves_nothing(server, tmp_path):
-    server.routes["/a.npz"] = (200, PAYLOAD[: len(PAYLOAD) // 2], "truncate")
+def test_interrupted_download_leaves_nothing(http_server, tmp_path, payload):
+    http_server.routes["/a.npz"] = payload[: len(payload) // 2]
+    http_server.truncated.add("/a.npz")
     with pytest.raises(DownloadError, match="interrupted") as info:
-        dl.download(server.url("/a.npz"), tmp_path / "a.npz")
+        dl.download(http_server.url("/a.npz"), tmp_path / "a.npz")
     assert "--from FILE" in str(info.value)
     assert _leftovers(tmp_path) == []
 
 
-def test_http_404(server, tmp_path):
+def test_http_404(http_server, tmp_path):
     with pytest.raises(DownloadError, match="HTTP 404") as info:
-        dl.download(server.url("/missing.npz"), tmp_path / "m.npz")
-    assert server.url("/missing.npz") in str(info.value)
+        dl.download(http_server.url("/missing.npz"), tmp_path / "m.npz")
+    assert http_server.url("/missing.npz") in str(info.value)
     assert _leftovers(tmp_path) == []
 
 
-def test_cached_file_is_reused_without_network(server, tmp_path):
-    server.routes["/a.npz"] = (200, PAYLOAD, "")
-    sha = hashlib.sha256(PAYLOAD).hexdigest()
+def test_cached_file_is_reused_without_network(http_server, tmp_path, payload):
+    http_server.routes["/a.npz"] = payload
+    sha = hashlib.sha256(payload).hexdigest()
     dest = tmp_path / "a.npz"
-    dl.download(server.url("/a.npz"), dest, sha256=sha)
-    assert server.hits["/a.npz"] == 1
-    server.close()  # any network access would now fail
-    assert dl.download(server.url("/a.npz"), dest, sha256=sha) == dest
-    assert server.hits["/a.npz"] == 1
+    dl.download(http_server.url("/a.npz"), dest, sha256=sha)
+    assert http_server.hits["/a.npz"] == 1
+    http_server.close()  # any network access would now fail
+    assert dl.download(http_server.url("/a.npz"), dest, sha256=sha) == dest
+    assert http_server.hits["/a.npz"] == 1
 
 
-def test_damaged_cached_file_is_fetched_again(server, tmp_path):
-    server.routes["/a.npz"] = (200, PAYLOAD, "")
+def test_damaged_cached_file_is_fetched_again(http_server, tmp_path, payload):
+    http_server.routes["/a.npz"] = payload
     dest = tmp_path / "a.npz"
-    dest.write_bytes(PAYLOAD[:-10])
-    dl.download(server.url("/a.npz"), dest, sha256=hashlib.sha256(PAYLOAD).hexdigest())
-    assert server.hits["/a.npz"] == 1
-    assert dest.read_bytes() == PAYLOAD
+    dest.write_bytes(payload[:-10])
+    dl.download(http_server.url("/a.npz"), dest, sha256=hashlib.sha256(payload).hexdigest())
+    assert http_server.hits["/a.npz"] == 1
+    assert dest.read_bytes() == payload
 
 
-def test_custom_verifier_rejects(server, tmp_path):
-    server.routes["/a.npz"] = (200, PAYLOAD, "")
+def test_custom_verifier_rejects(http_server, tmp_path, payload):
+    http_server.routes["/a.npz"] = payload
     calls = []
 
     def verify(path: Path) -> None:
@@ -144,15 +93,14 @@ def test_custom_verifier_rejects(server, tmp_path):
         raise InputFileError("not the file we wanted")
 
     with pytest.raises(DownloadError, match="not the file we wanted"):
-        dl.download(server.url("/a.npz"), tmp_path / "a.npz", verify=verify)
-    assert calls == [PAYLOAD]  # the verifier saw the complete download
+        dl.download(http_server.url("/a.npz"), tmp_path / "a.npz", verify=verify)
+    assert calls == [payload]  # the verifier saw the complete download
     assert _leftovers(tmp_path) == []
 
 
-def test_connection_refused(tmp_path):
-    srv = _Server()
-    url = srv.url("/a.npz")
-    srv.close()
+def test_connection_refused(http_server, tmp_path):
+    url = http_server.url("/a.npz")
+    http_server.close()
     with pytest.raises(DownloadError, match="cannot connect"):
         dl.download(url, tmp_path / "a.npz", timeout=5)
     assert _leftovers(tmp_path) == []
@@ -176,36 +124,23 @@ def test_cache_dir_precedence(monkeypatch, tmp_path):
 # --------------------------------------------------------------------------- archives
 
 
-def _tar_bz2(path: Path, members: dict[str, bytes], symlink: str | None = None) -> Path:
-    with tarfile.open(path, "w:bz2") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-        if symlink:
-            info = tarfile.TarInfo(symlink)
-            info.type = tarfile.SYMTYPE
-            info.linkname = "/etc/passwd"
-            tf.addfile(info)
-    return path
-
-
-def test_extract_from_zip_and_tar(tmp_path):
+def test_extract_from_zip_and_tar(tmp_path, payload, write_tar_bz2):
     with zipfile.ZipFile(tmp_path / "a.zip", "w") as zf:
-        zf.writestr("ethanol/train.npz", PAYLOAD)
+        zf.writestr("ethanol/train.npz", payload)
         zf.writestr("other.txt", b"other")
     out = dl.extract_member(tmp_path / "a.zip", "ethanol/train.npz", tmp_path / "out" / "train.npz")
-    assert out.read_bytes() == PAYLOAD
-    archive = _tar_bz2(tmp_path / "a.tar.bz2", {"rmd17/npz_data/x.npz": PAYLOAD, "rmd17/splits/s.csv": b"1\n2\n"})
+    assert out.read_bytes() == payload
+    archive = write_tar_bz2(tmp_path / "a.tar.bz2",
+                            {"rmd17/npz_data/x.npz": payload, "rmd17/splits/s.csv": b"1\n2\n"})
     got = dl.extract_members(archive, {"rmd17/npz_data/x.npz": tmp_path / "x.npz",
                                        "rmd17/splits/s.csv": tmp_path / "s.csv"})
-    assert got["rmd17/npz_data/x.npz"].read_bytes() == PAYLOAD
+    assert got["rmd17/npz_data/x.npz"].read_bytes() == payload
     assert (tmp_path / "s.csv").read_text() == "1\n2\n"
     assert not (tmp_path / "rmd17").exists()  # nothing extracted under the member's own path
 
 
-def test_extract_refuses_links_and_unsafe_names(tmp_path):
-    archive = _tar_bz2(tmp_path / "a.tar.bz2", {"ok.txt": b"ok"}, symlink="link.npz")
+def test_extract_refuses_links_and_unsafe_names(tmp_path, write_tar_bz2):
+    archive = write_tar_bz2(tmp_path / "a.tar.bz2", {"ok.txt": b"ok"}, symlink="link.npz")
     with pytest.raises(InputFileError, match="not a regular file"):
         dl.extract_member(archive, "link.npz", tmp_path / "link.npz")
     assert not (tmp_path / "link.npz").exists()
@@ -215,8 +150,8 @@ def test_extract_refuses_links_and_unsafe_names(tmp_path):
         dl.extract_member(archive, "missing.txt", tmp_path / "m.txt")
 
 
-def test_extract_damaged_archive_and_failed_verify(tmp_path):
-    archive = _tar_bz2(tmp_path / "a.tar.bz2", {"x.npz": PAYLOAD})
+def test_extract_damaged_archive_and_failed_verify(tmp_path, payload, write_tar_bz2):
+    archive = write_tar_bz2(tmp_path / "a.tar.bz2", {"x.npz": payload})
     damaged = tmp_path / "d.tar.bz2"
     damaged.write_bytes(archive.read_bytes()[: len(archive.read_bytes()) // 2])
     with pytest.raises(InputFileError, match="damaged archive|not a zip or tar"):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import gzip
 import io
-from pathlib import Path
 
 import gemmi
 import numpy as np
@@ -20,7 +19,6 @@ from gaatool.io.structure import (
     write_structure,
 )
 
-FILES = Path(__file__).resolve().parents[1] / "files" / "pdb"
 
 
 def residue_atom_sets(s: ProteinStructure):
@@ -37,10 +35,10 @@ def gemmi_atoms(path, seqnum, name=None):
     return out
 
 
-def test_alternate_locations_keep_every_atom_once_2vb1_matches_1aki():
+def test_alternate_locations_keep_every_atom_once_2vb1_matches_1aki(pdb_files):
     # 2VB1 (0.65 Å, 1440 alt-loc atoms) and 1AKI (1.5 Å, no alt-locs) are the same protein: after resolving
     # alternate locations the residues and heavy-atom names must coincide exactly.
-    ultra, plain = read_structure(FILES / "2VB1.pdb.gz"), read_structure(FILES / "1AKI.cif.gz")
+    ultra, plain = read_structure(pdb_files / "2VB1.pdb.gz"), read_structure(pdb_files / "1AKI.cif.gz")
     assert ultra.n_residues == plain.n_residues == 129
     assert ultra.n_atoms == plain.n_atoms == 1001
     assert list(ultra.residue_names) == list(plain.residue_names)
@@ -51,27 +49,27 @@ def test_alternate_locations_keep_every_atom_once_2vb1_matches_1aki():
 
 @pytest.mark.parametrize("seqnum, name, letter",
                          [(100, "SER", "B"), (85, "SER", "B"), (37, "ASN", "B"), (1, "LYS", "A")])
-def test_highest_occupancy_conformer_is_kept(seqnum, name, letter):
+def test_highest_occupancy_conformer_is_kept(seqnum, name, letter, pdb_files):
     # In 2VB1 SER100 (A 0.35, B 0.65) and SER85 (A 0.33, B 0.47, C 0.18) the *second* letter is the major
     # conformer, so keeping the first alt-loc (gemmi's remove_alternative_conformations) would differ.
-    s = read_structure(FILES / "2VB1.pdb.gz")
+    s = read_structure(pdb_files / "2VB1.pdb.gz")
     r = int(np.flatnonzero((s.residue_numbers == seqnum) & (s.residue_names == name))[0])
     kept = {str(n): p for n, p in zip(s.atom_names[s.atom_residues == r], s.positions[0][s.atom_residues == r])}
-    raw = gemmi_atoms(FILES / "2VB1.pdb.gz", seqnum, name)
+    raw = gemmi_atoms(pdb_files / "2VB1.pdb.gz", seqnum, name)
     alt_names = {a[0] for a in raw if a[1] != "\x00"}
     assert alt_names, "the residue should have alternate locations"
     for atom_name in alt_names:
         expected = [a[3] for a in raw if a[0] == atom_name and a[1] == letter]
         assert np.allclose(kept[atom_name], expected[0], atol=1e-6)
-    first = gemmi.read_structure(str(FILES / "2VB1.pdb.gz"))
+    first = gemmi.read_structure(str(pdb_files / "2VB1.pdb.gz"))
     first.remove_alternative_conformations()
     if letter != "A":
         differs = [a for a in first[0]["A"][str(seqnum)][0] if a.name in alt_names]
         assert any(not np.allclose(kept[a.name], (a.pos.x, a.pos.y, a.pos.z)) for a in differs)
 
 
-def test_microheterogeneity_keeps_the_major_residue_3nir():
-    s = read_structure(FILES / "3NIR_atoms_only.pdb.gz")
+def test_microheterogeneity_keeps_the_major_residue_3nir(pdb_files):
+    s = read_structure(pdb_files / "3NIR_atoms_only.pdb.gz")
     assert s.n_residues == 46 and s.n_atoms == 327  # crambin: 46 residues, 327 heavy atoms
     assert s.residue_names[s.residue_numbers == 22].tolist() == ["PRO"]  # PRO ~0.66 vs SER ~0.33
     # ILE (B, mean 0.43) comes first in the file, LEU (A, mean 0.56) is the major residue
@@ -83,17 +81,17 @@ def test_microheterogeneity_keeps_the_major_residue_3nir():
     for r in range(s.n_residues):
         names = s.atom_names[starts[r]:starts[r + 1]].tolist()
         assert len(names) == len(set(names))
-        raw = gemmi_atoms(FILES / "3NIR_atoms_only.pdb.gz", int(s.residue_numbers[r]), str(s.residue_names[r]))
+        raw = gemmi_atoms(pdb_files / "3NIR_atoms_only.pdb.gz", int(s.residue_numbers[r]), str(s.residue_names[r]))
         assert set(names) == {a[0] for a in raw}
 
 
-def test_skips_are_reported_with_reasons_and_chains_kept():
-    s = read_structure(FILES / "1A8O.cif.gz")
+def test_skips_are_reported_with_reasons_and_chains_kept(pdb_files):
+    s = read_structure(pdb_files / "1A8O.cif.gz")
     assert s.skipped["non-standard amino acid MSE"] == 4
     assert s.skipped["water HOH"] == 88
     assert set(s.residue_names.tolist()) <= set(STANDARD_AMINO_ACIDS)
     assert s.entry_id == "1A8O"
-    two = read_structure(FILES / "1CKB.pdb.gz")
+    two = read_structure(pdb_files / "1CKB.pdb.gz")
     assert [(c, len(r)) for c, r in two.chains()] == [("A", 57), ("B", 8)]
     text = structure_text(two, "pdb").replace("END", "HETATM 9999  O   HOH W   1       1.000   2.000   3.000  1.00"
                                                      "  0.00           O\nEND")
@@ -102,17 +100,17 @@ def test_skips_are_reported_with_reasons_and_chains_kept():
     assert with_water_chain.n_atoms == two.n_atoms
 
 
-def test_gzip_plain_stdin_and_text_agree(tmp_path):
-    text = gzip.decompress((FILES / "1AJJ.pdb.gz").read_bytes())
+def test_gzip_plain_stdin_and_text_agree(tmp_path, pdb_files):
+    text = gzip.decompress((pdb_files / "1AJJ.pdb.gz").read_bytes())
     plain = tmp_path / "1AJJ.pdb"
     plain.write_bytes(text)
-    a, b = read_structure(FILES / "1AJJ.pdb.gz"), read_structure(plain)
+    a, b = read_structure(pdb_files / "1AJJ.pdb.gz"), read_structure(plain)
     c = read_structure("-", stdin=io.BytesIO(text))
     d = read_structure("-", stdin=io.BytesIO(gzip.compress(text)))
     for other in (b, c, d):
         assert np.array_equal(a.positions, other.positions)
         assert list(a.atom_names) == list(other.atom_names)
-    cif_text = gzip.decompress((FILES / "1AKI.cif.gz").read_bytes())
+    cif_text = gzip.decompress((pdb_files / "1AKI.cif.gz").read_bytes())
     e = read_structure("-", stdin=io.BytesIO(cif_text))  # format sniffed from `data_`
     assert e.n_atoms == 1001 and e.source == "stdin"
     # file atom indices count every atom of the model in file order (ATOM + HETATM records)
@@ -123,8 +121,8 @@ def test_gzip_plain_stdin_and_text_agree(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".pdb", ".cif", ".pdb.gz", ".cif.gz"])
-def test_write_read_round_trip(tmp_path, suffix):
-    s = read_structure(FILES / "1CKB.pdb.gz")
+def test_write_read_round_trip(tmp_path, suffix, pdb_files):
+    s = read_structure(pdb_files / "1CKB.pdb.gz")
     path = tmp_path / f"out{suffix}"
     write_structure(s, path)
     back = read_structure(path)
@@ -136,8 +134,8 @@ def test_write_read_round_trip(tmp_path, suffix):
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp files left
 
 
-def test_multi_model_round_trip_and_stdout(tmp_path):
-    s = read_structure(FILES / "1AJJ.pdb.gz")
+def test_multi_model_round_trip_and_stdout(tmp_path, pdb_files):
+    s = read_structure(pdb_files / "1AJJ.pdb.gz")
     two = s.with_positions(np.stack([s.positions[0], s.positions[0] + 1.0]))
     out = io.StringIO()
     write_structure(two, "-", stdout=out)
@@ -152,8 +150,8 @@ def test_multi_model_round_trip_and_stdout(tmp_path):
     assert parse_structure(cif, "cif", all_models=True).positions.shape == (2, s.n_atoms, 3)
 
 
-def test_models_with_different_atoms_are_refused():
-    s = read_structure(FILES / "1AJJ.pdb.gz")
+def test_models_with_different_atoms_are_refused(pdb_files):
+    s = read_structure(pdb_files / "1AJJ.pdb.gz")
     text_a = structure_text(s, "pdb")
     text_b = structure_text(s.select_residues(np.arange(s.n_residues) > 0), "pdb")
     body = lambda t: [l for l in t.splitlines() if l.startswith(("ATOM", "TER"))]  # noqa: E731
@@ -162,13 +160,13 @@ def test_models_with_different_atoms_are_refused():
         parse_structure(two, "pdb", all_models=True)
 
 
-def test_bad_inputs_give_one_line_errors(tmp_path):
+def test_bad_inputs_give_one_line_errors(tmp_path, pdb_files):
     with pytest.raises(InputFileError, match="no such file"):
         read_structure(tmp_path / "missing.pdb")
     with pytest.raises(InputFileError, match="is a folder"):
         read_structure(tmp_path)
     truncated = tmp_path / "cut.pdb"
-    text = gzip.decompress((FILES / "1AJJ.pdb.gz").read_bytes())
+    text = gzip.decompress((pdb_files / "1AJJ.pdb.gz").read_bytes())
     start = text.index(b"\nATOM") + 1
     truncated.write_bytes(text[:start + 40])  # a cut ATOM record
     with pytest.raises(InputFileError) as err:
@@ -186,8 +184,8 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
         parse_structure("not a cif", "cif")
 
 
-def test_failed_write_leaves_no_file(tmp_path):
-    s = read_structure(FILES / "1AJJ.pdb.gz")
+def test_failed_write_leaves_no_file(tmp_path, pdb_files):
+    s = read_structure(pdb_files / "1AJJ.pdb.gz")
     target = tmp_path / "out.pdb"
     bad = s.with_positions(np.where(np.arange(s.n_atoms)[:, None] == 3, np.nan, s.positions[0]))
     with pytest.raises(InputFileError, match="not finite"):
@@ -201,8 +199,8 @@ def test_failed_write_leaves_no_file(tmp_path):
         structure_format("out.xyz")
 
 
-def test_select_residues_keeps_atoms_contiguous():
-    s = read_structure(FILES / "1CKB.pdb.gz")
+def test_select_residues_keeps_atoms_contiguous(pdb_files):
+    s = read_structure(pdb_files / "1CKB.pdb.gz")
     keep = s.chain_ids == "B"
     b = s.select_residues(keep)
     assert b.n_residues == 8 and set(b.chain_ids.tolist()) == {"B"}

@@ -1,7 +1,6 @@
 """Tests of gaatool.io.trajectory: DCD/XTC coordinates in Å, written and read back."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,13 +9,12 @@ from gaatool.errors import ConfigError, InputFileError
 from gaatool.io.structure import read_structure
 from gaatool.io.trajectory import is_trajectory, read_trajectory, write_trajectory
 
-FILES = Path(__file__).resolve().parents[1] / "files" / "pdb"
 
 
 @pytest.fixture(scope="module")
-def frames():
+def frames(pdb_files):
     # three frames of real coordinates: 1AJJ's heavy atoms, shifted by 0, 1 and 2 Å along x
-    positions = read_structure(FILES / "1AJJ.pdb.gz").positions[0]
+    positions = read_structure(pdb_files / "1AJJ.pdb.gz").positions[0]
     return np.stack([positions + [i, 0.0, 0.0] for i in range(3)])
 
 

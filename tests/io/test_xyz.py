@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import sys
-from pathlib import Path
 
 import ase.io
 import numpy as np
@@ -13,19 +12,14 @@ from ase import Atoms
 from gaatool.errors import InputFileError
 from gaatool.io.xyz import XYZFrame, atomic_number, iter_xyz, read_xyz, write_extxyz
 
-FILES = Path(__file__).resolve().parents[1] / "files"
-SGDML_XYZ = FILES / "xyz" / "md17_ethanol_snip_sgdml.xyz"
-EXTXYZ = FILES / "xyz" / "rmd17_ethanol_reduced_5.xyz"
-MD17_NPZ = FILES / "md17" / "md17_ethanol_50.npz"
-RMD17_NPZ = FILES / "md17" / "rmd17_ethanol_50.npz"
 # SOURCES.md: the extxyz lists the atoms as H6 C2 O; atom i of the xyz is atom PERM[i] of the npz.
 PERM = [3, 4, 5, 6, 7, 8, 0, 1, 2]
 
 
-def test_sgdml_export_matches_the_npz():
-    frames = read_xyz(SGDML_XYZ)
+def test_sgdml_export_matches_the_npz(md17_50, sgdml_xyz):
+    frames = read_xyz(sgdml_xyz)
     assert len(frames) == 3
-    npz = np.load(MD17_NPZ)  # its frame 0 is MD17 frame 0, like the first xyz frame
+    npz = np.load(md17_50)  # its frame 0 is MD17 frame 0, like the first xyz frame
     first = frames[0]
     assert first.symbols.tolist() == ["C", "C", "O", "H", "H", "H", "H", "H", "H"]
     assert [atomic_number(s) for s in first.symbols] == npz["z"].tolist()
@@ -37,11 +31,11 @@ def test_sgdml_export_matches_the_npz():
     assert frames[2].info["energy"] != frames[1].info["energy"]
 
 
-def test_extxyz_matches_the_rmd17_npz_and_ase():
-    frames = read_xyz(EXTXYZ)
+def test_extxyz_matches_the_rmd17_npz_and_ase(rmd17_50, extxyz):
+    frames = read_xyz(extxyz)
     assert len(frames) == 5
-    npz = np.load(RMD17_NPZ)
-    ase_frames = ase.io.read(EXTXYZ, index=":")
+    npz = np.load(rmd17_50)
+    ase_frames = ase.io.read(extxyz, index=":")
     for i, (frame, atoms) in enumerate(zip(frames, ase_frames)):
         assert frame.symbols.tolist() == atoms.get_chemical_symbols()
         np.testing.assert_array_equal(frame.positions, atoms.positions)
@@ -53,16 +47,16 @@ def test_extxyz_matches_the_rmd17_npz_and_ase():
         assert set(frame.arrays) == {"forces"}
 
 
-def test_iter_is_lazy_and_stdin(monkeypatch):
-    it = iter_xyz(EXTXYZ)
+def test_iter_is_lazy_and_stdin(monkeypatch, extxyz, sgdml_xyz):
+    it = iter_xyz(extxyz)
     assert next(it).n_atoms == 9
-    monkeypatch.setattr(sys, "stdin", io.StringIO(SGDML_XYZ.read_text()))
+    monkeypatch.setattr(sys, "stdin", io.StringIO(sgdml_xyz.read_text()))
     assert len(read_xyz("-")) == 3
 
 
-def _frame_with_everything() -> XYZFrame:
+def _frame_with_everything(extxyz) -> XYZFrame:
     """A real rMD17 frame with a cell, periodic flags and several info/array types added."""
-    frame = read_xyz(EXTXYZ)[0]
+    frame = read_xyz(extxyz)[0]
     frame.lattice = np.array([[10.0, 0.0, 0.0], [0.5, 11.0, 0.0], [0.25, 0.125, 12.0]])
     frame.pbc = np.array([True, False, True])
     frame.info.update(name='ethanol "rMD17" frame', step=7, converged=True, weights=np.array([0.5, 1.5]),
@@ -73,8 +67,8 @@ def _frame_with_everything() -> XYZFrame:
     return frame
 
 
-def test_round_trip_is_exact(tmp_path):
-    frames = [_frame_with_everything(), read_xyz(SGDML_XYZ)[1]]
+def test_round_trip_is_exact(tmp_path, extxyz, sgdml_xyz):
+    frames = [_frame_with_everything(extxyz), read_xyz(sgdml_xyz)[1]]
     path = tmp_path / "out.xyz"
     write_extxyz(path, frames)
     back = read_xyz(path)
@@ -100,8 +94,8 @@ def test_round_trip_is_exact(tmp_path):
     assert header.endswith('pbc="T F T"')
 
 
-def test_ase_reads_what_we_write(tmp_path):
-    frame = _frame_with_everything()
+def test_ase_reads_what_we_write(tmp_path, extxyz):
+    frame = _frame_with_everything(extxyz)
     path = tmp_path / "out.xyz"
     write_extxyz(path, [frame])
     atoms = ase.io.read(path)
@@ -113,8 +107,8 @@ def test_ase_reads_what_we_write(tmp_path):
     assert atoms.info["step"] == 7
 
 
-def test_we_read_what_ase_writes(tmp_path):
-    source = read_xyz(EXTXYZ)[1]
+def test_we_read_what_ase_writes(tmp_path, extxyz):
+    source = read_xyz(extxyz)[1]
     atoms = Atoms(symbols=source.symbols.tolist(), positions=source.positions,
                   cell=[[9.0, 0, 0], [0, 9.5, 0], [0.5, 0, 10.0]], pbc=[True, True, False])
     atoms.arrays["forces_ref"] = source.arrays["forces"]
@@ -141,8 +135,8 @@ def test_plain_xyz_comment_and_lattice_implies_pbc():
     assert frame.pbc.tolist() == [True, True, True] and frame.info == {"flag": True}
 
 
-def test_stdout(capsys):
-    frames = read_xyz(SGDML_XYZ)
+def test_stdout(capsys, sgdml_xyz):
+    frames = read_xyz(sgdml_xyz)
     write_extxyz("-", frames)
     back = read_xyz(io.StringIO(capsys.readouterr().out))
     assert [f.info["energy"] for f in back] == [f.info["energy"] for f in frames]
@@ -150,10 +144,6 @@ def test_stdout(capsys):
 
 
 # --------------------------------------------------------------------------- errors
-
-
-def _lines() -> list[str]:
-    return SGDML_XYZ.read_text().splitlines(keepends=True)
 
 
 def _error(tmp_path, text: str) -> str:
@@ -166,16 +156,16 @@ def _error(tmp_path, text: str) -> str:
     return message
 
 
-def test_truncated_file(tmp_path):
-    lines = _lines()
+def test_truncated_file(tmp_path, sgdml_xyz):
+    lines = sgdml_xyz.read_text().splitlines(keepends=True)
     message = _error(tmp_path, "".join(lines[:-3]))  # the third frame loses 3 atom lines
     assert "frame 3" in message and "truncated" in message
     message = _error(tmp_path, "".join(lines[:12]))  # ends right after frame 2's atom count
     assert "frame 2" in message and "truncated" in message
 
 
-def test_bad_count_and_values(tmp_path):
-    lines = _lines()
+def test_bad_count_and_values(tmp_path, sgdml_xyz):
+    lines = sgdml_xyz.read_text().splitlines(keepends=True)
     message = _error(tmp_path, "".join(lines[:11] + ["nine\n"] + lines[12:]))
     assert "frame 2" in message and "line 12" in message and "number of atoms" in message
     bad = lines[:]
@@ -204,12 +194,12 @@ def test_missing_file(tmp_path):
         read_xyz(tmp_path / "absent.xyz")
 
 
-def test_failed_write_leaves_existing_file(tmp_path):
+def test_failed_write_leaves_existing_file(tmp_path, sgdml_xyz):
     path = tmp_path / "out.xyz"
     path.write_text("old\n")
-    frame = read_xyz(SGDML_XYZ)[0]
+    frame = read_xyz(sgdml_xyz)[0]
     frame.arrays["bad"] = np.zeros(5)  # wrong number of rows
     with pytest.raises(InputFileError, match="bad"):
-        write_extxyz(path, [read_xyz(SGDML_XYZ)[1], frame])
+        write_extxyz(path, [read_xyz(sgdml_xyz)[1], frame])
     assert path.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.xyz"]

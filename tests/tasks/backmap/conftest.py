@@ -1,25 +1,16 @@
-from pathlib import Path
-
 import pytest
 
 from gaatool.tasks.backmap.dataset import BackmapDatasetConfig, build_backmap_dataset
 from gaatool.tasks.backmap.train import BackmapModelOptions, train_backmap
 from gaatool.train import TrainConfig
 
-PDB_FILES = Path(__file__).resolve().parents[2] / "files" / "pdb"
-
 
 @pytest.fixture(scope="session")
-def pdb_files():
-    return PDB_FILES
-
-
-@pytest.fixture(scope="session")
-def small_backmap_dataset(tmp_path_factory):
+def small_backmap_dataset(tmp_path_factory, pdb_files):
     """Three real entries: 1AJJ trains, 1CKB validates, 1A8O tests."""
     path = tmp_path_factory.mktemp("backmap") / "small.npz"
     config = BackmapDatasetConfig(val_entries=("1CKB",), test_entries=("1A8O",))
-    paths = [PDB_FILES / name for name in ("1AJJ.pdb.gz", "1CKB.pdb.gz", "1A8O.cif.gz")]
+    paths = [pdb_files / name for name in ("1AJJ.pdb.gz", "1CKB.pdb.gz", "1A8O.cif.gz")]
     build_backmap_dataset(paths, config).save(path)
     return path
 

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import gzip
-import http.server
-import threading
 
 import numpy as np
 import pytest
@@ -115,59 +113,37 @@ def test_bad_and_duplicate_files_are_skipped_with_reasons(pdb_files, tmp_path):
                         "BinaryCIF is not supported; use the text mmCIF (.cif) of the entry")]
 
 
-class _Server:
-    def __init__(self, routes):
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                if self.path not in routes:
-                    self.send_error(404, "Not Found")
-                    return
-                body = routes[self.path]
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.template = f"http://127.0.0.1:{self.httpd.server_address[1]}/{{id}}.cif.gz"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+MIRROR = "/{id}.cif.gz"
 
 
 @pytest.fixture
-def rcsb(pdb_files):
+def rcsb(pdb_files, http_server):
+    """A PDB mirror on 127.0.0.1 (``rcsb.url(MIRROR)`` is its URL template) that serves 1A8O for 1AKI too."""
     real = (pdb_files / "1A8O.cif.gz").read_bytes()
-    server = _Server({"/1A8O.cif.gz": real, "/1AKI.cif.gz": real, "/2XYZ.cif.gz": b"not gzip"})
-    yield server
-    server.close()
+    http_server.routes.update({"/1A8O.cif.gz": real, "/1AKI.cif.gz": real, "/2XYZ.cif.gz": b"not gzip"})
+    return http_server
 
 
 def test_fetch_entries_from_a_local_mirror(rcsb, tmp_path):
     cache = tmp_path / "cache"
-    (path,) = fetch_entries(["1a8o"], cache=cache, url_template=rcsb.template)
+    (path,) = fetch_entries(["1a8o"], cache=cache, url_template=rcsb.url(MIRROR))
     assert path == cache / "pdb" / "1A8O.cif.gz"
     assert read_structure(path).entry_id == "1A8O"
     rcsb.close()  # a second call uses the cache and needs no server
-    assert fetch_entries(["1A8O"], cache=cache, url_template=rcsb.template) == [path]
+    assert fetch_entries(["1A8O"], cache=cache, url_template=rcsb.url(MIRROR)) == [path]
 
 
 def test_fetch_entries_rejects_wrong_or_bad_files(rcsb, tmp_path):
     cache = tmp_path / "cache"
     with pytest.raises(DownloadError, match="not 1AKI"):
-        fetch_entries(["1AKI"], cache=cache, url_template=rcsb.template)  # the server sends 1A8O
+        fetch_entries(["1AKI"], cache=cache, url_template=rcsb.url(MIRROR))  # the server sends 1A8O
     with pytest.raises(DownloadError, match="verification"):
-        fetch_entries(["2XYZ"], cache=cache, url_template=rcsb.template)
+        fetch_entries(["2XYZ"], cache=cache, url_template=rcsb.url(MIRROR))
     with pytest.raises(DownloadError, match="404"):
-        fetch_entries(["3ABC"], cache=cache, url_template=rcsb.template)
+        fetch_entries(["3ABC"], cache=cache, url_template=rcsb.url(MIRROR))
     assert not (cache / "pdb").exists() or list((cache / "pdb").iterdir()) == []
     with pytest.raises(ConfigError, match="not a PDB entry id"):
-        fetch_entries(["lysozyme"], cache=cache, url_template=rcsb.template)
+        fetch_entries(["lysozyme"], cache=cache, url_template=rcsb.url(MIRROR))
     with pytest.raises(ConfigError, match="placeholder"):
         fetch_entries(["1AKI"], cache=cache, url_template="http://127.0.0.1/x")
 

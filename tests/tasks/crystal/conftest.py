@@ -6,6 +6,12 @@ from gaatool.train import TrainConfig
 
 
 @pytest.fixture(scope="session")
+def reference_cifs(files_dir):
+    """tests/files/crystal: AFLOW prototype unit cells, named by AFLOW label."""
+    return files_dir / "crystal"
+
+
+@pytest.fixture(scope="session")
 def tiny_crystal_dataset(tmp_path_factory):
     """A small real dataset: 4 prototypes, 64+ particles each, Steinhardt features included."""
     path = tmp_path_factory.mktemp("crystal") / "tiny.npz"

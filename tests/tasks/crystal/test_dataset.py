@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -17,7 +15,6 @@ from gaatool.tasks.crystal.dataset import (
 from gaatool.tasks.crystal.prototypes import PROTOTYPE_NAMES, prototype_cell
 from gaatool.tasks.crystal.steinhardt import steinhardt_features
 
-FILES = Path(__file__).resolve().parents[2] / "files" / "crystal"
 SMALL = dict(min_particles=64, noise_levels=(0.001, 0.05, 0.1))
 
 
@@ -166,13 +163,13 @@ def test_steinhardt_features_are_stored():
     assert len(dataset.metadata["steinhardt_features"]) == 110
 
 
-def test_extra_cells_and_replicas():
+def test_extra_cells_and_replicas(reference_cifs):
     dataset = build_crystal_dataset(
         prototypes=("cF4-Cu",),
         min_particles=64,
         noise_levels=(0.05,),
         replicas={"train": 2, "val": 1, "test": 0},
-        extra_cells=[FILES / "AB_cF8_216_c_a.cif"],
+        extra_cells=[reference_cifs / "AB_cF8_216_c_a.cif"],
     )
     assert dataset.class_names == ["cF4-Cu", "AB_cF8_216_c_a"]
     assert dataset.type_names == ["A", "B"]

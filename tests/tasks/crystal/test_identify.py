@@ -4,7 +4,6 @@ import gsd.hoomd
 import numpy as np
 import pytest
 
-from gaatool.cli.app import main
 from gaatool.errors import ConfigError, InputFileError
 from gaatool.ga.rotations import random_rotation
 from gaatool.io.frame import Frame
@@ -43,17 +42,10 @@ def cubic_gsd(tmp_path):
     return path
 
 
-def run(args, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
-
-
-def test_identify_gsd_outputs(tiny_crystal_checkpoint, cubic_gsd, tmp_path, capsys):
+def test_identify_gsd_outputs(tiny_crystal_checkpoint, cubic_gsd, tmp_path, cli):
     out_npz, out_gsd = tmp_path / "labels.npz", tmp_path / "labelled.gsd"
-    code, stdout, stderr = run(["identify", str(cubic_gsd), "-m", str(tiny_crystal_checkpoint), "-o", str(out_npz),
-                                "--json", "--device", "cpu"], capsys)
+    code, stdout, stderr = cli("identify", cubic_gsd, "-m", tiny_crystal_checkpoint, "-o", out_npz, "--json",
+                               "--device", "cpu")
     assert code == 0, stderr
     report = json.loads(stdout)
     assert [f["frame"] for f in report["frames"]] == [0, 1, 2]
@@ -63,8 +55,8 @@ def test_identify_gsd_outputs(tiny_crystal_checkpoint, cubic_gsd, tmp_path, caps
     arrays = np.load(out_npz, allow_pickle=False)
     assert arrays["labels"].shape[0] == 3 and list(arrays["class_names"]) == report["class_names"]
     assert np.all((arrays["confidence"] >= 0) & (arrays["confidence"] <= 1))
-    code, _, stderr = run(["identify", str(cubic_gsd), "-m", str(tiny_crystal_checkpoint), "-o", str(out_gsd),
-                           "--frames", "1:", "--device", "cpu"], capsys)
+    code, _, stderr = cli("identify", cubic_gsd, "-m", tiny_crystal_checkpoint, "-o", out_gsd, "--frames", "1:",
+                          "--device", "cpu")
     assert code == 0, stderr
     with gsd.hoomd.open(str(out_gsd), "r") as trajectory:
         assert len(trajectory) == 2
@@ -111,8 +103,8 @@ def test_xyz_input_with_and_without_lattice(tiny_crystal_checkpoint, tmp_path):
     assert cluster.frames[0].labels.shape == boxed.frames[0].labels.shape
 
 
-def test_bad_inputs_give_one_line_errors_and_no_output(tiny_crystal_checkpoint, cubic_gsd, tmp_path, capsys):
-    ckpt = str(tiny_crystal_checkpoint)
+def test_bad_inputs_give_one_line_errors_and_no_output(tiny_crystal_checkpoint, cubic_gsd, tmp_path, cli):
+    ckpt = tiny_crystal_checkpoint
     small = tmp_path / "small.xyz"
     write_extxyz(small, [XYZFrame(np.array(["Cu"] * 8), np.random.default_rng(0).normal(size=(8, 3)) * 3)])
     nan = tmp_path / "nan.xyz"
@@ -130,11 +122,8 @@ def test_bad_inputs_give_one_line_errors_and_no_output(tiny_crystal_checkpoint, 
     (tmp_path / "file.pdb").write_text("ATOM\n")
     for path, expected in cases:
         out = tmp_path / f"{path.stem}-labels.npz"
-        code, stdout, stderr = run(["identify", str(path), "-m", ckpt, "-o", str(out), "--device", "cpu"], capsys)
-        assert code == 1, (path, stderr)
-        assert stderr.startswith("error: ") and stderr.count("\n") == 1, stderr
-        assert expected.lower() in stderr.lower(), stderr
+        error = cli("identify", path, "-m", ckpt, "-o", out, "--device", "cpu").one_line_error()
+        assert expected.lower() in error.lower(), (path, error)
         assert not out.exists()
         assert not list(tmp_path.glob(".*tmp*"))
-    code, _, stderr = run(["identify", str(cubic_gsd), "-m", ckpt, "--frames", "a:b"], capsys)
-    assert code == 1 and "frame selection" in stderr
+    assert "frame selection" in cli("identify", cubic_gsd, "-m", ckpt, "--frames", "a:b").one_line_error()

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import gsd.hoomd
 import numpy as np
 import pytest
@@ -16,7 +14,6 @@ from gaatool.tasks.crystal.prototypes import (
     read_poscar,
 )
 
-FILES = Path(__file__).resolve().parents[2] / "files" / "crystal"
 EXPECTED_SITES = dict(zip(PROTOTYPE_NAMES, (4, 2, 2, 2, 8, 8, 46, 136)))
 
 
@@ -47,10 +44,10 @@ def test_definitions_cover_the_paper_classes():
 
 
 @pytest.mark.parametrize("name", PROTOTYPE_NAMES)
-def test_generated_cell_matches_reference_cif(name):
+def test_generated_cell_matches_reference_cif(name, reference_cifs):
     cell = prototype_cell(name)
     record = next(r for r in prototype_definitions() if r["paper_name"] == name)
-    reference = load_unit_cell(FILES / f"{record['aflow_label']}.cif")
+    reference = load_unit_cell(reference_cifs / f"{record['aflow_label']}.cif")
     assert cell.n_sites == EXPECTED_SITES[name] == record["n_atoms_conventional"] == reference.n_sites
     np.testing.assert_allclose(metric(cell.lattice), metric(reference.lattice), atol=1e-9)
     assert set(cell.type_names) == set(reference.type_names)
@@ -217,7 +214,7 @@ def test_gsd_unit_cell(tmp_path):
     assert same_sites(loaded, cell, tol=1e-6)
 
 
-def test_load_unit_cell_errors(tmp_path):
+def test_load_unit_cell_errors(tmp_path, reference_cifs):
     with pytest.raises(InputFileError, match="no such file"):
         load_unit_cell(tmp_path / "missing.cif")
     other = tmp_path / "cell.txt"
@@ -229,7 +226,8 @@ def test_load_unit_cell_errors(tmp_path):
     with pytest.raises(InputFileError, match=r"broken\.cif: "):
         load_unit_cell(broken)
     partial = tmp_path / "partial.cif"
-    partial.write_text((FILES / "A_cF4_225_a.cif").read_text().replace("0.0  0.0  0.0  1.0000", "0.0  0.0  0.0  0.5000", 1))
+    full = (reference_cifs / "A_cF4_225_a.cif").read_text()
+    partial.write_text(full.replace("0.0  0.0  0.0  1.0000", "0.0  0.0  0.0  0.5000", 1))
     with pytest.raises(InputFileError, match="partially occupied"):
         load_unit_cell(partial)
 

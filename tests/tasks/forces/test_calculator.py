@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("ase")
 from ase import Atoms, units  # noqa: E402
@@ -15,42 +13,25 @@ from ase.md.verlet import VelocityVerlet  # noqa: E402
 
 from gaatool.checkpoint import save_checkpoint  # noqa: E402
 from gaatool.errors import InputFileError  # noqa: E402
-from gaatool.models.forces import ForceField  # noqa: E402
 from gaatool.tasks.forces import calculator as calculator_module  # noqa: E402
 from gaatool.tasks.forces.calculator import GaaCalculator, MissingDependencyError  # noqa: E402
 from gaatool.tasks.forces.predict import ForceFieldPredictor  # noqa: E402
 
-MD17_50 = Path(__file__).resolve().parents[2] / "files" / "md17" / "md17_ethanol_50.npz"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # One 9-atom molecule per call: threads only add overhead (and contention on shared CI cores).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    config = ForceField.Config(atomic_numbers=[1, 6, 8], n_dim=8, n_blocks=1, energy_scale=20.0,
-                               atom_energy_shift=[-300.0, -20000.0, -47000.0])
-    return ForceField(config).double().eval()
+def ethanol(md17_50):
+    """``ethanol(frame=0) -> Atoms``: a frame of the real MD17 ethanol fixture."""
+    with np.load(md17_50) as npz:
+        numbers, positions = npz["z"], npz["R"]
+    return lambda frame=0: Atoms(numbers=numbers, positions=positions[frame])
 
 
-def ethanol(frame: int = 0) -> Atoms:
-    with np.load(MD17_50) as npz:
-        return Atoms(numbers=npz["z"], positions=npz["R"][frame])
-
-
-def test_units_are_ev(model, tmp_path):
+def test_units_are_ev(tiny_force_field, ethanol, tmp_path):
     path = tmp_path / "ff.safetensors"
-    save_checkpoint(path, model, {"task": "forces"})
+    save_checkpoint(path, tiny_force_field, {"task": "forces"})
     atoms = ethanol(3)
     atoms.calc = GaaCalculator(path, dtype="float64")
-    energy_kcal, forces_kcal = ForceFieldPredictor(model, device="cpu", dtype="float64").predict(
+    energy_kcal, forces_kcal = ForceFieldPredictor(tiny_force_field, device="cpu", dtype="float64").predict(
         atoms.positions, atoms.numbers)
     factor = units.kcal / units.mol
     assert factor == pytest.approx(0.0433641, rel=1e-6)
@@ -59,22 +40,21 @@ def test_units_are_ev(model, tmp_path):
     np.testing.assert_allclose(atoms.get_forces(), forces_kcal[0] * factor, rtol=1e-12, atol=1e-14)
 
 
-def test_forces_are_minus_the_gradient_of_the_ase_energy(model):
+def test_forces_are_minus_the_gradient_of_the_ase_energy(tiny_force_field, ethanol):
     atoms = ethanol(7)
-    atoms.calc = GaaCalculator(model)
+    atoms.calc = GaaCalculator(tiny_force_field)
     forces = atoms.get_forces()
     h = 1e-5
     for atom, axis in ((0, 0), (2, 1), (5, 2)):
         plus, minus = atoms.copy(), atoms.copy()
-        plus.calc = minus.calc = GaaCalculator(model)
+        plus.calc = minus.calc = GaaCalculator(tiny_force_field)
         plus.positions[atom, axis] += h
         minus.positions[atom, axis] -= h
         numeric = -(plus.get_potential_energy() - minus.get_potential_energy()) / (2 * h)
         assert forces[atom, axis] == pytest.approx(numeric, abs=1e-6)
 
 
-def _nve(calc, steps: int = 150, dt_fs: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
-    atoms = ethanol(0)
+def _nve(atoms: Atoms, calc, steps: int = 150, dt_fs: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
     atoms.calc = calc
     # Maxwell-Boltzmann momenta at 300 K, seeded (ase's own helper is renamed across versions)
     masses = atoms.get_masses()[:, None]
@@ -88,8 +68,8 @@ def _nve(calc, steps: int = 150, dt_fs: float = 0.25) -> tuple[np.ndarray, np.nd
     return np.array(total), np.array(kinetic)
 
 
-def test_nve_conserves_total_energy(model):
-    total, kinetic = _nve(GaaCalculator(model))
+def test_nve_conserves_total_energy(tiny_force_field, ethanol):
+    total, kinetic = _nve(ethanol(0), GaaCalculator(tiny_force_field))
     assert kinetic.std() > 1e-3  # the molecule moves: kinetic energy exchanges with potential energy
     # velocity Verlet at 0.25 fs: the total stays within 2% of the kinetic fluctuations (measured: 0.8%)
     assert np.abs(total - total[0]).max() < 0.02 * kinetic.std()
@@ -100,19 +80,19 @@ def test_nve_conserves_total_energy(model):
             self.results["forces"] = self.results["forces"] * 1.05
 
     # the bound is tight enough to catch forces 5% off -dE/dr (measured: 14%)
-    total, kinetic = _nve(NonConservative(model))
+    total, kinetic = _nve(ethanol(0), NonConservative(tiny_force_field))
     assert np.abs(total - total[0]).max() > 0.02 * kinetic.std()
 
 
-def test_bad_atoms(model):
+def test_bad_atoms(tiny_force_field, ethanol):
     atoms = ethanol()
     atoms.pbc = True
     atoms.cell = [10, 10, 10]
-    atoms.calc = GaaCalculator(model)
+    atoms.calc = GaaCalculator(tiny_force_field)
     with pytest.raises(InputFileError, match="periodic"):
         atoms.get_potential_energy()
     ammonia = Atoms("NH3", positions=[[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
-    ammonia.calc = GaaCalculator(model)
+    ammonia.calc = GaaCalculator(tiny_force_field)
     with pytest.raises(InputFileError, match="atom 1 is N, but the model knows only H, C, O"):
         ammonia.get_forces()
     with pytest.raises(InputFileError, match="not int"):

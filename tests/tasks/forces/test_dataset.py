@@ -1,10 +1,6 @@
 """Building and reading forces datasets from the real MD17 / rMD17 fixtures (tests/files/SOURCES.md)."""
 from __future__ import annotations
 
-import io
-import tarfile
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -12,17 +8,12 @@ from gaatool.data.store import load_dataset, save_dataset
 from gaatool.errors import ConfigError, InputFileError
 from gaatool.tasks.forces.dataset import UNITS, build_md17_dataset, load_forces_dataset
 
-FILES = Path(__file__).resolve().parents[2] / "files"
-MD17_50 = FILES / "md17" / "md17_ethanol_50.npz"
-RMD17_50 = FILES / "md17" / "rmd17_ethanol_50.npz"
-EXTXYZ = FILES / "xyz" / "rmd17_ethanol_reduced_5.xyz"
 
-
-def test_paper_split_from_local_npz(tmp_path):
+def test_paper_split_from_local_npz(tmp_path, md17_50):
     out = tmp_path / "ds.npz"
-    dataset = build_md17_dataset("ethanol", source=MD17_50, seed=4, n_train=20, n_val=10, n_test=15, output=out)
+    dataset = build_md17_dataset("ethanol", source=md17_50, seed=4, n_train=20, n_val=10, n_test=15, output=out)
     assert out.is_file() and dataset.path == out
-    with np.load(MD17_50) as src:
+    with np.load(md17_50) as src:
         R, E, F, z = src["R"], src["E"].ravel(), src["F"], src["z"]
     assert dataset.atomic_numbers.tolist() == z.tolist() and dataset.formula == "C2H6O"
     seen = []
@@ -53,8 +44,8 @@ def test_paper_split_from_local_npz(tmp_path):
     assert summary["elements"] == ["C", "C", "O", "H", "H", "H", "H", "H", "H"]
 
 
-def test_seed_sets_the_split():
-    kwargs = dict(source=MD17_50, n_train=20, n_val=10, n_test=10)
+def test_seed_sets_the_split(md17_50):
+    kwargs = dict(source=md17_50, n_train=20, n_val=10, n_test=10)
     a = build_md17_dataset("ethanol", seed=1, **kwargs)
     b = build_md17_dataset("ethanol", seed=1, **kwargs)
     c = build_md17_dataset("ethanol", seed=2, **kwargs)
@@ -62,31 +53,18 @@ def test_seed_sets_the_split():
     assert a.splits["train"].indices.tolist() != c.splits["train"].indices.tolist()
 
 
-def test_extended_xyz_and_file_without_molecule():
-    from_xyz = build_md17_dataset("ethanol", source=EXTXYZ, n_train=3, n_val=1, n_test=1)
+def test_extended_xyz_and_file_without_molecule(rmd17_50, extxyz):
+    from_xyz = build_md17_dataset("ethanol", source=extxyz, n_train=3, n_val=1, n_test=1)
     assert from_xyz.atomic_numbers.tolist() == [1] * 6 + [6, 6, 8]
     # any molecule may come from a local file without naming it
-    anonymous = build_md17_dataset(source=RMD17_50, n_train=30, n_val=10, n_test=10)
+    anonymous = build_md17_dataset(source=rmd17_50, n_train=30, n_val=10, n_test=10)
     assert anonymous.name == "rmd17_ethanol_50" and anonymous.formula == "C2H6O"
 
 
-def _rmd17_archive(path: Path) -> Path:
-    """rmd17.tar.bz2 layout holding the real 50-frame rMD17 fixture; split indices chosen here."""
-    with tarfile.open(path, "w:bz2") as tf:
-        def add(name: str, data: bytes) -> None:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-
-        add("rmd17/npz_data/rmd17_ethanol.npz", RMD17_50.read_bytes())
-        for n in range(1, 6):
-            add(f"rmd17/splits/index_train_{n:02d}.csv", "".join(f"{i}\n" for i in range(n, n + 10)).encode())
-            add(f"rmd17/splits/index_test_{n:02d}.csv", "".join(f"{i}\n" for i in range(30 + n, 40 + n)).encode())
-    return path
-
-
-def test_published_split(tmp_path):
-    archive = _rmd17_archive(tmp_path / "rmd17.tar.bz2")
+def test_published_split(tmp_path, rmd17_archive, rmd17_50):
+    # published split n: frames n..n+9 train, 30+n..39+n test
+    splits = {n: (range(n, n + 10), range(30 + n, 40 + n)) for n in range(1, 6)}
+    archive = rmd17_archive(tmp_path / "rmd17.tar.bz2", splits)
     dataset = build_md17_dataset("ethanol", source=archive, revised=True, split="published", published_index=2,
                                  n_val=5, cache=tmp_path / "cache", download=False)
     assert dataset.splits["train"].indices.tolist() == list(range(2, 12))
@@ -94,7 +72,7 @@ def test_published_split(tmp_path):
     val = set(dataset.splits["val"].indices.tolist())
     assert len(val) == 5 and not val & set(range(2, 12)) and not val & set(range(32, 42))
     assert dataset.metadata["split"]["kind"] == "published" and dataset.metadata["split"]["published_split"] == 2
-    with np.load(RMD17_50) as src:
+    with np.load(rmd17_50) as src:
         np.testing.assert_array_equal(dataset.splits["test"].forces, src["forces"][32:42])
     # smaller sizes draw a seeded subset of the published sets
     small = build_md17_dataset("ethanol", source=archive, revised=True, split="published", n_train=4, n_val=5,
@@ -105,30 +83,30 @@ def test_published_split(tmp_path):
                            cache=tmp_path / "cache", download=False)
 
 
-def test_bad_requests(tmp_path):
+def test_bad_requests(tmp_path, md17_50):
     with pytest.raises(ConfigError, match="unknown MD17 molecule 'water'"):
-        build_md17_dataset("water", source=MD17_50)
+        build_md17_dataset("water", source=md17_50)
     with pytest.raises(ConfigError, match="needs 3000 frames"):
-        build_md17_dataset("ethanol", source=MD17_50)  # the paper's sizes do not fit 50 frames
+        build_md17_dataset("ethanol", source=md17_50)  # the paper's sizes do not fit 50 frames
     with pytest.raises(ConfigError, match="unknown split"):
-        build_md17_dataset("ethanol", source=MD17_50, split="random")
+        build_md17_dataset("ethanol", source=md17_50, split="random")
     with pytest.raises(ConfigError, match="--n-val -1"):
-        build_md17_dataset("ethanol", source=MD17_50, n_val=-1)
+        build_md17_dataset("ethanol", source=md17_50, n_val=-1)
     with pytest.raises(ConfigError, match="name a molecule"):
         build_md17_dataset()
     with pytest.raises(InputFileError, match="holds C2H6O, but benzene is C6H6"):
-        build_md17_dataset("benzene", source=MD17_50, n_train=1, n_val=1, n_test=1)
+        build_md17_dataset("benzene", source=md17_50, n_train=1, n_val=1, n_test=1)
     with pytest.raises(ConfigError, match="no published splits"):
-        build_md17_dataset("ethanol", source=MD17_50, split="published")
+        build_md17_dataset("ethanol", source=md17_50, split="published")
     out = tmp_path / "never.npz"
     with pytest.raises(ConfigError):
-        build_md17_dataset("ethanol", source=MD17_50, output=out)
+        build_md17_dataset("ethanol", source=md17_50, output=out)
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
-def test_bad_dataset_files(tmp_path):
+def test_bad_dataset_files(tmp_path, md17_50):
     good = tmp_path / "good.npz"
-    build_md17_dataset("ethanol", source=MD17_50, n_train=5, n_val=5, n_test=5, output=good)
+    build_md17_dataset("ethanol", source=md17_50, n_train=5, n_val=5, n_test=5, output=good)
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(InputFileError, match="truncated.npz"):
@@ -155,11 +133,11 @@ def test_bad_dataset_files(tmp_path):
         load_forces_dataset(ragged)
 
 
-def test_test_only_dataset_evaluates_but_does_not_train(tmp_path):
+def test_test_only_dataset_evaluates_but_does_not_train(tmp_path, md17_50):
     """Held-out frames as a test-only dataset (n_train = n_val = 0), as the pretrained model card uses."""
     from gaatool.tasks.forces.train import ForcesModelOptions, ForcesTrainTask
 
-    dataset = build_md17_dataset("ethanol", source=MD17_50, n_train=0, n_val=0, n_test=20,
+    dataset = build_md17_dataset("ethanol", source=md17_50, n_train=0, n_val=0, n_test=20,
                                  output=tmp_path / "test_only.npz")
     assert dataset.splits["test"].n_frames == 20 and dataset.splits["train"].n_frames == 0
     with pytest.raises(ConfigError, match="train split is empty"):

@@ -14,23 +14,13 @@ from gaatool.tasks.forces.evaluate import evaluate_forces, force_metrics
 from gaatool.tasks.forces.train import ForcesModelOptions, train_forces
 from gaatool.train import TrainConfig
 
-MD17_50 = Path(__file__).resolve().parents[2] / "files" / "md17" / "md17_ethanol_50.npz"
 KCAL_MEV = 43.364
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models gain nothing from threads, and threads stall when the CI cores are shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, md17_50):
     out = tmp_path_factory.mktemp("run")
-    dataset = build_md17_dataset("ethanol", source=MD17_50, seed=1, n_train=20, n_val=8, n_test=12,
+    dataset = build_md17_dataset("ethanol", source=md17_50, seed=1, n_train=20, n_val=8, n_test=12,
                                  output=out / "ds.npz")
     result = train_forces(out / "ds.npz", out / "run", ForcesModelOptions(n_dim=8, n_blocks=1),
                           TrainConfig(epochs=1, batch_size=10, learning_rate=1e-2, device="cpu"), quiet=True)

@@ -1,17 +1,14 @@
 """Tests of the MD17 / rMD17 data layer against a local HTTP server on 127.0.0.1 and real fixtures.
 
-Fixtures (tests/files/SOURCES.md): an exact copy of the sGDML ethanol CCSD(T) training set, a
+Fixtures (tests/files/SOURCES.md): an exact copy of the sGDML ethanol ccsd(T) training set, a
 50-frame subset of MD17 ethanol with a recomputed embedded fingerprint, the first 50 frames of an
 rMD17 ethanol split file, and real XYZ exports.
 """
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import sys
-import tarfile
-import threading
 from collections import Counter
 from pathlib import Path
 
@@ -30,55 +27,18 @@ from gaatool.tasks.forces.md17 import (
     sgdml_fingerprint,
 )
 
-FILES = Path(__file__).resolve().parents[2] / "files"
-CCSD = FILES / "md17" / "ethanol_ccsd_t-train.npz"
-MD17_50 = FILES / "md17" / "md17_ethanol_50.npz"
-RMD17_50 = FILES / "md17" / "rmd17_ethanol_50.npz"
-SGDML_XYZ = FILES / "xyz" / "md17_ethanol_snip_sgdml.xyz"
-EXTXYZ = FILES / "xyz" / "rmd17_ethanol_reduced_5.xyz"
 PERM = [3, 4, 5, 6, 7, 8, 0, 1, 2]  # extxyz atom i is npz atom PERM[i] (SOURCES.md)
 
 
-class _Server:
-    """Serves ``routes[path] = (body, mode)`` on 127.0.0.1; mode "truncate" sends less than announced."""
-
-    def __init__(self):
-        self.routes: dict[str, tuple[bytes, str]] = {}
-        self.hits: Counter = Counter()
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                server.hits[self.path] += 1
-                if self.path not in server.routes:
-                    self.send_error(404, "Not Found")
-                    return
-                body, mode = server.routes[self.path]
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body) + (999 if mode == "truncate" else 0)))
-                self.end_headers()
-                self.wfile.write(body)
-                self.close_connection = True
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+@pytest.fixture(scope="module")
+def ccsd(files_dir):
+    return files_dir / "md17" / "ethanol_ccsd_t-train.npz"
 
 
 @pytest.fixture
-def server(monkeypatch):
-    srv = _Server()
-    monkeypatch.setattr(md17, "MD17_BASE_URL", srv.base + "/gdml/data/npz/")
-    yield srv
-    srv.close()
+def server(http_server, monkeypatch):
+    monkeypatch.setattr(md17, "MD17_BASE_URL", http_server.base + "/gdml/data/npz/")
+    return http_server
 
 
 def _files_under(folder: Path) -> list[str]:
@@ -88,21 +48,21 @@ def _files_under(folder: Path) -> list[str]:
 # --------------------------------------------------------------------------- fingerprint
 
 
-def test_fingerprint_reproduces_the_official_sgdml_md5():
-    with np.load(CCSD) as npz:
+def test_fingerprint_reproduces_the_official_sgdml_md5(ccsd):
+    with np.load(ccsd) as npz:
         z, R, E, F = (npz[k] for k in "zREF")
         embedded = npz["md5"].item().decode()
     assert embedded == "cdad377f9048f070ba9071b647d19397"  # the value recorded upstream
     assert sgdml_fingerprint(z, R, E, F) == embedded
-    data = read_molecular_file(CCSD)
+    data = read_molecular_file(ccsd)
     assert data.provenance["fingerprint"] == embedded and data.provenance["fingerprint_verified"]
     assert data.fingerprint() == embedded  # canonical re-hash agrees for a little-endian uint8/float64 file
     assert sgdml_fingerprint(z, R, E[:, 0], F) == embedded  # (F,) and (F, 1) hash the same bytes
     assert sgdml_fingerprint(z, R, E, -F) != embedded
 
 
-def test_fingerprint_hashes_bytes_as_stored(tmp_path):
-    with np.load(MD17_50) as npz:
+def test_fingerprint_hashes_bytes_as_stored(tmp_path, md17_50):
+    with np.load(md17_50) as npz:
         z, R, E, F = (npz[k] for k in "zREF")
     big = {k: a.astype(a.dtype.newbyteorder(">")) for k, a in zip("zREF", (z, R, E, F))}
     big_md5 = sgdml_fingerprint(*big.values())
@@ -117,9 +77,9 @@ def test_fingerprint_hashes_bytes_as_stored(tmp_path):
         read_molecular_file(tmp_path / "be_wrong.npz")
 
 
-def test_xyz_export_fingerprint_equals_npz_fingerprint():
-    xyz = read_molecular_file(SGDML_XYZ)
-    npz = read_molecular_file(MD17_50)
+def test_xyz_export_fingerprint_equals_npz_fingerprint(md17_50, sgdml_xyz):
+    xyz = read_molecular_file(sgdml_xyz)
+    npz = read_molecular_file(md17_50)
     assert xyz.subset([0]).fingerprint() == npz.subset([0]).fingerprint()
     assert xyz.subset([1]).fingerprint() != npz.subset([0]).fingerprint()
 
@@ -127,12 +87,12 @@ def test_xyz_export_fingerprint_equals_npz_fingerprint():
 # --------------------------------------------------------------------------- download
 
 
-def test_download_verify_and_cache(server, tmp_path):
-    server.routes["/gdml/data/npz/md17_ethanol.npz"] = (MD17_50.read_bytes(), "")
+def test_download_verify_and_cache(server, tmp_path, md17_50):
+    server.routes["/gdml/data/npz/md17_ethanol.npz"] = md17_50.read_bytes()
     data = load_md17("Ethanol", cache=tmp_path)
     assert isinstance(data, MolecularData)
     assert (data.name, data.n_frames, data.n_atoms, data.formula) == ("ethanol", 50, 9, "C2H6O")
-    with np.load(MD17_50) as npz:
+    with np.load(md17_50) as npz:
         np.testing.assert_array_equal(data.positions, npz["R"])
         np.testing.assert_array_equal(data.energies, npz["E"][:, 0])
         np.testing.assert_array_equal(data.forces, npz["F"])
@@ -141,7 +101,7 @@ def test_download_verify_and_cache(server, tmp_path):
     assert data.atomic_numbers.tolist() == [6, 6, 8, 1, 1, 1, 1, 1, 1]
     prov = data.provenance
     assert prov["url"] == server.base + "/gdml/data/npz/md17_ethanol.npz"
-    assert prov["sha256"] == hashlib.sha256(MD17_50.read_bytes()).hexdigest()
+    assert prov["sha256"] == hashlib.sha256(md17_50.read_bytes()).hexdigest()
     assert prov["fingerprint_verified"] and prov["source"] == "download" and not prov["revised"]
     assert _files_under(tmp_path) == ["md17/md17_ethanol.npz"]
     again = load_md17("ethanol", cache=tmp_path, download=False)
@@ -149,62 +109,63 @@ def test_download_verify_and_cache(server, tmp_path):
     np.testing.assert_array_equal(again.forces, data.forces)
 
 
-def test_env_var_selects_the_cache(server, tmp_path, monkeypatch):
-    server.routes["/gdml/data/npz/md17_ethanol.npz"] = (MD17_50.read_bytes(), "")
+def test_env_var_selects_the_cache(server, tmp_path, monkeypatch, md17_50):
+    server.routes["/gdml/data/npz/md17_ethanol.npz"] = md17_50.read_bytes()
     monkeypatch.setenv("GAATOOL_CACHE_DIR", str(tmp_path / "env"))
     load_md17("ethanol")
     assert _files_under(tmp_path / "env") == ["md17/md17_ethanol.npz"]
 
 
-def test_corrupted_download_is_rejected_and_not_cached(server, tmp_path):
-    raw = bytearray(MD17_50.read_bytes())
+def test_corrupted_download_is_rejected_and_not_cached(server, tmp_path, md17_50):
+    raw = bytearray(md17_50.read_bytes())
     raw[len(raw) // 2] ^= 0xFF  # a flipped byte inside the stored arrays
-    server.routes["/gdml/data/npz/md17_ethanol.npz"] = (bytes(raw), "")
+    server.routes["/gdml/data/npz/md17_ethanol.npz"] = bytes(raw)
     with pytest.raises(DownloadError, match="--from FILE"):
         load_md17("ethanol", cache=tmp_path)
     assert _files_under(tmp_path) == []
 
 
-def test_edited_data_fails_the_fingerprint(server, tmp_path):
-    with np.load(MD17_50) as npz:
+def test_edited_data_fails_the_fingerprint(server, tmp_path, md17_50):
+    with np.load(md17_50) as npz:
         arrays = {k: npz[k] for k in npz.files}
     arrays["F"] = arrays["F"].copy()
     arrays["F"][7, 3, 1] += 1e-9  # the embedded md5 no longer matches the data
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    server.routes["/gdml/data/npz/md17_ethanol.npz"] = (buffer.getvalue(), "")
+    server.routes["/gdml/data/npz/md17_ethanol.npz"] = buffer.getvalue()
     with pytest.raises(DownloadError, match="fingerprint") as info:
         load_md17("ethanol", cache=tmp_path)
     assert server.base in str(info.value) and "\n" not in str(info.value)
     assert _files_under(tmp_path) == []
 
 
-def test_interrupted_download(server, tmp_path):
-    server.routes["/gdml/data/npz/md17_ethanol.npz"] = (MD17_50.read_bytes()[:5000], "truncate")
+def test_interrupted_download(server, tmp_path, md17_50):
+    server.routes["/gdml/data/npz/md17_ethanol.npz"] = md17_50.read_bytes()[:5000]
+    server.truncated.add("/gdml/data/npz/md17_ethanol.npz")
     with pytest.raises(DownloadError, match="interrupted"):
         load_md17("ethanol", cache=tmp_path)
     assert _files_under(tmp_path) == []
 
 
-def test_wrong_molecule_served(server, tmp_path):
-    server.routes["/gdml/data/npz/md17_toluene.npz"] = (MD17_50.read_bytes(), "")
+def test_wrong_molecule_served(server, tmp_path, md17_50):
+    server.routes["/gdml/data/npz/md17_toluene.npz"] = md17_50.read_bytes()
     with pytest.raises(DownloadError, match="C2H6O.*toluene is C7H8"):
         load_md17("toluene", cache=tmp_path)
     assert _files_under(tmp_path) == []
 
 
-def test_offline_and_damaged_cache(server, tmp_path):
+def test_offline_and_damaged_cache(server, tmp_path, md17_50):
     with pytest.raises(DownloadError, match="downloads are off"):
         load_md17("ethanol", cache=tmp_path, download=False)
     assert server.hits == Counter()
     cached = tmp_path / "md17" / "md17_ethanol.npz"
     cached.parent.mkdir(parents=True)
-    cached.write_bytes(MD17_50.read_bytes()[:-100])
+    cached.write_bytes(md17_50.read_bytes()[:-100])
     with pytest.raises(DownloadError, match="damaged"):
         load_md17("ethanol", cache=tmp_path, download=False)
     assert not cached.exists()
-    cached.write_bytes(MD17_50.read_bytes()[:-100])
-    server.routes["/gdml/data/npz/md17_ethanol.npz"] = (MD17_50.read_bytes(), "")
+    cached.write_bytes(md17_50.read_bytes()[:-100])
+    server.routes["/gdml/data/npz/md17_ethanol.npz"] = md17_50.read_bytes()
     assert load_md17("ethanol", cache=tmp_path).n_frames == 50  # fetched anew
     assert server.hits["/gdml/data/npz/md17_ethanol.npz"] == 1
 
@@ -219,42 +180,27 @@ def test_unknown_molecule():
 # --------------------------------------------------------------------------- rMD17 archive
 
 
-def _rmd17_archive(path: Path) -> Path:
-    """An archive laid out like rmd17.tar.bz2, holding the real 50-frame rMD17 ethanol fixture.
-
-    The split files are made up here (frames 0-9 train, 10-19 test for split 1, and so on),
-    because the real ones index the 100,000-frame file.
-    """
-    with tarfile.open(path, "w:bz2") as tf:
-        def add(name: str, data: bytes) -> None:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-
-        add("rmd17/npz_data/rmd17_ethanol.npz", RMD17_50.read_bytes())
-        for n in range(1, 6):
-            train = range(10 * (n - 1), 10 * (n - 1) + 10)
-            test = [(i + 25) % 50 for i in train]
-            add(f"rmd17/splits/index_train_{n:02d}.csv", "".join(f"{i}\n" for i in train).encode())
-            add(f"rmd17/splits/index_test_{n:02d}.csv", "".join(f"{i}\n" for i in test).encode())
-        add("rmd17/npz_data/rmd17_toluene.npz", b"not needed, never extracted")
-    return path
+def _rmd17_splits() -> dict:
+    """Split n trains on frames 10(n-1)..10(n-1)+9 and tests on those frames + 25 (mod 50)."""
+    return {n: (range(10 * (n - 1), 10 * n), [(i + 25) % 50 for i in range(10 * (n - 1), 10 * n)])
+            for n in range(1, 6)}
 
 
 @pytest.fixture
-def rmd17_server(server, tmp_path, monkeypatch):
-    archive = _rmd17_archive(tmp_path / "src.tar.bz2").read_bytes()
-    server.routes["/figshare/rmd17"] = (archive, "")
-    server.routes["/mirror/rmd17"] = (archive, "")
+def rmd17_server(server, tmp_path, monkeypatch, rmd17_archive):
+    archive = rmd17_archive(tmp_path / "src.tar.bz2", _rmd17_splits(),
+                            extra={"rmd17/npz_data/rmd17_toluene.npz": b"not needed, never extracted"}).read_bytes()
+    server.routes["/figshare/rmd17"] = archive
+    server.routes["/mirror/rmd17"] = archive
     monkeypatch.setattr(md17, "RMD17_URLS", (server.base + "/figshare/rmd17", server.base + "/mirror/rmd17"))
     monkeypatch.setattr(md17, "RMD17_SHA256", hashlib.sha256(archive).hexdigest()[:12])
     return server
 
 
-def test_revised_download_with_published_splits(rmd17_server, tmp_path):
+def test_revised_download_with_published_splits(rmd17_server, tmp_path, rmd17_50):
     cache = tmp_path / "cache"
     data = load_md17("ethanol", revised=True, cache=cache)
-    with np.load(RMD17_50) as npz:
+    with np.load(rmd17_50) as npz:
         np.testing.assert_array_equal(data.positions, npz["coords"])
         np.testing.assert_array_equal(data.energies, npz["energies"])
         np.testing.assert_array_equal(data.forces, npz["forces"])
@@ -290,14 +236,10 @@ def test_revised_mirror_and_checksum(rmd17_server, tmp_path, monkeypatch):
     assert _files_under(tmp_path / "b") == []
 
 
-def test_revised_archive_with_bad_content_is_dropped(server, tmp_path, monkeypatch):
-    path = tmp_path / "bad.tar.bz2"
-    with tarfile.open(path, "w:bz2") as tf:
-        data = MD17_50.read_bytes()  # sGDML keys where rMD17 keys belong
-        info = tarfile.TarInfo("rmd17/npz_data/rmd17_ethanol.npz")
-        info.size = len(data)
-        tf.addfile(info, io.BytesIO(data))
-    server.routes["/rmd17"] = (path.read_bytes(), "")
+def test_revised_archive_with_bad_content_is_dropped(server, tmp_path, monkeypatch, write_tar_bz2, md17_50):
+    # sGDML keys where rMD17 keys belong
+    path = write_tar_bz2(tmp_path / "bad.tar.bz2", {"rmd17/npz_data/rmd17_ethanol.npz": md17_50.read_bytes()})
+    server.routes["/rmd17"] = path.read_bytes()
     monkeypatch.setattr(md17, "RMD17_URLS", (server.base + "/rmd17",))
     monkeypatch.setattr(md17, "RMD17_SHA256", None)
     with pytest.raises(DownloadError, match="failed verification"):
@@ -305,8 +247,8 @@ def test_revised_archive_with_bad_content_is_dropped(server, tmp_path, monkeypat
     assert _files_under(tmp_path / "c") == []
 
 
-def test_revised_from_local_archive(tmp_path):
-    archive = _rmd17_archive(tmp_path / "rmd17.tar.bz2")
+def test_revised_from_local_archive(tmp_path, rmd17_archive):
+    archive = rmd17_archive(tmp_path / "rmd17.tar.bz2", _rmd17_splits())
     data = load_md17("ethanol", revised=True, source=archive, cache=tmp_path / "cache", download=False)
     assert data.n_frames == 50 and data.splits[1]["test"][0] == 25
     assert data.provenance["source"] == "file"
@@ -316,34 +258,34 @@ def test_revised_from_local_archive(tmp_path):
 # --------------------------------------------------------------------------- --from FILE
 
 
-def test_from_npz_and_xyz_agree():
-    sgdml = load_md17("ethanol", source=MD17_50, download=False)
+def test_from_npz_and_xyz_agree(md17_50, rmd17_50, extxyz, sgdml_xyz):
+    sgdml = load_md17("ethanol", source=md17_50, download=False)
     assert sgdml.provenance["format"] == "sgdml-npz" and sgdml.provenance["fingerprint_verified"]
-    xyz = load_md17("ethanol", source=SGDML_XYZ, download=False)
+    xyz = load_md17("ethanol", source=sgdml_xyz, download=False)
     assert xyz.n_frames == 3 and xyz.provenance["format"] == "xyz"
     np.testing.assert_array_equal(xyz.positions[0], sgdml.positions[0])
     np.testing.assert_array_equal(xyz.forces[0], sgdml.forces[0])
     assert xyz.energies[0] == sgdml.energies[0]
 
-    rmd = load_md17("ethanol", revised=True, source=RMD17_50, download=False)
+    rmd = load_md17("ethanol", revised=True, source=rmd17_50, download=False)
     assert rmd.provenance["format"] == "rmd17-npz" and rmd.n_frames == 50 and rmd.splits is None
-    ext = load_md17("ethanol", revised=True, source=EXTXYZ, download=False)
+    ext = load_md17("ethanol", revised=True, source=extxyz, download=False)
     assert ext.n_frames == 5
     assert ext.atomic_numbers.tolist() == rmd.atomic_numbers[PERM].tolist()
     np.testing.assert_array_equal(ext.positions, rmd.positions[:5][:, PERM])
     np.testing.assert_array_equal(ext.forces, rmd.forces[:5][:, PERM])
     np.testing.assert_array_equal(ext.energies, rmd.energies[:5])
-    assert ext.provenance["sha256"] == hashlib.sha256(EXTXYZ.read_bytes()).hexdigest()
+    assert ext.provenance["sha256"] == hashlib.sha256(extxyz.read_bytes()).hexdigest()
 
 
-def test_from_stdin(monkeypatch):
-    monkeypatch.setattr(sys, "stdin", io.StringIO(EXTXYZ.read_text()))
+def test_from_stdin(monkeypatch, extxyz):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(extxyz.read_text()))
     assert read_molecular_file("-").n_frames == 5
 
 
-def test_from_file_of_another_molecule():
+def test_from_file_of_another_molecule(md17_50):
     with pytest.raises(InputFileError, match="C2H6O.*salicylic is C7H6O3"):
-        load_md17("Salicylic acid", source=MD17_50)  # the alias is accepted, the formula is not
+        load_md17("Salicylic acid", source=md17_50)  # the alias is accepted, the formula is not
 
 
 def _xyz_error(tmp_path, text: str) -> str:
@@ -355,8 +297,8 @@ def _xyz_error(tmp_path, text: str) -> str:
     return str(info.value)
 
 
-def test_inconsistent_xyz_frames(tmp_path):
-    lines = SGDML_XYZ.read_text().splitlines(keepends=True)
+def test_inconsistent_xyz_frames(tmp_path, sgdml_xyz):
+    lines = sgdml_xyz.read_text().splitlines(keepends=True)
     fewer = lines[:11] + ["8\n"] + lines[12:21] + lines[22:]  # frame 2 without its last atom
     assert "frame 2 has 8 atoms" in _xyz_error(tmp_path, "".join(fewer))
     swapped = lines[:14] + [lines[15], lines[14]] + lines[16:]  # frame 2 lists its 2nd C and the O swapped
@@ -367,8 +309,8 @@ def test_inconsistent_xyz_frames(tmp_path):
     assert "no numeric energy" in _xyz_error(tmp_path, no_energy)
 
 
-def test_bad_npz_files(tmp_path):
-    with np.load(MD17_50) as npz:
+def test_bad_npz_files(tmp_path, md17_50):
+    with np.load(md17_50) as npz:
         arrays = {k: npz[k] for k in "zREF"}
     np.savez(tmp_path / "keys.npz", positions=arrays["R"])
     with pytest.raises(InputFileError, match="neither sGDML"):
@@ -384,7 +326,7 @@ def test_bad_npz_files(tmp_path):
     np.savez(tmp_path / "obj.npz", **dict(arrays, z=np.array([6, "C"], dtype=object)))
     with pytest.raises(InputFileError, match="obj.npz"):
         read_molecular_file(tmp_path / "obj.npz")  # object arrays need pickle, which is never allowed
-    (tmp_path / "trunc.npz").write_bytes(MD17_50.read_bytes()[:3000])
+    (tmp_path / "trunc.npz").write_bytes(md17_50.read_bytes()[:3000])
     with pytest.raises(InputFileError, match="trunc.npz"):
         read_molecular_file(tmp_path / "trunc.npz")
 
@@ -407,8 +349,8 @@ def test_paper_split():
         paper_split(100, seed=0, n_train=10, n_val=-1, n_test=10)
 
 
-def test_summary_reports_mev():
-    data = read_molecular_file(MD17_50)
+def test_summary_reports_mev(md17_50):
+    data = read_molecular_file(md17_50)
     summary = data.to_dict()
     assert summary["energy_std_mev"] == pytest.approx(np.std(data.energies) * 43.364, rel=1e-12)
     assert summary["force_rms_mev_per_a"] == pytest.approx(np.sqrt(np.mean(data.forces**2)) * 43.364, rel=1e-12)

@@ -1,8 +1,6 @@
 """Applying force fields to XYZ / extended XYZ / npz files: round trips, element mapping, bad inputs."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -10,45 +8,27 @@ import torch
 from gaatool.checkpoint import save_checkpoint
 from gaatool.errors import CheckpointError, ConfigError, InputFileError
 from gaatool.io.xyz import read_xyz
-from gaatool.models.forces import ForceField
 from gaatool.tasks.forces import predict as predict_module
 from gaatool.tasks.forces.predict import ForceFieldPredictor, default_checkpoint, predict_file
 
-FILES = Path(__file__).resolve().parents[2] / "files"
-RMD17_50 = FILES / "md17" / "rmd17_ethanol_50.npz"
-MD17_50 = FILES / "md17" / "md17_ethanol_50.npz"
-EXTXYZ = FILES / "xyz" / "rmd17_ethanol_reduced_5.xyz"
-SGDML_XYZ = FILES / "xyz" / "md17_ethanol_snip_sgdml.xyz"
 PERM = [3, 4, 5, 6, 7, 8, 0, 1, 2]  # extxyz atom i is npz atom PERM[i] (tests/files/SOURCES.md)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models gain nothing from threads, and threads stall when the CI cores are shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A small random float64 force field with MD17-like normalisation, saved as a checkpoint."""
-    torch.manual_seed(0)
-    config = ForceField.Config(atomic_numbers=[1, 6, 8], n_dim=8, n_blocks=1, energy_scale=20.0,
-                               atom_energy_shift=[-300.0, -20000.0, -47000.0])
+def checkpoint(tmp_path_factory, tiny_force_field):
+    """The tiny float64 force field saved as an ethanol checkpoint."""
     path = tmp_path_factory.mktemp("ckpt") / "ff.safetensors"
-    save_checkpoint(path, ForceField(config).double(), {"task": "forces", "molecule": "ethanol", "formula": "C2H6O",
-                                                        "model_options": {"dtype": "float64"}})
+    save_checkpoint(path, tiny_force_field, {"task": "forces", "molecule": "ethanol", "formula": "C2H6O",
+                                             "model_options": {"dtype": "float64"}})
     return path
 
 
-def test_extxyz_round_trip_and_element_mapping(checkpoint, tmp_path):
+def test_extxyz_round_trip_and_element_mapping(checkpoint, tmp_path, rmd17_50, extxyz):
     out = tmp_path / "out.extxyz"
-    result = predict_file(EXTXYZ, checkpoint, output=out, device="cpu")
+    result = predict_file(extxyz, checkpoint, output=out, device="cpu")
     frames = read_xyz(out)
     assert len(frames) == 5 and result.to_dict()["n_frames"] == 5
-    source = read_xyz(EXTXYZ)
+    source = read_xyz(extxyz)
     for frame, src, energy, forces in zip(frames, source, result.energies, result.forces):
         assert frame.symbols.tolist() == src.symbols.tolist()
         np.testing.assert_array_equal(frame.positions, src.positions)
@@ -56,7 +36,7 @@ def test_extxyz_round_trip_and_element_mapping(checkpoint, tmp_path):
         assert frame.info["energy_unit"] == "kcal/mol" and frame.info["forces_unit"] == "kcal/mol/A"
         np.testing.assert_array_equal(frame.arrays["forces"], forces)
     # the same molecules in the rMD17 npz list their atoms in another order: same energies, forces permuted
-    from_npz = predict_file(RMD17_50, checkpoint, device="cpu", frames=slice(0, 5))
+    from_npz = predict_file(rmd17_50, checkpoint, device="cpu", frames=slice(0, 5))
     np.testing.assert_allclose(from_npz.energies, result.energies, rtol=0, atol=1e-8)
     for a, b in zip(from_npz.forces, result.forces):
         np.testing.assert_allclose(a[PERM], b, rtol=0, atol=1e-8)
@@ -68,9 +48,9 @@ def test_extxyz_round_trip_and_element_mapping(checkpoint, tmp_path):
     np.testing.assert_allclose(forces[0].detach().numpy(), result.forces[2], atol=1e-10)
 
 
-def test_npz_round_trip_and_inputs(checkpoint, tmp_path):
+def test_npz_round_trip_and_inputs(checkpoint, tmp_path, md17_50, sgdml_xyz):
     out = tmp_path / "out.npz"
-    result = predict_file(MD17_50, checkpoint, output=out, device="cpu", frames=slice(0, 3))
+    result = predict_file(md17_50, checkpoint, output=out, device="cpu", frames=slice(0, 3))
     with np.load(out, allow_pickle=False) as npz:
         assert npz["energies"].shape == (3,) and npz["forces"].shape == (3, 9, 3)
         np.testing.assert_array_equal(npz["energies"], result.energies)
@@ -78,18 +58,18 @@ def test_npz_round_trip_and_inputs(checkpoint, tmp_path):
         assert npz["atomic_numbers"].tolist() == [6, 6, 8, 1, 1, 1, 1, 1, 1]
         assert str(npz["energy_unit"]) == "kcal/mol" and str(npz["forces_unit"]) == "kcal/mol/A"
         assert str(npz["length_unit"]) == "A"
-        np.testing.assert_array_equal(npz["positions"][1], np.load(MD17_50)["R"][1])
+        np.testing.assert_array_equal(npz["positions"][1], np.load(md17_50)["R"][1])
     # the sGDML xyz export holds MD17 frames 0-2, which are the first frames of the npz
-    from_xyz = predict_file(SGDML_XYZ, checkpoint, device="cpu")
+    from_xyz = predict_file(sgdml_xyz, checkpoint, device="cpu")
     np.testing.assert_allclose(from_xyz.energies[0], result.energies[0], atol=1e-8)
     # our own npz output is a valid input
     again = predict_file(out, checkpoint, device="cpu")
     np.testing.assert_array_equal(again.energies, result.energies)
 
 
-def test_mixed_molecules(checkpoint, tmp_path):
+def test_mixed_molecules(checkpoint, tmp_path, sgdml_xyz):
     mixed = tmp_path / "mixed.xyz"
-    ethanol = SGDML_XYZ.read_text().splitlines()[:11]
+    ethanol = sgdml_xyz.read_text().splitlines()[:11]
     water = ["3", "water", "O 0 0 0", "H 0.96 0 0", "H -0.24 0.93 0"]
     mixed.write_text("\n".join(ethanol + water + ethanol) + "\n")
     result = predict_file(mixed, checkpoint, output=tmp_path / "mixed_out.xyz", device="cpu")
@@ -101,18 +81,18 @@ def test_mixed_molecules(checkpoint, tmp_path):
     assert not (tmp_path / "mixed.npz").exists()
 
 
-def test_bad_inputs(checkpoint, tmp_path):
+def test_bad_inputs(checkpoint, tmp_path, md17_50, extxyz):
     out = tmp_path / "out.xyz"
     nitrogen = tmp_path / "n.xyz"
     nitrogen.write_text("2\nok\nH 0 0 0\nH 0 0 0.74\n3\nammonia-ish\nH 0 0 0\nN 0 0 1\nH 0 1 1\n")
     with pytest.raises(InputFileError, match=r"n.xyz: frame 2: atom 2 is N, but the model knows only H, C, O"):
         predict_file(nitrogen, checkpoint, output=out, device="cpu")
     truncated = tmp_path / "truncated.xyz"
-    truncated.write_text("\n".join(EXTXYZ.read_text().splitlines()[:15]) + "\n")
+    truncated.write_text("\n".join(extxyz.read_text().splitlines()[:15]) + "\n")
     with pytest.raises(InputFileError, match="truncated.xyz"):
         predict_file(truncated, checkpoint, output=out, device="cpu")
     broken = tmp_path / "broken.npz"
-    broken.write_bytes(MD17_50.read_bytes()[:5000])
+    broken.write_bytes(md17_50.read_bytes()[:5000])
     with pytest.raises(InputFileError, match="broken.npz"):
         predict_file(broken, checkpoint, output=out, device="cpu")
     periodic = tmp_path / "periodic.xyz"
@@ -122,13 +102,13 @@ def test_bad_inputs(checkpoint, tmp_path):
     with pytest.raises(InputFileError, match="no such file"):
         predict_file(tmp_path / "missing.xyz", checkpoint, output=out, device="cpu")
     with pytest.raises(InputFileError, match="leaves no frame"):
-        predict_file(EXTXYZ, checkpoint, output=out, device="cpu", frames=slice(10, 20))
+        predict_file(extxyz, checkpoint, output=out, device="cpu", frames=slice(10, 20))
     with pytest.raises(ConfigError, match="unknown output format '.pdb'"):
-        predict_file(EXTXYZ, checkpoint, output=tmp_path / "out.pdb", device="cpu")
+        predict_file(extxyz, checkpoint, output=tmp_path / "out.pdb", device="cpu")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.npz", "n.xyz", "periodic.xyz", "truncated.xyz"]
 
 
-def test_default_checkpoint(monkeypatch, tmp_path, checkpoint):
+def test_default_checkpoint(monkeypatch, tmp_path, checkpoint, sgdml_xyz):
     from gaatool.tasks import pretrained
 
     monkeypatch.setattr(pretrained, "pretrained_dirs", lambda: [tmp_path])
@@ -136,4 +116,4 @@ def test_default_checkpoint(monkeypatch, tmp_path, checkpoint):
         default_checkpoint()
     (tmp_path / predict_module.DEFAULT_CHECKPOINT_NAME).write_bytes(checkpoint.read_bytes())
     assert default_checkpoint() == tmp_path / "forces-ethanol.safetensors"
-    assert len(predict_file(SGDML_XYZ, None, device="cpu").energies) == 3
+    assert len(predict_file(sgdml_xyz, None, device="cpu").energies) == 3

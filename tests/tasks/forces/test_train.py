@@ -1,8 +1,6 @@
 """Training force fields: normalisation, loss, a few epochs on real MD17 frames, energy offset refit."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -21,22 +19,12 @@ from gaatool.tasks.forces.train import (
 )
 from gaatool.train import TrainConfig
 
-MD17_50 = Path(__file__).resolve().parents[2] / "files" / "md17" / "md17_ethanol_50.npz"
 TINY = ForcesModelOptions(n_dim=8, n_blocks=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models gain nothing from threads, and threads stall when the CI cores are shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
-def dataset():
-    return build_md17_dataset("ethanol", source=MD17_50, seed=0, n_train=24, n_val=8, n_test=8)
+def dataset(md17_50):
+    return build_md17_dataset("ethanol", source=md17_50, seed=0, n_train=24, n_val=8, n_test=8)
 
 
 def test_normalisation_known_answers():
@@ -111,7 +99,7 @@ def test_energy_term_and_float64(dataset, tmp_path):
     assert all(t.dtype == torch.float64 for t in checkpoint.state_dict.values() if t.is_floating_point())
 
 
-def test_dataset_file_and_bad_options(dataset, tmp_path):
+def test_dataset_file_and_bad_options(dataset, tmp_path, md17_50):
     path = tmp_path / "ds.npz"
     dataset.save(path)
     result = train_forces(path, tmp_path / "run", TINY, TrainConfig(epochs=1, batch_size=24, device="cpu"), quiet=True)
@@ -120,7 +108,7 @@ def test_dataset_file_and_bad_options(dataset, tmp_path):
     with pytest.raises(ConfigError, match="already holds a training run"):
         train_forces(path, tmp_path / "run", TINY, TrainConfig(epochs=1, device="cpu"), quiet=True)
     # an in-memory dataset never replaces a different one in the output folder
-    other = build_md17_dataset("ethanol", source=MD17_50, seed=9, n_train=24, n_val=8, n_test=8)
+    other = build_md17_dataset("ethanol", source=md17_50, seed=9, n_train=24, n_val=8, n_test=8)
     other.save(tmp_path / "run2" / DATASET_NAME)
     with pytest.raises(ConfigError, match="holds another dataset"):
         train_forces(dataset, tmp_path / "run2", TINY, TrainConfig(epochs=1, device="cpu"), quiet=True)
