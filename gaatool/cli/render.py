@@ -41,16 +41,23 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
 
 
 def checkpoint_info(info: dict, as_json: bool = False) -> None:
-    """Render the output of ``gaatool.checkpoint.describe_checkpoint``."""
+    """Render the output of ``gaatool.checkpoint.describe_checkpoint``: one row per field, history summarised."""
     if as_json:
         print_json(info)
         return
     console = stderr_console()
-    rows = []
-    for key, value in info.items():
-        if isinstance(value, (dict, list)):
-            value = json.dumps(value, default=_json_default)
-            if len(value) > 300:
-                value = value[:297] + "..."
-        rows.append((key, value))
-    console.print(table("checkpoint", ["field", "value"], rows))
+    rows = [(key, value) for key, value in info.items() if key != "metadata"]
+    metadata = dict(info.get("metadata", {}))
+    history = metadata.pop("history", None)
+    metadata.pop("training_state", None)
+    shown = {key for key, _ in rows}
+    rows += [(key, value) for key, value in metadata.items() if key not in shown]
+    if history:
+        rows.append(("history", f"{len(history)} epochs (see the metrics file next to the checkpoint)"))
+    console.print(table(str(info.get("path", "checkpoint")), ["field", "value"],
+                        [(key, _short(value)) for key, value in rows]))
+
+
+def _short(value, limit: int = 400) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=_json_default)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

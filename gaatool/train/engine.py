@@ -292,7 +292,7 @@ def fit(
     if resume:
         epoch, best_epoch, history = _restore(last_path, task, config, model, optimizer, schedule, generator)
 
-    base_metadata = {"task": task.task_name, **task_fields, "train": config.to_dict(), "command": shlex.join(sys.argv)}
+    base_metadata = {"task": task.task_name, **task_fields, "train": config.to_dict(), "command": _command_line()}
     start, epochs_run = time.monotonic(), 0
     stop_reason = _stop_reason(epoch, config, schedule, elapsed_s=None)
     with MetricsLog(log_path, history) as log, ProgressReporter(config.epochs, epoch, quiet, console) as progress:
@@ -488,3 +488,13 @@ def _saved_epoch(last_path: Path) -> int:
         return int(read_metadata(last_path)["epoch"])
     except (CheckpointError, KeyError):
         return 0
+
+
+def _command_line() -> str:
+    """The command that started this run, with the program's name rather than its install path."""
+    if not sys.argv or not sys.argv[0]:
+        return ""
+    program = Path(sys.argv[0]).name
+    if program in ("__main__.py", "-c", "-m"):
+        program = "python"
+    return shlex.join([program, *sys.argv[1:]])

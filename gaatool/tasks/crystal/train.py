@@ -85,7 +85,7 @@ class CrystalTrainTask(ArrayTask):
             "class_names": self.class_names,
             "type_names": list(meta.get("type_names", [])),
             "neighbors": int(meta.get("neighbors", 12)),
-            "length_unit": "nearest-neighbour distance",
+            "length_unit": meta.get("length_unit", "nearest-neighbour distance"),
             "model_options": asdict(self.options),
             "data": {"path": str(self.dataset_path), **{k: meta[k] for k in ("seed", "noise_levels", "provenance")
                                                         if k in meta}},
