@@ -9,8 +9,8 @@ scale, periodic neighbour search, model in chunks) on synthetic frames: a
 perfect fcc supercell of at least N particles
 (:func:`gaatool.tasks.crystal.dataset.perfect_crystal`) with Gaussian noise
 of 0.05 nearest-neighbour distances. Each size runs in a fresh subprocess,
-which measures the wall time of ``label`` (median of up to 3 calls for small
-frames, one call at 10^6) and the peak resident-memory growth of the first
+which measures the wall time of ``label`` (median of up to 3 calls while
+they take under 20 s in all) and the peak resident-memory growth of the first
 call (method in :mod:`benchmarks.harness`; on CUDA also the GPU peak).
 Frame construction is not timed.
 
@@ -100,8 +100,8 @@ def measure(n_particles: int, checkpoint: str | os.PathLike, device: str = "cpu"
               "process_peak_bytes": harness.peak_rss_bytes()}
     if on_cuda:
         result["gpu_peak_memory_bytes"] = max(torch.cuda.max_memory_allocated(identifier.device) - gpu_before, 0)
-    # more calls only where they are cheap; the first call's memory is the one reported
-    for _ in range(repeats - 1 if frame.n_particles <= 100_000 else 0):
+    # more calls only while they are cheap (10^6 particles take minutes on a CPU); memory is the first call's
+    while len(seconds) < repeats and sum(seconds) < 20.0:
         start = time.perf_counter()
         identifier.label(frame)
         seconds.append(time.perf_counter() - start)

@@ -244,6 +244,7 @@ def machine_info(device: str | torch.device) -> dict:
         info["cuda_version"] = torch.version.cuda
         props = torch.cuda.get_device_properties(device)
         info["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
+        info["cuda_matmul_allow_tf32"] = bool(torch.backends.cuda.matmul.allow_tf32)  # False: true fp32 models
     return info
 
 

@@ -1,0 +1,228 @@
+"""Smoke tests of the benchmark harness (benchmarks/): reference parity, FLOPs, memory, cases, output. No timings."""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # benchmarks/ is not installed; with plain `pytest` the root is not on the path
+    sys.path.insert(0, str(ROOT))
+
+pytest.importorskip("geometric_algebra_attention.pytorch")
+
+from benchmarks import harness  # noqa: E402
+from benchmarks.bench_identify_scaling import _parse_sizes, fcc_frame, measure, random_checkpoint, scaling_exponent  # noqa: E402
+from benchmarks.bench_models_reference import (BACKMAP_ATOMS, FULL_CASES, MOLECULES, CaseSpec, make_inputs,  # noqa: E402
+                                               prepare)
+from benchmarks.reference import _reference_key, build_reference, copy_weights, parameter_count  # noqa: E402
+from benchmarks.run import main as run_main, select_cases  # noqa: E402
+from gaatool.models.backmap import Backmapper  # noqa: E402
+from gaatool.models.crystal import CrystalClassifier  # noqa: E402
+from gaatool.models.forces import ForceField  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using a non-tuple sequence")
+
+TINY = {"crystal": {"n_dim": 8, "attention": {"dropout": 0.5, "hidden": 16}},
+        "ethanol": {"n_dim": 8, "n_blocks": 2, "attention": {"merge": "concat", "join": "concat",
+                                                            "score_activation": "swish", "hidden": 16}},
+        "backmap": {"n_dim": 8, "attention": {"merge": "concat", "join": "concat", "hidden": 16}}}
+
+
+def _max_error(a, b) -> float:
+    return float((a - b).detach().abs().max())
+
+
+def test_crystal_reference_has_equal_parameters_and_outputs():
+    torch.manual_seed(0)
+    model = CrystalClassifier(CrystalClassifier.Config(**TINY["crystal"])).eval()
+    reference = build_reference(model)
+    assert parameter_count(reference) == parameter_count(model) > 0
+    r = torch.randn(3, 7, 3)
+    types = torch.randn(3, 7, 4)
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    mask[1, -2:] = False
+    with torch.no_grad():
+        assert _max_error(model(r, types), reference(r, types)) < 1e-5
+        assert _max_error(model(r, types, mask), reference(r, types, mask)) < 1e-5
+        # a different reference weight changes the output: the comparison can fail
+        next(reference.parameters()).add_(0.1)
+        assert _max_error(model(r, types), reference(r, types)) > 1e-4
+
+
+def test_force_reference_energy_forces_and_training_gradients_agree():
+    torch.manual_seed(1)
+    model = ForceField(ForceField.Config(**TINY["ethanol"]))
+    reference = build_reference(model)
+    assert parameter_count(reference) == parameter_count(model)
+    inputs = make_inputs(CaseSpec("ethanol", "train", 3), seed=2)
+    mask = torch.ones(3, 9, dtype=torch.bool)
+    mask[2, -3:] = False
+    for m in (None, mask):
+        energy, forces = model.eval()(inputs["positions"], inputs["types"], m)
+        ref_energy, ref_forces = reference.eval()(inputs["positions"], inputs["types"], m)
+        assert _max_error(energy, ref_energy) < 1e-5
+        assert _max_error(forces, ref_forces) < 1e-5
+        assert forces.abs().max() > 0
+    # the force-loss training step differentiates twice; both give the same parameter gradients
+    for net in (model, reference):
+        _, forces = net.train()(inputs["positions"], inputs["types"], create_graph=True)
+        (forces - inputs["forces"]).pow(2).mean().backward()
+    ours = {_reference_key(name): p.grad for name, p in model.named_parameters()}
+    theirs = dict((name, p.grad) for name, p in reference.named_parameters())
+    assert ours.keys() == theirs.keys()
+    scale = max(float(g.abs().max()) for g in ours.values())
+    assert max(_max_error(ours[k], theirs[k]) for k in ours) < 1e-5 * max(scale, 1.0)
+
+
+def test_backmap_reference_with_masks_agrees():
+    torch.manual_seed(2)
+    model = Backmapper(Backmapper.Config(**TINY["backmap"])).eval()
+    reference = build_reference(model)
+    assert parameter_count(reference) == parameter_count(model)
+    x = make_inputs(CaseSpec("backmap", "inference", 4), seed=3)
+    x["neighbor_mask"][0, -3:] = False  # a residue near a chain end
+    args = [x[k] for k in ("neighbor_positions", "neighbor_types", "residue_types", "atom_labels",
+                           "neighbor_mask", "atom_mask")]
+    with torch.no_grad():
+        out, ref = model(*args), reference(*args)
+    assert out.shape == (4, BACKMAP_ATOMS, 3)
+    assert _max_error(out, ref) < 1e-5
+    assert torch.all(out[~x["atom_mask"]] == 0) and torch.all(ref[~x["atom_mask"]] == 0)
+
+
+def test_copy_weights_refuses_a_different_architecture():
+    small = CrystalClassifier(CrystalClassifier.Config(n_dim=8))
+    reference = build_reference(CrystalClassifier(CrystalClassifier.Config(n_dim=8, n_blocks=1)))
+    with pytest.raises(ValueError, match="differ"):
+        copy_weights(small, reference)
+    with pytest.raises(ValueError, match="O\\(3\\)"):
+        build_reference(CrystalClassifier(CrystalClassifier.Config(n_dim=8, attention={"o3": True})))
+
+
+def test_reference_training_mlps_use_torch_dropout():
+    reference = build_reference(CrystalClassifier(CrystalClassifier.Config(n_dim=8)))
+    kinds = {type(m).__name__ for m in reference.modules()}
+    assert "Dropout" in kinds and "FastDropout" not in kinds
+
+
+def test_prepared_steps_run_for_every_model_at_tiny_size():
+    for model in ("crystal", "ethanol", "backmap"):
+        for mode in ("inference", "train"):
+            prepared = prepare(CaseSpec(model, mode, 2), config_overrides=TINY[model])
+            counts = prepared.parameter_counts
+            assert counts["gaatool"] == counts["reference"]
+            before = [p.detach().clone() for p in prepared.models["reference"].parameters()]
+            for step in prepared.steps.values():
+                step()
+            changed = any(not torch.equal(a, b) for a, b in zip(before, prepared.models["reference"].parameters()))
+            assert changed == (mode == "train")  # a training step updates the weights, inference does not
+
+
+def test_synthetic_inputs_have_realistic_geometry():
+    crystal = make_inputs(CaseSpec("crystal", "inference", 5))
+    lengths = crystal["r_ij"].norm(dim=-1)
+    assert crystal["r_ij"].shape == (5, 12, 3) and crystal["r_ij"].dtype == torch.float32
+    assert 0.7 < float(lengths.min()) and float(lengths.max()) < 1.3
+    for name, symbols in MOLECULES.items():
+        x = make_inputs(CaseSpec(name, "inference", 3))
+        assert x["positions"].shape == (3, len(symbols), 3)
+        d = torch.cdist(x["positions"], x["positions"]) + 100 * torch.eye(len(symbols))
+        assert float(d.min()) >= 1.0 - 1e-5
+    assert (make_inputs(CaseSpec("aspirin", "inference", 1))["types"] == 1).sum() == 9  # carbons
+    backmap = make_inputs(CaseSpec("backmap", "inference", 6))
+    from gaatool.tasks.backmap.residues import RESIDUE_ATOMS, RESIDUE_NAMES
+
+    sizes = [len(RESIDUE_ATOMS[RESIDUE_NAMES[int(t)]]) for t in backmap["residue_types"]]
+    assert backmap["atom_mask"].sum(-1).tolist() == sizes
+
+
+def test_count_flops_counts_matrix_products_forward_and_backward():
+    linear = torch.nn.Linear(5, 7)
+    x = torch.randn(3, 5)
+    assert harness.count_flops(lambda: linear(x)) == 2 * 3 * 5 * 7
+    # backward adds the input and the weight gradients: twice the forward
+    assert harness.count_flops(lambda: linear(x.requires_grad_(True)).sum().backward()) == 3 * 2 * 3 * 5 * 7
+
+
+def test_time_alternating_interleaves_and_bounds_repeats():
+    calls = []
+    steps = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    samples = harness.time_alternating(steps, warmup=1, min_repeats=3, max_repeats=5, target_seconds=10.0)
+    assert [len(v) for v in samples.values()] == [5, 5]  # instant calls: capped at max_repeats
+    assert calls == ["a", "b"] * 6
+    samples = harness.time_alternating(steps, warmup=1, min_repeats=3, max_repeats=5, target_seconds=0.0)
+    assert len(samples["a"]) == 3
+
+
+def test_cpu_peak_growth_sees_a_torch_allocation():
+    size = 64 * 2**20
+
+    def step():
+        torch.ones(size // 4, dtype=torch.float32).sum()  # 64 MiB, freed at once
+
+    growth = harness.cpu_peak_growth(step)
+    assert 0.9 * size < growth < 2 * size
+    assert harness.cpu_peak_growth(lambda: None) < 0.1 * size
+
+
+def test_select_cases():
+    assert select_cases(None) == list(FULL_CASES)
+    assert [c.key for c in select_cases("aspirin-inference-b64,crystal-train")] == \
+        ["aspirin-inference-b64", "crystal-train-b256"]
+    assert {c.model for c in select_cases("ethanol")} == {"ethanol"}
+    with pytest.raises(ValueError, match="matches no case"):
+        select_cases("argon")
+    with pytest.raises(ValueError, match="unknown benchmark model"):
+        select_cases("argon-inference-b1")
+
+
+def test_device_slug_and_markdown_table():
+    slug = harness.device_slug("cpu")
+    assert slug.startswith("cpu-") and all(c.isalnum() or c == "-" for c in slug)
+    table = harness.markdown_table(["a", "b"], [[1, 2.5]])
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | 2.5 |"]
+
+
+def test_run_quick_one_case_writes_json_and_markdown(tmp_path):
+    assert run_main(["--quick", "--cases", "ethanol-inference-b1", "--out", str(tmp_path), "--threads", "1"]) == 0
+    (json_path,) = tmp_path.glob("cpu-*-quick.json")
+    payload = json.loads(json_path.read_text())
+    (case,) = payload["cases"]
+    assert case["case"] == "ethanol-inference-b1"
+    assert case["parameters"]["gaatool"] == case["parameters"]["reference"]
+    for name in ("gaatool", "reference"):
+        entry = case[name]
+        assert entry["ms_per_item"] > 0 and entry["flops_per_item"] > 1e6
+        assert entry["peak_memory_bytes"] > 0 and entry["process_peak_bytes"] > entry["peak_memory_bytes"]
+    assert case["speedup"] == pytest.approx(case["reference"]["ms_per_item"] / case["gaatool"]["ms_per_item"])
+    assert payload["matmul_peak"]["gflops"] > 0 and payload["machine"]["torch_version"] == torch.__version__
+    markdown = json_path.with_suffix(".md").read_text()
+    assert "ethanol energy+forces" in markdown and "speed-up" in markdown
+    assert run_main(["--cases", "argon", "--out", str(tmp_path)]) == 1
+
+
+def test_identify_scaling_pieces(tmp_path):
+    frame = fcc_frame(1000)
+    assert frame.n_particles >= 1000 and frame.box is not None
+    checkpoint = random_checkpoint(tmp_path / "random.safetensors")
+    result = measure(600, checkpoint, repeats=1)
+    assert result["n_particles"] >= 600 and result["particles_per_second"] > 0
+    assert result["peak_memory_bytes"] > 0
+    assert scaling_exponent([1e4, 1e5, 1e6], [1.0, 10.0, 100.0]) == pytest.approx(1.0)
+    assert scaling_exponent([1e4, 1e5], [1.0, 100.0]) == pytest.approx(2.0)
+    assert _parse_sizes("1e4,2e4", quick=False) == [10_000, 20_000]
+    with pytest.raises(ValueError, match="at least 100"):
+        _parse_sizes("10", quick=False)
+    assert np.isnan(scaling_exponent([1e4], [1.0]))
+
+
+@pytest.mark.parametrize("module", ["benchmarks.reference", "benchmarks.bench_models_reference", "benchmarks.harness"])
+def test_doctests_of_benchmark_modules(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
