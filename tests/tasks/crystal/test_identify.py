@@ -115,8 +115,17 @@ def test_bad_inputs_give_one_line_errors_and_no_output(tiny_crystal_checkpoint, 
     truncated.write_bytes(cubic_gsd.read_bytes()[:-200])
     empty = tmp_path / "empty.xyz"
     empty.write_text("")
+    flat = tmp_path / "flat.gsd"  # a 2D HOOMD box (Lz = 0): identify works in 3D only
+    positions, lattice, types = crystal("cF4-Cu", 6)
+    write_gsd(flat, [(positions, lattice, types)])
+    with gsd.hoomd.open(str(flat), "r") as source:
+        frame = source[0]
+    frame.configuration.box = [lattice[0, 0], lattice[1, 1], 0, 0, 0, 0]
+    frame.configuration.dimensions = 2
+    with gsd.hoomd.open(str(flat), "w") as target:
+        target.append(frame)
     cases = [
-        (small, "8 particles"), (nan, "NaN"), (truncated, "truncated"), (empty, "empty"),
+        (small, "8 particles"), (nan, "NaN"), (truncated, "truncated"), (empty, "empty"), (flat, "frame 0"),
         (tmp_path / "missing.gsd", "no such file"), (tmp_path / "file.pdb", "pdb"),
     ]
     (tmp_path / "file.pdb").write_text("ATOM\n")
