@@ -1,0 +1,42 @@
+"""Known answers from the shipped pretrained models (they must exist: the README promises them)."""
+import numpy as np
+import pytest
+
+from gaatool.checkpoint import read_metadata
+from gaatool.ga.rotations import random_rotation
+from gaatool.io.frame import Frame
+from gaatool.tasks.crystal.dataset import add_noise, perfect_crystal
+from gaatool.tasks.crystal.identify import Identifier, default_crystal_checkpoint
+from gaatool.tasks.crystal.prototypes import prototype_cell
+
+
+@pytest.fixture(scope="module")
+def identifier():
+    return Identifier(default_crystal_checkpoint(), device="cpu")
+
+
+@pytest.mark.parametrize("name", ["cF4-Cu", "cI2-W", "hP2-Mg", "cF8-C"])
+def test_pretrained_crystal_recognises_thermal_metals_in_any_units(identifier, name):
+    """A crystal at 4% relative thermal noise, in Å-like units and rotated, is labelled as its prototype."""
+    supercell, _ = perfect_crystal(prototype_cell(name), 400, 12, 0.04)
+    rng = np.random.default_rng(7)
+    positions = add_noise(supercell.positions, 0.04, rng)
+    q = random_rotation().numpy()
+    length = 2.87  # e.g. Å per nearest-neighbour distance
+    frame = Frame(positions @ q.T * length, supercell.lattice @ q.T * length, supercell.types,
+                  [f"T{t}" for t in range(len(supercell.type_names))])
+    frame = Frame(frame.positions, frame.box, np.zeros_like(frame.types), ["X"])  # one-component file
+    result = identifier.label(frame)
+    fraction = np.mean(np.array(identifier.class_names)[result.labels] == name)
+    assert fraction > 0.95, f"{name}: only {fraction:.1%} labelled correctly"
+
+
+def test_pretrained_cards_exist_for_every_checkpoint():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "pretrained"
+    for checkpoint in folder.glob("*.safetensors"):
+        card = checkpoint.with_suffix(".md")
+        assert card.exists(), f"{checkpoint.name} has no model card"
+        meta = read_metadata(checkpoint)
+        assert meta["command"] and meta["task"] in card.read_text()
