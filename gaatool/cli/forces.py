@@ -91,13 +91,13 @@ def forces(
     out: Path = typer.Option(Path("runs/forces"), "-o", "--out", help="Output folder for checkpoints and metrics."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum number of epochs (default: the paper's 50000)."),
     batch_size: int = typer.Option(32, "--batch-size"),
-    lr: float = typer.Option(1e-3, "--lr", help="Initial learning rate (Adam)."),
+    lr: float = options.LearningRate,
     energy_weight: float = typer.Option(0.0, "--energy-weight", help="Weight of an energy MSE term "
                                         "(0: forces only, as the paper)."),
     n_dim: int = typer.Option(32, "--dim", help="Working dimension."),
     n_blocks: int = typer.Option(6, "--blocks", help="Attention blocks."),
-    max_time: Optional[float] = typer.Option(None, "--max-time", help="Stop after this many seconds."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+    max_time: Optional[float] = options.MaxTime,
+    resume: bool = options.Resume,
     cache: Optional[Path] = typer.Option(None, "--cache", help="Download cache folder (with --molecule)."),
     config_file: Optional[Path] = typer.Option(None, "--config", help='JSON overrides: {"train": {...}, '
                                                '"model": {...}, "data": {...}}.'),

@@ -15,6 +15,12 @@ Quiet = typer.Option(False, "--quiet", "-q", help="No progress output.")
 AsJson = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
 Model = typer.Option(None, "--model", "-m", help="Checkpoint (.safetensors); default: the pretrained model.")
 
+# the engine options every `train` command takes
+Epochs = typer.Option(800, "--epochs", help="Maximum number of epochs.")
+LearningRate = typer.Option(1e-3, "--lr", help="Initial learning rate (Adam).")
+MaxTime = typer.Option(None, "--max-time", help="Stop after this many seconds.")
+Resume = typer.Option(False, "--resume", help="Continue the run in --out.")
+
 
 def load_json_config(path: Optional[Path]) -> dict:
     """Read a --config JSON file of overrides ({} when not given)."""
