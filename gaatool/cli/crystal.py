@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 
+from ..errors import ConfigError
 from . import options, render
 from .groups import data_app, evaluate_app, train_app
 
@@ -52,7 +53,6 @@ def data_crystals(
     try:
         levels = tuple(float(x) for x in noise.split(",") if x.strip())
     except ValueError:
-        from ..errors import ConfigError
         raise ConfigError(f"--noise {noise!r}: give comma-separated numbers, e.g. 0.001,0.05,0.1") from None
     config = CrystalDatasetConfig(seed=seed, noise_levels=levels, min_particles=min_particles,
                                   replicas={"train": train_replicas, "val": 1, "test": 1}, steinhardt=steinhardt)
@@ -115,10 +115,8 @@ def attach(app: typer.Typer) -> None:
 
         suffix = out.suffix.lower() if out is not None else None
         if suffix not in (None, ".npz", ".gsd"):
-            from ..errors import ConfigError
             raise ConfigError(f"-o {out}: choose a .npz or .gsd output file")
         if suffix == ".gsd" and path.suffix.lower() != ".gsd":
-            from ..errors import ConfigError
             raise ConfigError("-o .gsd needs a .gsd input (it copies the trajectory); use -o labels.npz")
         result = identify_file(path, checkpoint=model, frames=parse_frame_selection(frames), box=_parse_box(box),
                                scale=scale, type_map=parse_type_map(type_map), threshold=threshold,
@@ -145,5 +143,4 @@ def _parse_box(text: Optional[str]):
     try:
         return [float(x) for x in text.split(",")]
     except ValueError:
-        from ..errors import ConfigError
         raise ConfigError(f"--box {text!r}: give 3 lengths (Lx,Ly,Lz), 6 HOOMD box parameters, or 9 lattice numbers") from None

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from ..errors import ConfigError
+from . import render
 
 Device = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
 Seed = typer.Option(0, "--seed", help="Random seed.")
@@ -61,17 +62,11 @@ def train_config(epochs, batch_size, lr, seed, device, max_time, config_file, me
 
 def report(result, as_json: bool) -> None:
     if as_json:
-        _render().print_json(result.to_dict())
+        render.print_json(result.to_dict())
         return
-    _render().stderr_console().print(
+    render.stderr_console().print(
         f"best checkpoint: {result.best_path} (val_loss {result.best_val_loss:.4g}, epoch {result.best_epoch}); "
         f"stopped: {result.stop_reason}")
-
-
-def _render():
-    from . import render
-
-    return render
 
 
 def parse_frames(text):

@@ -45,10 +45,7 @@ def config_from_dict(cls: type, values: dict[str, Any]):
 
 def build_model(spec: dict[str, Any]):
     """Rebuild a model (with fresh weights) from ``model_spec`` output."""
-    try:
-        _ensure_loaded()
-    except ImportError:  # a task's model module may not exist yet in a partial install
-        pass
+    _ensure_loaded()
     name = spec.get("name")
     if name not in MODELS:
         raise CheckpointError(f"unknown model {name!r}; this gaatool knows {sorted(MODELS)}")

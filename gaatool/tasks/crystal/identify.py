@@ -23,6 +23,7 @@ from ...errors import ConfigError, InputFileError
 from ...io.atomic import atomic_path
 from ...io.frame import Frame
 from ...io.readers import read_frames
+from ...models.crystal import CrystalClassifier
 from ...train.device import resolve_device
 from .dataset import type_pair_encoding
 
@@ -122,7 +123,7 @@ class Identifier:
                  threshold: float | None = None):
         self.checkpoint = Path(checkpoint) if checkpoint is not None else default_crystal_checkpoint()
         model, self.metadata = load_model(self.checkpoint, task="crystal")
-        if "r_ij" not in _model_inputs(model):
+        if not isinstance(model, CrystalClassifier):
             raise ConfigError(f"{self.checkpoint}: identify needs a geometric (gaa) crystal model, not the baseline")
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
@@ -198,12 +199,6 @@ class Identifier:
     def label_frames(self, frames: Iterable[Frame]) -> Iterator[FrameLabels]:
         for frame in frames:
             yield self.label(frame)
-
-
-def _model_inputs(model) -> tuple[str, ...]:
-    import inspect
-
-    return tuple(inspect.signature(model.forward).parameters)
 
 
 def identify_file(path: str | Path, checkpoint: str | Path | None = None, frames: slice | None = None, box=None,
