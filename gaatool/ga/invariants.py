@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import torch
 
+from .algebra import vector_vector
 from .products import TupleProduct, product_sets
 from .safe import safe_abs, safe_norm
 
-__all__ = ["INVARIANT_MODES", "invariant_count", "product_invariants", "tuple_invariants"]
+__all__ = ["INVARIANT_MODES", "invariant_count", "product_invariants", "tuple_invariants", "pair_invariants"]
 
 INVARIANT_MODES = ("single", "partial", "full")
 
@@ -63,7 +64,26 @@ def tuple_invariants(r: torch.Tensor, rank: int = 2, mode: str = "single",
     >>> tuple_invariants(torch.randn(4, 3), rank=2, mode="partial").shape
     torch.Size([4, 4, 3])
     """
-    products = product_sets(r, rank)[mode]
+    return _invariant_features(product_sets(r, rank)[mode], include_normalized_products, o3)
+
+
+def pair_invariants(r_a: torch.Tensor, r_b: torch.Tensor, include_normalized_products: bool = False,
+                    o3: bool = False) -> torch.Tensor:
+    """Rank-2 'single' invariants of given vector pairs: r_a, r_b (..., P, 3) -> (..., P, I).
+
+    The same numbers as :func:`tuple_invariants` (rank 2, mode 'single') at those
+    pairs; they are symmetric in a and b (r_a . r_b and |r_a ^ r_b|), which lets
+    attention evaluate each unordered pair once.
+
+    >>> r = torch.randn(5, 3, dtype=torch.float64)
+    >>> torch.allclose(pair_invariants(r[[1]], r[[3]])[0], tuple_invariants(r)[1, 3])
+    True
+    """
+    product = TupleProduct((0, 1), vector_vector(r_a, r_b))
+    return _invariant_features([product], include_normalized_products, o3)
+
+
+def _invariant_features(products: list[TupleProduct], include_normalized_products: bool, o3: bool) -> torch.Tensor:
     features = [product_invariants(p, o3) for p in products]
     if include_normalized_products:
         for p, q in zip(products, list(features)):

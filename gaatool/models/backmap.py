@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..nn import LabeledVectorAttention, Vector2VectorAttention
+from ..nn import Geometry, LabeledVectorAttention, Vector2VectorAttention
+from ..nn.threads import serial_when_small
 from ..nn.mlp import activation
 from .blocks import AttentionSettings, ResidualAttentionBlock
 from .registry import register
@@ -115,16 +116,23 @@ class Backmapper(nn.Module):
     def forward(self, neighbor_positions: torch.Tensor, neighbor_types: torch.Tensor, residue_types: torch.Tensor,
                 atom_labels: torch.Tensor, neighbor_mask: torch.Tensor | None = None,
                 atom_mask: torch.Tensor | None = None) -> torch.Tensor:
+        tuples = neighbor_positions.shape[:-1].numel() * neighbor_positions.shape[-2]
+        with serial_when_small(tuples, neighbor_positions.device):
+            return self._forward(neighbor_positions, neighbor_types, residue_types, atom_labels, neighbor_mask,
+                                 atom_mask)
+
+    def _forward(self, neighbor_positions, neighbor_types, residue_types, atom_labels, neighbor_mask, atom_mask):
         scale = self.config.length_scale
         r = _zero_padding(neighbor_positions, neighbor_mask) / scale
         types = neighbor_types.long().clamp(0, self.config.n_residue_types - 1)
         values = self.embed_neighbor(types) + self.embed_center(residue_types.long()).unsqueeze(-2)
         if neighbor_mask is not None:
             values = values * neighbor_mask.unsqueeze(-1).to(values.dtype)
+        geometry = Geometry(r, neighbor_mask)  # invariants computed once, shared by every layer
         for block in self.blocks:
-            values = block(r, values, neighbor_mask)
+            values = block(geometry, values, neighbor_mask)
         labels = self.embed_label(atom_labels.long().clamp(0, self.config.n_labels - 1))
-        vectors = self.translate(labels, r, values, neighbor_mask, atom_mask)
+        vectors = self.translate(labels, geometry, values, neighbor_mask, atom_mask)
         pair_values = self.pair_labels(pair_label_values(labels))
         pair_mask = None
         if atom_mask is not None:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..nn import Geometry
+from ..nn.threads import serial_when_small
 from .blocks import AttentionSettings, ResidualAttentionBlock, make_vector_attention
 from .registry import register
 
@@ -44,10 +46,12 @@ class CrystalClassifier(nn.Module):
         self.head = nn.Sequential(nn.Linear(d, 2 * d), nn.ReLU(), nn.Linear(2 * d, config.n_classes))
 
     def forward(self, r_ij: torch.Tensor, type_pairs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        values = self.embed(type_pairs)
-        for block in self.blocks:
-            values = block(r_ij, values, mask)
-        return self.head(self.reduce(r_ij, values, mask))
+        with serial_when_small(r_ij.shape[:-1].numel() * r_ij.shape[-2], r_ij.device):
+            geometry = Geometry(r_ij, mask)  # invariants computed once, shared by every layer
+            values = self.embed(type_pairs)
+            for block in self.blocks:
+                values = block(geometry, values, mask)
+            return self.head(self.reduce(geometry, values, mask))
 
 
 @register

@@ -6,11 +6,18 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..nn import Geometry
+from ..nn.threads import serial_when_small
 from .blocks import AttentionSettings, ResidualAttentionBlock, make_vector_attention
 from ..nn.mlp import activation
 from .registry import register
 
-__all__ = ["ForceField", "pair_inputs"]
+__all__ = ["ForceField", "pair_inputs", "INFERENCE_CHUNK_TUPLES"]
+
+#: Inference (no double backward) runs at most this many tuples at once: memory
+#: stays bounded (~60 MB for the paper model) whatever the batch, and big
+#: batches run faster in cache-sized pieces.
+INFERENCE_CHUNK_TUPLES = 32768
 
 
 def pair_inputs(positions: torch.Tensor, type_onehot: torch.Tensor):
@@ -70,10 +77,11 @@ class ForceField(nn.Module):
         neighbor_mask = None
         if mask is not None:
             neighbor_mask = mask.unsqueeze(-2).expand(*mask.shape, mask.shape[-1])
+        geometry = Geometry(r_ij, neighbor_mask)  # invariants computed once, shared by every layer
         values = self.embed(type_pairs)
         for block in self.blocks:
-            values = block(r_ij, values, neighbor_mask)
-        atomic = self.head(self.reduce(r_ij, values, neighbor_mask)).squeeze(-1) * self.config.energy_scale
+            values = block(geometry, values, neighbor_mask)
+        atomic = self.head(self.reduce(geometry, values, neighbor_mask)).squeeze(-1) * self.config.energy_scale
         if include_shift:
             atomic = atomic + self.atom_energy_shift.to(atomic.dtype)[types.long()]
         if mask is not None:
@@ -90,13 +98,29 @@ class ForceField(nn.Module):
 
         The per-type energy shift is constant, so it never changes the forces.
         """
+        if create_graph is None:
+            create_graph = self.training
+        n_atoms = positions.shape[-2]
+        tuples_per_molecule = n_atoms ** 3  # N atom-centred clouds of N^2 pairs
+        batch = positions.shape[0] if positions.dim() == 3 else 1
+        if create_graph or positions.dim() != 3 or batch * tuples_per_molecule <= INFERENCE_CHUNK_TUPLES:
+            with serial_when_small(batch * tuples_per_molecule, positions.device):
+                return self._energy_forces(positions, types, mask, compute_forces, create_graph, include_shift)
+        # inference on many molecules: chunks bound the memory (and stay in cache); molecules are independent
+        size = max(1, INFERENCE_CHUNK_TUPLES // tuples_per_molecule)
+        parts = [self._energy_forces(positions[start:start + size], types[start:start + size],
+                                     None if mask is None else mask[start:start + size],
+                                     compute_forces, False, include_shift)
+                 for start in range(0, batch, size)]
+        energy = torch.cat([part[0] for part in parts])
+        return energy, (torch.cat([part[1] for part in parts]) if compute_forces else None)
+
+    def _energy_forces(self, positions, types, mask, compute_forces: bool, create_graph: bool, include_shift: bool):
         if not compute_forces:
             return self.energy(positions, types, mask, include_shift), None
         with torch.enable_grad():
             if not positions.requires_grad:
                 positions = positions.detach().requires_grad_(True)
             energy = self.energy(positions, types, mask, include_shift)
-            if create_graph is None:
-                create_graph = self.training
             (gradient,) = torch.autograd.grad(energy.sum(), positions, create_graph=create_graph)
         return energy, -gradient

@@ -6,18 +6,21 @@ change any output and padded outputs are zero.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
+from torch.nn import functional
 
-from ..ga.invariants import invariant_count, tuple_invariants
+from ..ga.invariants import invariant_count, pair_invariants, tuple_invariants
 from ..ga.products import slot_view
+from .geometry import Geometry
 from .masking import masked_softmax
 from .merge import Join, TupleMerge
-from .mlp import score_net as make_score_net, value_net as make_value_net
+from .mlp import FastDropout, score_net as make_score_net, value_net as make_value_net
 
-__all__ = ["VectorAttention", "AttentionOutput", "TupleAttentionBase"]
+__all__ = ["VectorAttention", "AttentionOutput", "TupleAttentionBase", "TupleSum"]
 
 
 @dataclass
@@ -39,15 +42,154 @@ def tuple_mask(mask: torch.Tensor | None, rank: int) -> torch.Tensor | None:
     return result
 
 
-def clean_padding(positions: torch.Tensor, values: torch.Tensor | None, mask: torch.Tensor | None):
-    """Zero padded points so garbage (even NaN) in the padding cannot reach any output."""
-    if mask is None:
-        return positions, values
-    keep = mask.unsqueeze(-1)
-    positions = torch.where(keep, positions, torch.zeros_like(positions))
-    if values is not None:
-        values = torch.where(keep, values, torch.zeros_like(values))
-    return positions, values
+def clean_padding(positions: "torch.Tensor | Geometry", values: torch.Tensor | None, mask: torch.Tensor | None):
+    """Zero padded points so garbage (even NaN) in the padding cannot reach any output.
+
+    Returns (Geometry, values); a Geometry passed in is used as is (its
+    positions were cleaned with the same mask when it was made).
+    """
+    geometry = Geometry.of(positions, mask)
+    if mask is not None and values is not None:
+        values = torch.where(mask.unsqueeze(-1), values, torch.zeros_like(values))
+    return geometry, values
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def _broadcast_sum(parts: list[torch.Tensor]) -> torch.Tensor:
+    """Sum of broadcastable tensors, adding the pair with the smallest result first (big outputs as late as possible)."""
+    parts = list(parts)
+    while len(parts) > 1:
+        best = min(((a, b) for a in range(len(parts)) for b in range(a + 1, len(parts))),
+                   key=lambda ab: torch.broadcast_shapes(parts[ab[0]].shape, parts[ab[1]].shape).numel())
+        total = parts[best[0]] + parts[best[1]]
+        parts = [p for k, p in enumerate(parts) if k not in best] + [total]
+    return parts[0]
+
+
+def _leading_linear(net: nn.Module) -> nn.Linear | None:
+    return net[0] if isinstance(net, nn.Sequential) and len(net) and isinstance(net[0], nn.Linear) else None
+
+
+@dataclass
+class TupleSum:
+    """Tuple values v_ij.. = J(V(q_ij..), M(v_i, v_j, ..)) kept as a sum of parts, summed per tuple only when it pays.
+
+    J and M are linear (mean or bias-free maps), so v = core + sum(terms): ``core``
+    is J's share of V(q), the only part that depends on the whole tuple (it may
+    be computed compactly, once per unordered pair, and expanded by ``expand``);
+    each term depends on one point or one label and broadcasts over the rest.
+    When a term adds an axis (labels: L outputs per tuple), nets whose first
+    layer is a Linear are applied part by part (``through``), so that layer
+    costs N^R + L instead of L N^R rows. Everything returned is in the full
+    tuple layout (..., N, ..., N, C); results equal the tuple-by-tuple
+    evaluation up to rounding.
+    """
+
+    core: torch.Tensor
+    terms: list[torch.Tensor] = field(default_factory=list)
+    expand: Callable[[torch.Tensor], torch.Tensor] = _identity
+    _values: torch.Tensor | None = field(default=None, repr=False)
+
+    def full(self, x: torch.Tensor) -> torch.Tensor:
+        """Results of this class are already in the full layout."""
+        return x
+
+    def materialize(self) -> torch.Tensor:
+        """The tuple values themselves (computed once)."""
+        if self._values is None:
+            self._values = _broadcast_sum([self.expand(self.core), *self.terms])
+        return self._values
+
+    def _terms_widen(self) -> bool:
+        tuple_shape = self.expand(self.core[..., :1]).shape
+        return any(torch.broadcast_shapes(tuple_shape, t.shape[:-1] + (1,)) != tuple_shape for t in self.terms)
+
+    def through(self, net: nn.Module) -> torch.Tensor:
+        """net(tuple values); a leading Linear is applied part by part when terms add axes."""
+        first = _leading_linear(net)
+        if first is None or not self._terms_widen():
+            return net(self.materialize())
+        hidden = [self.expand(functional.linear(self.core, first.weight, first.bias))]
+        hidden += [functional.linear(term, first.weight) for term in self.terms]
+        return net[1:](_broadcast_sum(hidden))
+
+
+@dataclass
+class PairSum:
+    """Rank-2 tuple values that are symmetric (v_ij = v_ji), stored once per unordered pair i <= j.
+
+    Same interface as :class:`TupleSum`, but ``materialize`` and ``through``
+    return the compact pair layout (..., P, C); ``full`` expands to (..., N, N, C).
+    ``point_terms`` are (per-point tensor (..., N, F), pair index (P,)) whose
+    gathered rows are added to the core: v_p = core_p + sum_t term_t[index_t[p]].
+    """
+
+    core: torch.Tensor
+    point_terms: list[tuple[torch.Tensor, torch.Tensor]]
+    layout: "PairLayout"
+
+    def full(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layout.to_full(x)
+
+    def materialize(self) -> torch.Tensor:
+        total = self.core
+        for term, index in self.point_terms:
+            total = total + term.index_select(-2, index)
+        return total
+
+    def through(self, net: nn.Module) -> torch.Tensor:
+        first = _leading_linear(net)
+        if first is None:
+            return net(self.materialize())
+        hidden = functional.linear(self.core, first.weight, first.bias)
+        for term, index in self.point_terms:
+            hidden = hidden + functional.linear(term, first.weight).index_select(-2, index)
+        return net[1:](hidden)
+
+    def weighted_sum(self, weights: torch.Tensor, dims: int) -> torch.Tensor:
+        """sum_j w_ij v_ij (dims=1) or sum_ij w_ij v_ij (dims=2) for full-layout weights (..., N, N).
+
+        The weights are scattered onto the pairs, so the sum is one batched
+        matrix product with the pair values, never expanding them to (N, N).
+        """
+        layout, values = self.layout, self.materialize()
+        if dims == 1:
+            index = layout.grid.reshape(layout.n, layout.n).expand(weights.shape)
+            pair_weights = weights.new_zeros(*weights.shape[:-1], layout.pairs).scatter(-1, index, weights)
+            return pair_weights @ values
+        flat = weights.flatten(-2)
+        pair_weights = flat.new_zeros(*flat.shape[:-1], layout.pairs).scatter_add(-1, layout.grid.expand(flat.shape), flat)
+        return (pair_weights.unsqueeze(-2) @ values).squeeze(-2)
+
+
+class PairLayout:
+    """Unordered pairs i <= j of N points: gather indices and the map back to the (N, N) grid."""
+
+    _cache: dict = {}
+
+    def __init__(self, n: int, device: torch.device):
+        first, second = torch.triu_indices(n, n, device=device)
+        grid = torch.zeros(n, n, dtype=torch.long, device=device)
+        ids = torch.arange(first.numel(), device=device)
+        grid[first, second] = ids
+        grid[second, first] = ids
+        self.n, self.first, self.second, self.grid = n, first, second, grid.reshape(-1)
+        self.pairs = first.numel()
+
+    @classmethod
+    def get(cls, n: int, device: torch.device) -> "PairLayout":
+        key = (n, str(device))
+        if key not in cls._cache:
+            cls._cache[key] = cls(n, device)
+        return cls._cache[key]
+
+    def to_full(self, pairs: torch.Tensor) -> torch.Tensor:
+        """(..., P, C) -> (..., N, N, C), symmetric."""
+        full = pairs.index_select(-2, self.grid)
+        return full.reshape(*pairs.shape[:-2], self.n, self.n, pairs.shape[-1])
 
 
 class TupleAttentionBase(nn.Module):
@@ -71,27 +213,73 @@ class TupleAttentionBase(nn.Module):
         self.merge = TupleMerge(n_dim, rank, merge)
         self.join = Join(n_dim, self.n_join_inputs, join)
 
-    def invariants(self, positions: torch.Tensor) -> torch.Tensor:
-        """q: (..., N, 3) -> (..., N, ..., N, I)."""
-        return tuple_invariants(positions, self.rank, self.invariant_mode, self.include_normalized_products, self.o3)
+    def invariants(self, positions: "torch.Tensor | Geometry") -> torch.Tensor:
+        """q: (..., N, 3) -> (..., N, ..., N, I), computed once per Geometry."""
+        geometry = Geometry.of(positions)
+        key = ("tuples", self.rank, self.invariant_mode, self.include_normalized_products, self.o3)
+        return geometry.cached(key, lambda: tuple_invariants(
+            geometry.positions, self.rank, self.invariant_mode, self.include_normalized_products, self.o3))
 
-    def tuple_values(self, positions: torch.Tensor, values: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
-        """v_ijk = J(*extra, V(q_ijk), M(v_i, v_j, ...)) -> (..., N, ..., N, F)."""
-        invariant_values = self.value_net(self.invariants(positions))
-        return self.join(*extra, invariant_values, self.merge(values))
+    def pair_invariants(self, geometry: Geometry, layout: "PairLayout") -> torch.Tensor:
+        """q of the unordered pairs (..., P, I), computed once per Geometry."""
+        positions = geometry.positions
+        return geometry.cached(("pairs", self.include_normalized_products, self.o3), lambda: pair_invariants(
+            positions.index_select(-2, layout.first), positions.index_select(-2, layout.second),
+            self.include_normalized_products, self.o3))
+
+    def tuple_values(self, geometry: Geometry, values: torch.Tensor, *extra: torch.Tensor,
+                     tuple_axis_offset: int = 0) -> TupleSum | PairSum:
+        """v_ijk = J(*extra, V(q_ijk), M(v_i, v_j, ...)) as a :class:`TupleSum`, or a :class:`PairSum` when symmetric.
+
+        ``extra`` are the join's leading inputs (labels); ``tuple_axis_offset``
+        inserts that many size-1 axes before the tuple axes of V and M.
+        """
+        n_extra = len(extra)
+
+        def place(x: torch.Tensor) -> torch.Tensor:
+            for _ in range(tuple_axis_offset):
+                x = x.unsqueeze(-2 - self.rank)
+            return x
+
+        if self.uses_pair_symmetry():
+            layout = PairLayout.get(geometry.positions.shape[-2], geometry.positions.device)
+            core = self.join.input_map(n_extra, self.value_net(self.pair_invariants(geometry, layout)))
+            if not extra and self.merge.symmetric:
+                # v_ij = core_ij + m_i + m_j is symmetric too: everything stays per pair
+                first_term, second_term = self.merge.point_terms(values)
+                return PairSum(core, [(self.join.input_map(1, first_term), layout.first),
+                                      (self.join.input_map(1, second_term), layout.second)], layout)
+            expand = lambda pairs: place(layout.to_full(pairs))  # noqa: E731
+        else:
+            core, expand = self.join.input_map(n_extra, self.value_net(self.invariants(geometry))), place
+        terms = [self.join.input_map(index, part) for index, part in enumerate(extra)]
+        terms += [place(self.join.input_map(n_extra + 1, term)) for term in self.merge.slot_terms(values)]
+        return TupleSum(core, terms, expand)
+
+    def uses_pair_symmetry(self) -> bool:
+        """Evaluate V once per unordered pair: exact when rank-2 'single' invariants (symmetric) feed V.
+
+        Not while training with dropout inside V, where (i, j) and (j, i) must
+        draw independent masks as in the tuple-by-tuple model.
+        """
+        if self.rank != 2 or self.invariant_mode != "single":
+            return False
+        return not (self.training and any(isinstance(m, (FastDropout, nn.Dropout)) and m.p > 0
+                                          for m in self.value_net.modules()))
 
     def reduction_dims(self) -> int:
         """How many trailing tuple axes the softmax and sum run over."""
         return self.rank if self.reduce else self.rank - 1
 
-    def attend(self, scores: torch.Tensor, tuple_values: torch.Tensor, valid: torch.Tensor | None):
-        """Masked softmax of scores (..., tuple axes) and weighted sum of values (..., tuple axes, C)."""
+    def attend(self, scores: torch.Tensor, tuple_values: torch.Tensor | PairSum, valid: torch.Tensor | None):
+        """Masked softmax of scores (..., tuple axes) and weighted sum of values (..., tuple axes, C) or pairs."""
         dims = self.reduction_dims()
         weights = masked_softmax(scores, valid, dims)
+        if isinstance(tuple_values, PairSum):
+            return tuple_values.weighted_sum(weights, dims), weights
         tuple_values = tuple_values.expand(*weights.shape, tuple_values.shape[-1])
-        output = (weights.unsqueeze(-1) * tuple_values).flatten(-1 - dims, -2).sum(dim=-2) if dims else \
-            weights.unsqueeze(-1) * tuple_values
-        return output, weights
+        weighted = weights.unsqueeze(-1) * tuple_values
+        return (weighted.flatten(-1 - dims, -2).sum(dim=-2) if dims else weighted), weights
 
     def extra_repr(self) -> str:
         return (f"n_dim={self.n_dim}, rank={self.rank}, reduce={self.reduce}, invariant_mode={self.invariant_mode!r}, "
@@ -101,7 +289,8 @@ class TupleAttentionBase(nn.Module):
 class VectorAttention(TupleAttentionBase):
     """Rotation-invariant, permutation-covariant (or invariant with ``reduce``) attention, Eq. 1.
 
-    positions (..., N, 3), values (..., N, F), mask (..., N) bool ->
+    positions (..., N, 3) (or a :class:`~gaatool.nn.geometry.Geometry` shared
+    by several layers), values (..., N, F), mask (..., N) bool ->
     (..., N, F), or (..., F) with ``reduce=True``.
 
     >>> layer = VectorAttention(8).double()
@@ -109,13 +298,14 @@ class VectorAttention(TupleAttentionBase):
     torch.Size([2, 5, 8])
     """
 
-    def forward(self, positions: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None = None,
+    def forward(self, positions: "torch.Tensor | Geometry", values: torch.Tensor, mask: torch.Tensor | None = None,
                 return_attention: bool = False):
-        positions, values = clean_padding(positions, values, mask)
-        tuple_values = self.tuple_values(positions, values)
-        scores = self.score_net(tuple_values).squeeze(-1)
+        geometry, values = clean_padding(positions, values, mask)
+        tuple_values = self.tuple_values(geometry, values)
+        scores = tuple_values.full(tuple_values.through(self.score_net)).squeeze(-1)
         valid = tuple_mask(mask, self.rank)
-        output, weights = self.attend(scores, tuple_values, valid)
+        values_or_pairs = tuple_values if isinstance(tuple_values, PairSum) else tuple_values.materialize()
+        output, weights = self.attend(scores, values_or_pairs, valid)
         if mask is not None and not self.reduce:
             output = output * mask.unsqueeze(-1).to(output.dtype)
         return AttentionOutput(output, weights) if return_attention else output

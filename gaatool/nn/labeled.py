@@ -30,13 +30,13 @@ class LabeledVectorAttention(CovariantMixin, TupleAttentionBase):
     def forward(self, labels: torch.Tensor, positions: torch.Tensor, values: torch.Tensor,
                 mask: torch.Tensor | None = None, label_mask: torch.Tensor | None = None,
                 return_attention: bool = False):
-        positions, values = clean_padding(positions, values, mask)
+        geometry, values = clean_padding(positions, values, mask)
         rank = self.rank
         # label axis goes right before the tuple axes: (..., L, 1, ..., 1, F)
         label_values = labels.reshape(*labels.shape[:-1], *([1] * rank), labels.shape[-1])
-        tuple_values = self.join(label_values, *self._split_join(positions, values))
-        vectors = (self.combined_covariants(positions).unsqueeze(-2 - rank) * self.scale_net(tuple_values))
-        scores = self.score_net(tuple_values).squeeze(-1)
+        tuple_values = self.tuple_values(geometry, values, label_values, tuple_axis_offset=1)
+        vectors = (self.combined_covariants(geometry.positions).unsqueeze(-2 - rank) * tuple_values.through(self.scale_net))
+        scores = tuple_values.through(self.score_net).squeeze(-1)
         valid = tuple_mask(mask, rank)
         valid = None if valid is None else valid.unsqueeze(-1 - rank)
         if label_mask is not None:
@@ -47,9 +47,3 @@ class LabeledVectorAttention(CovariantMixin, TupleAttentionBase):
             keep = label_mask.reshape(*label_mask.shape, *([1] * (output.dim() - label_mask.dim())))
             output = output * keep.to(output.dtype)
         return AttentionOutput(output, weights) if return_attention else output
-
-    def _split_join(self, positions, values):
-        # V(q) and M(v) each with a label axis, for a three-way join
-        invariant_values = self.value_net(self.invariants(positions)).unsqueeze(-2 - self.rank)
-        merged = self.merge(values).unsqueeze(-2 - self.rank)
-        return invariant_values, merged

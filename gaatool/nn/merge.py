@@ -36,11 +36,23 @@ class TupleMerge(nn.Module):
             self.kernels = nn.ParameterList([nn.Parameter(torch.randn(n_dim, n_dim) * std) for _ in range(rank)])
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
+        return sum(self.slot_terms(values))
+
+    def slot_terms(self, values: torch.Tensor) -> list[torch.Tensor]:
+        """M as a sum of one per-point term per slot, each (..., 1, N, 1, F)-shaped: M = sum(terms)."""
+        return [slot_view(term, slot, self.rank) for slot, term in enumerate(self.point_terms(values))]
+
+    def point_terms(self, values: torch.Tensor) -> list[torch.Tensor]:
+        """Each slot's contribution per point, (..., N, F): M(v_i, v_j, ...) = terms[0]_i + terms[1]_j + ..."""
         if self.mode == "mean":
-            parts = [slot_view(values, slot, self.rank) for slot in range(self.rank)]
-            return sum(parts) / float(self.rank)
+            return [values / float(self.rank)] * self.rank
         # project each point once, then broadcast: cheaper than projecting every tuple
-        return sum(slot_view(values @ kernel, slot, self.rank) for slot, kernel in enumerate(self.kernels))
+        return [values @ kernel for kernel in self.kernels]
+
+    @property
+    def symmetric(self) -> bool:
+        """M is symmetric in its inputs (every slot contributes the same per-point term)."""
+        return self.mode == "mean"
 
 
 class Join(nn.Module):
@@ -56,6 +68,10 @@ class Join(nn.Module):
                                              for _ in range(n_inputs)])
 
     def forward(self, *parts: torch.Tensor) -> torch.Tensor:
+        return sum(self.input_map(index, part) for index, part in enumerate(parts))
+
+    def input_map(self, index: int, part: torch.Tensor) -> torch.Tensor:
+        """The (linear, bias-free) contribution of input ``index``: J(a, b, ...) = sum_k input_map(k, part_k)."""
         if self.mode == "mean":
-            return sum(parts) / float(len(parts))
-        return sum(part @ kernel for part, kernel in zip(parts, self.kernels))
+            return part / float(self.n_inputs)
+        return part @ self.kernels[index]

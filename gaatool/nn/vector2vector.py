@@ -50,10 +50,10 @@ class Vector2VectorAttention(CovariantMixin, TupleAttentionBase):
 
     def forward(self, positions: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None = None,
                 return_attention: bool = False):
-        positions, values = clean_padding(positions, values, mask)
-        tuple_values = self.tuple_values(positions, values)
-        vectors = self.combined_covariants(positions) * self.scale_net(tuple_values)
-        scores = self.score_net(tuple_values).squeeze(-1)
+        geometry, values = clean_padding(positions, values, mask)
+        tuple_values = self.tuple_values(geometry, values)
+        vectors = self.combined_covariants(geometry.positions) * tuple_values.full(tuple_values.through(self.scale_net))
+        scores = tuple_values.full(tuple_values.through(self.score_net)).squeeze(-1)
         output, weights = self.attend(scores, vectors, tuple_mask(mask, self.rank))
         if mask is not None and not self.reduce:
             output = output * mask.unsqueeze(-1).to(output.dtype)
