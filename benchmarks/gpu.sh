@@ -7,9 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-benchmarks/results}"
-python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'error: torch sees no CUDA device')"
+python3 -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'error: torch sees no CUDA device')"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 start=$SECONDS
-python -m benchmarks.run --device cuda --out "$out" --target-seconds 1
-python -m benchmarks.bench_identify_scaling --device cuda --out "$out"
+python3 -m benchmarks.run --device cuda --out "$out" --target-seconds 1
+python3 -m benchmarks.bench_identify_scaling --device cuda --out "$out"
 echo "gpu.sh: done in $((SECONDS - start)) s" >&2
