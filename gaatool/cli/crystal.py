@@ -107,6 +107,8 @@ def attach(app: typer.Typer) -> None:
         box: Optional[str] = typer.Option(None, "--box", help="Box for XYZ files without a lattice: 'Lx,Ly,Lz'."),
         threshold: Optional[float] = typer.Option(None, "--threshold", help="Label particles below this confidence 'unknown'."),
         chunk_size: int = typer.Option(16384, "--chunk-size", help="Particles per model call (bounds memory)."),
+        compile_mode: str = typer.Option("auto", "--compile", metavar="auto|on|off",
+                                         help="torch.compile the model (auto: CPU frames of >= 200k particles)."),
         device: str = options.Device, as_json: bool = options.AsJson,
     ) -> None:
         """Identify the crystal structure around every particle of a snapshot or trajectory."""
@@ -120,7 +122,7 @@ def attach(app: typer.Typer) -> None:
             raise ConfigError("-o .gsd needs a .gsd input (it copies the trajectory); use -o labels.npz")
         result = identify_file(path, checkpoint=model, frames=parse_frame_selection(frames), box=_parse_box(box),
                                scale=scale, type_map=parse_type_map(type_map), threshold=threshold,
-                               device=device, chunk_size=chunk_size)
+                               device=device, chunk_size=chunk_size, compile=compile_mode)
         if suffix == ".npz":
             result.save_npz(out)
         elif suffix == ".gsd":

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import InputFileError
 from ..io.frame import lattice_problem
 
-__all__ = ["nearest_neighbors", "bond_vectors", "perpendicular_widths", "standard_orientation"]
+__all__ = ["nearest_neighbors", "NeighborFinder", "bond_vectors", "perpendicular_widths", "standard_orientation"]
 
 
 def perpendicular_widths(lattice) -> np.ndarray:
@@ -112,77 +112,104 @@ def nearest_neighbors(positions, box, k: int) -> tuple[np.ndarray, np.ndarray]:
     >>> idx[:, 0].tolist(), r_ij[2, 0].tolist()
     ([1, 0, 0], [0.0, -2.0, 0.0])
     """
-    import freud
+    finder = NeighborFinder(positions, box, k)
+    return finder.query(0, finder.n)
 
-    positions = np.asarray(positions, dtype=np.float64)
-    if positions.ndim != 2 or positions.shape[1] != 3:
-        raise InputFileError(f"positions have shape {positions.shape}; expected (N, 3)")
-    k = int(k)
-    n = positions.shape[0]
-    if k < 1:
-        raise InputFileError(f"neighbour count must be at least 1, got {k}")
-    if n < k + 1:
-        raise InputFileError(f"{n} particles are too few for {k} neighbours; need at least {k + 1}")
-    if not np.all(np.isfinite(positions)):
-        raise InputFileError("positions contain NaN or infinite coordinates")
 
-    if box is None:
-        centered = positions - positions.mean(axis=0)
-        # Any two points are closer than the cube's diagonal 2*sqrt(3)*extent,
-        # so a box of twice that never lets a periodic image get in.
-        extent = float(np.abs(centered).max())
-        length = 4.0 * np.sqrt(3.0) * extent + 2.0
-        fbox = freud.box.Box.cube(length)
-        points = centered
-        lattice = transform = None
-    else:
-        lattice = np.asarray(box, dtype=np.float64)
-        problem = lattice_problem(lattice)
-        if problem is not None:
-            raise InputFileError(problem)
-        hoomd_lattice, transform = standard_orientation(lattice)
-        fbox = _freud_box(hoomd_lattice)
-        fractional = np.linalg.solve(lattice.T, positions.T).T
-        points = fbox.make_absolute(fractional - np.floor(fractional))
+class NeighborFinder:
+    """k-nearest-neighbour search built once, queried for ranges of points (bounded memory for big frames).
 
-    points = np.ascontiguousarray(points, dtype=np.float32)
-    try:
-        query = freud.locality.AABBQuery(fbox, points)
-        nlist = query.query(points, {"num_neighbors": k, "exclude_ii": True}).toNeighborList()
-    except (RuntimeError, ValueError) as err:
-        raise InputFileError(f"neighbour search failed: {err}") from err
+    Same conventions and errors as :func:`nearest_neighbors`, which is
+    ``NeighborFinder(positions, box, k).query(0, N)``.
 
-    i = np.asarray(nlist.query_point_indices, dtype=np.int64)
-    j = np.asarray(nlist.point_indices, dtype=np.int64)
-    vectors = np.asarray(nlist.vectors, dtype=np.float64)
-    counts = np.bincount(i, minlength=n)
-    if np.any(counts != k):
-        raise InputFileError(
-            f"neighbour search found {counts.min()} instead of {k} neighbours for some particles"
-        )
+    >>> finder = NeighborFinder(np.array([[0.0, 0, 0], [1.0, 0, 0], [0, 2.0, 0]]), None, 1)
+    >>> finder.query(2, 3)[0].tolist()
+    [[0]]
+    """
 
-    delta = positions[j] - positions[i]
-    if lattice is not None:
-        # freud's float32 vector only picks the image; the lattice translation
-        # it implies is an exact integer vector, applied to the float64 difference.
-        image_vectors = vectors @ transform.T
-        shift = np.rint(np.linalg.solve(lattice.T, (image_vectors - delta).T).T)
-        delta = delta + shift @ lattice
-    distances = np.linalg.norm(delta, axis=1)
-    order = np.lexsort((j, distances, i))
-    neighbor_index = j[order].reshape(n, k)
-    r_ij = delta[order].reshape(n, k, 3)
+    def __init__(self, positions, box, k: int):
+        import freud
 
-    if lattice is not None:
-        half_width = 0.5 * float(perpendicular_widths(lattice).min())
-        farthest = float(distances.max())
-        if farthest >= half_width:
+        positions = np.asarray(positions, dtype=np.float64)
+        if positions.ndim != 2 or positions.shape[1] != 3:
+            raise InputFileError(f"positions have shape {positions.shape}; expected (N, 3)")
+        k = int(k)
+        n = positions.shape[0]
+        if k < 1:
+            raise InputFileError(f"neighbour count must be at least 1, got {k}")
+        if n < k + 1:
+            raise InputFileError(f"{n} particles are too few for {k} neighbours; need at least {k + 1}")
+        if not np.all(np.isfinite(positions)):
+            raise InputFileError("positions contain NaN or infinite coordinates")
+
+        if box is None:
+            centered = positions - positions.mean(axis=0)
+            # Any two points are closer than the cube's diagonal 2*sqrt(3)*extent,
+            # so a box of twice that never lets a periodic image get in.
+            extent = float(np.abs(centered).max())
+            length = 4.0 * np.sqrt(3.0) * extent + 2.0
+            fbox = freud.box.Box.cube(length)
+            points = centered
+            lattice = transform = None
+        else:
+            lattice = np.asarray(box, dtype=np.float64)
+            problem = lattice_problem(lattice)
+            if problem is not None:
+                raise InputFileError(problem)
+            hoomd_lattice, transform = standard_orientation(lattice)
+            fbox = _freud_box(hoomd_lattice)
+            fractional = np.linalg.solve(lattice.T, positions.T).T
+            points = fbox.make_absolute(fractional - np.floor(fractional))
+
+        self.points = np.ascontiguousarray(points, dtype=np.float32)
+        try:
+            self._query = freud.locality.AABBQuery(fbox, self.points)
+        except (RuntimeError, ValueError) as err:
+            raise InputFileError(f"neighbour search failed: {err}") from err
+        self.positions, self.lattice, self.transform, self.n, self.k = positions, lattice, transform, n, k
+        self.half_width = None if lattice is None else 0.5 * float(perpendicular_widths(lattice).min())
+
+    def query(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """(neighbor_index (M, K), r_ij (M, K, 3)) of points start..stop-1, as :func:`nearest_neighbors`."""
+        start, stop = max(0, int(start)), min(self.n, int(stop))
+        m, k, positions, lattice = stop - start, self.k, self.positions, self.lattice
+        try:
+            # freud's exclude_ii compares query and point *positions in their arrays*, which differ for a
+            # range; ask for one more neighbour and drop the point itself instead
+            nlist = self._query.query(self.points[start:stop], {"num_neighbors": k + 1, "exclude_ii": False})
+            nlist = nlist.toNeighborList()
+        except (RuntimeError, ValueError) as err:
+            raise InputFileError(f"neighbour search failed: {err}") from err
+        i = np.asarray(nlist.query_point_indices, dtype=np.int64) + start
+        j = np.asarray(nlist.point_indices, dtype=np.int64)
+        vectors = np.asarray(nlist.vectors, dtype=np.float64)
+        other = j != i
+        i, j, vectors = i[other], j[other], vectors[other]
+        counts = np.bincount(i - start, minlength=m)
+        if np.any(counts != k):
             raise InputFileError(
-                f"the periodic box is too small for {k} neighbours: a {k}th neighbour lies at "
-                f"{farthest:.4g}, beyond half the narrowest box width ({half_width:.4g}); "
-                "use a larger (replicated) box or fewer neighbours"
+                f"neighbour search found {counts.min()} instead of {k} neighbours for some particles"
             )
-    return neighbor_index, r_ij
+        delta = positions[j] - positions[i]
+        if lattice is not None:
+            # freud's float32 vector only picks the image; the lattice translation
+            # it implies is an exact integer vector, applied to the float64 difference.
+            image_vectors = vectors @ self.transform.T
+            shift = np.rint(np.linalg.solve(lattice.T, (image_vectors - delta).T).T)
+            delta = delta + shift @ lattice
+        distances = np.linalg.norm(delta, axis=1)
+        order = np.lexsort((j, distances, i))
+        neighbor_index = j[order].reshape(m, k)
+        r_ij = delta[order].reshape(m, k, 3)
+        if lattice is not None:
+            farthest = float(distances.max())
+            if farthest >= self.half_width:
+                raise InputFileError(
+                    f"the periodic box is too small for {k} neighbours: a {k}th neighbour lies at "
+                    f"{farthest:.4g}, beyond half the narrowest box width ({self.half_width:.4g}); "
+                    "use a larger (replicated) box or fewer neighbours"
+                )
+        return neighbor_index, r_ij
 
 
 def bond_vectors(positions, neighbors, box=None) -> np.ndarray:

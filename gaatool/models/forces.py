@@ -18,6 +18,8 @@ __all__ = ["ForceField", "pair_inputs", "INFERENCE_CHUNK_TUPLES"]
 #: stays bounded (~60 MB for the paper model) whatever the batch, and big
 #: batches run faster in cache-sized pieces.
 INFERENCE_CHUNK_TUPLES = 32768
+#: The same on a GPU, where small pieces would leave it idle between kernel launches.
+CUDA_INFERENCE_CHUNK_TUPLES = 1 << 22
 
 
 def pair_inputs(positions: torch.Tensor, type_onehot: torch.Tensor):
@@ -103,11 +105,12 @@ class ForceField(nn.Module):
         n_atoms = positions.shape[-2]
         tuples_per_molecule = n_atoms ** 3  # N atom-centred clouds of N^2 pairs
         batch = positions.shape[0] if positions.dim() == 3 else 1
-        if create_graph or positions.dim() != 3 or batch * tuples_per_molecule <= INFERENCE_CHUNK_TUPLES:
+        budget = INFERENCE_CHUNK_TUPLES if positions.device.type == "cpu" else CUDA_INFERENCE_CHUNK_TUPLES
+        if create_graph or positions.dim() != 3 or batch * tuples_per_molecule <= budget:
             with serial_when_small(batch * tuples_per_molecule, positions.device):
                 return self._energy_forces(positions, types, mask, compute_forces, create_graph, include_shift)
         # inference on many molecules: chunks bound the memory (and stay in cache); molecules are independent
-        size = max(1, INFERENCE_CHUNK_TUPLES // tuples_per_molecule)
+        size = max(1, budget // tuples_per_molecule)
         parts = [self._energy_forces(positions[start:start + size], types[start:start + size],
                                      None if mask is None else mask[start:start + size],
                                      compute_forces, False, include_shift)

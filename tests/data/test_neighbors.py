@@ -4,7 +4,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gaatool.data.neighbors import bond_vectors, nearest_neighbors, perpendicular_widths, standard_orientation
+from gaatool.data.neighbors import (NeighborFinder, bond_vectors, nearest_neighbors, perpendicular_widths,
+                                    standard_orientation)
 from gaatool.errors import InputFileError
 from gaatool.testing import assert_rotation_covariant
 
@@ -130,3 +131,20 @@ def test_standard_orientation_and_widths():
     np.testing.assert_allclose(widths, perpendicular_widths(hoomd), atol=1e-12)
     np.testing.assert_allclose(widths[2], hoomd[2, 2], atol=1e-12)
     np.testing.assert_allclose(abs(np.linalg.det(lattice)), np.prod(np.diag(hoomd)), atol=1e-9)
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_queries_by_range_equal_the_whole_search(periodic):
+    rng = np.random.default_rng(11)
+    lattice = np.array([[7.0, 0.0, 0.0], [1.0, 6.5, 0.0], [-0.5, 1.2, 7.2]])
+    positions = rng.uniform(size=(200, 3)) @ lattice
+    box = lattice if periodic else None
+    index, r_ij = nearest_neighbors(positions, box, 6)
+    finder = NeighborFinder(positions, box, 6)
+    parts = [finder.query(start, start + 37) for start in range(0, 200, 37)]
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), index)
+    np.testing.assert_allclose(np.concatenate([p[1] for p in parts]), r_ij, atol=1e-12)
+    assert not np.any(index == np.arange(200)[:, None])  # never its own neighbour
+    expected_index, expected_r = brute_force(positions, lattice, 6) if periodic else (None, None)
+    if periodic:
+        np.testing.assert_array_equal(finder.query(50, 60)[0], expected_index[50:60])

@@ -289,7 +289,7 @@ def add_noise(positions, sigma: float, rng: np.random.Generator) -> np.ndarray:
     return positions + rng.normal(0.0, float(sigma), size=positions.shape)
 
 
-def type_pair_encoding(types, neighbor_index, n_types: int) -> np.ndarray:
+def type_pair_encoding(types, neighbor_index, n_types: int, start: int = 0) -> np.ndarray:
     """The per-bond type signal ``[t_i - t_j, t_i + t_j]`` (paper, crystal task).
 
     Parameters
@@ -300,6 +300,8 @@ def type_pair_encoding(types, neighbor_index, n_types: int) -> np.ndarray:
         Neighbour j of each bond.
     n_types : int
         Size T of the one-hot type vector t.
+    start : int
+        Particle of the first row of ``neighbor_index`` (for chunks of a frame).
 
     Returns
     -------
@@ -310,7 +312,8 @@ def type_pair_encoding(types, neighbor_index, n_types: int) -> np.ndarray:
     """
     types = np.asarray(types, dtype=np.int64)
     onehot = np.eye(int(n_types), dtype=np.float32)[types]
-    t_i = onehot[:, None, :]
+    # rows of neighbor_index are particles start, start + 1, ... (a chunk of a frame)
+    t_i = onehot[start:start + len(neighbor_index), None, :]
     t_j = onehot[np.asarray(neighbor_index, dtype=np.int64)]
     t_i = np.broadcast_to(t_i, t_j.shape)
     return np.concatenate([t_i - t_j, t_i + t_j], axis=-1)

@@ -18,12 +18,13 @@ import numpy as np
 import torch
 
 from ...checkpoint import load_model
-from ...data.neighbors import nearest_neighbor_distance, nearest_neighbors
+from ...data.neighbors import NeighborFinder, nearest_neighbor_distance
 from ...errors import ConfigError, InputFileError
 from ...io.atomic import atomic_path
 from ...io.frame import Frame
 from ...io.readers import read_frames
 from ...models.crystal import CrystalClassifier
+from ...nn.compiled import COMPILE_MODES, FixedBatchCompiled, should_compile
 from ...train.device import resolve_device
 from .dataset import type_pair_encoding
 
@@ -120,7 +121,10 @@ class Identifier:
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto", chunk_size: int = 16384,
                  type_map: Mapping[str, str] | None = None, scale: float | None = None,
-                 threshold: float | None = None):
+                 threshold: float | None = None, compile: str = "auto"):
+        if compile not in COMPILE_MODES:
+            raise ConfigError(f"--compile must be one of {', '.join(COMPILE_MODES)} (got {compile!r})")
+        self.compile, self._compiled = compile, None
         self.checkpoint = Path(checkpoint) if checkpoint is not None else default_crystal_checkpoint()
         model, self.metadata = load_model(self.checkpoint, task="crystal")
         if not isinstance(model, CrystalClassifier):
@@ -178,23 +182,34 @@ class Identifier:
         types = self.model_types(frame)
         scale = self.scale or self.measure_scale(frame)
         box = None if frame.box is None else frame.box / scale
-        index, r_ij = nearest_neighbors(frame.positions / scale, box, self.neighbors)
-        type_pairs = type_pair_encoding(types, index, len(self.type_names))
+        # the neighbour search is built once and queried chunk by chunk: memory stays bounded by the chunk
+        finder = NeighborFinder(frame.positions / scale, box, self.neighbors)
         labels = np.empty(frame.n_particles, dtype=np.int32)
         confidence = np.empty(frame.n_particles, dtype=np.float32)
         dtype = next(self.model.parameters()).dtype
+        model = self._model_for(frame.n_particles)
         with torch.no_grad():
             for start in range(0, frame.n_particles, self.chunk_size):
-                stop = start + self.chunk_size
-                r = torch.as_tensor(r_ij[start:stop], dtype=dtype, device=self.device)
-                v = torch.as_tensor(type_pairs[start:stop], dtype=dtype, device=self.device)
-                probabilities = torch.softmax(self.model(r, v), dim=-1)
+                stop = min(start + self.chunk_size, frame.n_particles)
+                index, r_ij = finder.query(start, stop)
+                type_pairs = type_pair_encoding(types, index, len(self.type_names), start=start)
+                r = torch.as_tensor(r_ij, dtype=dtype, device=self.device)
+                v = torch.as_tensor(type_pairs, dtype=dtype, device=self.device)
+                probabilities = torch.softmax(model(r, v), dim=-1)
                 best, label = probabilities.max(dim=-1)
                 labels[start:stop] = label.cpu().numpy()
                 confidence[start:stop] = best.cpu().numpy()
         if self.threshold is not None:
             labels[confidence < self.threshold] = UNKNOWN
         return FrameLabels(frame.index, labels, confidence, scale)
+
+    def _model_for(self, n_particles: int):
+        """The model, compiled (once, at the chunk size) for frames big enough that compiling pays."""
+        if not should_compile(self.compile, n_particles, self.device):
+            return self.model
+        if self._compiled is None:
+            self._compiled = FixedBatchCompiled(self.model, self.chunk_size)
+        return self._compiled
 
     def label_frames(self, frames: Iterable[Frame]) -> Iterator[FrameLabels]:
         for frame in frames:
@@ -203,9 +218,14 @@ class Identifier:
 
 def identify_file(path: str | Path, checkpoint: str | Path | None = None, frames: slice | None = None, box=None,
                   scale: float | None = None, type_map: Mapping[str, str] | None = None,
-                  threshold: float | None = None, device: str = "auto", chunk_size: int = 16384) -> IdentifyResult:
-    """Label every particle of the selected frames of a GSD or (extended) XYZ file."""
-    identifier = Identifier(checkpoint, device, chunk_size, type_map, scale, threshold)
+                  threshold: float | None = None, device: str = "auto", chunk_size: int = 16384,
+                  compile: str = "auto") -> IdentifyResult:
+    """Label every particle of the selected frames of a GSD or (extended) XYZ file.
+
+    ``compile``: torch.compile the model (``on``), never (``off``), or for CPU
+    frames of at least 200 000 particles (``auto``), where it runs ~3-4x faster.
+    """
+    identifier = Identifier(checkpoint, device, chunk_size, type_map, scale, threshold, compile)
     result = IdentifyResult(str(path), identifier.class_names, threshold=threshold)
     result.frames = list(identifier.label_frames(read_frames(path, frames, box=box)))
     if not result.frames:

@@ -1,0 +1,46 @@
+"""torch.compile for inference: same outputs at a fixed batch, padding invisible, eager fallback on failure."""
+import pytest
+import torch
+
+from gaatool.models.crystal import CrystalClassifier
+from gaatool.nn import compiled
+from gaatool.nn.compiled import FixedBatchCompiled, should_compile
+
+
+def small_model():
+    torch.manual_seed(0)
+    return CrystalClassifier(CrystalClassifier.Config(n_dim=8, attention={"hidden": 8})).eval()
+
+
+def test_should_compile_modes():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert should_compile("on", 1, cpu) and not should_compile("off", 10**9, cpu)
+    assert should_compile("auto", compiled.AUTO_MIN_ITEMS, cpu) and not should_compile("auto", 1000, cpu)
+    assert not should_compile("auto", 10**9, cuda)
+    with pytest.raises(ValueError):
+        should_compile("sometimes", 1, cpu)
+
+
+def test_compiled_equals_eager_with_padding():
+    model = small_model()
+    wrapped = FixedBatchCompiled(model, batch_size=16)
+    g = torch.Generator().manual_seed(1)
+    r, t = torch.randn(16, 12, 3, generator=g), torch.randn(16, 12, 4, generator=g)
+    with torch.no_grad():
+        for n in (16, 5):  # a full batch, then a short (padded) one: no recompilation, same numbers
+            torch.testing.assert_close(wrapped(r[:n], t[:n]), model(r[:n], t[:n]), rtol=1e-5, atol=1e-5)
+    assert wrapped._compiled is not None
+
+
+def test_compile_failure_falls_back_to_eager(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler\nmore detail")
+
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: broken)
+    model = small_model()
+    wrapped = FixedBatchCompiled(model, batch_size=4)
+    r, t = torch.randn(3, 12, 3), torch.randn(3, 12, 4)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed .RuntimeError: no C\\+\\+ compiler.; running"):
+        out = wrapped(r, t)
+    torch.testing.assert_close(out, model(r, t))
+    assert wrapped._compiled is None
