@@ -20,13 +20,21 @@ def activation(name: str) -> nn.Module:
         raise ConfigError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
 
 
+def random_bytes(shape: torch.Size) -> torch.Tensor:
+    """Uniform random uint8 of ``shape`` (CPU), drawn 8 at a time as int64: ~5x faster than uint8 sampling."""
+    count = shape.numel()
+    words = torch.empty((count + 7) // 8, dtype=torch.int64).random_(-2**63, 2**63 - 1)
+    return words.view(torch.uint8)[:count].reshape(shape)
+
+
 class FastDropout(nn.Module):
     """Dropout whose CPU mask comes from random bytes: same distribution, ~4x faster.
 
     torch's CPU Bernoulli sampling dominated training time of the tuple MLPs
     (dropout acts on (B, N, N, 64) tensors). Keeping an element when a uniform
     random byte is >= round(256 p) quantises p to multiples of 1/256 (exact
-    for the paper's 0.5). On CUDA the standard kernel is used.
+    for the paper's 0.5); the bytes come from 64-bit random words. On CUDA the
+    standard kernel is used.
     """
 
     def __init__(self, p: float = 0.5):
@@ -41,8 +49,7 @@ class FastDropout(nn.Module):
             return x
         if x.device.type != "cpu":
             return nn.functional.dropout(x, self.p, training=True)
-        random_bytes = torch.empty(x.shape, dtype=torch.uint8, device=x.device).random_(0, 256)
-        keep = random_bytes >= self.threshold
+        keep = random_bytes(x.shape) >= self.threshold
         return x * keep * (256.0 / (256 - self.threshold))
 
     def extra_repr(self) -> str:

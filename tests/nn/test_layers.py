@@ -196,3 +196,14 @@ def test_fast_dropout_statistics():
     assert torch.equal(layer.eval()(x), x)
     y = FastDropout(0.25).train()(torch.ones(200_000))
     assert abs(float((y != 0).float().mean()) - 0.75) < 0.01
+
+
+def test_random_bytes_are_uniform_and_shaped():
+    from gaatool.nn.mlp import random_bytes
+
+    sample = random_bytes(torch.Size([1001, 999]))  # not a multiple of 8
+    assert sample.shape == (1001, 999) and sample.dtype == torch.uint8
+    counts = torch.bincount(sample.flatten().long(), minlength=256).double()
+    expected = sample.numel() / 256
+    assert float(((counts - expected) ** 2 / expected).sum()) < 400  # chi-square, 255 dof: mean 255, sd ~23
+    assert not torch.equal(random_bytes(torch.Size([64])), random_bytes(torch.Size([64])))
