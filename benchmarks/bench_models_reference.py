@@ -272,10 +272,13 @@ class Prepared:
 
 
 def prepare(spec: CaseSpec, device: str | torch.device = "cpu", seed: int = 0,
-            implementations: tuple[str, ...] = IMPLEMENTATIONS, config_overrides: dict | None = None) -> Prepared:
+            implementations: tuple[str, ...] = IMPLEMENTATIONS, config_overrides: dict | None = None,
+            compile: bool = False) -> Prepared:
     """Build both implementations of ``spec`` with identical weights, its inputs and steps, on ``device``.
 
-    ``config_overrides`` changes the gaatool model config (tests use tiny models).
+    ``config_overrides`` changes the gaatool model config (tests use tiny models). ``compile``
+    runs gaatool's crystal inference through torch.compile as ``gaatool identify --compile on``
+    does (other cases are unaffected: compiling does not pay for them).
     """
     device = torch.device(device)
     model = build_model(spec.model, seed, config_overrides).to(device)
@@ -285,4 +288,14 @@ def prepare(spec: CaseSpec, device: str | torch.device = "cpu", seed: int = 0,
     models = {name: models[name] for name in implementations}
     inputs = make_inputs(spec, device, seed)
     steps = {name: make_step(spec, net, inputs) for name, net in models.items()}
+    if compile and spec.model == "crystal" and spec.mode == "inference" and "gaatool" in steps:
+        from gaatool.nn.compiled import FixedBatchCompiled
+
+        compiled = FixedBatchCompiled(model, spec.batch)
+
+        def compiled_step() -> None:
+            with torch.no_grad():
+                compiled(inputs["r_ij"], inputs["type_pairs"])
+            _synchronize(device)
+        steps["gaatool"] = compiled_step
     return Prepared(spec, models, inputs, steps)

@@ -74,22 +74,23 @@ def select_cases(text: str | None, quick: bool = False) -> list[CaseSpec]:
     return chosen
 
 
-def _memory(spec: CaseSpec, implementation: str, device: torch.device, threads: int, prepared) -> dict:
+def _memory(spec: CaseSpec, implementation: str, device: torch.device, threads: int, prepared,
+            compile: bool = False) -> dict:
     if device.type == "cuda":
         return {"peak_memory_bytes": harness.cuda_peak_growth(prepared.steps[implementation], device)}
     arguments = ["--memory-child", json.dumps(spec.to_dict()), "--impl", implementation,
-                 "--device", str(device), "--threads", str(threads)]
+                 "--device", str(device), "--threads", str(threads)] + (["--compile"] if compile else [])
     child = harness.run_child("benchmarks.run", arguments)
     # the whole child's peak (torch libraries included) is what a process-level figure like the issue's counts
     return {"peak_memory_bytes": int(child["peak_bytes"]), "process_peak_bytes": int(child["process_peak_bytes"])}
 
 
 def run_case(spec: CaseSpec, device: str | torch.device = "cpu", *, quick: bool = False, memory: bool = True,
-             target_seconds: float | None = None, peak_gflops: float | None = None) -> dict:
+             target_seconds: float | None = None, peak_gflops: float | None = None, compile: bool = False) -> dict:
     """Time (and measure) both implementations of one case; a JSON-ready dict."""
     device = torch.device(device)
     threads = torch.get_num_threads()
-    prepared = prepare(spec, device)
+    prepared = prepare(spec, device, compile=compile)
     samples = harness.time_alternating(
         prepared.steps, warmup=1, min_repeats=2 if quick else 3, max_repeats=3 if quick else 20,
         target_seconds=target_seconds if target_seconds is not None else (0.2 if quick else 2.0))
@@ -109,7 +110,7 @@ def run_case(spec: CaseSpec, device: str | torch.device = "cpu", *, quick: bool 
     del counting
     if memory:
         for name in IMPLEMENTATIONS:
-            result[name].update(_memory(spec, name, device, threads, prepared))
+            result[name].update(_memory(spec, name, device, threads, prepared, compile))
     result["speedup"] = result["reference"]["ms_per_item"] / result["gaatool"]["ms_per_item"]
     if memory and result["reference"]["peak_memory_bytes"] > 0:
         result["memory_ratio"] = result["gaatool"]["peak_memory_bytes"] / result["reference"]["peak_memory_bytes"]
@@ -186,14 +187,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
     parser.add_argument("--target-seconds", type=float, default=None,
                         help="timed seconds per case and implementation (default 2, quick 0.2)")
+    parser.add_argument("--compile", action="store_true",
+                        help="gaatool crystal inference through torch.compile, as identify --compile on")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--impl", choices=IMPLEMENTATIONS, default="gaatool", help=argparse.SUPPRESS)
     return parser
 
 
-def _memory_child(spec_json: str, implementation: str, device: str) -> None:
+def _memory_child(spec_json: str, implementation: str, device: str, compile: bool = False) -> None:
     spec = CaseSpec(**json.loads(spec_json))
-    prepared = prepare(spec, device, implementations=(implementation,))
+    prepared = prepare(spec, device, implementations=(implementation,), compile=compile)
     peak = harness.cpu_peak_growth(prepared.steps[implementation])
     print(json.dumps({"case": spec.key, "implementation": implementation, "peak_bytes": peak,
                       "process_peak_bytes": harness.peak_rss_bytes()}))
@@ -205,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.memory_child:
-        _memory_child(args.memory_child, args.impl, args.device)
+        _memory_child(args.memory_child, args.impl, args.device, args.compile)
         return 0
     try:
         load_reference_library()
@@ -224,13 +227,13 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for spec in cases:
         result = run_case(spec, device, quick=args.quick, memory=not args.no_memory,
-                          target_seconds=args.target_seconds, peak_gflops=peak["gflops"])
+                          target_seconds=args.target_seconds, peak_gflops=peak["gflops"], compile=args.compile)
         results.append(result)
         print(f"{spec.key}: gaatool {result['gaatool']['ms_per_item']:.3g} ms/item, reference "
               f"{result['reference']['ms_per_item']:.3g} ms/item, speed-up {result['speedup']:.2f}x", file=sys.stderr)
     slug = harness.device_slug(device)
     payload = {
-        "benchmark": "gaatool-vs-reference", "quick": args.quick, "reference_version": reference_version(),
+        "benchmark": "gaatool-vs-reference", "quick": args.quick, "compiled": args.compile, "reference_version": reference_version(),
         "device_name": info.get("gpu_name", info["cpu_model"]), "machine": info, "matmul_peak": peak,
         "memory_method": _memory_method(device, not args.no_memory),
         "notes": ["Inputs are synthetic with realistic shapes (see benchmarks/bench_models_reference.py); "
@@ -239,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                   "The 'issue ref' column is the reference library in issue 6 on another run, for orientation."],
         "cases": results,
     }
-    stem = slug + ("-quick" if args.quick else "")
+    stem = slug + ("-compiled" if args.compile else "") + ("-quick" if args.quick else "")
     paths = harness.write_results(args.out, stem, payload, render_markdown(payload))
     for path in paths:
         print(path)

@@ -244,3 +244,11 @@ def test_doctests_of_benchmark_modules(module):
 
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
+
+
+def test_compiled_crystal_inference_step_runs():
+    prepared = prepare(CaseSpec("crystal", "inference", 3), config_overrides=TINY["crystal"], compile=True)
+    assert prepared.steps["gaatool"].__name__ == "compiled_step"
+    assert prepare(CaseSpec("crystal", "train", 3), config_overrides=TINY["crystal"],
+                   compile=True).steps["gaatool"].__name__ == "step"  # training is never compiled
+    prepared.steps["gaatool"]()  # compiles once, then runs at the fixed batch
