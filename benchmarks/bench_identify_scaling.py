@@ -79,14 +79,14 @@ def random_checkpoint(path: str | os.PathLike, seed: int = 0) -> Path:
 
 
 def measure(n_particles: int, checkpoint: str | os.PathLike, device: str = "cpu", chunk_size: int = 16384,
-            repeats: int = 3) -> dict:
+            repeats: int = 3, compile: str = "off") -> dict:
     """Time and peak memory of ``Identifier.label`` on one fcc frame (run in a fresh process for sound memory)."""
     from gaatool.tasks.crystal.identify import Identifier
 
     frame = fcc_frame(n_particles)
-    identifier = Identifier(checkpoint, device=device, chunk_size=chunk_size)
+    identifier = Identifier(checkpoint, device=device, chunk_size=chunk_size, compile=compile)
     on_cuda = identifier.device.type == "cuda"
-    identifier.label(fcc_frame(500, seed=1))  # warm-up: threads, kernels, allocator
+    identifier.label(fcc_frame(500, seed=1))  # warm-up: threads, kernels, allocator, compilation
     before = harness.rss_bytes()
     harness.reset_peak_rss()
     if on_cuda:
@@ -140,6 +140,7 @@ def render_markdown(payload: dict) -> str:
     lines = [f"# gaatool identify scaling on {payload['device_name']}", "",
              f"{info['date']} · host {info['hostname']} · {info['cpu_model']} · torch {info['torch_version']} · "
              f"{info['torch_threads']} threads · chunk size {payload['chunk_size']}"
+             f" · torch.compile {payload.get('compile', 'off')}"
              + (" · **quick run**" if payload["quick"] else ""), "",
              f"Model: {payload['model']}" + (" (**random weights: timing only**)" if payload["random_weights"] else ""),
              ""]
@@ -171,6 +172,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="crystal checkpoint (default: pretrained/crystal.safetensors, else random weights)")
     parser.add_argument("--sizes", default=None, help="particle counts, comma-separated (e.g. 1e4,1e5,1e6)")
     parser.add_argument("--chunk-size", type=int, default=16384, help="particles per model call (default 16384)")
+    parser.add_argument("--compile", choices=("off", "on"), default="off",
+                        help="identify's --compile (default off: the eager scaling; 'on' compiles every size)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the .md and .json results")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
@@ -196,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.child is not None:
-        print(json.dumps(measure(args.child, args.model, args.device, args.chunk_size)))
+        print(json.dumps(measure(args.child, args.model, args.device, args.chunk_size, compile=args.compile)))
         return 0
     device = torch.device(args.device)
     try:
@@ -217,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         for n in sizes:
             arguments = ["--child", str(n), "--model", str(model), "--device", args.device,
-                         "--chunk-size", str(args.chunk_size), "--threads", str(torch.get_num_threads())]
+                         "--chunk-size", str(args.chunk_size), "--threads", str(torch.get_num_threads()),
+                         "--compile", args.compile]
             result = harness.run_child("benchmarks.bench_identify_scaling", arguments)
             results.append(result)
             print(f"{result['n_particles']} particles: {result['seconds']:.3g} s, "
@@ -228,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "benchmark": "identify-scaling", "quick": args.quick, "device_name": info.get("gpu_name", info["cpu_model"]),
         "machine": info, "model": "random default-size CrystalClassifier" if random_weights else str(model),
-        "random_weights": random_weights, "chunk_size": args.chunk_size, "noise": NOISE, "sizes": results,
+        "random_weights": random_weights, "chunk_size": args.chunk_size, "compile": args.compile, "noise": NOISE,
+        "sizes": results,
         "scaling_exponent": exponent,
         "linear": bool(LINEAR_EXPONENT_RANGE[0] <= exponent <= LINEAR_EXPONENT_RANGE[1]),
         "memory_method": ("resident-set growth of the first label() call in a fresh subprocess per size "
@@ -236,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                           "the frame and model are loaded before" +
                           ("; GPU: max_memory_allocated growth" if device.type == "cuda" else "") + "."),
     }
-    stem = "identify-" + harness.device_slug(device) + ("-quick" if args.quick else "")
+    stem = "identify-" + harness.device_slug(device) + ("" if args.compile == "off" else f"-compile-{args.compile}") \
+        + ("-quick" if args.quick else "")
     for path in harness.write_results(args.out, stem, payload, render_markdown(payload)):
         print(path)
     return 0

@@ -3,8 +3,8 @@
 On the CPU, compiling the crystal classifier fuses its elementwise work and
 runs it ~4x faster (benchmarks/), but compiling costs ~10-20 s once per
 process (less with torch's on-disk cache) and needs a C++ compiler. So
-callers compile only big jobs, always at one fixed batch size (shorter
-batches are padded: no recompilation), and fall back to eager mode, with one
+callers compile only big jobs, at a few fixed batch sizes (shorter batches
+are padded: few recompilations), and fall back to eager mode, with one
 warning, if compilation fails for any reason.
 """
 from __future__ import annotations
@@ -35,21 +35,31 @@ def should_compile(mode: str, items: int, device: torch.device) -> bool:
 class FixedBatchCompiled:
     """``model(*inputs)`` through torch.compile at a fixed leading batch size; eager if compiling fails.
 
-    Inputs are tensors whose first axis is the batch; batches shorter than
-    ``batch_size`` are zero-padded and the outputs cut back, so one compiled
-    graph serves every call. Items must be independent of each other (true
-    of per-environment models).
+    Inputs are tensors whose first axis is the batch; shorter batches are
+    zero-padded to one of a few sizes (:meth:`padded_size`) and the outputs cut
+    back, so a handful of compiled graphs serve every call. Items must be
+    independent of each other (true of per-environment models).
     """
 
     def __init__(self, model: nn.Module, batch_size: int):
         self.model, self.batch_size = model, int(batch_size)
+        # one graph per padded size; 16 sizes cover 256 .. 2^23 items
         self._compiled: Callable | None = torch.compile(model, dynamic=False)
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 16)
+
+    def padded_size(self, n: int) -> int:
+        """The batch a call of ``n`` items runs at: the next power of two (at least 256), at most ``batch_size``.
+
+        A few sizes keep compilations few (one per size) and padding below 2x.
+        """
+        return min(self.batch_size, max(256, 1 << max(0, n - 1).bit_length()))
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
         n = inputs[0].shape[0]
         if self._compiled is None or n > self.batch_size:
             return self.model(*inputs)
-        padded = [nn.functional.pad(x, [0, 0] * (x.dim() - 1) + [0, self.batch_size - n]) for x in inputs]
+        size = self.padded_size(n)
+        padded = [nn.functional.pad(x, [0, 0] * (x.dim() - 1) + [0, size - n]) for x in inputs]
         try:
             return self._compiled(*padded)[:n]
         except Exception as err:  # noqa: BLE001 - any compiler failure must leave a working (eager) model

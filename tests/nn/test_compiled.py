@@ -44,3 +44,9 @@ def test_compile_failure_falls_back_to_eager(monkeypatch):
         out = wrapped(r, t)
     torch.testing.assert_close(out, model(r, t))
     assert wrapped._compiled is None
+
+
+def test_padded_sizes_are_few_and_bounded():
+    wrapped = FixedBatchCompiled(small_model(), batch_size=16384)
+    assert [wrapped.padded_size(n) for n in (1, 256, 257, 5000, 16384)] == [256, 256, 512, 8192, 16384]
+    assert FixedBatchCompiled(small_model(), batch_size=100).padded_size(3) == 100
