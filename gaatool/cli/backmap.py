@@ -115,12 +115,14 @@ def evaluate_backmap(
     dataset: Path = typer.Argument(..., help="Dataset from `gaatool data pdb`."),
     split: str = typer.Option("test", "--split", help="train, val or test."),
     batch_size: int = typer.Option(512, "--batch-size"),
+    relax: bool = typer.Option(False, "--relax/--no-relax",
+                               help="Relax the predictions to ideal bond lengths first (as `gaatool backmap` does)."),
     device: str = options.Device, as_json: bool = options.AsJson,
 ) -> None:
     """Heavy-atom RMSD (all, backbone, side chain, per residue), bond-length deviations and clashes."""
     from ..tasks.backmap.evaluate import evaluate_backmap as run
 
-    result = run(checkpoint, dataset, split=split, device=device, batch_size=batch_size)
+    result = run(checkpoint, dataset, split=split, device=device, batch_size=batch_size, relax=relax)
     if as_json:
         render.print_json(result.to_dict())
         return
@@ -136,7 +138,8 @@ def evaluate_backmap(
         ("peptide C-N |Δ| mean (Å)", peptide.get("mean_abs_deviation_a", float("nan"))),
         ("clashes predicted / reference", f"{result.clashes['predicted']} / {result.clashes['reference']}"),
     ]
-    console.print(render.table(f"{checkpoint} on {split} ({result.model})", ["metric", "value"], rows))
+    relaxed = ", relaxed" if result.relax else ""
+    console.print(render.table(f"{checkpoint} on {split} ({result.model}{relaxed})", ["metric", "value"], rows))
     console.print(render.table("per residue type", ["residue", "count", "RMSD (Å)"],
                                [(name, v["residues"], v["rmsd_a"]) for name, v in result.per_residue.items()]))
     console.print(f"clash: {result.clashes['definition']}")
@@ -156,6 +159,9 @@ def attach(app: typer.Typer) -> None:
         top: Optional[Path] = typer.Option(None, "--top", help="PDB/mmCIF of the beads of a .dcd/.xtc trajectory."),
         frames: Optional[str] = typer.Option(None, "--frames", help="Models/frames to use: start:stop:step."),
         fmt: Optional[str] = typer.Option(None, "--format", help="pdb or cif (default: by extension; stdout: pdb)."),
+        relax: bool = typer.Option(True, "--relax/--no-relax",
+                                   help="Relax the predicted atoms to ideal covalent bond lengths, peptide bonds "
+                                        "included (--no-relax: the network's raw output)."),
         device: str = options.Device, quiet: bool = options.Quiet, as_json: bool = options.AsJson,
     ) -> None:
         """Rebuild heavy atoms from one bead per residue (default model: pretrained/backmap.safetensors)."""
@@ -165,7 +171,7 @@ def attach(app: typer.Typer) -> None:
         if as_json and str(out) == "-":
             raise ConfigError("--json and -o - both write to stdout; write the structure to a file")
         result = backmap_file(file, out, checkpoint=model, top=top, frames=options.parse_frames(frames), fmt=fmt,
-                              device=device)
+                              device=device, relax=relax)
         console = render.stderr_console()
         if not quiet:
             for warning in result.warnings:

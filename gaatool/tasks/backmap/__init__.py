@@ -5,7 +5,8 @@
 * :mod:`.dataset`: PDB/mmCIF files (or RCSB ids) -> residue neighbourhoods and atom targets, split by entry;
 * :mod:`.train`: loss, metric and the training task (GAA model or transformer baseline);
 * :mod:`.evaluate`: RMSD (all, backbone, side chain, per residue), bond deviations, clashes;
-* :mod:`.rebuild`: apply a checkpoint to CG structures and trajectories.
+* :mod:`.rebuild`: apply a checkpoint to CG structures and trajectories;
+* :mod:`.relax`: relax predicted atoms to ideal bond lengths (``bond_templates.json``).
 """
 from .coarse_grain import BEAD_KINDS, bead_positions, chain_breaks, coarse_grain, neighborhoods
 from .dataset import (

@@ -19,6 +19,11 @@ superposition):
     disulfide S-S pairs ignored: the default criterion of ChimeraX
     ``clashes``, on heavy atoms with Bondi radii (C 1.70, N 1.55, O 1.52,
     S 1.80). Counted for the prediction and, for comparison, the reference.
+
+With ``relax=True`` the predictions are first relaxed to the ideal bond
+lengths (:mod:`.relax`): intra-residue template bonds, C-OXT, and the peptide
+bond to the preceding residue where the dataset links them (``previous``:
+same chain, no residue-number gap, both residues complete).
 """
 from __future__ import annotations
 
@@ -37,8 +42,8 @@ from ...train.device import resolve_device
 from .residues import LABELS, RESIDUE_NAMES, atom_element, is_backbone
 from .train import check_vocabulary, predict_atoms, split_tensors
 
-__all__ = ["BackmapEvaluation", "evaluate_backmap", "evaluate_predictions", "count_clashes", "BONDI_RADII",
-           "BOND_CUTOFF_A", "CLASH_OVERLAP_A", "HBOND_ALLOWANCE_A"]
+__all__ = ["BackmapEvaluation", "evaluate_backmap", "evaluate_predictions", "relax_predictions", "count_clashes",
+           "BONDI_RADII", "BOND_CUTOFF_A", "CLASH_OVERLAP_A", "HBOND_ALLOWANCE_A"]
 
 BONDI_RADII = {"C": 1.70, "N": 1.55, "O": 1.52, "S": 1.80}
 BOND_CUTOFF_A = 1.9
@@ -58,6 +63,7 @@ class BackmapEvaluation:
     dataset: str
     split: str
     model: str
+    relax: bool
     n_entries: int
     n_residues: int
     n_atoms: int
@@ -73,9 +79,9 @@ class BackmapEvaluation:
     def to_dict(self) -> dict[str, Any]:
         return {
             "checkpoint": self.checkpoint, "dataset": self.dataset, "split": self.split, "model": self.model,
-            "entries": self.entries, "n_entries": self.n_entries, "n_residues": self.n_residues,
-            "n_atoms": self.n_atoms, "rmsd_a": self.rmsd_a, "backbone_rmsd_a": self.backbone_rmsd_a,
-            "sidechain_rmsd_a": self.sidechain_rmsd_a, "per_residue": self.per_residue, "bonds": self.bonds,
+            "relax": self.relax, "entries": self.entries, "n_entries": self.n_entries,
+            "n_residues": self.n_residues, "n_atoms": self.n_atoms, "rmsd_a": self.rmsd_a,
+            "backbone_rmsd_a": self.backbone_rmsd_a, "sidechain_rmsd_a": self.sidechain_rmsd_a, "per_residue": self.per_residue, "bonds": self.bonds,
             "clashes": self.clashes, "warnings": self.warnings,
         }
 
@@ -232,9 +238,33 @@ def evaluate_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray]) -
     }
 
 
+def relax_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """Predicted positions (M, A, 3) relative to the beads, relaxed to ideal bond lengths (see :mod:`.relax`).
+
+    ``arrays`` as in :func:`evaluate_predictions`; only ``atom_labels``,
+    ``atom_mask``, ``residue_types``, ``bead_positions`` and ``previous`` are used.
+    """
+    from .relax import bond_graph, relax_positions
+
+    predicted = np.asarray(predicted, dtype=np.float64)
+    mask = np.asarray(arrays["atom_mask"], dtype=bool)
+    labels = np.asarray(arrays["atom_labels"], dtype=np.int64)
+    beads = np.asarray(arrays["bead_positions"], dtype=np.float64)
+    residue_names = np.asarray(RESIDUE_NAMES)[np.asarray(arrays["residue_types"], dtype=np.int64)]
+    atom_residues = np.broadcast_to(np.arange(len(mask))[:, None], mask.shape)[mask]
+    pairs, lengths = bond_graph(residue_names, atom_residues, _LABEL_ATOMS[labels][mask], arrays["previous"])
+    absolute = relax_positions((beads[:, None] + predicted)[mask], pairs, lengths)
+    out = predicted.copy()
+    out[mask] = absolute - np.broadcast_to(beads[:, None], predicted.shape)[mask]
+    return out
+
+
 def evaluate_backmap(checkpoint: str | Path, dataset: str | Path, split: str = "test", device: str = "auto",
-                     batch_size: int = 512) -> BackmapEvaluation:
-    """Evaluate a backmapping checkpoint on ``split`` of a dataset from ``gaatool data pdb``."""
+                     batch_size: int = 512, relax: bool = False) -> BackmapEvaluation:
+    """Evaluate a backmapping checkpoint on ``split`` of a dataset from ``gaatool data pdb``.
+
+    ``relax``: relax the predictions to ideal bond lengths first (:func:`relax_predictions`).
+    """
     if split not in SPLIT_NAMES:
         raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_NAMES)}")
     model, metadata = load_model(checkpoint, task="backmap")
@@ -261,6 +291,8 @@ def evaluate_backmap(checkpoint: str | Path, dataset: str | Path, split: str = "
             batch = {key: value[rows].to(target) for key, value in tensors.items()}
             predicted[rows.numpy()] = predict_atoms(model, batch).double().cpu().numpy()
     split_arrays = {key.split("/", 1)[1]: value for key, value in arrays.items() if key.startswith(f"{split}/")}
+    if relax:
+        predicted = relax_predictions(predicted, split_arrays)
     metrics = evaluate_predictions(predicted, split_arrays)
     entry_names = [e["entry"] for e in dataset_metadata.get("entries", [])]
     used = sorted({entry_names[i] for i in np.unique(split_arrays["entry"])}) if entry_names else []
@@ -269,4 +301,4 @@ def evaluate_backmap(checkpoint: str | Path, dataset: str | Path, split: str = "
     warnings = [f"entries {overlap} of the {split!r} split were used to train this checkpoint"] if overlap else []
     return BackmapEvaluation(
         checkpoint=str(checkpoint), dataset=str(dataset), split=split, model=metadata["model"]["name"],
-        n_entries=len(used), entries=used, warnings=warnings, **metrics)
+        relax=bool(relax), n_entries=len(used), entries=used, warnings=warnings, **metrics)

@@ -58,12 +58,13 @@ class BackmapResult:
     output: str | None
     warnings: list[str] = field(default_factory=list)
     skipped: dict = field(default_factory=dict)
+    relax: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.structure.source, "output": self.output, "checkpoint": self.checkpoint,
                 "frames": self.structure.n_models, "chains": len(self.structure.chains()),
                 "residues": self.structure.n_residues, "atoms": self.structure.n_atoms,
-                "warnings": self.warnings, "skipped": self.skipped}
+                "relax": self.relax, "warnings": self.warnings, "skipped": self.skipped}
 
 
 def _skip_warning(structure: ProteinStructure) -> list[str]:
@@ -123,11 +124,13 @@ def _check_beads(structure: ProteinStructure) -> None:
 
 
 def backmap_structure(beads: ProteinStructure, model: torch.nn.Module, neighbors: int,
-                      device: str | torch.device = "cpu", batch_size: int = 1024) -> ProteinStructure:
+                      device: str | torch.device = "cpu", batch_size: int = 1024,
+                      relax: bool = True) -> ProteinStructure:
     """Heavy atoms (F frames) of every residue of a bead structure, predicted by ``model``.
 
     ``beads`` has one atom per residue; ``neighbors`` must be the K the model
     was trained with. Memory is bounded by ``batch_size`` residues per step.
+    ``relax``: relax every frame to ideal bond lengths (:func:`.relax.relax_structure`).
     """
     check_coarse_grained(beads)
     types = residue_types_of(beads)
@@ -165,18 +168,23 @@ def backmap_structure(beads: ProteinStructure, model: torch.nn.Module, neighbors
                 relative[rows.numpy()] = predict_atoms(model, batch).double().cpu().numpy()
         frames.append((relative + positions[:, None])[mask])
     atom_names = [n for group in names for n in group]
-    return ProteinStructure(
+    atoms = ProteinStructure(
         residue_names=beads.residue_names, residue_numbers=beads.residue_numbers,
         insertion_codes=beads.insertion_codes, chain_ids=beads.chain_ids, atom_names=atom_names,
         elements=[atom_element(n) for n in atom_names],
         atom_residues=np.repeat(np.arange(beads.n_residues), mask.sum(1)), positions=np.stack(frames),
         entry_id=beads.entry_id, source=beads.source, skipped=dict(beads.skipped))
+    if relax:
+        from .relax import relax_structure
+
+        atoms = relax_structure(atoms)
+    return atoms
 
 
 def backmap_file(path: str | os.PathLike, out: str | os.PathLike | None, checkpoint: str | os.PathLike | None = None,
                  top: str | os.PathLike | None = None, frames: slice | None = None, fmt: str | None = None,
                  device: str = "auto", batch_size: int = 1024, stdin: BinaryIO | None = None,
-                 stdout: TextIO | None = None) -> BackmapResult:
+                 stdout: TextIO | None = None, relax: bool = True) -> BackmapResult:
     """Backmap a CG structure or trajectory file and write the heavy-atom structure to ``out``.
 
     Parameters
@@ -189,6 +197,8 @@ def backmap_file(path: str | os.PathLike, out: str | os.PathLike | None, checkpo
         A ``backmap`` checkpoint; default :func:`pretrained_checkpoint`.
     fmt : str, optional
         ``pdb`` or ``cif``; default from ``out``'s extension (stdout: pdb).
+    relax : bool
+        Relax the network's atoms to ideal bond lengths (see :mod:`.relax`).
     """
     if out is not None and str(out) != "-":
         fmt = fmt or structure_format(out)  # a bad output name fails before any work
@@ -199,9 +209,10 @@ def backmap_file(path: str | os.PathLike, out: str | os.PathLike | None, checkpo
     check_vocabulary(metadata, str(checkpoint))
     beads, warnings = read_coarse_grained(path, top=top, frames=frames, stdin=stdin)
     target = resolve_device(device)
-    atoms = backmap_structure(beads, model.to(target), int(metadata.get("neighbors", 16)), target, batch_size)
+    atoms = backmap_structure(beads, model.to(target), int(metadata.get("neighbors", 16)), target, batch_size,
+                              relax=relax)
     if out is not None:
         write_structure(atoms, out, fmt=fmt, stdout=stdout)
     skipped = Counter(beads.skipped)
     return BackmapResult(structure=atoms, checkpoint=str(checkpoint), output=None if out is None else str(out),
-                         warnings=warnings, skipped=dict(skipped))
+                         warnings=warnings, skipped=dict(skipped), relax=bool(relax))

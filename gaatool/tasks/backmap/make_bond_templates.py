@@ -1,0 +1,140 @@
+"""Derive ``bond_templates.json`` (ideal covalent heavy-atom bonds) from real structures.
+
+Run from the repository root::
+
+    python -m gaatool.tasks.backmap.make_bond_templates
+
+Provenance: the deposited wwPDB X-ray entries (0.91 to 2.0 Å resolution) in
+``pretrained/inputs/pdb/`` (see ``SOURCES_pdb_extra.md`` there), read with
+:func:`gaatool.io.structure.read_structure` (first model, heavy atoms,
+highest-occupancy alternate location). The four test entries of the
+pretrained backmapping model (1AKU, 3PXF, 4ZEY, 7GSA) are left out, so the
+templates do not see the structures the model is evaluated on; the four
+BinaryCIF files there are not readable with gemmi and are skipped.
+
+Rules:
+
+* intra-residue bonds: pairs of heavy atoms of one residue (names as in
+  :data:`~gaatool.tasks.backmap.residues.RESIDUE_ATOMS`) closer than 1.9 Å in
+  more than half of the residues of that type where both atoms are present;
+  ideal length = median over those occurrences;
+* C-terminal ``C``-``OXT``: pooled over all residue types (terminal residues
+  are few), median over pairs closer than 1.9 Å;
+* peptide bond ``C(i)``-``N(i+1)``: consecutive residues of one chain without a
+  residue-number gap, median over pairs closer than 1.9 Å.
+
+Lengths are rounded to 0.001 Å.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import InputFileError
+from ...io.structure import read_structure
+from .coarse_grain import chain_breaks
+from .residues import RESIDUE_ATOMS, RESIDUE_NAMES, TERMINAL_ATOM
+
+BOND_CUTOFF_A = 1.9
+EXCLUDED_ENTRIES = ("1AKU", "3PXF", "4ZEY", "7GSA")
+SOURCE_DIR = Path("pretrained/inputs/pdb")
+OUTPUT = Path(__file__).with_name("bond_templates.json")
+
+
+def collect(files: list[Path]) -> tuple[dict, list[str]]:
+    """Distances of every intra-residue atom pair, terminal C-OXT and peptide C-N over ``files``."""
+    pair_d: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    oxt: list[float] = []
+    peptide: list[float] = []
+    counts: dict[str, int] = defaultdict(int)
+    used = []
+    for path in files:
+        try:
+            structure = read_structure(path)
+        except InputFileError:
+            continue
+        used.append(structure.entry_id.upper() or path.name)
+        starts = structure.residue_starts()
+        pos = structure.positions[0]
+        index = []
+        for r in range(structure.n_residues):
+            names = [str(a) for a in structure.atom_names[starts[r]:starts[r + 1]]]
+            index.append({n: starts[r] + k for k, n in enumerate(names)})
+            res = str(structure.residue_names[r])
+            counts[res] += 1
+            atoms = RESIDUE_ATOMS[res]
+            for a_i, a in enumerate(atoms):
+                for b in atoms[a_i + 1:]:
+                    if a in index[r] and b in index[r]:
+                        pair_d[(res, a, b)].append(float(np.linalg.norm(pos[index[r][a]] - pos[index[r][b]])))
+            if "C" in index[r] and TERMINAL_ATOM in index[r]:
+                oxt.append(float(np.linalg.norm(pos[index[r]["C"]] - pos[index[r][TERMINAL_ATOM]])))
+        breaks = set(chain_breaks(structure))
+        for _, residues in structure.chains():
+            for a, b in zip(residues[:-1], residues[1:]):
+                if (int(a), int(b)) in breaks or "C" not in index[a] or "N" not in index[b]:
+                    continue
+                peptide.append(float(np.linalg.norm(pos[index[a]["C"]] - pos[index[b]["N"]])))
+    return {"pairs": pair_d, "oxt": oxt, "peptide": peptide, "counts": counts}, used
+
+
+def templates(data: dict, used: list[str]) -> dict:
+    residues = {}
+    for res in RESIDUE_NAMES:
+        bonds = []
+        atoms = RESIDUE_ATOMS[res]
+        for a_i, a in enumerate(atoms):
+            for b in atoms[a_i + 1:]:
+                d = np.asarray(data["pairs"].get((res, a, b), []))
+                if d.size and (d < BOND_CUTOFF_A).mean() > 0.5:
+                    bonds.append([a, b, round(float(np.median(d[d < BOND_CUTOFF_A])), 3)])
+        residues[res] = bonds
+
+    def median_bonded(values):
+        v = np.asarray(values)
+        return round(float(np.median(v[v < BOND_CUTOFF_A])), 3)
+
+    return {
+        "source": ("medians over the deposited wwPDB X-ray entries (0.91-2.0 A) in pretrained/inputs/pdb/ "
+                   f"(provenance: SOURCES_pdb_extra.md there), entries {' '.join(sorted(used))}; test entries "
+                   f"{' '.join(EXCLUDED_ENTRIES)} left out; made by gaatool/tasks/backmap/make_bond_templates.py"),
+        "rule": f"atom pairs of one residue closer than {BOND_CUTOFF_A} A in more than half of the occurrences; "
+                "length = median over the bonded occurrences (A)",
+        "units": "angstrom",
+        "residue_counts": {res: int(data["counts"].get(res, 0)) for res in RESIDUE_NAMES},
+        "residues": residues,
+        "terminal": [["C", TERMINAL_ATOM, median_bonded(data["oxt"])]],
+        "terminal_count": int((np.asarray(data["oxt"]) < BOND_CUTOFF_A).sum()),
+        "peptide": [["C", "N", median_bonded(data["peptide"])]],
+        "peptide_count": int((np.asarray(data["peptide"]) < BOND_CUTOFF_A).sum()),
+    }
+
+
+def _format(result: dict) -> str:
+    """JSON with one residue's bond list per line."""
+    lines = []
+    for key, value in result.items():
+        if key == "residues":
+            inner = ",\n".join(f"  {json.dumps(res)}: {json.dumps(bonds)}" for res, bonds in value.items())
+            lines.append(f' "residues": {{\n{inner}\n }}')
+        else:
+            lines.append(f" {json.dumps(key)}: {json.dumps(value)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def main(source: Path = SOURCE_DIR, output: Path = OUTPUT) -> dict:
+    files = sorted(p for p in source.iterdir() if p.name.endswith((".pdb.gz", ".cif.gz"))
+                   and p.name.split(".")[0].upper() not in EXCLUDED_ENTRIES)
+    data, used = collect(files)
+    result = templates(data, used)
+    output.write_text(_format(result))
+    return result
+
+
+if __name__ == "__main__":
+    out = main()
+    print(f"wrote {OUTPUT}: {sum(len(b) for b in out['residues'].values())} intra-residue bonds, "
+          f"peptide {out['peptide']}, terminal {out['terminal']}")

@@ -1,0 +1,156 @@
+"""Bond-length relaxation of backmapped atoms: templates, relaxation, equivariance, chain breaks, CLI flag."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from gaatool.io.structure import ProteinStructure, read_structure, write_structure
+from gaatool.tasks.backmap.coarse_grain import coarse_grain
+from gaatool.tasks.backmap.relax import (bond_graph, bond_templates, relax_positions, relax_structure,
+                                         structure_previous)
+from gaatool.tasks.backmap.residues import RESIDUE_ATOMS, RESIDUE_NAMES
+
+
+@pytest.fixture(scope="module")
+def structure(pdb_files):
+    """1CKB: two chains, 65 residues, real X-ray geometry."""
+    return read_structure(pdb_files / "1CKB.pdb.gz")
+
+
+def graph(s):
+    return bond_graph(s.residue_names, s.atom_residues, s.atom_names, structure_previous(s))
+
+
+def deviations(x, pairs, lengths):
+    return np.linalg.norm(x[pairs[:, 0]] - x[pairs[:, 1]], axis=-1) - lengths
+
+
+def test_templates_cover_the_residues():
+    templates = bond_templates()
+    assert "source" in templates and "pdb" in templates["source"]
+    assert set(templates["residues"]) == set(RESIDUE_NAMES)
+    for name, bonds in templates["residues"].items():
+        atoms = RESIDUE_ATOMS[name]
+        assert {a for a, _, _ in bonds} | {b for _, b, _ in bonds} == set(atoms)  # every atom bonded
+        rings = {"PRO": 1, "HIS": 1, "PHE": 1, "TYR": 1, "TRP": 2}.get(name, 0)
+        assert len(bonds) == len(atoms) - 1 + rings  # a tree plus the ring closures
+        assert all(1.2 < length < 1.85 for _, _, length in bonds)
+    assert templates["peptide"] == [["C", "N", pytest.approx(1.33, abs=0.005)]]
+    assert templates["terminal"][0][:2] == ["C", "OXT"]
+
+
+def test_bond_graph_of_a_real_structure(structure):
+    pairs, lengths = graph(structure)
+    x = structure.positions[0]
+    dev = deviations(x, pairs, lengths)
+    assert np.abs(dev).max() < 0.1 and np.abs(dev).mean() < 0.03  # templates match real geometry
+    names = structure.atom_names
+    peptide = (names[pairs[:, 0]] == "C") & (names[pairs[:, 1]] == "N")
+    n_links = sum(len(r) - 1 for _, r in structure.chains())
+    assert peptide.sum() == n_links
+
+
+def test_noisy_structure_is_brought_to_ideal_bonds(structure):
+    pairs, lengths = graph(structure)
+    x = structure.positions[0]
+    noisy = x + np.random.default_rng(0).normal(0.0, 0.3, x.shape)
+    relaxed = relax_positions(noisy, pairs, lengths)
+    assert np.abs(deviations(noisy, pairs, lengths)).mean() > 0.3
+    dev = np.abs(deviations(relaxed, pairs, lengths))
+    assert dev.mean() < 0.02 and dev.max() < 0.1
+    rms = lambda a, b: np.sqrt(((a - b) ** 2).sum(-1).mean())  # noqa: E731
+    assert rms(relaxed, x) < rms(noisy, x)  # closer to the truth, not only to ideal bonds
+
+
+def test_ideal_structure_barely_moves(structure):
+    pairs, lengths = graph(structure)
+    x = structure.positions[0]
+    relaxed = relax_positions(x, pairs, lengths)
+    assert np.sqrt(((relaxed - x) ** 2).sum(-1).mean()) < 0.03 and np.abs(relaxed - x).max() < 0.1
+
+
+def test_rotation_and_translation_equivariance(structure):
+    pairs, lengths = graph(structure)
+    x = structure.positions[0] + np.random.default_rng(1).normal(0.0, 0.5, structure.positions[0].shape)
+    q = Rotation.random(random_state=4).as_matrix()
+    shift = np.array([30.0, -7.0, 12.5])
+    a = relax_positions(x, pairs, lengths)
+    b = relax_positions(x @ q.T + shift, pairs, lengths)
+    assert np.abs(a @ q.T + shift - b).max() < 1e-8
+    assert np.array_equal(a, relax_positions(x, pairs, lengths))  # deterministic
+
+
+def test_chain_breaks_get_no_peptide_bond(structure):
+    first = structure.chains()[0][1]
+    numbers = structure.residue_numbers.copy()
+    numbers[first[10]:] += 5  # a gap after the 10th residue of chain 1
+    broken = ProteinStructure(
+        structure.residue_names, numbers, structure.insertion_codes, structure.chain_ids, structure.atom_names,
+        structure.elements, structure.atom_residues, structure.positions)
+    previous = structure_previous(broken)
+    assert previous[first[10]] == -1 and previous[first[11]] == first[10]
+    pairs, _ = graph(broken)
+    full, _ = graph(structure)
+    assert len(full) - len(pairs) == 1
+    residues = broken.atom_residues[pairs]
+    assert not np.any((residues[:, 0] == first[9]) & (residues[:, 1] == first[10]))
+    # pulled apart across the break, the two residues stay apart
+    x = broken.positions[0].copy()
+    x[broken.atom_residues >= first[10]] += np.array([8.0, 0.0, 0.0])
+    relaxed = relax_structure(broken.with_positions(x)).positions[0]
+    c = np.flatnonzero((broken.atom_residues == first[9]) & (broken.atom_names == "C"))[0]
+    n = np.flatnonzero((broken.atom_residues == first[10]) & (broken.atom_names == "N"))[0]
+    assert np.linalg.norm(relaxed[c] - relaxed[n]) > 5.0  # 1.33 Å if they were bonded
+
+
+def test_degenerate_inputs_stay_finite():
+    pairs = np.array([[0, 1], [1, 2]])
+    lengths = np.array([1.5, 1.5])
+    same = np.zeros((3, 3))  # all atoms on one point
+    out = relax_positions(same, pairs, lengths)
+    assert np.isfinite(out).all()
+    assert np.array_equal(relax_positions(np.ones((3, 3)), np.zeros((0, 2), int), np.zeros(0)), np.ones((3, 3)))
+    bad = np.array([[0.0, 0, 0], [np.nan, 0, 0], [3.0, 0, 0]])
+    assert np.array_equal(relax_positions(bad, pairs, lengths), bad, equal_nan=True)
+
+
+def test_relax_structure_keeps_everything_but_positions(structure):
+    relaxed = relax_structure(structure.with_positions(np.stack([structure.positions[0]] * 2)))
+    assert relaxed.n_models == 2 and np.array_equal(relaxed.atom_names, structure.atom_names)
+    assert np.allclose(relaxed.positions[0], relaxed.positions[1])
+
+
+def test_cli_relax_flag(cli, tmp_path, structure, tiny_backmap_checkpoint):
+    write_structure(coarse_grain(structure), tmp_path / "cg.pdb")
+    outputs = {}
+    for flag in ("--relax", "--no-relax"):
+        out = tmp_path / f"aa{flag}.pdb"
+        code, stdout, _ = cli("backmap", tmp_path / "cg.pdb", "-o", out, "-m", tiny_backmap_checkpoint,
+                              "--device", "cpu", "--json", flag)
+        assert code == 0 and json.loads(stdout)["relax"] == (flag == "--relax")
+        outputs[flag] = read_structure(out)
+    default = tmp_path / "default.pdb"
+    assert cli("backmap", tmp_path / "cg.pdb", "-o", default, "-m", tiny_backmap_checkpoint, "--device", "cpu",
+               "--quiet")[0] == 0
+    relaxed, raw = outputs["--relax"], outputs["--no-relax"]
+    pairs, lengths = graph(relaxed)
+    assert np.abs(deviations(relaxed.positions[0], pairs, lengths)).mean() < 0.05  # PDB: 3 decimals
+    assert np.abs(deviations(raw.positions[0], pairs, lengths)).mean() > 0.1
+    assert np.allclose(read_structure(default).positions, relaxed.positions)  # relaxing is the default
+
+
+def test_evaluate_relax_flag(cli, tiny_backmap_checkpoint, small_backmap_dataset):
+    results = {}
+    for flag in ("--relax", "--no-relax"):
+        code, stdout, _ = cli("evaluate", "backmap", tiny_backmap_checkpoint, small_backmap_dataset, "--device",
+                              "cpu", "--json", flag)
+        assert code == 0
+        results[flag] = json.loads(stdout)
+    assert results["--relax"]["relax"] and not results["--no-relax"]["relax"]
+    relaxed, raw = (results[f]["bonds"] for f in ("--relax", "--no-relax"))
+    assert relaxed["intra_residue"]["mean_abs_deviation_a"] < 0.05 < raw["intra_residue"]["mean_abs_deviation_a"]
+    # an untrained model's peptide C-N is far off; relaxation pulls it close to 1.33 Å
+    assert abs(relaxed["peptide"]["mean_length_a"] - 1.33) < 0.1 < abs(raw["peptide"]["mean_length_a"] - 1.33)
