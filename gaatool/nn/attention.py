@@ -243,7 +243,7 @@ class TupleAttentionBase(nn.Module):
 
         if self.uses_pair_symmetry():
             layout = PairLayout.get(geometry.positions.shape[-2], geometry.positions.device)
-            core = self.join.input_map(n_extra, self.value_net(self.pair_invariants(geometry, layout)))
+            core = self.joined_invariant_values(self.pair_invariants(geometry, layout), n_extra)
             if not extra and self.merge.symmetric:
                 # v_ij = core_ij + m_i + m_j is symmetric too: everything stays per pair
                 first_term, second_term = self.merge.point_terms(values)
@@ -251,10 +251,22 @@ class TupleAttentionBase(nn.Module):
                                       (self.join.input_map(1, second_term), layout.second)], layout)
             expand = lambda pairs: place(layout.to_full(pairs))  # noqa: E731
         else:
-            core, expand = self.join.input_map(n_extra, self.value_net(self.invariants(geometry))), place
+            core, expand = self.joined_invariant_values(self.invariants(geometry), n_extra), place
         terms = [self.join.input_map(index, part) for index, part in enumerate(extra)]
         terms += [place(self.join.input_map(n_extra + 1, term)) for term in self.merge.slot_terms(values)]
         return TupleSum(core, terms, expand)
+
+    def joined_invariant_values(self, invariants: torch.Tensor, join_index: int) -> torch.Tensor:
+        """J's share of V(q): input_map(join_index, V(q)), with a concat join's kernel folded into V's last Linear.
+
+        (h W^T + b) K = h (K^T W)^T + b K: one matrix product per tuple instead of two.
+        """
+        net = self.value_net
+        if self.join.mode != "concat" or not (isinstance(net, nn.Sequential) and isinstance(net[-1], nn.Linear)):
+            return self.join.input_map(join_index, net(invariants))
+        kernel, last = self.join.kernels[join_index], net[-1]
+        bias = None if last.bias is None else last.bias @ kernel
+        return functional.linear(net[:-1](invariants), kernel.t() @ last.weight, bias)
 
     def uses_pair_symmetry(self) -> bool:
         """Evaluate V once per unordered pair: exact when rank-2 'single' invariants (symmetric) feed V.
