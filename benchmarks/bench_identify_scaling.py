@@ -78,7 +78,7 @@ def random_checkpoint(path: str | os.PathLike, seed: int = 0) -> Path:
     return save_checkpoint(path, model, metadata)
 
 
-def measure(n_particles: int, checkpoint: str | os.PathLike, device: str = "cpu", chunk_size: int = 16384,
+def measure(n_particles: int, checkpoint: str | os.PathLike, device: str = "cpu", chunk_size: int | None = None,
             repeats: int = 3, compile: str = "off") -> dict:
     """Time and peak memory of ``Identifier.label`` on one fcc frame (run in a fresh process for sound memory)."""
     from gaatool.tasks.crystal.identify import Identifier
@@ -108,7 +108,7 @@ def measure(n_particles: int, checkpoint: str | os.PathLike, device: str = "cpu"
     median = float(np.median(seconds))
     fractions = labels.fractions(len(identifier.class_names))
     result.update({"seconds": median, "samples_s": seconds, "particles_per_second": frame.n_particles / median,
-                   "us_per_particle": 1e6 * median / frame.n_particles, "chunk_size": chunk_size,
+                   "us_per_particle": 1e6 * median / frame.n_particles, "chunk_size": identifier.chunk_size,
                    "fcc_fraction": float(fractions[identifier.class_names.index("cF4-Cu")])
                    if "cF4-Cu" in identifier.class_names else None})
     return result
@@ -171,7 +171,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, default=None,
                         help="crystal checkpoint (default: pretrained/crystal.safetensors, else random weights)")
     parser.add_argument("--sizes", default=None, help="particle counts, comma-separated (e.g. 1e4,1e5,1e6)")
-    parser.add_argument("--chunk-size", type=int, default=16384, help="particles per model call (default 16384)")
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="particles per model call (default: identify's, 2048 on a CPU, 16384 on a GPU)")
     parser.add_argument("--compile", choices=("off", "on"), default="off",
                         help="identify's --compile (default off: the eager scaling; 'on' compiles every size)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = _parse_sizes(args.sizes, args.quick)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"--device {args.device}: this torch has no CUDA device; use --device cpu")
-        if args.chunk_size < 1:
+        if args.chunk_size is not None and args.chunk_size < 1:
             raise ValueError(f"--chunk-size must be positive, got {args.chunk_size}")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -220,8 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         for n in sizes:
             arguments = ["--child", str(n), "--model", str(model), "--device", args.device,
-                         "--chunk-size", str(args.chunk_size), "--threads", str(torch.get_num_threads()),
-                         "--compile", args.compile]
+                         "--threads", str(torch.get_num_threads()), "--compile", args.compile]
+            if args.chunk_size is not None:
+                arguments += ["--chunk-size", str(args.chunk_size)]
             result = harness.run_child("benchmarks.bench_identify_scaling", arguments)
             results.append(result)
             print(f"{result['n_particles']} particles: {result['seconds']:.3g} s, "
@@ -232,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "benchmark": "identify-scaling", "quick": args.quick, "device_name": info.get("gpu_name", info["cpu_model"]),
         "machine": info, "model": "random default-size CrystalClassifier" if random_weights else str(model),
-        "random_weights": random_weights, "chunk_size": args.chunk_size, "compile": args.compile, "noise": NOISE,
+        "random_weights": random_weights, "chunk_size": results[0]["chunk_size"], "compile": args.compile,
+        "noise": NOISE,
         "sizes": results,
         "scaling_exponent": exponent,
         "linear": bool(LINEAR_EXPONENT_RANGE[0] <= exponent <= LINEAR_EXPONENT_RANGE[1]),

@@ -113,13 +113,23 @@ class IdentifyResult:
         return Path(path)
 
 
+#: Particles per model call: small enough on a CPU that the per-pair tensors (~80 kB per particle) stay
+#: near the caches (2048 runs ~1.5x faster than 16384 and needs ~1/8 of the memory), large on a GPU.
+CPU_CHUNK_SIZE, CUDA_CHUNK_SIZE = 2048, 16384
+
+
+def default_chunk_size(device: torch.device) -> int:
+    """Particles per model call when ``--chunk-size`` is not given."""
+    return CUDA_CHUNK_SIZE if device.type == "cuda" else CPU_CHUNK_SIZE
+
+
 class Identifier:
     """A loaded crystal model ready to label frames.
 
     >>> # identifier = Identifier("pretrained/crystal.safetensors"); labels = identifier.label(frame)
     """
 
-    def __init__(self, checkpoint: str | Path | None = None, device: str = "auto", chunk_size: int = 16384,
+    def __init__(self, checkpoint: str | Path | None = None, device: str = "auto", chunk_size: int | None = None,
                  type_map: Mapping[str, str] | None = None, scale: float | None = None,
                  threshold: float | None = None, compile: str = "auto"):
         if compile not in COMPILE_MODES:
@@ -134,7 +144,9 @@ class Identifier:
         self.class_names = list(self.metadata["class_names"])
         self.type_names = list(self.metadata.get("type_names") or ["A"])
         self.neighbors = int(self.metadata.get("neighbors", 12))
-        self.chunk_size = int(chunk_size)
+        self.chunk_size = default_chunk_size(self.device) if chunk_size is None else int(chunk_size)
+        if self.chunk_size < 1:
+            raise ConfigError(f"--chunk-size must be a positive number of particles (got {self.chunk_size})")
         self.type_map = dict(type_map or {})
         if scale is not None and not scale > 0:
             raise ConfigError(f"--scale must be a positive length (got {scale})")
@@ -218,7 +230,7 @@ class Identifier:
 
 def identify_file(path: str | Path, checkpoint: str | Path | None = None, frames: slice | None = None, box=None,
                   scale: float | None = None, type_map: Mapping[str, str] | None = None,
-                  threshold: float | None = None, device: str = "auto", chunk_size: int = 16384,
+                  threshold: float | None = None, device: str = "auto", chunk_size: int | None = None,
                   compile: str = "auto") -> IdentifyResult:
     """Label every particle of the selected frames of a GSD or (extended) XYZ file.
 

@@ -136,3 +136,15 @@ def test_bad_inputs_give_one_line_errors_and_no_output(tiny_crystal_checkpoint, 
         assert not out.exists()
         assert not list(tmp_path.glob(".*tmp*"))
     assert "frame selection" in cli("identify", cubic_gsd, "-m", ckpt, "--frames", "a:b").one_line_error()
+
+
+def test_default_chunk_size_depends_on_the_device(tiny_crystal_checkpoint):
+    import torch
+
+    from gaatool.errors import ConfigError
+    from gaatool.tasks.crystal.identify import CPU_CHUNK_SIZE, CUDA_CHUNK_SIZE, default_chunk_size
+
+    assert Identifier(tiny_crystal_checkpoint, device="cpu").chunk_size == CPU_CHUNK_SIZE
+    assert default_chunk_size(torch.device("cuda")) == CUDA_CHUNK_SIZE > CPU_CHUNK_SIZE
+    with pytest.raises(ConfigError, match="--chunk-size"):
+        Identifier(tiny_crystal_checkpoint, device="cpu", chunk_size=0)
