@@ -8,7 +8,9 @@ stderr and exit code 1. Exit codes: 0 ok, 1 GaatoolError, 2 usage, 3 a bug
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import traceback
 
 import typer
@@ -54,8 +56,31 @@ def _is_usage_error(err: Exception) -> bool:
     return hasattr(err, "show") and isinstance(getattr(err, "exit_code", None), int)
 
 
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _terminate_like_ctrl_c():
+    """SIGTERM (batch schedulers' time limit, ``kill``) ends a command the way Ctrl-C does; returns the old handler.
+
+    A training run then saves its state and exits with 130, and no partial output is left (atomic writes).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``gaatool`` console script; always ends with SystemExit."""
+    previous_handler = _terminate_like_ctrl_c()
+    try:
+        _run(argv)
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _run(argv: list[str] | None) -> None:
     # OpenMP threads that spin while idle slow torch badly when cores are shared (HPC nodes, laptops
     # running other jobs); users can still override this in their environment.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -42,3 +42,34 @@ def test_usage_and_input_errors(tmp_path, cli):
     assert "--noise" in cli("data", "crystals", "-o", tmp_path / "x.npz", "--noise", "a,b").one_line_error()
     assert not (tmp_path / "x.npz").exists()
     assert "none.safetensors" in cli("info", tmp_path / "none.safetensors").one_line_error()
+
+
+def test_sigterm_stops_training_like_ctrl_c(tmp_path, cli):
+    """Batch schedulers end jobs with SIGTERM: the run saves its state, says how to resume and exits 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = tmp_path / "crystals.npz"
+    assert cli("data", "crystals", "-o", data, "--min-particles", "40", "--no-steinhardt").code == 0
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gaatool", "train", "crystal", str(data), "-o", str(run_dir), "--epochs", "100000",
+         "--dim", "8", "--batch-size", "128", "--device", "cpu", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "last.safetensors").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (run_dir / "last.safetensors").exists(), "no epoch finished in time"
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert err.startswith("error: training interrupted during epoch ") and err.count("\n") == 1, err
+    assert "continue with --resume" in err
+    code, out, err = cli("info", run_dir / "last.safetensors", "--json")
+    assert code == 0, err
