@@ -3,7 +3,7 @@
 Commands parse, call the library, and render. Library code raises
 GaatoolError subclasses; this module turns them into one ``error: ...`` line on
 stderr and exit code 1. Exit codes: 0 ok, 1 GaatoolError, 2 usage, 3 a bug
-(traceback with --debug), 130 Ctrl-C.
+(traceback with --debug), 130 Ctrl-C or SIGTERM.
 """
 from __future__ import annotations
 
