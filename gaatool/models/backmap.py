@@ -123,12 +123,12 @@ class Backmapper(nn.Module):
 
     def _forward(self, neighbor_positions, neighbor_types, residue_types, atom_labels, neighbor_mask, atom_mask):
         scale = self.config.length_scale
-        r = _zero_padding(neighbor_positions, neighbor_mask) / scale
         types = neighbor_types.long().clamp(0, self.config.n_residue_types - 1)
         values = self.embed_neighbor(types) + self.embed_center(residue_types.long()).unsqueeze(-2)
         if neighbor_mask is not None:
             values = values * neighbor_mask.unsqueeze(-1).to(values.dtype)
-        geometry = Geometry(r, neighbor_mask)  # invariants computed once, shared by every layer
+        # padding zeroed once, before the division; one Geometry (invariants computed once) for every layer
+        geometry = Geometry(_zero_padding(neighbor_positions, neighbor_mask) / scale)
         for block in self.blocks:
             values = block(geometry, values, neighbor_mask)
         labels = self.embed_label(atom_labels.long().clamp(0, self.config.n_labels - 1))

@@ -123,30 +123,31 @@ class PairSum:
 
     Same interface as :class:`TupleSum`, but ``materialize`` and ``through``
     return the compact pair layout (..., P, C); ``full`` expands to (..., N, N, C).
-    ``point_terms`` are (per-point tensor (..., N, F), pair index (P,)) whose
-    gathered rows are added to the core: v_p = core_p + sum_t term_t[index_t[p]].
+    With a symmetric merge both points of a pair contribute the same per-point
+    term (..., N, F): v_p = core_p + term[first_p] + term[second_p].
     """
 
     core: torch.Tensor
-    point_terms: list[tuple[torch.Tensor, torch.Tensor]]
+    point_term: torch.Tensor
     layout: "PairLayout"
 
     def full(self, x: torch.Tensor) -> torch.Tensor:
         return self.layout.to_full(x)
 
+    def _add_pair_terms(self, pairs: torch.Tensor, per_point: torch.Tensor) -> torch.Tensor:
+        layout = self.layout
+        return pairs + per_point.index_select(-2, layout.first) + per_point.index_select(-2, layout.second)
+
     def materialize(self) -> torch.Tensor:
-        total = self.core
-        for term, index in self.point_terms:
-            total = total + term.index_select(-2, index)
-        return total
+        return self._add_pair_terms(self.core, self.point_term)
 
     def through(self, net: nn.Module) -> torch.Tensor:
         first = _leading_linear(net)
         if first is None:
             return net(self.materialize())
-        hidden = functional.linear(self.core, first.weight, first.bias)
-        for term, index in self.point_terms:
-            hidden = hidden + functional.linear(term, first.weight).index_select(-2, index)
+        # the per-point term is projected once per point, not once per pair end
+        hidden = self._add_pair_terms(functional.linear(self.core, first.weight, first.bias),
+                                      functional.linear(self.point_term, first.weight))
         return net[1:](hidden)
 
     def weighted_sum(self, weights: torch.Tensor, dims: int) -> torch.Tensor:
@@ -246,9 +247,7 @@ class TupleAttentionBase(nn.Module):
             core = self.joined_invariant_values(self.pair_invariants(geometry, layout), n_extra)
             if not extra and self.merge.symmetric:
                 # v_ij = core_ij + m_i + m_j is symmetric too: everything stays per pair
-                first_term, second_term = self.merge.point_terms(values)
-                return PairSum(core, [(self.join.input_map(1, first_term), layout.first),
-                                      (self.join.input_map(1, second_term), layout.second)], layout)
+                return PairSum(core, self.join.input_map(1, self.merge.point_terms(values)[0]), layout)
             expand = lambda pairs: place(layout.to_full(pairs))  # noqa: E731
         else:
             core, expand = self.joined_invariant_values(self.invariants(geometry), n_extra), place

@@ -15,7 +15,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-__all__ = ["COMPILE_MODES", "FixedBatchCompiled", "should_compile"]
+from ..errors import ConfigError
+
+__all__ = ["COMPILE_MODES", "FixedBatchCompiled", "check_compile_mode", "should_compile"]
 
 COMPILE_MODES = ("auto", "on", "off")
 
@@ -23,10 +25,15 @@ COMPILE_MODES = ("auto", "on", "off")
 AUTO_MIN_ITEMS = 200_000
 
 
+def check_compile_mode(mode: str) -> None:
+    """ConfigError unless ``mode`` is one of auto, on, off."""
+    if mode not in COMPILE_MODES:
+        raise ConfigError(f"--compile must be one of {', '.join(COMPILE_MODES)} (got {mode!r})")
+
+
 def should_compile(mode: str, items: int, device: torch.device) -> bool:
     """Whether a job of ``items`` model inputs on ``device`` is compiled under ``mode`` (auto, on, off)."""
-    if mode not in COMPILE_MODES:
-        raise ValueError(f"compile mode must be one of {COMPILE_MODES}, got {mode!r}")
+    check_compile_mode(mode)
     if mode == "auto":
         return device.type == "cpu" and items >= AUTO_MIN_ITEMS
     return mode == "on"

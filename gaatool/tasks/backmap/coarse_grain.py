@@ -30,6 +30,7 @@ __all__ = [
     "coarse_grain",
     "check_coarse_grained",
     "chain_breaks",
+    "structure_previous",
     "neighborhoods",
     "residue_types_of",
 ]
@@ -123,6 +124,17 @@ def chain_breaks(structure: ProteinStructure) -> list[tuple[int, int]]:
                 continue
             result.append((int(a), int(b)))
     return result
+
+
+def structure_previous(structure: ProteinStructure) -> np.ndarray:
+    """Index (R,) of each residue's peptide-bonded predecessor: the previous residue of its chain, -1 across breaks."""
+    previous = np.full(structure.n_residues, -1, dtype=np.int64)
+    breaks = set(chain_breaks(structure))
+    for _, residues in structure.chains():
+        for a, b in zip(residues[:-1], residues[1:]):
+            if (int(a), int(b)) not in breaks:
+                previous[b] = a
+    return previous
 
 
 def neighborhoods(beads: np.ndarray, residue_types: np.ndarray, k: int) -> dict[str, np.ndarray]:

@@ -47,7 +47,7 @@ from ...data.store import save_dataset
 from ...errors import ConfigError, DownloadError, InputFileError
 from ...io.download import cache_dir, download, sha256_file
 from ...io.structure import ProteinStructure, parse_structure, read_structure
-from .coarse_grain import BEAD_KINDS, bead_positions, chain_breaks, neighborhoods, residue_types_of
+from .coarse_grain import BEAD_KINDS, bead_positions, neighborhoods, residue_types_of, structure_previous
 from .residues import MAX_ATOMS, RESIDUE_ATOMS, RESIDUE_NAMES, label_index, label_names
 
 __all__ = [
@@ -321,12 +321,8 @@ def entry_rows(structure: ProteinStructure, bead: str, k: int) -> tuple[dict[str
     rows = np.flatnonzero(complete)
     row_of = np.full(n_res, -1, dtype=np.int64)
     row_of[rows] = np.arange(len(rows))
-    previous = np.full(n_res, -1, dtype=np.int64)
-    breaks = set(chain_breaks(structure))
-    for _, residues in structure.chains():
-        for a, b in zip(residues[:-1], residues[1:]):
-            if (int(a), int(b)) not in breaks:
-                previous[b] = row_of[a]
+    previous = structure_previous(structure)
+    previous = np.where(previous >= 0, row_of[previous], -1)
     arrays = {
         "neighbor_positions": env["neighbor_positions"][rows].astype(np.float32),
         "neighbor_types": env["neighbor_types"][rows].astype(np.int16),

@@ -81,7 +81,8 @@ class BackmapEvaluation:
             "checkpoint": self.checkpoint, "dataset": self.dataset, "split": self.split, "model": self.model,
             "relax": self.relax, "entries": self.entries, "n_entries": self.n_entries,
             "n_residues": self.n_residues, "n_atoms": self.n_atoms, "rmsd_a": self.rmsd_a,
-            "backbone_rmsd_a": self.backbone_rmsd_a, "sidechain_rmsd_a": self.sidechain_rmsd_a, "per_residue": self.per_residue, "bonds": self.bonds,
+            "backbone_rmsd_a": self.backbone_rmsd_a, "sidechain_rmsd_a": self.sidechain_rmsd_a,
+            "per_residue": self.per_residue, "bonds": self.bonds,
             "clashes": self.clashes, "warnings": self.warnings,
         }
 

@@ -8,8 +8,8 @@ moves the atoms to the minimum of
 
 (lengths in Å) by Gauss-Newton in float64 from the prediction (sparse direct
 solves; at most a fixed number of iterations), which is deterministic and
-equivariant under rotations and translations to rounding. The bonds (:func:`bond_graph`): every covalent heavy-atom bond
-of the residue's template, C-OXT at chain ends, and the peptide bond between
+equivariant under rotations and translations to rounding. The bonds
+(:func:`bond_graph`): every covalent heavy-atom bond of the residue's template, C-OXT at chain ends, and the peptide bond between
 consecutive residues of one chain that are not separated by a chain break.
 Ideal lengths come from ``bond_templates.json`` (medians over real X-ray
 structures; made by :mod:`.make_bond_templates`). Bond angles, torsions and
@@ -22,12 +22,12 @@ from functools import lru_cache
 from importlib import resources
 
 import numpy as np
+
 from ...io.structure import ProteinStructure
-from .coarse_grain import chain_breaks
+from .coarse_grain import structure_previous
 from .residues import RESIDUE_NAMES
 
-__all__ = ["RESTRAINT", "ITERATIONS", "bond_templates", "bond_graph", "structure_previous", "relax_positions",
-           "relax_structure"]
+__all__ = ["RESTRAINT", "ITERATIONS", "bond_templates", "bond_graph", "relax_positions", "relax_structure"]
 
 #: Weight w of the restraint to the network's prediction (Å^-2 relative to the bond terms). Chosen on the
 #: validation entries of the pretrained model's dataset, where the all-atom RMSD is flat in w
@@ -43,17 +43,6 @@ def bond_templates() -> dict:
     """The contents of ``bond_templates.json``: ``residues`` (name -> [[a, b, L], ...]), ``terminal``, ``peptide``."""
     text = resources.files(__package__).joinpath("bond_templates.json").read_text()
     return json.loads(text)
-
-
-def structure_previous(structure: ProteinStructure) -> np.ndarray:
-    """Index (R,) of each residue's peptide-bonded predecessor: the previous residue of its chain, -1 across breaks."""
-    previous = np.full(structure.n_residues, -1, dtype=np.int64)
-    breaks = set(chain_breaks(structure))
-    for _, residues in structure.chains():
-        for a, b in zip(residues[:-1], residues[1:]):
-            if (int(a), int(b)) not in breaks:
-                previous[b] = a
-    return previous
 
 
 def bond_graph(residue_names, atom_residues, atom_names, previous) -> tuple[np.ndarray, np.ndarray]:

@@ -311,10 +311,11 @@ def type_pair_encoding(types, neighbor_index, n_types: int, start: int = 0) -> n
     [[1.0, -1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 2.0]]
     """
     types = np.asarray(types, dtype=np.int64)
-    onehot = np.eye(int(n_types), dtype=np.float32)[types]
-    # rows of neighbor_index are particles start, start + 1, ... (a chunk of a frame)
-    t_i = onehot[start:start + len(neighbor_index), None, :]
-    t_j = onehot[np.asarray(neighbor_index, dtype=np.int64)]
+    neighbor_index = np.asarray(neighbor_index, dtype=np.int64)
+    eye = np.eye(int(n_types), dtype=np.float32)
+    # rows of neighbor_index are particles start, start + 1, ... (a chunk of a frame): one-hot only those
+    t_i = eye[types[start:start + len(neighbor_index)]][:, None, :]
+    t_j = eye[types[neighbor_index]]
     t_i = np.broadcast_to(t_i, t_j.shape)
     return np.concatenate([t_i - t_j, t_i + t_j], axis=-1)
 

@@ -24,7 +24,7 @@ from ...io.atomic import atomic_path
 from ...io.frame import Frame
 from ...io.readers import read_frames
 from ...models.crystal import CrystalClassifier
-from ...nn.compiled import COMPILE_MODES, FixedBatchCompiled, should_compile
+from ...nn.compiled import FixedBatchCompiled, check_compile_mode, should_compile
 from ...train.device import resolve_device
 from .dataset import type_pair_encoding
 
@@ -132,8 +132,7 @@ class Identifier:
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto", chunk_size: int | None = None,
                  type_map: Mapping[str, str] | None = None, scale: float | None = None,
                  threshold: float | None = None, compile: str = "auto"):
-        if compile not in COMPILE_MODES:
-            raise ConfigError(f"--compile must be one of {', '.join(COMPILE_MODES)} (got {compile!r})")
+        check_compile_mode(compile)
         self.compile, self._compiled = compile, None
         self.checkpoint = Path(checkpoint) if checkpoint is not None else default_crystal_checkpoint()
         model, self.metadata = load_model(self.checkpoint, task="crystal")

@@ -8,9 +8,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from gaatool.io.structure import ProteinStructure, read_structure, write_structure
-from gaatool.tasks.backmap.coarse_grain import coarse_grain
-from gaatool.tasks.backmap.relax import (bond_graph, bond_templates, relax_positions, relax_structure,
-                                         structure_previous)
+from gaatool.tasks.backmap.coarse_grain import coarse_grain, structure_previous
+from gaatool.tasks.backmap.relax import bond_graph, bond_templates, relax_positions, relax_structure
 from gaatool.tasks.backmap.residues import RESIDUE_ATOMS, RESIDUE_NAMES
 
 
