@@ -15,7 +15,7 @@ from .registry import register
 __all__ = ["ForceField", "pair_inputs", "INFERENCE_CHUNK_TUPLES"]
 
 #: Inference (no double backward) runs at most this many tuples at once: memory
-#: stays bounded (~60 MB for the paper model) whatever the batch, and big
+#: stays bounded (~200 MiB for the paper model at any batch: benchmarks/results), and big
 #: batches run faster in cache-sized pieces.
 INFERENCE_CHUNK_TUPLES = 32768
 #: The same on a GPU, where small pieces would leave it idle between kernel launches.

@@ -59,7 +59,7 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
 
 
 def _broadcast_sum(parts: list[torch.Tensor]) -> torch.Tensor:
-    """Sum of broadcastable tensors, adding the pair with the smallest result first (big outputs as late as possible)."""
+    """Sum of broadcastable tensors, adding the pair with the smallest result first (big outputs last)."""
     parts = list(parts)
     while len(parts) > 1:
         best = min(((a, b) for a in range(len(parts)) for b in range(a + 1, len(parts))),
@@ -162,7 +162,8 @@ class PairSum:
             pair_weights = weights.new_zeros(*weights.shape[:-1], layout.pairs).scatter(-1, index, weights)
             return pair_weights @ values
         flat = weights.flatten(-2)
-        pair_weights = flat.new_zeros(*flat.shape[:-1], layout.pairs).scatter_add(-1, layout.grid.expand(flat.shape), flat)
+        pair_weights = flat.new_zeros(*flat.shape[:-1], layout.pairs)
+        pair_weights = pair_weights.scatter_add(-1, layout.grid.expand(flat.shape), flat)
         return (pair_weights.unsqueeze(-2) @ values).squeeze(-2)
 
 

@@ -9,7 +9,8 @@ moves the atoms to the minimum of
 (lengths in Å) by Gauss-Newton in float64 from the prediction (sparse direct
 solves; at most a fixed number of iterations), which is deterministic and
 equivariant under rotations and translations to rounding. The bonds
-(:func:`bond_graph`): every covalent heavy-atom bond of the residue's template, C-OXT at chain ends, and the peptide bond between
+(:func:`bond_graph`): every covalent heavy-atom bond of the residue's template,
+C-OXT at chain ends, and the peptide bond between
 consecutive residues of one chain that are not separated by a chain break.
 Ideal lengths come from ``bond_templates.json`` (medians over real X-ray
 structures; made by :mod:`.make_bond_templates`). Bond angles, torsions and

@@ -113,8 +113,9 @@ class IdentifyResult:
         return Path(path)
 
 
-#: Particles per model call. The per-pair tensors take ~40 kB per particle: on a CPU 2048 runs as fast as
-#: 16384 with a fifth of the memory (151 vs 730 MiB for 10^4 particles); a GPU wants big calls.
+#: Particles per model call. A call needs ~75 kB per particle of the chunk: on a CPU 2048 runs as fast
+#: as 16384 with a fifth of the memory (151 vs 730 MiB for 10^4 particles, bench_identify_scaling);
+#: a GPU wants big calls.
 CPU_CHUNK_SIZE, CUDA_CHUNK_SIZE = 2048, 16384
 
 
