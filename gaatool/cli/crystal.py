@@ -74,7 +74,7 @@ def evaluate_crystal(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write the confusion matrix as a PNG here."),
     device: str = options.Device, as_json: bool = options.AsJson,
 ) -> None:
-    """Accuracy overall, per class and per noise level, and the confusion matrix."""
+    """Accuracy overall, per class, per noise level and per both, and the confusion matrix."""
     from ..tasks.crystal.evaluate import evaluate_crystal as run
 
     result = run(checkpoint, dataset, split=split, device=device, confusion_png=plot)
@@ -84,10 +84,12 @@ def evaluate_crystal(
     console = render.stderr_console()
     console.print(f"{checkpoint} on {dataset} [{split}]: accuracy {100 * result.accuracy:.2f}% "
                   f"over {result.n_environments} environments")
-    console.print(render.table("per class", ["class", "accuracy %"],
-                               [(k, 100 * v) for k, v in result.per_class.items()]))
-    console.print(render.table("per noise level", ["sigma", "accuracy %"],
-                               [(k, 100 * v) for k, v in result.per_noise.items()]))
+    levels = list(result.per_noise)
+    console.print(render.table("accuracy % per class and noise level (sigma)", ["class", "all", *levels],
+                               [(name, 100 * result.per_class[name],
+                                 *(100 * by_level[key] if key in by_level else "-" for key in levels))
+                                for name, by_level in result.per_class_noise.items()]
+                               + [("all", 100 * result.accuracy, *(100 * result.per_noise[key] for key in levels))]))
     names = result.class_names
     console.print(render.table("confusion (rows: true, columns: predicted)", ["true"] + names,
                                [[name] + row for name, row in zip(names, result.confusion)]))

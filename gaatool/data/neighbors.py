@@ -10,7 +10,9 @@ deals with the conventions around it:
   ``r_ij`` in the caller's frame for any lattice, left-handed ones included;
 * ``r_ij = r_j - r_i`` is returned in float64: freud works in float32, so its
   vector only selects the periodic image and the difference is recomputed in
-  float64;
+  float64; freud is asked for a few candidates more than needed and they are
+  ranked by the float64 distances, so two neighbours closer in distance than
+  float32 can resolve still come out in their true order;
 * a box too small for the requested neighbour count (the k-th neighbour
   beyond half the narrowest box width, where periodic images would be counted
   twice) raises instead of silently returning wrong neighbours.
@@ -21,6 +23,10 @@ import numpy as np
 
 from ..errors import InputFileError
 from ..io.frame import lattice_problem
+
+# Candidates beyond k that freud returns for the float64 re-ranking: enough for a
+# near-tie (in float32) of this many extra points at the k-th place.
+EXTRA_CANDIDATES = 2
 
 __all__ = ["nearest_neighbors", "NeighborFinder", "bond_vectors", "perpendicular_widths", "standard_orientation"]
 
@@ -96,8 +102,8 @@ def nearest_neighbors(positions, box, k: int) -> tuple[np.ndarray, np.ndarray]:
     Returns
     -------
     neighbor_index : numpy.ndarray (N, K) int64
-        Index of each neighbour j, nearest first (ties in the order freud and
-        the distances' last bits give, deterministic for identical input).
+        Index of each neighbour j, nearest first by float64 distance; exact
+        ties go to the smaller index.
     r_ij : numpy.ndarray (N, K, 3) float64
         Bond vectors ``r_j - r_i`` (minimum image if periodic), same unit.
 
@@ -173,10 +179,11 @@ class NeighborFinder:
         """(neighbor_index (M, K), r_ij (M, K, 3)) of points start..stop-1, as :func:`nearest_neighbors`."""
         start, stop = max(0, int(start)), min(self.n, int(stop))
         m, k, positions, lattice = stop - start, self.k, self.positions, self.lattice
+        # freud's exclude_ii compares query and point *positions in their arrays*, which differ for a
+        # range; ask for the point itself too and drop it, plus a few candidates for the float64 ranking
+        candidates = min(self.n, k + 1 + EXTRA_CANDIDATES)
         try:
-            # freud's exclude_ii compares query and point *positions in their arrays*, which differ for a
-            # range; ask for one more neighbour and drop the point itself instead
-            nlist = self._query.query(self.points[start:stop], {"num_neighbors": k + 1, "exclude_ii": False})
+            nlist = self._query.query(self.points[start:stop], {"num_neighbors": candidates, "exclude_ii": False})
             nlist = nlist.toNeighborList()
         except (RuntimeError, ValueError) as err:
             raise InputFileError(f"neighbour search failed: {err}") from err
@@ -186,7 +193,7 @@ class NeighborFinder:
         other = j != i
         i, j, vectors = i[other], j[other], vectors[other]
         counts = np.bincount(i - start, minlength=m)
-        if np.any(counts != k):
+        if np.any(counts < k):
             raise InputFileError(
                 f"neighbour search found {counts.min()} instead of {k} neighbours for some particles"
             )
@@ -199,8 +206,12 @@ class NeighborFinder:
             delta = delta + shift @ lattice
         distances = np.linalg.norm(delta, axis=1)
         order = np.lexsort((j, distances, i))
-        neighbor_index = j[order].reshape(m, k)
-        r_ij = delta[order].reshape(m, k, 3)
+        # sorted by point, then distance: the first k rows of each point's group
+        first_row = np.cumsum(counts) - counts
+        keep = order[(first_row[:, None] + np.arange(k)).reshape(-1)]
+        neighbor_index = j[keep].reshape(m, k)
+        r_ij = delta[keep].reshape(m, k, 3)
+        distances = distances[keep]
         if lattice is not None:
             farthest = float(distances.max())
             if farthest >= self.half_width:

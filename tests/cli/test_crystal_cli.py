@@ -26,6 +26,9 @@ def test_data_train_evaluate_info(tmp_path, cli):
     assert code == 0, err
     evaluation = json.loads(out)
     assert 0 <= evaluation["accuracy"] <= 1 and png.exists()
+    assert set(evaluation["per_class_noise"]) == set(evaluation["per_class"])
+    code, out, err = cli("evaluate", "crystal", run_dir / "best.safetensors", data, "--device", "cpu")
+    assert code == 0 and "per class and noise level" in err and "confusion" in err
     code, out, err = cli("info", run_dir / "best.safetensors", "--json")
     assert code == 0 and json.loads(out)["task"] == "crystal"
     code, out, err = cli("info", run_dir / "best.safetensors")

@@ -148,3 +148,29 @@ def test_queries_by_range_equal_the_whole_search(periodic):
     expected_index, expected_r = brute_force(positions, lattice, 6) if periodic else (None, None)
     if periodic:
         np.testing.assert_array_equal(finder.query(50, 60)[0], expected_index[50:60])
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_near_ties_are_ranked_in_float64(periodic):
+    # Two candidates for the last neighbour place whose distances differ by less than float32 resolves
+    # (1e-10 .. 3e-8 relative): freud's float32 order is arbitrary there; the result must be the truly nearer.
+    rng = np.random.default_rng(5)
+    lattice = 20.0 * np.eye(3)
+    for _ in range(60):
+        u = rng.normal(size=(2, 3))
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        eps = 10 ** rng.uniform(-10, -7.5)
+        pair = [u[0], u[1] * (1.0 + eps)]
+        order = rng.permutation(2)
+        centre = rng.uniform(2, 18, size=3)
+        positions = centre + np.array([[0, 0, 0], [0, 0, 0.5]] + [pair[o] for o in order] + [[3.0, 3, 3], [-3.0, 3, 3]])
+        index, r_ij = nearest_neighbors(positions, lattice if periodic else None, 2)
+        nearer = 2 + int(np.argmin(order))  # row of pair[0]
+        assert index[0, 1] == nearer
+        assert np.linalg.norm(r_ij[0, 1]) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_empty_range_query():
+    finder = NeighborFinder(np.random.default_rng(0).normal(size=(20, 3)), None, 4)
+    index, r_ij = finder.query(5, 5)
+    assert index.shape == (0, 4) and r_ij.shape == (0, 4, 3)

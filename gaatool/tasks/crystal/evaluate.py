@@ -32,6 +32,7 @@ class CrystalEvaluation:
     class_names: list[str]
     per_class: dict[str, float]
     per_noise: dict[str, float]
+    per_class_noise: dict[str, dict[str, float]]  # class -> noise level -> accuracy (where both occur)
     confusion: list[list[int]]  # rows: true class, columns: predicted class
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -39,7 +40,7 @@ class CrystalEvaluation:
         return {
             "checkpoint": self.checkpoint, "dataset": self.dataset, "split": self.split,
             "n_environments": self.n_environments, "accuracy": self.accuracy, "per_class": self.per_class,
-            "per_noise": self.per_noise, "class_names": self.class_names, "confusion": self.confusion, **self.extra,
+            "per_noise": self.per_noise, "per_class_noise": self.per_class_noise, "class_names": self.class_names, "confusion": self.confusion, **self.extra,
         }
 
 
@@ -69,10 +70,15 @@ def evaluate_crystal(checkpoint: str | Path, dataset: str | Path, split: str = "
     np.add.at(confusion, (truth, predicted), 1)
     correct = predicted == truth
     per_class = {name: float(correct[truth == c].mean()) for c, name in enumerate(class_names) if np.any(truth == c)}
-    per_noise = {f"{level:g}": float(correct[np.isclose(noise, level)].mean()) for level in np.unique(noise)}
+    levels = {f"{level:g}": np.isclose(noise, level) for level in np.unique(noise)}
+    per_noise = {key: float(correct[at].mean()) for key, at in levels.items()}
+    per_class_noise = {name: {key: float(correct[at & (truth == c)].mean()) for key, at in levels.items()
+                              if np.any(at & (truth == c))}
+                       for c, name in enumerate(class_names) if np.any(truth == c)}
     result = CrystalEvaluation(
         checkpoint=str(checkpoint), dataset=str(dataset), split=split, n_environments=int(len(truth)),
         accuracy=float(correct.mean()), class_names=class_names, per_class=per_class, per_noise=per_noise,
+        per_class_noise=per_class_noise,
         confusion=confusion.tolist(), extra={"model": metadata["model"]["name"]})
     if confusion_png is not None:
         save_confusion_matrix(confusion, class_names, confusion_png,

@@ -30,6 +30,14 @@ def test_evaluate_reports_consistent_numbers(tiny_crystal_checkpoint, tiny_cryst
     meta = read_metadata(tiny_crystal_checkpoint)
     assert result.accuracy == pytest.approx(meta["metrics"]["val_accuracy"], abs=1e-6)
     assert set(result.per_noise) == {"0.001", "0.05", "0.1"}
+    # per class and noise level: consistent with the confusion matrix and the per-noise accuracies
+    assert set(result.per_class_noise) == set(result.per_class)
+    for name, by_level in result.per_class_noise.items():
+        assert set(by_level) == set(result.per_noise)
+        assert min(by_level.values()) <= result.per_class[name] <= max(by_level.values())
+    for level, value in result.per_noise.items():
+        column = [by_level[level] for by_level in result.per_class_noise.values()]
+        assert min(column) - 1e-12 <= value <= max(column) + 1e-12
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
