@@ -289,9 +289,9 @@ def prepare(spec: CaseSpec, device: str | torch.device = "cpu", seed: int = 0,
     inputs = make_inputs(spec, device, seed)
     steps = {name: make_step(spec, net, inputs) for name, net in models.items()}
     if compile and spec.model == "crystal" and spec.mode == "inference" and "gaatool" in steps:
-        from gaatool.nn.compiled import FixedBatchCompiled
+        from gaatool.nn.compiled import FixedBatchCompiled, compiled_batch_size
 
-        compiled = FixedBatchCompiled(model, spec.batch)
+        compiled = FixedBatchCompiled(model, compiled_batch_size(spec.batch, device))  # as identify does
 
         def compiled_step() -> None:
             with torch.no_grad():

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ..nn import Geometry, LabeledVectorAttention, Vector2VectorAttention
+from ..nn.chunks import chunk_items, map_chunks
 from ..nn.threads import serial_when_small
 from ..nn.mlp import activation
 from .blocks import AttentionSettings, ResidualAttentionBlock
@@ -116,10 +117,20 @@ class Backmapper(nn.Module):
     def forward(self, neighbor_positions: torch.Tensor, neighbor_types: torch.Tensor, residue_types: torch.Tensor,
                 atom_labels: torch.Tensor, neighbor_mask: torch.Tensor | None = None,
                 atom_mask: torch.Tensor | None = None) -> torch.Tensor:
-        tuples = neighbor_positions.shape[:-1].numel() * neighbor_positions.shape[-2]
-        with serial_when_small(tuples, neighbor_positions.device):
-            return self._forward(neighbor_positions, neighbor_types, residue_types, atom_labels, neighbor_mask,
-                                 atom_mask)
+        inputs = (neighbor_positions, neighbor_types, residue_types, atom_labels, neighbor_mask, atom_mask)
+        tuples_per_residue = self.tuples_per_residue(neighbor_positions.shape[-2], atom_labels.shape[-1])
+        batch = neighbor_positions.shape[:-2].numel()
+        with serial_when_small(batch * tuples_per_residue, neighbor_positions.device):
+            if neighbor_positions.dim() != 3:
+                return self._forward(*inputs)
+            return map_chunks(self._forward, inputs, chunk_items(tuples_per_residue, neighbor_positions.device))
+
+    def tuples_per_residue(self, n_neighbors: int, n_atoms: int) -> int:
+        """Tuples of the widest layer for one residue: bead blocks, translation (per label) or refinement."""
+        rank = self.blocks[0].attention.rank if len(self.blocks) else 1
+        widest_refine = max((layer.rank for layer in self.refine), default=0)
+        return max(n_neighbors ** rank, n_atoms * n_neighbors ** self.translate.rank,
+                   n_atoms * n_atoms ** widest_refine)
 
     def _forward(self, neighbor_positions, neighbor_types, residue_types, atom_labels, neighbor_mask, atom_mask):
         scale = self.config.length_scale

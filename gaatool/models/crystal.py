@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..nn import Geometry
+from ..nn.chunks import chunk_items, map_chunks
 from ..nn.threads import serial_when_small
 from .blocks import AttentionSettings, ResidualAttentionBlock, make_vector_attention
 from .registry import register
@@ -46,12 +47,18 @@ class CrystalClassifier(nn.Module):
         self.head = nn.Sequential(nn.Linear(d, 2 * d), nn.ReLU(), nn.Linear(2 * d, config.n_classes))
 
     def forward(self, r_ij: torch.Tensor, type_pairs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        with serial_when_small(r_ij.shape[:-1].numel() * r_ij.shape[-2], r_ij.device):
-            geometry = Geometry(r_ij, mask)  # invariants computed once, shared by every layer
-            values = self.embed(type_pairs)
-            for block in self.blocks:
-                values = block(geometry, values, mask)
-            return self.head(self.reduce(geometry, values, mask))
+        tuples_per_item = r_ij.shape[-2] ** 2  # rank-2 tuples of one environment
+        with serial_when_small(r_ij.shape[:-2].numel() * tuples_per_item, r_ij.device):
+            if r_ij.dim() != 3:
+                return self._forward(r_ij, type_pairs, mask)
+            return map_chunks(self._forward, (r_ij, type_pairs, mask), chunk_items(tuples_per_item, r_ij.device))
+
+    def _forward(self, r_ij, type_pairs, mask):
+        geometry = Geometry(r_ij, mask)  # invariants computed once, shared by every layer
+        values = self.embed(type_pairs)
+        for block in self.blocks:
+            values = block(geometry, values, mask)
+        return self.head(self.reduce(geometry, values, mask))
 
 
 @register

@@ -7,20 +7,13 @@ import torch
 from torch import nn
 
 from ..nn import Geometry
+from ..nn.chunks import chunk_items, map_chunks
 from ..nn.threads import serial_when_small
 from .blocks import AttentionSettings, ResidualAttentionBlock, make_vector_attention
 from ..nn.mlp import activation
 from .registry import register
 
-__all__ = ["ForceField", "pair_inputs", "INFERENCE_CHUNK_TUPLES"]
-
-#: Inference (no double backward) runs at most this many tuples at once: memory
-#: stays bounded (~200 MiB for the paper model at any batch: benchmarks/results), and big
-#: batches run faster in cache-sized pieces.
-INFERENCE_CHUNK_TUPLES = 32768
-#: The same on a GPU, where small pieces would leave it idle between kernel launches.
-CUDA_INFERENCE_CHUNK_TUPLES = 1 << 22
-
+__all__ = ["ForceField", "pair_inputs"]
 
 def pair_inputs(positions: torch.Tensor, type_onehot: torch.Tensor):
     """Atom-centred clouds: r_ij = r_j - r_i (B, N, N, 3) and [t_i - t_j, t_i + t_j] (B, N, N, 2T)."""
@@ -102,21 +95,15 @@ class ForceField(nn.Module):
         """
         if create_graph is None:
             create_graph = self.training
-        n_atoms = positions.shape[-2]
-        tuples_per_molecule = n_atoms ** 3  # N atom-centred clouds of N^2 pairs
+        tuples_per_molecule = positions.shape[-2] ** 3  # N atom-centred clouds of N^2 pairs
         batch = positions.shape[0] if positions.dim() == 3 else 1
-        budget = INFERENCE_CHUNK_TUPLES if positions.device.type == "cpu" else CUDA_INFERENCE_CHUNK_TUPLES
-        if create_graph or positions.dim() != 3 or batch * tuples_per_molecule <= budget:
-            with serial_when_small(batch * tuples_per_molecule, positions.device):
+        with serial_when_small(batch * tuples_per_molecule, positions.device):
+            if create_graph or positions.dim() != 3:
                 return self._energy_forces(positions, types, mask, compute_forces, create_graph, include_shift)
-        # inference on many molecules: chunks bound the memory (and stay in cache); molecules are independent
-        size = max(1, budget // tuples_per_molecule)
-        parts = [self._energy_forces(positions[start:start + size], types[start:start + size],
-                                     None if mask is None else mask[start:start + size],
-                                     compute_forces, False, include_shift)
-                 for start in range(0, batch, size)]
-        energy = torch.cat([part[0] for part in parts])
-        return energy, (torch.cat([part[1] for part in parts]) if compute_forces else None)
+            # inference: molecules are independent; cache-sized pieces run faster and bound the memory
+            def piece(positions, types, mask):
+                return self._energy_forces(positions, types, mask, compute_forces, False, include_shift)
+            return map_chunks(piece, (positions, types, mask), chunk_items(tuples_per_molecule, positions.device))
 
     def _energy_forces(self, positions, types, mask, compute_forces: bool, create_graph: bool, include_shift: bool):
         if not compute_forces:

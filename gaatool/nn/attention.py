@@ -62,8 +62,13 @@ def _broadcast_sum(parts: list[torch.Tensor]) -> torch.Tensor:
     """Sum of broadcastable tensors, adding the pair with the smallest result first (big outputs last)."""
     parts = list(parts)
     while len(parts) > 1:
-        best = min(((a, b) for a in range(len(parts)) for b in range(a + 1, len(parts))),
-                   key=lambda ab: torch.broadcast_shapes(parts[ab[0]].shape, parts[ab[1]].shape).numel())
+        # a plain loop rather than min(key=...), which torch.compile cannot trace
+        best, best_size = (0, 1), None
+        for a in range(len(parts)):
+            for b in range(a + 1, len(parts)):
+                size = torch.broadcast_shapes(parts[a].shape, parts[b].shape).numel()
+                if best_size is None or size < best_size:
+                    best, best_size = (a, b), size
         total = parts[best[0]] + parts[best[1]]
         parts = [p for k, p in enumerate(parts) if k not in best] + [total]
     return parts[0]

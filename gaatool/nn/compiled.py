@@ -16,13 +16,18 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .chunks import map_chunks
 
-__all__ = ["COMPILE_MODES", "FixedBatchCompiled", "check_compile_mode", "should_compile"]
+__all__ = ["COMPILE_MODES", "CPU_COMPILED_BATCH", "FixedBatchCompiled", "check_compile_mode", "compiled_batch_size",
+           "should_compile"]
 
 COMPILE_MODES = ("auto", "on", "off")
 
 #: ``auto`` compiles CPU jobs of at least this many items (environments): below it compiling costs more than it saves.
 AUTO_MIN_ITEMS = 200_000
+#: Largest compiled batch on a CPU: a compiled graph of 512 environments runs ~1.8x faster per
+#: environment than one of 2048, whose tensors no longer fit in the caches (see nn/chunks.py).
+CPU_COMPILED_BATCH = 512
 
 
 def check_compile_mode(mode: str) -> None:
@@ -39,13 +44,19 @@ def should_compile(mode: str, items: int, device: torch.device) -> bool:
     return mode == "on"
 
 
+def compiled_batch_size(chunk: int, device: torch.device) -> int:
+    """The batch to compile for calls of up to ``chunk`` items on ``device``."""
+    return min(int(chunk), CPU_COMPILED_BATCH) if device.type == "cpu" else int(chunk)
+
+
 class FixedBatchCompiled:
     """``model(*inputs)`` through torch.compile at a fixed leading batch size; eager if compiling fails.
 
     Inputs are tensors whose first axis is the batch; shorter batches are
     zero-padded to one of a few sizes (:meth:`padded_size`) and the outputs cut
-    back, so a handful of compiled graphs serve every call. Items must be
-    independent of each other (true of per-environment models).
+    back, so a handful of compiled graphs serve every call; longer ones run in
+    pieces of ``batch_size``. Items must be independent of each other (true of
+    per-environment models).
     """
 
     def __init__(self, model: nn.Module, batch_size: int):
@@ -63,8 +74,10 @@ class FixedBatchCompiled:
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
         n = inputs[0].shape[0]
-        if self._compiled is None or n > self.batch_size:
+        if self._compiled is None:
             return self.model(*inputs)
+        if n > self.batch_size:
+            return map_chunks(self, inputs, self.batch_size)
         size = self.padded_size(n)
         padded = [nn.functional.pad(x, [0, 0] * (x.dim() - 1) + [0, size - n]) for x in inputs]
         try:

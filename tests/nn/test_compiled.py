@@ -4,7 +4,7 @@ import torch
 
 from gaatool.models.crystal import CrystalClassifier
 from gaatool.nn import compiled
-from gaatool.nn.compiled import FixedBatchCompiled, should_compile
+from gaatool.nn.compiled import FixedBatchCompiled, compiled_batch_size, should_compile
 
 
 def small_model():
@@ -25,11 +25,18 @@ def test_compiled_equals_eager_with_padding():
     model = small_model()
     wrapped = FixedBatchCompiled(model, batch_size=16)
     g = torch.Generator().manual_seed(1)
-    r, t = torch.randn(16, 12, 3, generator=g), torch.randn(16, 12, 4, generator=g)
+    r, t = torch.randn(37, 12, 3, generator=g), torch.randn(37, 12, 4, generator=g)
     with torch.no_grad():
-        for n in (16, 5):  # a full batch, then a short (padded) one: no recompilation, same numbers
+        # a full batch, a short (padded) one, a long one (pieces of 16): no recompilation, same numbers
+        for n in (16, 5, 37):
             torch.testing.assert_close(wrapped(r[:n], t[:n]), model(r[:n], t[:n]), rtol=1e-5, atol=1e-5)
     assert wrapped._compiled is not None
+
+
+def test_compiled_batch_is_cache_sized_on_cpu():
+    assert compiled_batch_size(2048, torch.device("cpu")) == compiled.CPU_COMPILED_BATCH
+    assert compiled_batch_size(100, torch.device("cpu")) == 100
+    assert compiled_batch_size(16384, torch.device("cuda")) == 16384
 
 
 def test_compile_failure_falls_back_to_eager(monkeypatch):

@@ -9,9 +9,11 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from gaatool.models.crystal import CrystalClassifier
+from gaatool.models.backmap import Backmapper
 from gaatool.models.forces import ForceField
 from gaatool.nn import Geometry, LabeledVectorAttention, Vector2VectorAttention, VectorAttention
 from gaatool.nn.attention import PairSum, TupleAttentionBase, TupleSum
+from gaatool.nn.chunks import chunk_items, map_chunks
 from gaatool.nn.threads import serial_when_small
 
 D = 5
@@ -106,20 +108,76 @@ def test_serial_when_small_restores_threads():
         assert torch.get_num_threads() == before
 
 
-def test_chunked_force_inference_equals_one_pass(monkeypatch):
+def _chunk_case(name: str):
+    """A small float64 model of each kind and a batch of 7 items (one with padding)."""
     torch.manual_seed(0)
-    model = ForceField(ForceField.Config(n_dim=8, n_blocks=1, attention={
-        "merge": "concat", "join": "concat", "score_activation": "swish", "hidden": 8})).double().eval()
     g = torch.Generator().manual_seed(0)
-    positions = torch.randn(7, 5, 3, generator=g, dtype=torch.float64) * 1.5
-    types = torch.randint(0, 3, (7, 5), generator=g)
-    mask = torch.ones(7, 5, dtype=torch.bool)
-    mask[3, 4] = False
-    whole = model(positions, types, mask)
-    monkeypatch.setattr("gaatool.models.forces.INFERENCE_CHUNK_TUPLES", 2 * 5 ** 3)  # chunks of 2 molecules
-    chunked = model(positions, types, mask)
-    torch.testing.assert_close(chunked[0], whole[0], rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(chunked[1], whole[1], rtol=1e-12, atol=1e-12)
+    if name == "forces":
+        model = ForceField(ForceField.Config(n_dim=8, n_blocks=1, attention={
+            "merge": "concat", "join": "concat", "score_activation": "swish", "hidden": 8})).double()
+        mask = torch.ones(7, 5, dtype=torch.bool)
+        mask[3, 4] = False
+        inputs = (torch.randn(7, 5, 3, generator=g, dtype=torch.float64) * 1.5, torch.randint(0, 3, (7, 5), generator=g), mask)
+        return model, inputs, 5 ** 3
+    if name == "crystal":
+        model = CrystalClassifier(CrystalClassifier.Config(n_dim=8, attention={"dropout": 0.0, "hidden": 8})).double()
+        mask = torch.ones(7, 12, dtype=torch.bool)
+        mask[2, 10:] = False
+        inputs = (torch.randn(7, 12, 3, generator=g, dtype=torch.float64), torch.randn(7, 12, 4, generator=g, dtype=torch.float64), mask)
+        return model, inputs, 12 ** 2
+    model = Backmapper(Backmapper.Config(n_dim=8, n_labels=10, attention={"merge": "concat", "join": "concat", "hidden": 8})).double()
+    neighbor_mask = torch.ones(7, 6, dtype=torch.bool)
+    neighbor_mask[1, 4:] = False
+    atom_mask = torch.ones(7, 4, dtype=torch.bool)
+    atom_mask[5, 3] = False
+    inputs = (torch.randn(7, 6, 3, generator=g, dtype=torch.float64) * 4, torch.randint(0, 20, (7, 6), generator=g),
+              torch.randint(0, 20, (7,), generator=g), torch.randint(0, 10, (7, 4), generator=g), neighbor_mask, atom_mask)
+    return model, inputs, model.tuples_per_residue(6, 4)
+
+
+@pytest.mark.parametrize("name", ["forces", "crystal", "backmap"])
+def test_models_in_pieces_equal_one_pass(monkeypatch, name):
+    # big batches run in cache-sized pieces (nn/chunks.py); results must not depend on it, gradients included
+    model, inputs, tuples_per_item = _chunk_case(name)
+    model.eval()
+
+    def outputs_and_gradients():
+        model.zero_grad()
+        out = model(*inputs)
+        if name == "forces":  # outputs are energies and their gradients (forces); training runs in one piece
+            return out, [out[1]]
+        out.square().sum().backward()
+        return out, [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    whole, whole_grads = outputs_and_gradients()
+    monkeypatch.setattr("gaatool.nn.chunks.CPU_CHUNK_TUPLES", 2 * tuples_per_item)  # pieces of 2 items
+    assert chunk_items(tuples_per_item, "cpu") == 2
+    method = "_energy_forces" if name == "forces" else "_forward"
+    inner, calls = getattr(model, method), []
+    monkeypatch.setattr(model, method, lambda *args: calls.append(len(args[0])) or inner(*args))
+    pieces, piece_grads = outputs_and_gradients()
+    assert calls == [2, 2, 2, 1]
+    for a, b in zip(whole if isinstance(whole, tuple) else (whole,), pieces if isinstance(pieces, tuple) else (pieces,)):
+        torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
+    assert len(piece_grads) == len(whole_grads) > 0
+    for a, b in zip(whole_grads, piece_grads):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
+
+
+def test_map_chunks_shapes():
+    calls = []
+
+    def fn(x, y, none):
+        calls.append(len(x))
+        assert none is None
+        return x * 2, None, y
+    x, y = torch.arange(10.0), torch.arange(10.0).reshape(10, 1)
+    doubled, nothing, same = map_chunks(fn, (x, y, None), 4)
+    assert calls == [4, 4, 2] and nothing is None
+    torch.testing.assert_close(doubled, 2 * x)
+    torch.testing.assert_close(same, y)
+    assert map_chunks(lambda x: x + 1, (x,), 10).tolist() == (x + 1).tolist()
+    assert chunk_items(10**9, "cpu") == 1
 
 
 def test_crystal_model_fast_path_equals_plain(monkeypatch):

@@ -24,7 +24,7 @@ from ...io.atomic import atomic_path
 from ...io.frame import Frame
 from ...io.readers import read_frames
 from ...models.crystal import CrystalClassifier
-from ...nn.compiled import FixedBatchCompiled, check_compile_mode, should_compile
+from ...nn.compiled import FixedBatchCompiled, check_compile_mode, compiled_batch_size, should_compile
 from ...train.device import resolve_device
 from .dataset import type_pair_encoding
 
@@ -220,7 +220,7 @@ class Identifier:
         if not should_compile(self.compile, n_particles, self.device):
             return self.model
         if self._compiled is None:
-            self._compiled = FixedBatchCompiled(self.model, self.chunk_size)
+            self._compiled = FixedBatchCompiled(self.model, compiled_batch_size(self.chunk_size, self.device))
         return self._compiled
 
     def label_frames(self, frames: Iterable[Frame]) -> Iterator[FrameLabels]:
