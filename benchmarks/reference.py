@@ -9,7 +9,8 @@ author's library. Each reference model mirrors one gaatool model:
 * the same score (S), value (V) and scale (R) MLPs, deep-copied from the
   gaatool layers, except that gaatool's ``FastDropout`` becomes torch's
   ``nn.Dropout`` with the same rate (same distribution; identical in eval
-  mode), which is what a user of the reference library writes;
+  mode) and its ``Swish`` becomes torch's ``nn.SiLU`` (same function), which
+  is what a user of the reference library writes (also in blocks and heads);
 * every attention layer is the reference library's layer
   (``gala.VectorAttention``, ``gala.Vector2VectorAttention``,
   ``gala.LabeledVectorAttention``) called through its own API;
@@ -38,6 +39,7 @@ from gaatool.models.forces import ForceField
 from gaatool.models.blocks import ResidualAttentionBlock
 from gaatool.nn import LabeledVectorAttention, Vector2VectorAttention, VectorAttention
 from gaatool.nn.mlp import FastDropout
+from gaatool.nn.swish import Swish
 
 __all__ = ["REFERENCE_VERSION", "load_reference_library", "reference_layer", "build_reference", "copy_weights",
            "parameter_count", "ReferenceCrystalClassifier", "ReferenceForceField", "ReferenceBackmapper"]
@@ -76,12 +78,19 @@ def parameter_count(module: nn.Module) -> int:
 
 
 def _reference_mlp(net: nn.Module) -> nn.Module:
-    """A deep copy of an S/V/R net with FastDropout replaced by nn.Dropout of the same rate."""
+    """A deep copy of a net (S/V/R MLP, activation, head) with torch's modules for gaatool's fast ones.
+
+    FastDropout becomes nn.Dropout of the same rate, Swish becomes nn.SiLU.
+    """
+    if isinstance(net, Swish):
+        return nn.SiLU()
     net = copy.deepcopy(net)
     for parent in list(net.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, FastDropout):
                 setattr(parent, name, nn.Dropout(child.p))
+            elif isinstance(child, Swish):
+                setattr(parent, name, nn.SiLU())
     return net
 
 
@@ -120,7 +129,7 @@ class _ReferenceBlock(nn.Module):
         super().__init__()
         self.attention = reference_layer(block.attention, gala)
         self.expand = copy.deepcopy(block.expand)
-        self.act = copy.deepcopy(block.act)
+        self.act = _reference_mlp(block.act)
         self.project = copy.deepcopy(block.project)
 
     def forward(self, positions: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -140,7 +149,7 @@ class ReferenceCrystalClassifier(nn.Module):
         self.embed = copy.deepcopy(model.embed)
         self.blocks = nn.ModuleList(_ReferenceBlock(block, gala) for block in model.blocks)
         self.reduce = reference_layer(model.reduce, gala)
-        self.head = copy.deepcopy(model.head)
+        self.head = _reference_mlp(model.head)
 
     def forward(self, r_ij: torch.Tensor, type_pairs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         values = self.embed(type_pairs)
@@ -169,7 +178,7 @@ class ReferenceForceField(nn.Module):
         self.embed = copy.deepcopy(model.embed)
         self.blocks = nn.ModuleList(_ReferenceBlock(block, gala) for block in model.blocks)
         self.reduce = reference_layer(model.reduce, gala)
-        self.head = copy.deepcopy(model.head)
+        self.head = _reference_mlp(model.head)
         self.register_buffer("atom_energy_shift", model.atom_energy_shift.detach().clone(), persistent=False)
 
     def atomic_energies(self, positions, types, mask=None, include_shift: bool = True) -> torch.Tensor:

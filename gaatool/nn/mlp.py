@@ -4,12 +4,14 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import ConfigError
+from .swish import Swish
 
 import torch
 
 __all__ = ["ACTIVATIONS", "activation", "score_net", "value_net", "scale_net", "FastDropout"]
 
-ACTIVATIONS = {"relu": nn.ReLU, "swish": nn.SiLU, "silu": nn.SiLU, "gelu": nn.GELU, "tanh": nn.Tanh}
+# swish: torch's SiLU with a fused second derivative (force training differentiates twice)
+ACTIVATIONS = {"relu": nn.ReLU, "swish": Swish, "silu": Swish, "gelu": nn.GELU, "tanh": nn.Tanh}
 
 
 def activation(name: str) -> nn.Module:
