@@ -253,13 +253,21 @@ class TupleAttentionBase(nn.Module):
             core = self.joined_invariant_values(self.pair_invariants(geometry, layout), n_extra)
             if not extra and self.merge.symmetric:
                 # v_ij = core_ij + m_i + m_j is symmetric too: everything stays per pair
-                return PairSum(core, self.join.input_map(1, self.merge.point_terms(values)[0]), layout)
+                return PairSum(core, self._merged_terms(values, n_extra + 1, per_point=True)[0], layout)
             expand = lambda pairs: place(layout.to_full(pairs))  # noqa: E731
         else:
             core, expand = self.joined_invariant_values(self.invariants(geometry), n_extra), place
         terms = [self.join.input_map(index, part) for index, part in enumerate(extra)]
-        terms += [place(self.join.input_map(n_extra + 1, term)) for term in self.merge.slot_terms(values)]
+        terms += [place(term) for term in self._merged_terms(values, n_extra + 1)]
         return TupleSum(core, terms, expand)
+
+    def _merged_terms(self, values: torch.Tensor, join_index: int, per_point: bool = False) -> list[torch.Tensor]:
+        """J's share of M(v_i, v_j, ..) as per-slot terms (slot views, or per point), J's kernel folded into M's."""
+        kernel = self.join.input_kernel(join_index)
+        terms = self.merge.point_terms(values, kernel) if per_point else self.merge.slot_terms(values, kernel)
+        if kernel is None:  # mean join: a scale
+            terms = [self.join.input_map(join_index, term) for term in terms]
+        return terms
 
     def joined_invariant_values(self, invariants: torch.Tensor, join_index: int) -> torch.Tensor:
         """J's share of V(q): input_map(join_index, V(q)), with a concat join's kernel folded into V's last Linear.

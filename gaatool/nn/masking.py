@@ -21,16 +21,14 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None, dims: int) -
     tensor([[0.5000, 0.5000, 0.0000],
             [0.0000, 0.0000, 0.0000]])
     """
-    if mask is not None:
-        mask = mask.expand_as(scores)
-        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
     batch_shape = scores.shape[: scores.dim() - dims]
-    flat = scores.reshape(*batch_shape, -1)
+    if mask is None:  # one fused kernel (and one in backward)
+        return torch.softmax(scores.reshape(*batch_shape, -1), dim=-1).reshape(scores.shape)
+    mask = mask.expand_as(scores)
+    flat = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).reshape(*batch_shape, -1)
     # subtracting the (detached) max keeps exp() in range; masked entries become exp(-huge) = 0
     shifted = flat - flat.amax(dim=-1, keepdim=True).detach()
-    exp = torch.exp(shifted)
-    if mask is not None:
-        exp = exp * mask.reshape(*batch_shape, -1).to(exp.dtype)
+    exp = torch.exp(shifted) * mask.reshape(*batch_shape, -1).to(flat.dtype)
     total = exp.sum(dim=-1, keepdim=True)
     weights = exp / torch.where(total > 0, total, torch.ones_like(total))
     return weights.reshape(scores.shape)

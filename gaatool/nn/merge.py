@@ -38,16 +38,24 @@ class TupleMerge(nn.Module):
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         return sum(self.slot_terms(values))
 
-    def slot_terms(self, values: torch.Tensor) -> list[torch.Tensor]:
-        """M as a sum of one per-point term per slot, each (..., 1, N, 1, F)-shaped: M = sum(terms)."""
-        return [slot_view(term, slot, self.rank) for slot, term in enumerate(self.point_terms(values))]
+    def slot_terms(self, values: torch.Tensor, then: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """M as a sum of one per-point term per slot, each (..., 1, N, 1, F)-shaped: M = sum(terms).
 
-    def point_terms(self, values: torch.Tensor) -> list[torch.Tensor]:
-        """Each slot's contribution per point, (..., N, F): M(v_i, v_j, ...) = terms[0]_i + terms[1]_j + ..."""
+        ``then`` (F, F'): a linear map applied after M, folded into the kernels.
+        """
+        return [slot_view(term, slot, self.rank) for slot, term in enumerate(self.point_terms(values, then))]
+
+    def point_terms(self, values: torch.Tensor, then: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Each slot's contribution per point, (..., N, F): M(v_i, v_j, ...) = terms[0]_i + terms[1]_j + ...
+
+        ``then`` (F, F'): a linear map applied after M; with the concat merge it
+        is folded into each slot's kernel (one product per point instead of two).
+        """
         if self.mode == "mean":
-            return [values / float(self.rank)] * self.rank
+            term = values / float(self.rank)
+            return [term if then is None else term @ then] * self.rank
         # project each point once, then broadcast: cheaper than projecting every tuple
-        return [values @ kernel for kernel in self.kernels]
+        return [values @ (kernel if then is None else kernel @ then) for kernel in self.kernels]
 
     @property
     def symmetric(self) -> bool:
@@ -75,3 +83,7 @@ class Join(nn.Module):
         if self.mode == "mean":
             return part / float(self.n_inputs)
         return part @ self.kernels[index]
+
+    def input_kernel(self, index: int) -> torch.Tensor | None:
+        """input_map(index, .) as a matrix to fold into a preceding linear map; None for the mean (a scale)."""
+        return None if self.mode == "mean" else self.kernels[index]

@@ -207,3 +207,17 @@ def test_random_bytes_are_uniform_and_shaped():
     expected = sample.numel() / 256
     assert float(((counts - expected) ** 2 / expected).sum()) < 400  # chi-square, 255 dof: mean 255, sd ~23
     assert not torch.equal(random_bytes(torch.Size([64])), random_bytes(torch.Size([64])))
+
+
+@pytest.mark.parametrize("dims", [0, 1, 2])
+def test_softmax_without_mask_equals_all_true_mask(dims):
+    scores = torch.randn(3, 5, 5, dtype=torch.float64, requires_grad=True) * 30
+    no_mask = masked_softmax(scores, None, dims)
+    full_mask = masked_softmax(scores, torch.ones(3, 5, 5, dtype=torch.bool), dims)
+    torch.testing.assert_close(no_mask, full_mask, rtol=1e-12, atol=1e-15)
+    sums = no_mask.reshape(*no_mask.shape[:3 - dims], -1).sum(-1)
+    torch.testing.assert_close(sums, torch.ones_like(sums), rtol=1e-12, atol=1e-12)
+    upstream = torch.randn_like(no_mask)
+    (a,) = torch.autograd.grad((no_mask * upstream).sum(), scores)
+    (b,) = torch.autograd.grad((full_mask * upstream).sum(), scores)
+    torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
