@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..nn import Geometry, LabeledVectorAttention, Vector2VectorAttention
-from ..nn.chunks import chunk_items, map_chunks
+from ..nn.chunks import run_in_pieces
 from ..nn.threads import serial_when_small
 from ..nn.mlp import activation
 from .blocks import AttentionSettings, ResidualAttentionBlock
@@ -119,11 +119,10 @@ class Backmapper(nn.Module):
                 atom_mask: torch.Tensor | None = None) -> torch.Tensor:
         inputs = (neighbor_positions, neighbor_types, residue_types, atom_labels, neighbor_mask, atom_mask)
         tuples_per_residue = self.tuples_per_residue(neighbor_positions.shape[-2], atom_labels.shape[-1])
-        batch = neighbor_positions.shape[:-2].numel()
-        with serial_when_small(batch * tuples_per_residue, neighbor_positions.device):
-            if neighbor_positions.dim() != 3:
+        if neighbor_positions.dim() != 3:
+            with serial_when_small(neighbor_positions.shape[:-2].numel() * tuples_per_residue, neighbor_positions.device):
                 return self._forward(*inputs)
-            return map_chunks(self._forward, inputs, chunk_items(tuples_per_residue, neighbor_positions.device))
+        return run_in_pieces(self._forward, inputs, tuples_per_residue, parallel=not self.training)
 
     def tuples_per_residue(self, n_neighbors: int, n_atoms: int) -> int:
         """Tuples of the widest layer for one residue: bead blocks, translation (per label) or refinement."""

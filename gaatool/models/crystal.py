@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..nn import Geometry
-from ..nn.chunks import chunk_items, map_chunks
+from ..nn.chunks import run_in_pieces
 from ..nn.threads import serial_when_small
 from .blocks import AttentionSettings, ResidualAttentionBlock, make_vector_attention
 from .registry import register
@@ -48,10 +48,10 @@ class CrystalClassifier(nn.Module):
 
     def forward(self, r_ij: torch.Tensor, type_pairs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         tuples_per_item = r_ij.shape[-2] ** 2  # rank-2 tuples of one environment
-        with serial_when_small(r_ij.shape[:-2].numel() * tuples_per_item, r_ij.device):
-            if r_ij.dim() != 3:
+        if r_ij.dim() != 3:
+            with serial_when_small(r_ij.shape[:-2].numel() * tuples_per_item, r_ij.device):
                 return self._forward(r_ij, type_pairs, mask)
-            return map_chunks(self._forward, (r_ij, type_pairs, mask), chunk_items(tuples_per_item, r_ij.device))
+        return run_in_pieces(self._forward, (r_ij, type_pairs, mask), tuples_per_item, parallel=not self.training)
 
     def _forward(self, r_ij, type_pairs, mask):
         geometry = Geometry(r_ij, mask)  # invariants computed once, shared by every layer

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..nn import Geometry
-from ..nn.chunks import chunk_items, map_chunks
+from ..nn.chunks import run_in_pieces
 from ..nn.threads import serial_when_small
 from .blocks import AttentionSettings, ResidualAttentionBlock, make_vector_attention
 from ..nn.mlp import activation
@@ -96,14 +96,15 @@ class ForceField(nn.Module):
         if create_graph is None:
             create_graph = self.training
         tuples_per_molecule = positions.shape[-2] ** 3  # N atom-centred clouds of N^2 pairs
-        batch = positions.shape[0] if positions.dim() == 3 else 1
-        with serial_when_small(batch * tuples_per_molecule, positions.device):
-            if create_graph or positions.dim() != 3:
+        if create_graph or positions.dim() != 3:
+            batch = positions.shape[0] if positions.dim() == 3 else 1
+            with serial_when_small(batch * tuples_per_molecule, positions.device):
                 return self._energy_forces(positions, types, mask, compute_forces, create_graph, include_shift)
-            # inference: molecules are independent; cache-sized pieces run faster and bound the memory
-            def piece(positions, types, mask):
-                return self._energy_forces(positions, types, mask, compute_forces, False, include_shift)
-            return map_chunks(piece, (positions, types, mask), chunk_items(tuples_per_molecule, positions.device))
+
+        # inference: molecules are independent; cache-sized pieces run faster and bound the memory
+        def piece(positions, types, mask):
+            return self._energy_forces(positions, types, mask, compute_forces, False, include_shift)
+        return run_in_pieces(piece, (positions, types, mask), tuples_per_molecule, parallel=not self.training)
 
     def _energy_forces(self, positions, types, mask, compute_forces: bool, create_graph: bool, include_shift: bool):
         if not compute_forces:
