@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..nn import Geometry, LabeledVectorAttention, Vector2VectorAttention
-from ..nn.chunks import run_in_pieces
+from ..nn.chunks import draws_random_numbers, run_in_pieces
 from ..nn.threads import serial_when_small
 from ..nn.mlp import activation
 from .blocks import AttentionSettings, ResidualAttentionBlock
@@ -122,7 +122,7 @@ class Backmapper(nn.Module):
         if neighbor_positions.dim() != 3:
             with serial_when_small(neighbor_positions.shape[:-2].numel() * tuples_per_residue, neighbor_positions.device):
                 return self._forward(*inputs)
-        return run_in_pieces(self._forward, inputs, tuples_per_residue, parallel=not self.training)
+        return run_in_pieces(self._forward, inputs, tuples_per_residue, parallel=not draws_random_numbers(self))
 
     def tuples_per_residue(self, n_neighbors: int, n_atoms: int) -> int:
         """Tuples of the widest layer for one residue: bead blocks, translation (per label) or refinement."""

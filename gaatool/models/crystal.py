@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..nn import Geometry
-from ..nn.chunks import run_in_pieces
+from ..nn.chunks import draws_random_numbers, run_in_pieces
 from ..nn.threads import serial_when_small
 from .blocks import AttentionSettings, ResidualAttentionBlock, make_vector_attention
 from .registry import register
@@ -51,7 +51,8 @@ class CrystalClassifier(nn.Module):
         if r_ij.dim() != 3:
             with serial_when_small(r_ij.shape[:-2].numel() * tuples_per_item, r_ij.device):
                 return self._forward(r_ij, type_pairs, mask)
-        return run_in_pieces(self._forward, (r_ij, type_pairs, mask), tuples_per_item, parallel=not self.training)
+        return run_in_pieces(self._forward, (r_ij, type_pairs, mask), tuples_per_item,
+                             parallel=not draws_random_numbers(self))
 
     def _forward(self, r_ij, type_pairs, mask):
         geometry = Geometry(r_ij, mask)  # invariants computed once, shared by every layer

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..nn import Geometry
-from ..nn.chunks import run_in_pieces
+from ..nn.chunks import draws_random_numbers, run_in_pieces
 from ..nn.threads import serial_when_small
 from .blocks import AttentionSettings, ResidualAttentionBlock, make_vector_attention
 from ..nn.mlp import activation
@@ -104,7 +104,8 @@ class ForceField(nn.Module):
         # inference: molecules are independent; cache-sized pieces run faster and bound the memory
         def piece(positions, types, mask):
             return self._energy_forces(positions, types, mask, compute_forces, False, include_shift)
-        return run_in_pieces(piece, (positions, types, mask), tuples_per_molecule, parallel=not self.training)
+        return run_in_pieces(piece, (positions, types, mask), tuples_per_molecule,
+                             parallel=not draws_random_numbers(self))
 
     def _energy_forces(self, positions, types, mask, compute_forces: bool, create_graph: bool, include_shift: bool):
         if not compute_forces:

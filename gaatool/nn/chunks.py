@@ -9,8 +9,9 @@ can split its batch into pieces of about :data:`CPU_CHUNK_TUPLES` tuples and
 concatenate the results: the same operations per item, the same outputs.
 Autograd follows the pieces too, so backward passes also run piece by piece.
 
-In inference the pieces also run side by side, one per CPU core, each on one
-torch thread (``parallel=True``): the per-operation thread wake-ups of torch's
+Where no random numbers are drawn (inference, training without dropout) the
+pieces also run side by side, one per CPU core, each on one torch thread
+(``parallel=True``): the per-operation thread wake-ups of torch's
 own (intra-op) parallelism cost more than they bring at these tensor sizes
 (crystal classifier at batch 1024 on 2 cores: ~3x faster; benchmarks/).
 """
@@ -22,9 +23,11 @@ from typing import Callable, Sequence
 
 import torch
 
+from .mlp import FastDropout
 from .threads import serial_when_small
 
-__all__ = ["CPU_CHUNK_TUPLES", "CUDA_CHUNK_TUPLES", "MIN_PARALLEL_TUPLES", "chunk_items", "map_chunks", "run_in_pieces"]
+__all__ = ["CPU_CHUNK_TUPLES", "CUDA_CHUNK_TUPLES", "MIN_PARALLEL_TUPLES", "chunk_items", "draws_random_numbers",
+           "map_chunks", "run_in_pieces"]
 
 #: Tuples per piece on a CPU: ~8 MiB per 64-wide float32 hidden layer, cache-sized
 #: (1-2 MiB of L2 per core plus a shared L3 on the machines measured).
@@ -37,6 +40,16 @@ CUDA_CHUNK_TUPLES = 1 << 22
 #: ones spend their time in Python, one thread at a time (ethanol at batch 16 in two
 #: pieces of 5832 tuples ran 15% slower than in one piece on one thread).
 MIN_PARALLEL_TUPLES = 16384
+
+
+def draws_random_numbers(module: torch.nn.Module) -> bool:
+    """Whether a forward pass of ``module`` draws random numbers (dropout while training).
+
+    Such passes must run their pieces one after another, so that the draws
+    happen in the same order every time (reproducible, resumable training).
+    """
+    return module.training and any(isinstance(m, (torch.nn.Dropout, FastDropout)) and m.p > 0
+                                   for m in module.modules())
 
 
 def chunk_items(tuples_per_item: int, device: torch.device | str) -> int:

@@ -13,7 +13,7 @@ from gaatool.models.backmap import Backmapper
 from gaatool.models.forces import ForceField
 from gaatool.nn import Geometry, LabeledVectorAttention, Vector2VectorAttention, VectorAttention
 from gaatool.nn.attention import PairSum, TupleAttentionBase, TupleSum
-from gaatool.nn.chunks import chunk_items, map_chunks
+from gaatool.nn.chunks import chunk_items, draws_random_numbers, map_chunks
 from gaatool.nn.threads import serial_when_small
 
 D = 5
@@ -238,3 +238,11 @@ def test_crystal_model_fast_path_equals_plain(monkeypatch):
     fast = model(r, t)
     plain(monkeypatch)
     torch.testing.assert_close(fast, model(r, t), rtol=1e-12, atol=1e-12)
+
+
+def test_draws_random_numbers():
+    crystal = CrystalClassifier(CrystalClassifier.Config(n_dim=8, attention={"dropout": 0.5, "hidden": 8}))
+    assert draws_random_numbers(crystal.train()) and not draws_random_numbers(crystal.eval())
+    plain = CrystalClassifier(CrystalClassifier.Config(n_dim=8, attention={"dropout": 0.0, "hidden": 8}))
+    assert not draws_random_numbers(plain.train())
+    assert draws_random_numbers(torch.nn.Sequential(torch.nn.Dropout(0.1)).train())
