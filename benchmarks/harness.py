@@ -168,19 +168,31 @@ def cuda_peak_growth(step: Callable[[], None], device: str | torch.device, warmu
     return max(torch.cuda.max_memory_allocated(device) - before, 0)
 
 
-def child_environment() -> dict[str, str]:
-    """Environment of a memory-measuring subprocess: this one's plus a fixed glibc mmap threshold."""
+def child_environment(fixed_mmap_threshold: bool = True) -> dict[str, str]:
+    """Environment of a benchmark subprocess: this one's, plus (for memory) a fixed glibc mmap threshold.
+
+    The fixed threshold makes memory figures sound but costs time (every big
+    block is mapped and unmapped again), so timings run without it.
+    """
     env = dict(os.environ)
-    env["MALLOC_MMAP_THRESHOLD_"] = str(MALLOC_MMAP_THRESHOLD)
+    if fixed_mmap_threshold:
+        env["MALLOC_MMAP_THRESHOLD_"] = str(MALLOC_MMAP_THRESHOLD)
+    else:
+        env.pop("MALLOC_MMAP_THRESHOLD_", None)
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
 
-def run_child(module: str, arguments: Sequence[str], timeout: float | None = None) -> dict:
-    """Run ``python -m module arguments`` in a fresh process; its last stdout line is a JSON object."""
+def run_child(module: str, arguments: Sequence[str], timeout: float | None = None,
+              fixed_mmap_threshold: bool = True) -> dict:
+    """Run ``python -m module arguments`` in a fresh process; its last stdout line is a JSON object.
+
+    ``fixed_mmap_threshold``: see :func:`child_environment` (True for memory, False for time).
+    """
     command = [sys.executable, "-m", module, *arguments]
-    completed = subprocess.run(command, capture_output=True, text=True, env=child_environment(), timeout=timeout,
+    completed = subprocess.run(command, capture_output=True, text=True, env=child_environment(fixed_mmap_threshold),
+                               timeout=timeout,
                                cwd=str(Path(__file__).resolve().parent.parent))
     lines = completed.stdout.strip().splitlines()
     if completed.returncode != 0 or not lines:
