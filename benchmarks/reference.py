@@ -9,8 +9,9 @@ author's library. Each reference model mirrors one gaatool model:
 * the same score (S), value (V) and scale (R) MLPs, deep-copied from the
   gaatool layers, except that gaatool's ``FastDropout`` becomes torch's
   ``nn.Dropout`` with the same rate (same distribution; identical in eval
-  mode) and its ``Swish`` becomes torch's ``nn.SiLU`` (same function), which
-  is what a user of the reference library writes (also in blocks and heads);
+  mode), its ``Swish`` torch's ``nn.SiLU`` and its in-place ReLU ``nn.ReLU()``
+  (same functions), which is what a user of the reference library writes
+  (also in blocks and heads);
 * every attention layer is the reference library's layer
   (``gala.VectorAttention``, ``gala.Vector2VectorAttention``,
   ``gala.LabeledVectorAttention``) called through its own API;
@@ -80,18 +81,29 @@ def parameter_count(module: nn.Module) -> int:
 def _reference_mlp(net: nn.Module) -> nn.Module:
     """A deep copy of a net (S/V/R MLP, activation, head) with torch's modules for gaatool's fast ones.
 
-    FastDropout becomes nn.Dropout of the same rate, Swish becomes nn.SiLU.
+    FastDropout becomes nn.Dropout of the same rate, Swish nn.SiLU, in-place ReLU nn.ReLU.
     """
-    if isinstance(net, Swish):
-        return nn.SiLU()
+    plain = _plain_module(net)
+    if plain is not None:
+        return plain
     net = copy.deepcopy(net)
     for parent in list(net.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, FastDropout):
-                setattr(parent, name, nn.Dropout(child.p))
-            elif isinstance(child, Swish):
-                setattr(parent, name, nn.SiLU())
+            plain = _plain_module(child)
+            if plain is not None:
+                setattr(parent, name, plain)
     return net
+
+
+def _plain_module(module: nn.Module) -> nn.Module | None:
+    """torch's plain module for one of gaatool's faster ones, else None."""
+    if isinstance(module, FastDropout):
+        return nn.Dropout(module.p)
+    if isinstance(module, Swish):
+        return nn.SiLU()
+    if isinstance(module, nn.ReLU) and module.inplace:
+        return nn.ReLU()
+    return None
 
 
 def reference_layer(layer: VectorAttention | Vector2VectorAttention | LabeledVectorAttention, gala=None) -> nn.Module:

@@ -238,8 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         "memory_method": _memory_method(device, not args.no_memory),
         "notes": ["Inputs are synthetic with realistic shapes (see benchmarks/bench_models_reference.py); "
                   "timings depend on shapes, not values.",
-                  "Reference MLPs use torch nn.Dropout and nn.SiLU where gaatool uses FastDropout and its Swish "
-                  "(fused second derivative); both differ only in training steps.",
+                  "Reference MLPs use torch nn.Dropout, nn.SiLU and nn.ReLU() where gaatool uses FastDropout, its "
+                  "Swish (fused second derivative) and in-place ReLU; same functions.",
                   "The 'issue ref' column is the reference library in issue 6 on another run, for orientation."],
         "cases": results,
     }

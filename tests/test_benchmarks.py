@@ -102,10 +102,15 @@ def test_copy_weights_refuses_a_different_architecture():
         build_reference(CrystalClassifier(CrystalClassifier.Config(n_dim=8, attention={"o3": True})))
 
 
-def test_reference_training_mlps_use_torch_dropout():
+def test_reference_mlps_use_plain_torch_modules():
     reference = build_reference(CrystalClassifier(CrystalClassifier.Config(n_dim=8)))
     kinds = {type(m).__name__ for m in reference.modules()}
     assert "Dropout" in kinds and "FastDropout" not in kinds
+    assert not any(isinstance(m, torch.nn.ReLU) and m.inplace for m in reference.modules())
+    assert any(isinstance(m, torch.nn.ReLU) for m in reference.modules())
+    forces = build_reference(ForceField(ForceField.Config(n_dim=8, n_blocks=1)))
+    kinds = {type(m).__name__ for m in forces.modules()}
+    assert "SiLU" in kinds and "Swish" not in kinds
 
 
 def test_prepared_steps_run_for_every_model_at_tiny_size():
