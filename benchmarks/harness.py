@@ -244,6 +244,9 @@ def machine_info(device: str | torch.device) -> dict:
         "torch_threads": torch.get_num_threads(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        # glibc's malloc settings change the reference's times ~2x (its big tensors page-fault when
+        # freshly mapped); recorded so that runs with and without them are told apart
+        "malloc_env": {key: value for key, value in sorted(os.environ.items()) if key.startswith("MALLOC_")},
         "dtype": "float32",
     }
     try:

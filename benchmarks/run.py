@@ -141,7 +141,8 @@ def render_markdown(payload: dict) -> str:
              "",
              f"{info['date']} · host {info['hostname']} · {info['cpu_model']} · torch {info['torch_version']} · "
              f"{info['torch_threads']} threads · float32" + (" · **quick run (small batches)**"
-                                                           if payload["quick"] else ""),
+                                                           if payload["quick"] else "")
+             + "".join(f" · {key}={value}" for key, value in info.get("malloc_env", {}).items()),
              "",
              f"Dense float32 matmul peak ({peak['size']}²): **{peak['gflops']:.1f} GFLOP/s**. "
              "Times are medians of alternating calls in one process; speed-up = reference ÷ gaatool "
