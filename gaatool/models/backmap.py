@@ -122,7 +122,8 @@ class Backmapper(nn.Module):
         if neighbor_positions.dim() != 3:
             with serial_when_small(neighbor_positions.shape[:-2].numel() * tuples_per_residue, neighbor_positions.device):
                 return self._forward(*inputs)
-        return run_in_pieces(self._forward, inputs, tuples_per_residue, parallel=not draws_random_numbers(self))
+        return run_in_pieces(self._forward, inputs, tuples_per_residue, parallel=not draws_random_numbers(self),
+                             parameters=list(self.parameters()))
 
     def tuples_per_residue(self, n_neighbors: int, n_atoms: int) -> int:
         """Tuples of the widest layer for one residue: bead blocks, translation (per label) or refinement."""

@@ -52,7 +52,7 @@ class CrystalClassifier(nn.Module):
             with serial_when_small(r_ij.shape[:-2].numel() * tuples_per_item, r_ij.device):
                 return self._forward(r_ij, type_pairs, mask)
         return run_in_pieces(self._forward, (r_ij, type_pairs, mask), tuples_per_item,
-                             parallel=not draws_random_numbers(self))
+                             parallel=not draws_random_numbers(self), parameters=list(self.parameters()))
 
     def _forward(self, r_ij, type_pairs, mask):
         geometry = Geometry(r_ij, mask)  # invariants computed once, shared by every layer

@@ -11,9 +11,12 @@ Autograd follows the pieces too, so backward passes also run piece by piece.
 
 Where no random numbers are drawn (inference, training without dropout) the
 pieces also run side by side, one per CPU core, each on one torch thread
-(``parallel=True``): the per-operation thread wake-ups of torch's
-own (intra-op) parallelism cost more than they bring at these tensor sizes
-(crystal classifier at batch 1024 on 2 cores: ~3x faster; benchmarks/).
+(``parallel=True``; in training the backward pass too): the per-operation
+thread wake-ups of torch's own (intra-op) parallelism cost more than they
+bring at these tensor sizes (crystal classifier at batch 1024 on 2 cores:
+~3x faster; backmapping training step ~1.5x; benchmarks/). With dropout,
+training pieces run one after another: masks drawn in a fixed order keep runs
+reproducible (and side by side was slower there anyway).
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from contextlib import nullcontext
 from typing import Callable, Sequence
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from .mlp import FastDropout
 from .threads import serial_when_small
@@ -62,7 +66,8 @@ def chunk_items(tuples_per_item: int, device: torch.device | str) -> int:
     return max(1, budget // max(1, int(tuples_per_item)))
 
 
-def map_chunks(fn: Callable, inputs: Sequence[torch.Tensor | None], size: int, parallel: bool = False):
+def map_chunks(fn: Callable, inputs: Sequence[torch.Tensor | None], size: int, parallel: bool = False,
+               parameters: Sequence[torch.Tensor] = ()):
     """``fn(*inputs)`` computed on pieces of ``size`` items along axis 0 and concatenated.
 
     ``inputs`` share their first (batch) axis; None entries are passed as None.
@@ -72,6 +77,8 @@ def map_chunks(fn: Callable, inputs: Sequence[torch.Tensor | None], size: int, p
     ``parallel``: on a CPU with several torch threads, run the pieces on that
     many worker threads, one torch thread each. Only for work whose result does
     not depend on the order pieces draw random numbers (no dropout in training).
+    ``parameters``: what ``fn`` trains; when gradients are being recorded for
+    them (training), the backward pass runs side by side too (:class:`_SideBySide`).
     """
     first = next(x for x in inputs if x is not None)
     n = first.shape[0]
@@ -81,6 +88,9 @@ def map_chunks(fn: Callable, inputs: Sequence[torch.Tensor | None], size: int, p
     pieces = [tuple(None if x is None else x[start:start + size] for x in inputs) for start in range(0, n, size)]
     workers = min(len(pieces), torch.get_num_threads())
     if parallel and workers > 1 and first.device.type == "cpu" and not torch.is_autocast_enabled("cpu"):
+        trained = [p for p in parameters if p.requires_grad] if torch.is_grad_enabled() else []
+        if trained and not any(x is not None and x.requires_grad for x in inputs):
+            return _SideBySide.apply(fn, pieces, workers, *trained)
         results = _run_side_by_side(fn, pieces, workers)
     else:
         results = [fn(*piece) for piece in pieces]
@@ -107,14 +117,60 @@ def _run_side_by_side(fn: Callable, pieces: list[tuple], workers: int) -> list:
         torch.set_num_threads(previous)
 
 
-def run_in_pieces(fn: Callable, inputs: Sequence[torch.Tensor | None], tuples_per_item: int, parallel: bool):
+class _SideBySide(torch.autograd.Function):
+    """Pieces side by side in the forward *and* the backward pass (training without dropout).
+
+    Each worker records its piece's graph; the backward pass differentiates
+    every piece in its worker and sums the parameter gradients over the
+    pieces in order, so results do not depend on which thread finished first.
+    Outputs must be one tensor; differentiable once (what training needs).
+    """
+
+    @staticmethod
+    def forward(ctx, fn: Callable, pieces: list[tuple], workers: int, *parameters: torch.Tensor) -> torch.Tensor:
+        def recorded(*piece):
+            with torch.enable_grad():  # Function.forward itself runs without autograd
+                return fn(*piece)
+
+        outputs = _run_side_by_side(recorded, pieces, workers)
+        ctx.outputs, ctx.workers = outputs, workers
+        ctx.save_for_backward(*parameters)
+        return torch.cat([out.detach() for out in outputs])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        parameters, outputs = ctx.saved_tensors, ctx.outputs
+        grads = grad.split([out.shape[0] for out in outputs])
+
+        def differentiate(out: torch.Tensor, upstream: torch.Tensor):
+            with torch.enable_grad():
+                if not out.requires_grad:
+                    return [None] * len(parameters)
+                # the pieces' graphs live as long as this node (retain_graph=True on the outer graph works)
+                return torch.autograd.grad(out, parameters, upstream, retain_graph=True, allow_unused=True)
+
+        per_piece = _run_side_by_side(differentiate, list(zip(outputs, grads)), ctx.workers)
+        sums = []
+        for index in range(len(parameters)):
+            parts = [piece[index] for piece in per_piece if piece[index] is not None]
+            total = None
+            for part in parts:  # in piece order: deterministic
+                total = part if total is None else total + part
+            sums.append(total)
+        return (None, None, None, *sums)
+
+
+def run_in_pieces(fn: Callable, inputs: Sequence[torch.Tensor | None], tuples_per_item: int, parallel: bool,
+                  parameters: Sequence[torch.Tensor] = ()):
     """A model's batch ``fn(*inputs)`` the fast way for its size and device.
 
     Small inputs run in one piece on one thread (:func:`serial_when_small`);
     big ones in cache-sized pieces (:func:`chunk_items`). With ``parallel``
     (inference) on a multi-core CPU, inputs big enough for several pieces of at
     least :data:`MIN_PARALLEL_TUPLES` tuples are split so that every core gets
-    one and the pieces run side by side.
+    one and the pieces run side by side (in training, given the model's
+    ``parameters``, the backward pass too).
     """
     first = next(x for x in inputs if x is not None)
     n, device, threads = first.shape[0], first.device, torch.get_num_threads()
@@ -126,6 +182,6 @@ def run_in_pieces(fn: Callable, inputs: Sequence[torch.Tensor | None], tuples_pe
         count = -(-count // threads) * threads
         size = max(-(-n // count), -(-MIN_PARALLEL_TUPLES // tuples_per_item))
         if size < n:
-            return map_chunks(fn, inputs, size, parallel=True)
+            return map_chunks(fn, inputs, size, parallel=True, parameters=parameters)
     with serial_when_small(total, device):
         return map_chunks(fn, inputs, size)

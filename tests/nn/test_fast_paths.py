@@ -163,13 +163,18 @@ def test_models_in_pieces_equal_one_pass(monkeypatch, name):
     threads, calls[:] = torch.get_num_threads(), []
     torch.set_num_threads(2)
     try:
-        side_by_side, _ = outputs_and_gradients()
+        side_by_side, side_grads = outputs_and_gradients()
     finally:
         torch.set_num_threads(threads)
     assert sorted(calls) == [3, 4]
+    if name != "forces":  # parameter gradients come from the pieces' own backward passes, side by side
+        assert type(side_by_side.grad_fn).__name__ == "_SideBySideBackward"
     for a, b in zip(whole if isinstance(whole, tuple) else (whole,),
                     side_by_side if isinstance(side_by_side, tuple) else (side_by_side,)):
         torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
+    assert len(side_grads) == len(whole_grads)
+    for a, b in zip(whole_grads, side_grads):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
     for a, b in zip(whole if isinstance(whole, tuple) else (whole,), pieces if isinstance(pieces, tuple) else (pieces,)):
         torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
     assert len(piece_grads) == len(whole_grads) > 0
@@ -246,3 +251,20 @@ def test_draws_random_numbers():
     plain = CrystalClassifier(CrystalClassifier.Config(n_dim=8, attention={"dropout": 0.0, "hidden": 8}))
     assert not draws_random_numbers(plain.train())
     assert draws_random_numbers(torch.nn.Sequential(torch.nn.Dropout(0.1)).train())
+
+
+
+def test_side_by_side_backward_twice():
+    w = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(8, 5, dtype=torch.float64)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        out = map_chunks(lambda x: torch.tanh(x @ w), (x,), 2, parallel=True, parameters=[w])
+    finally:
+        torch.set_num_threads(threads)
+    assert type(out.grad_fn).__name__ == "_SideBySideBackward"
+    (first,) = torch.autograd.grad(out.sum(), w, retain_graph=True)
+    (second,) = torch.autograd.grad(out.sum(), w)
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+    torch.testing.assert_close(first, torch.autograd.grad(torch.tanh(x @ w).sum(), w)[0], rtol=1e-12, atol=1e-12)
