@@ -9,7 +9,7 @@ author's library. Each reference model mirrors one gaatool model:
 * the same score (S), value (V) and scale (R) MLPs, deep-copied from the
   gaatool layers, except that gaatool's ``FastDropout`` becomes torch's
   ``nn.Dropout`` with the same rate (same distribution; identical in eval
-  mode), its ``Swish`` torch's ``nn.SiLU`` and its in-place ReLU ``nn.ReLU()``
+  mode), its ``Swish`` torch's ``nn.SiLU`` and its ReLU (in place in eval mode) ``nn.ReLU()``
   (same functions), which is what a user of the reference library writes
   (also in blocks and heads);
 * every attention layer is the reference library's layer
@@ -39,7 +39,7 @@ from gaatool.models.crystal import CrystalClassifier
 from gaatool.models.forces import ForceField
 from gaatool.models.blocks import ResidualAttentionBlock
 from gaatool.nn import LabeledVectorAttention, Vector2VectorAttention, VectorAttention
-from gaatool.nn.mlp import FastDropout
+from gaatool.nn.mlp import FastDropout, ReLU
 from gaatool.nn.swish import Swish
 
 __all__ = ["REFERENCE_VERSION", "load_reference_library", "reference_layer", "build_reference", "copy_weights",
@@ -81,7 +81,7 @@ def parameter_count(module: nn.Module) -> int:
 def _reference_mlp(net: nn.Module) -> nn.Module:
     """A deep copy of a net (S/V/R MLP, activation, head) with torch's modules for gaatool's fast ones.
 
-    FastDropout becomes nn.Dropout of the same rate, Swish nn.SiLU, in-place ReLU nn.ReLU.
+    FastDropout becomes nn.Dropout of the same rate, Swish nn.SiLU, gaatool's ReLU nn.ReLU.
     """
     plain = _plain_module(net)
     if plain is not None:
@@ -101,7 +101,7 @@ def _plain_module(module: nn.Module) -> nn.Module | None:
         return nn.Dropout(module.p)
     if isinstance(module, Swish):
         return nn.SiLU()
-    if isinstance(module, nn.ReLU) and module.inplace:
+    if isinstance(module, ReLU):
         return nn.ReLU()
     return None
 

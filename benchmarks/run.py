@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "notes": ["Inputs are synthetic with realistic shapes (see benchmarks/bench_models_reference.py); "
                   "timings depend on shapes, not values.",
                   "Reference MLPs use torch nn.Dropout, nn.SiLU and nn.ReLU() where gaatool uses FastDropout, its "
-                  "Swish (fused second derivative) and in-place ReLU; same functions.",
+                  "Swish (fused second derivative) and ReLU (in place in eval mode); same functions.",
                   "The 'issue ref' column is the reference library in issue 6 on another run, for orientation."],
         "cases": results,
     }

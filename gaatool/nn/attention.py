@@ -135,25 +135,24 @@ class PairSum:
     core: torch.Tensor
     point_term: torch.Tensor
     layout: "PairLayout"
+    _values: torch.Tensor | None = field(default=None, repr=False)
 
     def full(self, x: torch.Tensor) -> torch.Tensor:
         return self.layout.to_full(x)
 
-    def _add_pair_terms(self, pairs: torch.Tensor, per_point: torch.Tensor) -> torch.Tensor:
-        layout = self.layout
-        return pairs + per_point.index_select(-2, layout.first) + per_point.index_select(-2, layout.second)
-
     def materialize(self) -> torch.Tensor:
-        return self._add_pair_terms(self.core, self.point_term)
+        """The pair values (..., P, C), computed once."""
+        if self._values is None:
+            layout = self.layout
+            self._values = (self.core + self.point_term.index_select(-2, layout.first)
+                            + self.point_term.index_select(-2, layout.second))
+        return self._values
 
     def through(self, net: nn.Module) -> torch.Tensor:
-        first = _leading_linear(net)
-        if first is None:
-            return net(self.materialize())
-        # the per-point term is projected once per point, not once per pair end
-        hidden = self._add_pair_terms(functional.linear(self.core, first.weight, first.bias),
-                                      functional.linear(self.point_term, first.weight))
-        return net[1:](hidden)
+        """net(pair values): the values are needed for the weighted sum anyway, and a Linear
+        applied part by part would cost the same product per pair plus two gathers of its
+        (wider) output."""
+        return net(self.materialize())
 
     def weighted_sum(self, weights: torch.Tensor, dims: int) -> torch.Tensor:
         """sum_j w_ij v_ij (dims=1) or sum_ij w_ij v_ij (dims=2) for full-layout weights (..., N, N).
