@@ -24,6 +24,9 @@ import numpy as np
 from ..errors import InputFileError
 from ..io.frame import lattice_problem
 
+# Points per query when measuring the nearest-neighbour distance of a whole frame.
+DISTANCE_CHUNK = 65536
+
 # Candidates beyond k that freud returns for the float64 re-ranking: enough for a
 # near-tie (in float32) of this many extra points at the k-th place.
 EXTRA_CANDIDATES = 2
@@ -261,5 +264,8 @@ def nearest_neighbor_distance(positions, box) -> float:
     >>> round(nearest_neighbor_distance(np.array([[0.0, 0, 0], [1.5, 0, 0], [0, 2.0, 0]]), None), 6)
     1.5
     """
-    _, r_ij = nearest_neighbors(positions, box, 1)
-    return float(np.median(np.linalg.norm(r_ij[:, 0], axis=-1)))
+    finder = NeighborFinder(positions, box, 1)
+    # in chunks: the search's temporary arrays stay bounded for frames of millions of particles
+    distances = [np.linalg.norm(finder.query(start, start + DISTANCE_CHUNK)[1][:, 0], axis=-1)
+                 for start in range(0, finder.n, DISTANCE_CHUNK)]
+    return float(np.median(np.concatenate(distances)))

@@ -174,3 +174,14 @@ def test_empty_range_query():
     finder = NeighborFinder(np.random.default_rng(0).normal(size=(20, 3)), None, 4)
     index, r_ij = finder.query(5, 5)
     assert index.shape == (0, 4) and r_ij.shape == (0, 4, 3)
+
+
+def test_nearest_neighbor_distance_in_chunks(monkeypatch):
+    from gaatool.data import neighbors
+
+    rng = np.random.default_rng(8)
+    positions = rng.uniform(0, 12, size=(3000, 3))
+    _, r_ij = nearest_neighbors(positions, 12 * np.eye(3), 1)
+    expected = float(np.median(np.linalg.norm(r_ij[:, 0], axis=-1)))
+    monkeypatch.setattr(neighbors, "DISTANCE_CHUNK", 257)
+    assert neighbors.nearest_neighbor_distance(positions, 12 * np.eye(3)) == expected
