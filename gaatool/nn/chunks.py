@@ -177,10 +177,12 @@ def run_in_pieces(fn: Callable, inputs: Sequence[torch.Tensor | None], tuples_pe
     size = chunk_items(tuples_per_item, device)
     total = n * tuples_per_item
     if parallel and device.type == "cpu" and threads > 1 and total >= 2 * MIN_PARALLEL_TUPLES:
-        # a multiple of the core count of pieces, so that no core idles in the last round
+        # the pieces in flight together share the budget (memory stays where one piece at a time had it),
+        # and come in a multiple of the core count, so that no core idles in the last round
+        size = max(chunk_items(tuples_per_item * threads, device), -(-MIN_PARALLEL_TUPLES // tuples_per_item))
         count = -(-n // size)
         count = -(-count // threads) * threads
-        size = max(-(-n // count), -(-MIN_PARALLEL_TUPLES // tuples_per_item))
+        size = -(-n // count)
         if size < n:
             return map_chunks(fn, inputs, size, parallel=True, parameters=parameters)
     with serial_when_small(total, device):
