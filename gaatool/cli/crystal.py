@@ -111,7 +111,7 @@ def attach(app: typer.Typer) -> None:
         chunk_size: Optional[int] = typer.Option(None, "--chunk-size",
                                                  help="Particles per model call, bounds memory (default: 2048 on a CPU, 16384 on a GPU)."),
         compile_mode: str = typer.Option("auto", "--compile", metavar="auto|on|off",
-                                         help="torch.compile the model (auto: CPU frames of >= 1M particles)."),
+                                         help="torch.compile the model (auto: CPU frames of >= 5M particles)."),
         device: str = options.Device, as_json: bool = options.AsJson,
     ) -> None:
         """Identify the crystal structure around every particle of a snapshot or trajectory."""

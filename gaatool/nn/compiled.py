@@ -24,8 +24,9 @@ __all__ = ["COMPILE_MODES", "CPU_COMPILED_BATCH", "FixedBatchCompiled", "check_c
 COMPILE_MODES = ("auto", "on", "off")
 
 #: ``auto`` compiles CPU jobs of at least this many items (environments): compiling costs 10-20 s and then
-#: saves ~25% of the eager time (~13 of 53 µs per environment on 2 cores), which pays from ~1 million on.
-AUTO_MIN_ITEMS = 1_000_000
+#: saves ~10% of the eager time (identify: 38 instead of 42 µs per particle on 2 cores,
+#: benchmarks/results/identify-cpu-amd-epyc*.md), which pays from a few million on.
+AUTO_MIN_ITEMS = 5_000_000
 #: Largest compiled batch on a CPU: a compiled graph of 512 environments runs ~1.8x faster per
 #: environment than one of 2048, whose tensors no longer fit in the caches (see nn/chunks.py).
 CPU_COMPILED_BATCH = 512
