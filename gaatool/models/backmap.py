@@ -28,7 +28,6 @@ from torch import nn
 
 from ..nn import Geometry, LabeledVectorAttention, Vector2VectorAttention
 from ..nn.chunks import draws_random_numbers, run_in_pieces
-from ..nn.threads import serial_when_small
 from ..nn.mlp import activation
 from .blocks import AttentionSettings, ResidualAttentionBlock
 from .registry import register
@@ -119,9 +118,6 @@ class Backmapper(nn.Module):
                 atom_mask: torch.Tensor | None = None) -> torch.Tensor:
         inputs = (neighbor_positions, neighbor_types, residue_types, atom_labels, neighbor_mask, atom_mask)
         tuples_per_residue = self.tuples_per_residue(neighbor_positions.shape[-2], atom_labels.shape[-1])
-        if neighbor_positions.dim() != 3:
-            with serial_when_small(neighbor_positions.shape[:-2].numel() * tuples_per_residue, neighbor_positions.device):
-                return self._forward(*inputs)
         return run_in_pieces(self._forward, inputs, tuples_per_residue, parallel=not draws_random_numbers(self),
                              parameters=list(self.parameters()))
 

@@ -8,7 +8,6 @@ from torch import nn
 
 from ..nn import Geometry
 from ..nn.chunks import draws_random_numbers, run_in_pieces
-from ..nn.threads import serial_when_small
 from .blocks import AttentionSettings, ResidualAttentionBlock, make_vector_attention
 from .registry import register
 
@@ -48,9 +47,6 @@ class CrystalClassifier(nn.Module):
 
     def forward(self, r_ij: torch.Tensor, type_pairs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         tuples_per_item = r_ij.shape[-2] ** 2  # rank-2 tuples of one environment
-        if r_ij.dim() != 3:
-            with serial_when_small(r_ij.shape[:-2].numel() * tuples_per_item, r_ij.device):
-                return self._forward(r_ij, type_pairs, mask)
         return run_in_pieces(self._forward, (r_ij, type_pairs, mask), tuples_per_item,
                              parallel=not draws_random_numbers(self), parameters=list(self.parameters()))
 

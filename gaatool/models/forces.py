@@ -96,10 +96,9 @@ class ForceField(nn.Module):
         if create_graph is None:
             create_graph = self.training
         tuples_per_molecule = positions.shape[-2] ** 3  # N atom-centred clouds of N^2 pairs
-        if create_graph or positions.dim() != 3:
-            batch = positions.shape[0] if positions.dim() == 3 else 1
-            with serial_when_small(batch * tuples_per_molecule, positions.device):
-                return self._energy_forces(positions, types, mask, compute_forces, create_graph, include_shift)
+        if create_graph:  # training differentiates the forces again: one piece
+            with serial_when_small(positions.shape[:-2].numel() * tuples_per_molecule, positions.device):
+                return self._energy_forces(positions, types, mask, compute_forces, True, include_shift)
 
         # inference: molecules are independent; cache-sized pieces run faster and bound the memory
         def piece(positions, types, mask):

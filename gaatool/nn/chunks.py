@@ -165,7 +165,8 @@ def run_in_pieces(fn: Callable, inputs: Sequence[torch.Tensor | None], tuples_pe
                   parameters: Sequence[torch.Tensor] = ()):
     """A model's batch ``fn(*inputs)`` the fast way for its size and device.
 
-    Small inputs run in one piece on one thread (:func:`serial_when_small`);
+    The first input is a batch of point clouds (B, N, 3); inputs with other
+    batch axes (or none) run in one piece. Small inputs run in one piece on one thread (:func:`serial_when_small`);
     big ones in cache-sized pieces (:func:`chunk_items`). With ``parallel``
     (inference) on a multi-core CPU, inputs big enough for several pieces of at
     least :data:`MIN_PARALLEL_TUPLES` tuples are split so that every core gets
@@ -173,9 +174,12 @@ def run_in_pieces(fn: Callable, inputs: Sequence[torch.Tensor | None], tuples_pe
     ``parameters``, the backward pass too).
     """
     first = next(x for x in inputs if x is not None)
-    n, device, threads = first.shape[0], first.device, torch.get_num_threads()
-    size = chunk_items(tuples_per_item, device)
-    total = n * tuples_per_item
+    device, threads = first.device, torch.get_num_threads()
+    total = first.shape[:-2].numel() * tuples_per_item
+    if first.dim() != 3:  # not one batch of point clouds (B, N, 3): one piece
+        with serial_when_small(total, device):
+            return fn(*inputs)
+    n, size = first.shape[0], chunk_items(tuples_per_item, device)
     if parallel and device.type == "cpu" and threads > 1 and total >= 2 * MIN_PARALLEL_TUPLES:
         # the pieces in flight together share the budget (memory stays where one piece at a time had it),
         # and come in a multiple of the core count, so that no core idles in the last round

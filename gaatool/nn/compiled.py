@@ -27,8 +27,9 @@ COMPILE_MODES = ("auto", "on", "off")
 #: saves ~10% of the eager time (identify: 38 instead of 42 µs per particle on 2 cores,
 #: benchmarks/results/identify-cpu-amd-epyc*.md), which pays from a few million on.
 AUTO_MIN_ITEMS = 5_000_000
-#: Largest compiled batch on a CPU: a compiled graph of 512 environments runs ~1.8x faster per
-#: environment than one of 2048, whose tensors no longer fit in the caches (see nn/chunks.py).
+#: Largest compiled batch on a CPU: a compiled graph of 512 environments ran ~1.8x faster per
+#: environment than one of 2048, whose tensors no longer fit in the caches (139 vs 246 ms per 2048
+#: environments, one thread of a 2-core machine with other jobs running; see nn/chunks.py).
 CPU_COMPILED_BATCH = 512
 
 

@@ -40,7 +40,8 @@ class CrystalEvaluation:
         return {
             "checkpoint": self.checkpoint, "dataset": self.dataset, "split": self.split,
             "n_environments": self.n_environments, "accuracy": self.accuracy, "per_class": self.per_class,
-            "per_noise": self.per_noise, "per_class_noise": self.per_class_noise, "class_names": self.class_names, "confusion": self.confusion, **self.extra,
+            "per_noise": self.per_noise, "per_class_noise": self.per_class_noise, "class_names": self.class_names,
+            "confusion": self.confusion, **self.extra,
         }
 
 
