@@ -94,6 +94,7 @@ def train_backmap(
     refine_rank: Optional[int] = typer.Option(None, "--refine-rank", help="Rank of the refinements (default: --rank)."),
     max_time: Optional[float] = options.MaxTime,
     resume: bool = options.Resume,
+    init_from: Optional[Path] = options.InitFrom,
     config_file: Optional[Path] = typer.Option(None, "--config",
                                                help='JSON overrides: {"train": {...}, "model": {...}}.'),
     seed: int = options.Seed, device: str = options.Device, quiet: bool = options.Quiet, as_json: bool = options.AsJson,
@@ -106,7 +107,7 @@ def train_backmap(
                          "refine_rank": refine_rank})
     model_options = options.dataclass_from_dict(BackmapModelOptions, model_values, "model")
     config = options.train_config(epochs, batch_size, lr, seed, device, max_time, config_file)
-    options.report(run(dataset, out, model_options, config, resume=resume, quiet=quiet), as_json)
+    options.report(run(dataset, out, model_options, config, resume=resume, quiet=quiet, init_from=init_from), as_json)
 
 
 @evaluate_app.command("backmap")

@@ -24,6 +24,7 @@ def crystal(
     o3: bool = typer.Option(False, "--o3", help="O(3)-invariant: ignore the sign of the trivector."),
     max_time: Optional[float] = options.MaxTime,
     resume: bool = options.Resume,
+    init_from: Optional[Path] = options.InitFrom,
     config_file: Optional[Path] = typer.Option(None, "--config", help='JSON overrides: {"train": {...}, "model": {...}}.'),
     seed: int = options.Seed, device: str = options.Device, quiet: bool = options.Quiet, as_json: bool = options.AsJson,
 ) -> None:
@@ -34,7 +35,9 @@ def crystal(
     model_values = options.load_json_config(config_file).get("model", {})
     model_values.update({"model": model, "n_dim": n_dim, "rank": rank, "o3": o3})
     config = options.train_config(epochs, batch_size, lr, seed, device, max_time, config_file)
-    options.report(train_crystal(dataset, out, dataclass_from_dict(CrystalModelOptions, model_values, "model"), config, resume=resume, quiet=quiet), as_json)
+    model_options = dataclass_from_dict(CrystalModelOptions, model_values, "model")
+    options.report(train_crystal(dataset, out, model_options, config, resume=resume, quiet=quiet, init_from=init_from),
+                   as_json)
 
 
 @data_app.command("crystals")

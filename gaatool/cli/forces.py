@@ -98,6 +98,7 @@ def forces(
     n_blocks: int = typer.Option(6, "--blocks", help="Attention blocks."),
     max_time: Optional[float] = options.MaxTime,
     resume: bool = options.Resume,
+    init_from: Optional[Path] = options.InitFrom,
     cache: Optional[Path] = typer.Option(None, "--cache", help="Download cache folder (with --molecule)."),
     config_file: Optional[Path] = typer.Option(None, "--config", help='JSON overrides: {"train": {...}, '
                                                '"model": {...}, "data": {...}}.'),
@@ -132,7 +133,7 @@ def forces(
             raise ConfigError(f"--config data: unknown keys {unknown}; known keys are {sorted(allowed)}")
         with _download_progress(quiet or as_json) as progress:
             source = build_md17_dataset(molecule, seed=seed, cache=cache, progress=progress, **data_values)
-    result = train_forces(source, out, model_options, config, resume=resume, quiet=quiet)
+    result = train_forces(source, out, model_options, config, resume=resume, quiet=quiet, init_from=init_from)
     dataset_path = out / DATASET_NAME if molecule is not None else data
     if as_json:
         render.print_json({**result.to_dict(), "dataset": str(dataset_path)})

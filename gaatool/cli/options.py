@@ -21,6 +21,8 @@ Epochs = typer.Option(800, "--epochs", help="Maximum number of epochs.")
 LearningRate = typer.Option(1e-3, "--lr", help="Initial learning rate (Adam).")
 MaxTime = typer.Option(None, "--max-time", help="Stop after this many seconds.")
 Resume = typer.Option(False, "--resume", help="Continue the run in --out.")
+InitFrom = typer.Option(None, "--init-from", help="Start from this checkpoint's weights (same model options), "
+                        "with a fresh optimizer and schedule: fine-tuning.")
 
 
 def load_json_config(path: Optional[Path]) -> dict:

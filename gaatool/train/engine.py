@@ -79,7 +79,7 @@ _TRAJECTORY_FIELDS = ("batch_size", "learning_rate", "lr_factor", "lr_patience",
 # Metadata keys written by the engine or by save_checkpoint; task metadata must not use them.
 _RESERVED_KEYS = {
     "task", "train", "command", "epoch", "best_epoch", "best_val_loss", "history", "metrics", "training_state",
-    "model", "format_version", "gaatool_version", "parameter_count", "weights_sha256", "created",
+    "model", "format_version", "gaatool_version", "parameter_count", "weights_sha256", "created", "initialized_from",
 }
 
 
@@ -109,6 +109,10 @@ class TrainTask(Protocol):
     metadata() -> dict
         Task fields (type maps, units, data provenance, ...) stored in every
         checkpoint, JSON-serialisable.
+    compatibility_keys : tuple of str, optional
+        The ``metadata()`` fields that give the model's inputs and outputs
+        their meaning (class names, type maps, units): a run started from
+        another checkpoint (``init_from``) must have the same values.
     """
 
     task_name: str
@@ -243,6 +247,7 @@ def fit(
     resume: bool = False,
     quiet: bool = False,
     console: Console | None = None,
+    init_from: str | Path | None = None,
 ) -> FitResult:
     """Train ``task``'s model and write checkpoints and metrics to ``out_dir``.
 
@@ -260,6 +265,12 @@ def fit(
         No progress output.
     console : rich.console.Console, optional
         Where progress goes (default: stderr).
+    init_from : path-like, optional
+        Start a new run from this checkpoint's weights (fine-tuning, or
+        continuing a model with other training settings); the optimizer,
+        schedule and epoch count start fresh. It must hold the same model
+        configuration and the task's ``compatibility_keys``; the checkpoint
+        is recorded in every checkpoint of the run as ``initialized_from``.
 
     Raises
     ------
@@ -288,11 +299,18 @@ def fit(
     model = task.build_model().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     schedule = PlateauSchedule(config.lr_factor, config.lr_patience, config.stop_patience)
-    epoch, best_epoch, history = 0, 0, []
+    epoch, best_epoch, history, initialized_from = 0, 0, [], None
+    if resume and init_from is not None:
+        raise ConfigError("--init-from starts a new run; it cannot be combined with --resume")
     if resume:
-        epoch, best_epoch, history = _restore(last_path, task, config, model, optimizer, schedule, generator)
+        epoch, best_epoch, history, initialized_from = _restore(
+            last_path, task, config, model, optimizer, schedule, generator)
+    elif init_from is not None:
+        initialized_from = _initialize(Path(init_from), task, task_fields, model)
 
     base_metadata = {"task": task.task_name, **task_fields, "train": config.to_dict(), "command": _command_line()}
+    if initialized_from is not None:
+        base_metadata["initialized_from"] = initialized_from
     start, epochs_run = time.monotonic(), 0
     stop_reason = _stop_reason(epoch, config, schedule, elapsed_s=None)
     with MetricsLog(log_path, history) as log, ProgressReporter(config.epochs, epoch, quiet, console) as progress:
@@ -439,8 +457,30 @@ def _training_state(optimizer, schedule, generator) -> tuple[dict[str, Any], dic
     return state, tensors
 
 
-def _restore(last_path, task, config, model, optimizer, schedule, generator) -> tuple[int, int, list[dict[str, Any]]]:
-    """Load ``last`` into the fresh objects; return (epoch, best_epoch, history)."""
+def _same_model(meta: dict[str, Any], model: torch.nn.Module) -> bool:
+    # Compare in JSON form: the stored spec has lists where the config may have tuples.
+    return meta.get("model") == json.loads(json.dumps(registry.model_spec(model)))
+
+
+def _initialize(path: Path, task, task_fields: dict[str, Any], model: torch.nn.Module) -> dict[str, Any]:
+    """Load another run's weights into the fresh ``model``; return what to record about them."""
+    checkpoint = load_checkpoint(path, task=task.task_name)
+    meta = checkpoint.metadata
+    if not _same_model(meta, model):
+        raise ConfigError(f"{path} holds a different model configuration than the task builds; "
+                          "use the same model options as that run")
+    for key in getattr(task, "compatibility_keys", ()):
+        if meta.get(key) != json.loads(json.dumps(task_fields.get(key))):
+            raise ConfigError(f"{path} was trained with {key}={meta.get(key)!r}, this dataset has "
+                              f"{task_fields.get(key)!r}; its weights would mean something else here")
+    model.load_state_dict(checkpoint.state_dict, strict=True)
+    return {"path": str(path), "weights_sha256": meta.get("weights_sha256"), "epoch": meta.get("epoch"),
+            "initialized_from": meta.get("initialized_from")}
+
+
+def _restore(last_path, task, config, model, optimizer, schedule,
+             generator) -> tuple[int, int, list[dict[str, Any]], dict[str, Any] | None]:
+    """Load ``last`` into the fresh objects; return (epoch, best_epoch, history, initialized_from)."""
     if not last_path.exists():
         raise ConfigError(f"{last_path.parent}: nothing to resume (no {LAST_NAME}); run without --resume")
     checkpoint = load_checkpoint(last_path, task=task.task_name)
@@ -454,8 +494,7 @@ def _restore(last_path, task, config, model, optimizer, schedule, generator) -> 
                 f"{last_path} was trained with {field}={saved!r}; "
                 f"resume with the same value (got {new!r}) or use a new output folder"
             )
-    # Compare in JSON form: the stored spec has lists where the config may have tuples.
-    if meta["model"] != json.loads(json.dumps(registry.model_spec(model))):
+    if not _same_model(meta, model):
         raise ConfigError(
             f"{last_path} holds a different model configuration than the task builds; resume with the same model options"
         )
@@ -480,7 +519,7 @@ def _restore(last_path, task, config, model, optimizer, schedule, generator) -> 
     np.random.set_state(("MT19937", keys, numpy_rng["pos"], numpy_rng["has_gauss"], numpy_rng["cached_gaussian"]))
     internal = tuple(int(value) for value in extra["rng/python"].tolist())
     random.setstate((python_rng["version"], internal, python_rng["gauss_next"]))
-    return int(meta["epoch"]), int(meta["best_epoch"]), list(meta["history"])
+    return int(meta["epoch"]), int(meta["best_epoch"]), list(meta["history"]), meta.get("initialized_from")
 
 
 def _saved_epoch(last_path: Path) -> int:

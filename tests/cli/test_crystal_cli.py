@@ -33,6 +33,17 @@ def test_data_train_evaluate_info(tmp_path, cli):
     assert code == 0 and json.loads(out)["task"] == "crystal"
     code, out, err = cli("info", run_dir / "best.safetensors")
     assert code == 0 and "crystal" in err
+    # fine-tuning: a new run from those weights, with another batch size; a mismatched model is one line
+    tuned = tmp_path / "tuned"
+    code, out, err = cli("train", "crystal", data, "-o", tuned, "--epochs", "1", "--dim", "8", "--batch-size", "64",
+                         "--device", "cpu", "--quiet", "--json", "--init-from", run_dir / "best.safetensors")
+    assert code == 0, err
+    assert json.loads(out)["epoch"] == 1
+    code, out, err = cli("info", tuned / "last.safetensors", "--json")
+    assert json.loads(out)["metadata"]["initialized_from"]["path"] == str(run_dir / "best.safetensors")
+    error = cli("train", "crystal", data, "-o", tmp_path / "wide", "--epochs", "1", "--dim", "16",
+                "--init-from", run_dir / "best.safetensors").one_line_error()
+    assert "different model configuration" in error and not (tmp_path / "wide" / "last.safetensors").exists()
 
 
 def test_usage_and_input_errors(tmp_path, cli):

@@ -339,3 +339,37 @@ def test_train_config_defaults_and_from_dict():
     assert TrainConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ConfigError, match="unknown training config keys \\['lr'\\]"):
         TrainConfig.from_dict({"lr": 0.1})
+
+
+def test_init_from_starts_a_new_run_from_the_weights(tmp_path, straight_run):
+    start = load_checkpoint(straight_run.best_path)
+    result = fit(PairTask(), _config(epochs=1, learning_rate=1e-9, batch_size=8), tmp_path / "tuned",
+                 quiet=True, init_from=straight_run.best_path)
+    assert result.epoch == 1  # a fresh run: own epochs, optimizer and schedule
+    tuned = load_checkpoint(result.last_path)
+    for key, value in start.state_dict.items():  # lr ~ 0: the weights are where the old run left them
+        assert torch.allclose(tuned.state_dict[key], value, atol=1e-6), key
+    # its first validation loss is the old model's, not an untrained one's
+    assert result.history[0]["val_loss"] == pytest.approx(straight_run.best_val_loss, rel=1e-4)
+    origin = tuned.metadata["initialized_from"]
+    assert origin["path"] == str(straight_run.best_path) and origin["epoch"] == straight_run.best_epoch
+    assert origin["weights_sha256"] == start.metadata["weights_sha256"]
+    # resuming the tuned run keeps the record
+    resumed = fit(PairTask(), _config(epochs=2, learning_rate=1e-9, batch_size=8), tmp_path / "tuned",
+                  resume=True, quiet=True)
+    assert read_metadata(resumed.last_path)["initialized_from"] == origin
+
+
+def test_init_from_checks(tmp_path, straight_run):
+    with pytest.raises(ConfigError, match="cannot be combined with --resume"):
+        fit(PairTask(), _config(epochs=1), tmp_path, resume=True, quiet=True, init_from=straight_run.best_path)
+    with pytest.raises(ConfigError, match="different model configuration"):
+        fit(PairTask(hidden=(8,)), _config(epochs=1), tmp_path / "a", quiet=True, init_from=straight_run.best_path)
+    other = PairTask()
+    other.compatibility_keys = ("units",)
+    other.metadata = lambda: {"units": {"target": "eV"}, "data": {}}
+    with pytest.raises(ConfigError, match="was trained with units=.*would mean something else"):
+        fit(other, _config(epochs=1), tmp_path / "b", quiet=True, init_from=straight_run.best_path)
+    with pytest.raises(CheckpointError):
+        fit(PairTask(), _config(epochs=1), tmp_path / "c", quiet=True, init_from=tmp_path / "missing.safetensors")
+    assert not (tmp_path / "a" / LAST_NAME).exists() and not (tmp_path / "b" / LAST_NAME).exists()

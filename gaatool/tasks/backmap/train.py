@@ -154,6 +154,8 @@ class BackmapTrainTask(ArrayTask):
     """TrainTask for backmapping: MSE of atom positions, per-residue RMSD metric."""
 
     task_name = "backmap"
+    # what the weights' inputs and outputs mean: --init-from needs the same values
+    compatibility_keys = ("residue_names", "atom_labels", "bead", "neighbors", "length_unit")
 
     def __init__(self, dataset_path: str | Path, options: BackmapModelOptions, batch_size: int):
         arrays, self.dataset_metadata = load_dataset(dataset_path, expected_task="backmap")
@@ -210,9 +212,10 @@ class BackmapTrainTask(ArrayTask):
 
 
 def train_backmap(dataset: str | Path, out_dir: str | Path, options: BackmapModelOptions | None = None,
-                  config: TrainConfig | None = None, resume: bool = False, quiet: bool = False) -> FitResult:
+                  config: TrainConfig | None = None, resume: bool = False, quiet: bool = False,
+                  init_from: str | Path | None = None) -> FitResult:
     """Train a backmapping model on a dataset from ``gaatool data pdb``; see :func:`gaatool.train.fit`."""
     options = options or BackmapModelOptions()
     config = config or TrainConfig()
     task = BackmapTrainTask(dataset, options, config.batch_size)
-    return fit(task, config, out_dir, resume=resume, quiet=quiet)
+    return fit(task, config, out_dir, resume=resume, quiet=quiet, init_from=init_from)

@@ -54,6 +54,8 @@ class CrystalTrainTask(ArrayTask):
     """TrainTask for crystal identification: cross-entropy loss, accuracy metric."""
 
     task_name = "crystal"
+    # what the weights' inputs and outputs mean: --init-from needs the same values
+    compatibility_keys = ("class_names", "type_names", "neighbors", "length_unit")
 
     def __init__(self, dataset_path: str | Path, options: CrystalModelOptions, batch_size: int):
         arrays, self.dataset_metadata = load_dataset(dataset_path, expected_task="crystal")
@@ -100,9 +102,10 @@ def predict_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def train_crystal(dataset: str | Path, out_dir: str | Path, options: CrystalModelOptions | None = None,
-                  config: TrainConfig | None = None, resume: bool = False, quiet: bool = False) -> FitResult:
+                  config: TrainConfig | None = None, resume: bool = False, quiet: bool = False,
+                  init_from: str | Path | None = None) -> FitResult:
     """Train a crystal classifier on a dataset from ``gaatool data crystals``; see :func:`gaatool.train.fit`."""
     options = options or CrystalModelOptions()
     config = config or TrainConfig()
     task = CrystalTrainTask(dataset, options, config.batch_size)
-    return fit(task, config, out_dir, resume=resume, quiet=quiet)
+    return fit(task, config, out_dir, resume=resume, quiet=quiet, init_from=init_from)

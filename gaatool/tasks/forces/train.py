@@ -125,6 +125,8 @@ class ForcesTrainTask(ArrayTask):
     """TrainTask for force fields: force MSE (+ energy MSE), force MAE in meV/Å."""
 
     task_name = "forces"
+    # what the weights' inputs and outputs mean: --init-from needs the same values
+    compatibility_keys = ("atomic_numbers", "units")
 
     def __init__(self, dataset: ForcesDataset, options: ForcesModelOptions, batch_size: int):
         self.dataset, self.options = dataset, options
@@ -238,7 +240,8 @@ def _refit_energy_offset(best_path: Path, task: ForcesTrainTask) -> float:
 
 def train_forces(data: str | os.PathLike | ForcesDataset, out_dir: str | os.PathLike,
                  options: ForcesModelOptions | None = None, config: TrainConfig | None = None,
-                 resume: bool = False, quiet: bool = False, console=None) -> FitResult:
+                 resume: bool = False, quiet: bool = False, console=None,
+                 init_from: str | os.PathLike | None = None) -> FitResult:
     """Train a force field on a forces dataset; see :func:`gaatool.train.fit`.
 
     Parameters
@@ -253,6 +256,9 @@ def train_forces(data: str | os.PathLike | ForcesDataset, out_dir: str | os.Path
         Architecture, loss and dtype (default: the paper's).
     config
         Training settings (default: :func:`forces_train_config`).
+    init_from
+        Start from this checkpoint's weights (same model options and elements);
+        see :func:`gaatool.train.fit`.
 
     Returns
     -------
@@ -268,6 +274,6 @@ def train_forces(data: str | os.PathLike | ForcesDataset, out_dir: str | os.Path
     else:
         dataset = load_forces_dataset(data)
     task = ForcesTrainTask(dataset, options, config.batch_size)
-    result = fit(task, config, out_dir, resume=resume, quiet=quiet, console=console)
+    result = fit(task, config, out_dir, resume=resume, quiet=quiet, console=console, init_from=init_from)
     _refit_energy_offset(result.best_path, task)
     return result
