@@ -1,6 +1,7 @@
 """Conservative force field (paper Listing 2): per-atom energies, E = sum, F = -dE/dr."""
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -8,6 +9,7 @@ from torch import nn
 
 from ..nn import Geometry
 from ..nn.chunks import draws_random_numbers, run_in_pieces
+from ..nn.frozen import frozen_parameters
 from ..nn.threads import serial_when_small
 from .blocks import AttentionSettings, ResidualAttentionBlock, make_vector_attention
 from ..nn.mlp import activation
@@ -103,8 +105,12 @@ class ForceField(nn.Module):
         # inference: molecules are independent; cache-sized pieces run faster and bound the memory
         def piece(positions, types, mask):
             return self._energy_forces(positions, types, mask, compute_forces, False, include_shift)
-        return run_in_pieces(piece, (positions, types, mask), tuples_per_molecule,
-                             parallel=not draws_random_numbers(self))
+        # Forces without create_graph free their graph, so nothing can reach the parameters'
+        # gradients afterwards: leave the parameters out of autograd (energies alone keep them).
+        frozen = frozen_parameters(self) if compute_forces else nullcontext()
+        with frozen:
+            return run_in_pieces(piece, (positions, types, mask), tuples_per_molecule,
+                                 parallel=not draws_random_numbers(self))
 
     def _energy_forces(self, positions, types, mask, compute_forces: bool, create_graph: bool, include_shift: bool):
         if not compute_forces:

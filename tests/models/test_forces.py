@@ -72,3 +72,31 @@ def test_training_mode_differentiates_twice():
     forces.pow(2).sum().backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_force_inference_leaves_parameters_out_of_autograd_and_restores_them():
+    model = make(5)
+    positions, types = molecule(5, 6)
+    seen, energy_of = [], model.energy
+
+    def recording_energy(*args, **kwargs):
+        seen.append([p.requires_grad for p in model.parameters()])
+        return energy_of(*args, **kwargs)
+    model.energy = recording_energy
+    energy, forces = model(positions, types)
+    del model.energy
+    assert seen and not any(seen[0])  # frozen while forces are computed
+    assert all(p.requires_grad for p in model.parameters())  # and restored
+    # the same forces as autograd with the parameters in the graph
+    r = positions.clone().requires_grad_(True)
+    (gradient,) = torch.autograd.grad(model.energy(r, types).sum(), r)
+    torch.testing.assert_close(forces, -gradient, rtol=0, atol=1e-12)
+    # energies alone still reach the parameters (energy training)
+    energy, none = model(positions, types, compute_forces=False)
+    assert none is None and energy.requires_grad
+    # an error inside restores the flags too
+    try:
+        model(positions[..., :2], types)
+    except Exception:
+        pass
+    assert all(p.requires_grad for p in model.parameters())
