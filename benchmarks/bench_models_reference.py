@@ -278,7 +278,9 @@ def prepare(spec: CaseSpec, device: str | torch.device = "cpu", seed: int = 0,
 
     ``config_overrides`` changes the gaatool model config (tests use tiny models). ``compile``
     runs gaatool's crystal inference through torch.compile as ``gaatool identify --compile on``
-    does (other cases are unaffected: compiling does not pay for them).
+    does, and molecular energies and forces as ``gaatool predict forces --compile on`` and the
+    ASE calculator do (training and backmapping are unaffected: compiled graphs cannot be
+    differentiated twice, and compiling did not pay for backmapping).
     """
     device = torch.device(device)
     model = build_model(spec.model, seed, config_overrides).to(device)
@@ -298,4 +300,13 @@ def prepare(spec: CaseSpec, device: str | torch.device = "cpu", seed: int = 0,
                 compiled(inputs["r_ij"], inputs["type_pairs"])
             _synchronize(device)
         steps["gaatool"] = compiled_step
+    if compile and spec.model in MOLECULES and spec.mode == "inference" and "gaatool" in steps:
+        from gaatool.nn.compiled import CompiledEnergyForces
+
+        energy_forces = CompiledEnergyForces(lambda r, t: model.energy(r, t, include_shift=False), model)
+
+        def compiled_forces_step() -> None:
+            energy_forces(inputs["positions"], inputs["types"])
+            _synchronize(device)
+        steps["gaatool"] = compiled_forces_step
     return Prepared(spec, models, inputs, steps)

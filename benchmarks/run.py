@@ -189,7 +189,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--target-seconds", type=float, default=None,
                         help="timed seconds per case and implementation (default 2, quick 0.2)")
     parser.add_argument("--compile", action="store_true",
-                        help="gaatool crystal inference through torch.compile, as identify --compile on")
+                        help="gaatool crystal inference and molecular energies+forces through torch.compile, "
+                             "as identify / predict forces --compile on")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--impl", choices=IMPLEMENTATIONS, default="gaatool", help=argparse.SUPPRESS)
     return parser

@@ -257,3 +257,10 @@ def test_compiled_crystal_inference_step_runs():
     assert prepare(CaseSpec("crystal", "train", 3), config_overrides=TINY["crystal"],
                    compile=True).steps["gaatool"].__name__ == "step"  # training is never compiled
     prepared.steps["gaatool"]()  # compiles once, then runs at the fixed batch
+
+
+def test_compiled_forces_step_is_chosen_for_molecular_inference_only():
+    assert prepare(CaseSpec("ethanol", "inference", 2), config_overrides=TINY["ethanol"],
+                   compile=True).steps["gaatool"].__name__ == "compiled_forces_step"
+    assert prepare(CaseSpec("ethanol", "train", 2), config_overrides=TINY["ethanol"],
+                   compile=True).steps["gaatool"].__name__ == "step"  # double backward: never compiled

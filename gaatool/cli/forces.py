@@ -188,6 +188,8 @@ def predict_forces_command(
     model: Optional[Path] = options.Model,
     frames: Optional[str] = typer.Option(None, "--frames", help="start:stop:step (0-based) or one index."),
     batch_size: int = typer.Option(64, "--batch-size", help="Frames per forward pass."),
+    compile_mode: str = typer.Option("auto", "--compile", metavar="auto|on|off",
+                                     help="torch.compile energies and forces (auto: CPU jobs of >= 5000 frames)."),
     device: str = options.Device, as_json: bool = options.AsJson,
 ) -> None:
     """Energy (kcal/mol) and forces (kcal/mol/Å) of every frame, by a trained force field."""
@@ -197,7 +199,7 @@ def predict_forces_command(
     if str(out) == "-" and as_json:
         raise ConfigError("-o - writes the structures to stdout, so --json cannot; write to a file or drop --json")
     result = predict_file(path, model, output=out, device=device, frames=options.parse_frames(frames),
-                          batch_size=batch_size).to_dict()
+                          batch_size=batch_size, compile=compile_mode).to_dict()
     if as_json:
         render.print_json(result)
         return

@@ -17,9 +17,10 @@ from torch import nn
 
 from ..errors import ConfigError
 from .chunks import map_chunks
+from .frozen import frozen_parameters
 
-__all__ = ["COMPILE_MODES", "CPU_COMPILED_BATCH", "FixedBatchCompiled", "check_compile_mode", "compiled_batch_size",
-           "should_compile"]
+__all__ = ["COMPILE_MODES", "CPU_COMPILED_BATCH", "CompiledEnergyForces", "FixedBatchCompiled", "check_compile_mode",
+           "compiled_batch_size", "should_compile"]
 
 COMPILE_MODES = ("auto", "on", "off")
 
@@ -39,11 +40,14 @@ def check_compile_mode(mode: str) -> None:
         raise ConfigError(f"--compile must be one of {', '.join(COMPILE_MODES)} (got {mode!r})")
 
 
-def should_compile(mode: str, items: int, device: torch.device) -> bool:
-    """Whether a job of ``items`` model inputs on ``device`` is compiled under ``mode`` (auto, on, off)."""
+def should_compile(mode: str, items: int, device: torch.device, auto_min_items: int = AUTO_MIN_ITEMS) -> bool:
+    """Whether a job of ``items`` model inputs on ``device`` is compiled under ``mode`` (auto, on, off).
+
+    ``auto`` compiles CPU jobs of at least ``auto_min_items`` items.
+    """
     check_compile_mode(mode)
     if mode == "auto":
-        return device.type == "cpu" and items >= AUTO_MIN_ITEMS
+        return device.type == "cpu" and items >= auto_min_items
     return mode == "on"
 
 
@@ -86,7 +90,47 @@ class FixedBatchCompiled:
         try:
             return self._compiled(*padded)[:n]
         except Exception as err:  # noqa: BLE001 - any compiler failure must leave a working (eager) model
-            warnings.warn(f"torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
-                          "running without it", RuntimeWarning, stacklevel=2)
+            _warn_eager(err)
             self._compiled = None
             return self.model(*inputs)
+
+
+def _warn_eager(err: Exception) -> None:
+    warnings.warn(f"torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+                  "running without it", RuntimeWarning, stacklevel=3)
+
+
+class CompiledEnergyForces:
+    """Energies and forces (-dE/dr) with the energy function compiled; eager if compiling fails.
+
+    ``energy(positions, *rest)`` -> (B,) is compiled with torch.compile, whose
+    AOT autograd also compiles its backward pass, so forces (one plain
+    ``torch.autograd.grad``) run compiled too: far fewer, fused kernels
+    instead of ~1000 small operations per call (ethanol: ~2.4x faster at
+    batch 1, ~2x at batch 16 and for aspirin at batch 1 on the CPU,
+    benchmarks/). Inference only: no graph for further differentiation is
+    kept (training differentiates forces again, which compiled graphs do not
+    support). ``module`` (the model behind ``energy``) has its parameters
+    left out of autograd during each call (:func:`~gaatool.nn.frozen.frozen_parameters`).
+    One graph per input shape and dtype (molecular dynamics: one).
+    """
+
+    def __init__(self, energy: Callable[..., torch.Tensor], module: nn.Module):
+        self.energy, self.module = energy, module
+        self._compiled: Callable | None = torch.compile(energy, dynamic=False)
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 16)
+
+    def __call__(self, positions: torch.Tensor, *rest) -> tuple[torch.Tensor, torch.Tensor]:
+        with frozen_parameters(self.module), torch.enable_grad():
+            positions = positions.detach().requires_grad_(True)
+            if self._compiled is not None:
+                try:
+                    energy = self._compiled(positions, *rest)
+                    (gradient,) = torch.autograd.grad(energy.sum(), positions)
+                    return energy.detach(), -gradient
+                except Exception as err:  # noqa: BLE001 - any compiler failure must leave a working (eager) model
+                    _warn_eager(err)
+                    self._compiled = None
+            energy = self.energy(positions, *rest)
+            (gradient,) = torch.autograd.grad(energy.sum(), positions)
+        return energy.detach(), -gradient

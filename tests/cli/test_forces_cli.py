@@ -130,4 +130,6 @@ def test_predict_forces_errors(cli, trained, tmp_path, extxyz):
     assert "corrupt.xyz" in result.one_line_error()
     assert "--json" in cli("predict", "forces", extxyz, "-m", model, "-o", "-", "--json").one_line_error()
     assert "'a:b'" in cli("predict", "forces", extxyz, "-m", model, "-o", out, "--frames", "a:b").one_line_error()
+    assert "--compile must be one of" in cli("predict", "forces", extxyz, "-m", model, "-o", out,
+                                             "--compile", "always").one_line_error()
     assert not out.exists()

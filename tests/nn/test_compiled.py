@@ -57,3 +57,23 @@ def test_padded_sizes_are_few_and_bounded():
     wrapped = FixedBatchCompiled(small_model(), batch_size=16384)
     assert [wrapped.padded_size(n) for n in (1, 256, 257, 5000, 16384)] == [256, 256, 512, 8192, 16384]
     assert FixedBatchCompiled(small_model(), batch_size=100).padded_size(3) == 100
+
+
+def test_compiled_energy_forces_fall_back_to_eager(monkeypatch):
+    from gaatool.models.forces import ForceField
+    from gaatool.nn.compiled import CompiledEnergyForces
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: broken)
+    torch.manual_seed(0)
+    model = ForceField(ForceField.Config(n_dim=8, n_blocks=1)).double().eval()
+    positions, types = torch.randn(2, 5, 3, dtype=torch.float64), torch.randint(0, 3, (2, 5))
+    wrapped = CompiledEnergyForces(lambda r, t: model.energy(r, t), model)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed"):
+        energy, forces = wrapped(positions, types)
+    expected_energy, expected_forces = model(positions, types)
+    torch.testing.assert_close(energy, expected_energy.detach())
+    torch.testing.assert_close(forces, expected_forces)
+    assert wrapped._compiled is None and all(p.requires_grad for p in model.parameters())

@@ -59,6 +59,11 @@ def _make_class():
         dtype : str
             ``float64`` (default: energy conservation in MD wants double
             precision) or ``float32``.
+        compile : str
+            ``auto`` (default), ``on`` or ``off``: torch.compile energies and
+            forces (~2x faster per step on the CPU after ~15 s of compiling);
+            ``auto`` compiles on the CPU after 5000 calls, so long runs gain
+            and short ones do not wait.
 
         The atoms must be a non-periodic molecule whose elements the model
         knows; anything else raises :class:`gaatool.errors.InputFileError`.
@@ -67,7 +72,8 @@ def _make_class():
         implemented_properties = ["energy", "free_energy", "forces"]
         default_parameters: dict[str, Any] = {}
 
-        def __init__(self, checkpoint_or_model, device: str = "cpu", dtype: str = "float64", **kwargs):
+        def __init__(self, checkpoint_or_model, device: str = "cpu", dtype: str = "float64", compile: str = "auto",
+                     **kwargs):
             super().__init__(**kwargs)
             from ...models.forces import ForceField
             from .predict import ForceFieldPredictor
@@ -75,10 +81,11 @@ def _make_class():
             if isinstance(checkpoint_or_model, ForceFieldPredictor):
                 self.predictor = checkpoint_or_model
             elif isinstance(checkpoint_or_model, ForceField):
-                self.predictor = ForceFieldPredictor(checkpoint_or_model, device=device, dtype=dtype, batch_size=1)
+                self.predictor = ForceFieldPredictor(checkpoint_or_model, device=device, dtype=dtype, batch_size=1,
+                                                     compile=compile)
             elif isinstance(checkpoint_or_model, (str, os.PathLike)):
                 self.predictor = ForceFieldPredictor.from_checkpoint(checkpoint_or_model, device=device,
-                                                                     dtype=dtype, batch_size=1)
+                                                                     dtype=dtype, batch_size=1, compile=compile)
             else:
                 raise InputFileError(f"GaaCalculator needs a checkpoint path or a ForceField, "
                                      f"not {type(checkpoint_or_model).__name__}")

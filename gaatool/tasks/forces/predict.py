@@ -30,6 +30,7 @@ from ...errors import CheckpointError, ConfigError, InputFileError
 from ...io.atomic import atomic_path
 from ...io.xyz import ELEMENTS, XYZFrame, atomic_number, iter_xyz, write_extxyz
 from ...models.forces import ForceField
+from ...nn.compiled import CompiledEnergyForces, check_compile_mode, should_compile
 from ...train.device import resolve_device
 from ...units import kcal_per_mol_to_mev
 from .md17 import _hill as hill_formula
@@ -51,6 +52,9 @@ ENERGY_UNIT = "kcal/mol"
 FORCES_UNIT = "kcal/mol/A"
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _NPZ_KEYS = (("R", "z"), ("coords", "nuclear_charges"), ("positions", "atomic_numbers"))
+#: ``compile="auto"`` compiles on the CPU once this many frames have been asked for (in one call or over
+#: many, as molecular dynamics does): compiling costs ~15 s once, then saves ~3 ms per ethanol frame.
+AUTO_COMPILE_FRAMES = 5000
 
 
 def default_checkpoint() -> Path:
@@ -74,6 +78,11 @@ class ForceFieldPredictor:
         ``float32`` or ``float64``; default: the dtype the model was trained in.
     batch_size : int
         Frames per forward pass (bounds the memory).
+    compile : str
+        ``auto``, ``on`` or ``off``: compute energies and forces through
+        torch.compile (:class:`~gaatool.nn.compiled.CompiledEnergyForces`,
+        ~2x faster on the CPU for small batches). ``auto`` compiles on the CPU
+        once :data:`AUTO_COMPILE_FRAMES` frames have been predicted in all.
 
     Energies come back in float64 kcal/mol with the per-type shift added in
     float64 (so float32 models lose no precision on ~1e5 kcal/mol totals),
@@ -81,7 +90,7 @@ class ForceFieldPredictor:
     """
 
     def __init__(self, model: ForceField, metadata: dict[str, Any] | None = None, device: str = "cpu",
-                 dtype: str | None = None, batch_size: int = 64):
+                 dtype: str | None = None, batch_size: int = 64, compile: str = "auto"):
         if not isinstance(model, ForceField):
             raise CheckpointError(f"{type(model).__name__} is not a force-field model")
         self.metadata = dict(metadata or {})
@@ -97,14 +106,16 @@ class ForceFieldPredictor:
         self.atomic_numbers = [int(z) for z in model.config.atomic_numbers]
         self._shift = np.asarray(model.config.atom_energy_shift or [0.0] * len(self.atomic_numbers), np.float64)
         self._type_of = {z: t for t, z in enumerate(self.atomic_numbers)}
+        check_compile_mode(compile)
+        self.compile, self._compiled, self._frames_seen = compile, None, 0
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike | None = None, device: str = "auto",
-                        dtype: str | None = None, batch_size: int = 64) -> "ForceFieldPredictor":
+                        dtype: str | None = None, batch_size: int = 64, compile: str = "auto") -> "ForceFieldPredictor":
         """Load a ``forces`` checkpoint (default: :func:`default_checkpoint`)."""
         path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
         model, metadata = load_model(path, task="forces")
-        predictor = cls(model, metadata, device=device, dtype=dtype, batch_size=batch_size)
+        predictor = cls(model, metadata, device=device, dtype=dtype, batch_size=batch_size, compile=compile)
         predictor.metadata["checkpoint"] = str(path)
         return predictor
 
@@ -144,16 +155,31 @@ class ForceFieldPredictor:
         energies = np.empty(positions.shape[0], dtype=np.float64)
         forces = np.empty_like(positions) if compute_forces else None
         type_tensor = torch.as_tensor(types, device=self.device)
+        self._frames_seen += positions.shape[0]
+        compiled = self._compiled_model() if compute_forces else None
         for start in range(0, positions.shape[0], self.batch_size):
             chunk = torch.as_tensor(positions[start:start + self.batch_size], dtype=self.dtype, device=self.device)
             batch_types = type_tensor.expand(chunk.shape[0], -1)
-            with torch.no_grad():
-                energy, force = self.model(chunk, batch_types, compute_forces=compute_forces, create_graph=False,
-                                           include_shift=False)
+            if compiled is not None:
+                energy, force = compiled(chunk, batch_types)
+            else:
+                with torch.no_grad():
+                    energy, force = self.model(chunk, batch_types, compute_forces=compute_forces,
+                                               create_graph=False, include_shift=False)
             energies[start:start + chunk.shape[0]] = energy.detach().double().cpu().numpy() + offset
             if compute_forces:
                 forces[start:start + chunk.shape[0]] = force.detach().double().cpu().numpy()
         return energies, forces
+
+    def _compiled_model(self) -> CompiledEnergyForces | None:
+        """The compiled energy-and-forces function, made on first need (see ``compile``)."""
+        if not should_compile(self.compile, self._frames_seen, self.device, AUTO_COMPILE_FRAMES):
+            return None
+        if self._compiled is None:
+            model = self.model
+            self._compiled = CompiledEnergyForces(
+                lambda positions, types: model.energy(positions, types, include_shift=False), model)
+        return self._compiled
 
 
 # --------------------------------------------------------------------------- reading
@@ -345,7 +371,7 @@ def _write_xyz(output: str | os.PathLike, result: ForcesPrediction) -> None:
 
 def predict_file(path: str | os.PathLike, checkpoint: str | os.PathLike | ForceFieldPredictor | None = None,
                  output: str | os.PathLike | None = None, device: str = "auto", frames: slice | None = None,
-                 batch_size: int = 64) -> ForcesPrediction:
+                 batch_size: int = 64, compile: str = "auto") -> ForcesPrediction:
     """Energies and forces of every frame of ``path``; optionally written to ``output``.
 
     Parameters
@@ -360,6 +386,8 @@ def predict_file(path: str | os.PathLike, checkpoint: str | os.PathLike | ForceF
         written if None. Written only after every frame was predicted, atomically.
     device, batch_size
         Where and in what chunks the model runs.
+    compile
+        ``auto``, ``on`` or ``off``; see :class:`ForceFieldPredictor`.
     frames
         0-based slice of the frames to use.
 
@@ -377,7 +405,8 @@ def predict_file(path: str | os.PathLike, checkpoint: str | os.PathLike | ForceF
     if isinstance(checkpoint, ForceFieldPredictor):
         predictor = checkpoint
     else:
-        predictor = ForceFieldPredictor.from_checkpoint(checkpoint, device=device, batch_size=batch_size)
+        predictor = ForceFieldPredictor.from_checkpoint(checkpoint, device=device, batch_size=batch_size,
+                                                        compile=compile)
     where = "<stdin>" if str(path) == "-" else str(path)
     positions, numbers, frame_numbers = read_structures(path, frames)
     if kind == "npz" and len({tuple(z.tolist()) for z in numbers}) > 1:

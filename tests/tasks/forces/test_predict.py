@@ -117,3 +117,23 @@ def test_default_checkpoint(monkeypatch, tmp_path, checkpoint, sgdml_xyz):
     (tmp_path / predict_module.DEFAULT_CHECKPOINT_NAME).write_bytes(checkpoint.read_bytes())
     assert default_checkpoint() == tmp_path / "forces-ethanol.safetensors"
     assert len(predict_file(sgdml_xyz, None, device="cpu").energies) == 3
+
+
+def test_compiled_energies_and_forces_equal_eager(checkpoint, md17_50, monkeypatch):
+    eager = ForceFieldPredictor.from_checkpoint(checkpoint, device="cpu", compile="off")
+    positions = np.load(md17_50)["R"][:7]
+    z = np.load(md17_50)["z"]
+    e0, f0 = eager.predict(positions, z)
+    assert eager._compiled is None
+    # auto compiles once enough frames were asked for, counted over calls (molecular dynamics: one frame each)
+    monkeypatch.setattr(predict_module, "AUTO_COMPILE_FRAMES", 3)
+    auto = ForceFieldPredictor.from_checkpoint(checkpoint, device="cpu", batch_size=4)
+    auto.predict(positions[:2], z)
+    assert auto._compiled is None
+    e1, f1 = auto.predict(positions, z)
+    assert auto._compiled is not None and auto._compiled._compiled is not None  # compiled, no fallback
+    np.testing.assert_allclose(e1, e0, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(f1, f0, rtol=0, atol=1e-9)
+    assert all(p.requires_grad for p in auto.model.parameters())
+    with pytest.raises(ConfigError, match="--compile must be one of"):
+        ForceFieldPredictor.from_checkpoint(checkpoint, device="cpu", compile="always")
