@@ -8,7 +8,8 @@ from .swish import Swish
 
 import torch
 
-__all__ = ["ACTIVATIONS", "activation", "score_net", "value_net", "scale_net", "FastDropout", "ReLU"]
+__all__ = ["ACTIVATIONS", "activation", "score_net", "value_net", "scale_net", "FastDropout", "ReLU", "ValueMLP",
+           "linear_layer_norm"]
 
 class ReLU(nn.ReLU):
     """nn.ReLU that works in place in eval mode.
@@ -81,10 +82,62 @@ def score_net(n_dim: int, hidden: int = 64, act: str = "relu", dropout: float = 
     return nn.Sequential(nn.Linear(n_dim, hidden), activation(act), *_dropout(dropout), nn.Linear(hidden, 1))
 
 
-def value_net(n_in: int, n_dim: int, hidden: int = 64, act: str = "relu", dropout: float = 0.0) -> nn.Sequential:
+#: Linear + LayerNorm are fused (:func:`linear_layer_norm`) for inputs at most this wide.
+FUSE_MAX_INPUTS = 8
+
+
+def linear_layer_norm(x: torch.Tensor, linear: nn.Linear, norm: nn.LayerNorm) -> torch.Tensor:
+    """``norm(linear(x))`` in one matrix product, for narrow inputs x (..., I).
+
+    h = [x, 1] W~^T is affine in x, so its mean over the H channels is too:
+    with W~ = [W, b] centred over the channels (C), h - mean(h) = [x, 1] C^T and
+    var(h) = [x, 1] M [x, 1]^T with M = C^T C / H, an (I+1)-square form. So
+    LayerNorm(h) = (s [x, 1]) (C diag(gamma))^T + beta with s = 1 / sqrt(var + eps)
+    per row: the per-row statistics cost O(I^2) instead of two passes over H
+    values, and no H-wide intermediate is normalised (the value nets see
+    I = 2 invariants and H = 64). Its derivatives are those of a few small
+    products: torch's LayerNorm double backward was ~15% of a force training
+    step. Equal up to rounding.
+    """
+    weight, bias = linear.weight, linear.bias
+    if bias is None:
+        bias = weight.new_zeros(weight.shape[0])
+    extended = torch.cat([weight, bias.unsqueeze(-1)], dim=-1)  # (H, I + 1)
+    centred = extended - extended.mean(dim=0, keepdim=True)
+    form = centred.t() @ centred / centred.shape[0]  # (I + 1, I + 1)
+    x1 = torch.cat([x, x.new_ones(*x.shape[:-1], 1)], dim=-1)
+    variance = ((x1 @ form) * x1).sum(dim=-1, keepdim=True).clamp_min(0.0)
+    scaled = x1 * torch.rsqrt(variance + norm.eps)
+    kernel = centred if norm.weight is None else centred * norm.weight.unsqueeze(-1)
+    return nn.functional.linear(scaled, kernel, norm.bias)
+
+
+class ValueMLP(nn.Sequential):
+    """The value net V as an nn.Sequential (same parameters and state-dict keys); in training mode
+    a leading Linear + LayerNorm on narrow inputs is computed by :func:`linear_layer_norm`.
+
+    Training only: ethanol force training steps ran ~11% faster (A/B, 2 cores), crystal
+    training the same; in eval mode torch's LayerNorm kernel was as fast or faster
+    (crystal and backmapping inference; force inference, one backward pass, ~6% faster).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        modules = list(self)
+        if (self.training and len(modules) >= 2 and isinstance(modules[0], nn.Linear)
+                and isinstance(modules[1], nn.LayerNorm)
+                and modules[0].in_features <= FUSE_MAX_INPUTS
+                and tuple(modules[1].normalized_shape) == (modules[0].out_features,)):
+            x = linear_layer_norm(x, modules[0], modules[1])
+            modules = modules[2:]
+        for module in modules:
+            x = module(x)
+        return x
+
+
+def value_net(n_in: int, n_dim: int, hidden: int = 64, act: str = "relu", dropout: float = 0.0) -> ValueMLP:
     """V: Dense(hidden) LayerNorm act [Dropout] Dense(n_dim). (..., n_in invariants) -> (..., n_dim)."""
-    return nn.Sequential(nn.Linear(n_in, hidden), nn.LayerNorm(hidden), activation(act), *_dropout(dropout),
-                         nn.Linear(hidden, n_dim))
+    return ValueMLP(nn.Linear(n_in, hidden), nn.LayerNorm(hidden), activation(act), *_dropout(dropout),
+                    nn.Linear(hidden, n_dim))
 
 
 def scale_net(n_dim: int, hidden: int = 64, act: str = "relu") -> nn.Sequential:

@@ -221,3 +221,35 @@ def test_softmax_without_mask_equals_all_true_mask(dims):
     (a,) = torch.autograd.grad((no_mask * upstream).sum(), scores)
     (b,) = torch.autograd.grad((full_mask * upstream).sum(), scores)
     torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_fused_linear_layer_norm_equals_the_modules_with_gradients_of_two_orders():
+    from gaatool.nn.mlp import ValueMLP, linear_layer_norm, value_net
+
+    torch.manual_seed(0)
+    net = value_net(2, 8, hidden=16).double()
+    assert isinstance(net, ValueMLP) and isinstance(net[:-1], ValueMLP)
+    with torch.no_grad():  # non-trivial affine parameters
+        net[1].weight.uniform_(0.5, 2.0)
+        net[1].bias.normal_()
+    x = (torch.randn(50, 2, dtype=torch.float64) * 3).requires_grad_(True)
+    fused = linear_layer_norm(x, net[0], net[1])
+    plain = net[1](net[0](x))
+    torch.testing.assert_close(fused, plain, rtol=0, atol=1e-12)
+    # first and second derivatives (force training differentiates twice) agree too
+    weights = torch.randn_like(plain)
+    (g_fused,) = torch.autograd.grad((fused * weights).sum(), x, create_graph=True)
+    (g_plain,) = torch.autograd.grad((plain * weights).sum(), x, create_graph=True)
+    torch.testing.assert_close(g_fused, g_plain, rtol=0, atol=1e-10)
+    second_fused = torch.autograd.grad(g_fused.pow(2).sum(), [x, net[0].weight, net[1].weight])
+    second_plain = torch.autograd.grad(g_plain.pow(2).sum(), [x, net[0].weight, net[1].weight])
+    for a, b in zip(second_fused, second_plain):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
+    # the net uses it in training mode only, with the same result either way
+    net.train()
+    train_out = net(x)
+    net.eval()
+    torch.testing.assert_close(train_out, net(x), rtol=0, atol=1e-12)
+    # a constant input row (zero variance after the map) stays finite
+    flat = linear_layer_norm(torch.zeros(1, 2, dtype=torch.float64), net[0], net[1])
+    assert torch.isfinite(flat).all()
