@@ -56,13 +56,19 @@ def draws_random_numbers(module: torch.nn.Module) -> bool:
                                    for m in module.modules())
 
 
-def chunk_items(tuples_per_item: int, device: torch.device | str) -> int:
+def chunk_items(tuples_per_item: int, device: torch.device | str, cpu_budget: int | None = None) -> int:
     """Items per piece so that a piece holds about the device's tuple budget (at least one item).
+
+    ``cpu_budget`` replaces :data:`CPU_CHUNK_TUPLES` (a model with many small
+    operations per piece amortises their fixed cost over bigger pieces).
 
     >>> chunk_items(144, "cpu")
     227
     """
-    budget = CPU_CHUNK_TUPLES if torch.device(device).type == "cpu" else CUDA_CHUNK_TUPLES
+    if torch.device(device).type == "cpu":
+        budget = CPU_CHUNK_TUPLES if cpu_budget is None else cpu_budget
+    else:
+        budget = CUDA_CHUNK_TUPLES
     return max(1, budget // max(1, int(tuples_per_item)))
 
 
@@ -162,7 +168,7 @@ class _SideBySide(torch.autograd.Function):
 
 
 def run_in_pieces(fn: Callable, inputs: Sequence[torch.Tensor | None], tuples_per_item: int, parallel: bool,
-                  parameters: Sequence[torch.Tensor] = ()):
+                  parameters: Sequence[torch.Tensor] = (), cpu_budget: int | None = None):
     """A model's batch ``fn(*inputs)`` the fast way for its size and device.
 
     The first input is a batch of point clouds (B, N, 3); inputs with other
@@ -171,7 +177,8 @@ def run_in_pieces(fn: Callable, inputs: Sequence[torch.Tensor | None], tuples_pe
     (inference) on a multi-core CPU, inputs big enough for several pieces of at
     least :data:`MIN_PARALLEL_TUPLES` tuples are split so that every core gets
     one and the pieces run side by side (in training, given the model's
-    ``parameters``, the backward pass too).
+    ``parameters``, the backward pass too). ``cpu_budget``: tuples per piece
+    on a CPU instead of :data:`CPU_CHUNK_TUPLES` (see :func:`chunk_items`).
     """
     first = next(x for x in inputs if x is not None)
     device, threads = first.device, torch.get_num_threads()
@@ -179,11 +186,12 @@ def run_in_pieces(fn: Callable, inputs: Sequence[torch.Tensor | None], tuples_pe
     if first.dim() != 3:  # not one batch of point clouds (B, N, 3): one piece
         with serial_when_small(total, device):
             return fn(*inputs)
-    n, size = first.shape[0], chunk_items(tuples_per_item, device)
+    n, size = first.shape[0], chunk_items(tuples_per_item, device, cpu_budget)
     if parallel and device.type == "cpu" and threads > 1 and total >= 2 * MIN_PARALLEL_TUPLES:
         # the pieces in flight together share the budget (memory stays where one piece at a time had it),
         # and come in a multiple of the core count, so that no core idles in the last round
-        size = max(chunk_items(tuples_per_item * threads, device), -(-MIN_PARALLEL_TUPLES // tuples_per_item))
+        size = max(chunk_items(tuples_per_item * threads, device, cpu_budget),
+                   -(-MIN_PARALLEL_TUPLES // tuples_per_item))
         count = -(-n // size)
         count = -(-count // threads) * threads
         size = -(-n // count)

@@ -151,6 +151,7 @@ def test_models_in_pieces_equal_one_pass(monkeypatch, name):
 
     whole, whole_grads = outputs_and_gradients()
     monkeypatch.setattr("gaatool.nn.chunks.CPU_CHUNK_TUPLES", 2 * tuples_per_item)  # pieces of 2 items
+    monkeypatch.setattr("gaatool.models.backmap.CPU_CHUNK_TUPLES", 2 * tuples_per_item)  # its own budget
     assert chunk_items(tuples_per_item, "cpu") == 2
     method = "_energy_forces" if name == "forces" else "_forward"
     inner, calls = getattr(model, method), []
@@ -159,6 +160,7 @@ def test_models_in_pieces_equal_one_pass(monkeypatch, name):
     assert sorted(calls) == [1, 2, 2, 2]
     # inference on a multi-core CPU: pieces side by side, one per core
     monkeypatch.setattr("gaatool.nn.chunks.CPU_CHUNK_TUPLES", 10**9)
+    monkeypatch.setattr("gaatool.models.backmap.CPU_CHUNK_TUPLES", 10**9)
     monkeypatch.setattr("gaatool.nn.chunks.MIN_PARALLEL_TUPLES", tuples_per_item)
     threads, calls[:] = torch.get_num_threads(), []
     torch.set_num_threads(2)
@@ -268,3 +270,11 @@ def test_side_by_side_backward_twice():
     (second,) = torch.autograd.grad(out.sum(), w)
     torch.testing.assert_close(first, second, rtol=0, atol=0)
     torch.testing.assert_close(first, torch.autograd.grad(torch.tanh(x @ w).sum(), w)[0], rtol=1e-12, atol=1e-12)
+
+
+def test_chunk_budget_can_be_set_per_model():
+    assert chunk_items(144, "cpu", cpu_budget=144 * 10) == 10
+    assert chunk_items(144, "cuda", cpu_budget=144 * 10) > 10  # a CPU budget only
+    from gaatool.models import backmap
+    import gaatool.nn.chunks as chunks
+    assert backmap.CPU_CHUNK_TUPLES > chunks.CPU_CHUNK_TUPLES
