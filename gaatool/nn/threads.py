@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["SERIAL_TUPLES", "serial_when_small"]
+__all__ = ["SERIAL_TUPLES", "serial_when_small", "single_threaded"]
 
 #: Below this many tuples per call (rank-2 tuples over all clouds of a batch),
 #: one thread is faster than several (measured on 2-core CPUs: the crossover
@@ -37,3 +37,8 @@ def serial_when_small(tuples: int, device: torch.device | str = "cpu", threshold
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def single_threaded(device: torch.device | str = "cpu"):
+    """One intra-op thread inside the block on the CPU (restored on exit); see :func:`serial_when_small`."""
+    return serial_when_small(0, device)
