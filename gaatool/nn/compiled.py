@@ -107,9 +107,10 @@ class CompiledEnergyForces:
     ``energy(positions, *rest)`` -> (B,) is compiled with torch.compile, whose
     AOT autograd also compiles its backward pass, so forces (one plain
     ``torch.autograd.grad``) run compiled too: far fewer, fused kernels
-    instead of ~1000 small operations per call (ethanol: ~2.4x faster at
-    batch 1, ~2x at batch 16 and for aspirin at batch 1 on the CPU,
-    benchmarks/). Inference only: no graph for further differentiation is
+    instead of ~1000 small operations per call (ethanol at batch 1 on the
+    CPU: 3.2-3.7 ms per call against 5.6-6.5 eager, A/B in one process; at
+    batch 16 and more the eager model, in pieces side by side on the cores,
+    was faster in the 2-core benchmark). Inference only: no graph for further differentiation is
     kept (training differentiates forces again, which compiled graphs do not
     support). ``module`` (the model behind ``energy``) has its parameters
     left out of autograd during each call (:func:`~gaatool.nn.frozen.frozen_parameters`).

@@ -61,7 +61,7 @@ def _make_class():
             precision) or ``float32``.
         compile : str
             ``auto`` (default), ``on`` or ``off``: torch.compile energies and
-            forces (~2x faster per step on the CPU after ~15 s of compiling);
+            forces (~1.6-2x faster per step on the CPU after ~15 s of compiling);
             ``auto`` compiles on the CPU after 5000 calls, so long runs gain
             and short ones do not wait.
 

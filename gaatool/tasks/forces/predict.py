@@ -52,8 +52,10 @@ ENERGY_UNIT = "kcal/mol"
 FORCES_UNIT = "kcal/mol/A"
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _NPZ_KEYS = (("R", "z"), ("coords", "nuclear_charges"), ("positions", "atomic_numbers"))
-#: ``compile="auto"`` compiles on the CPU once this many frames have been asked for (in one call or over
-#: many, as molecular dynamics does): compiling costs ~15 s once, then saves ~3 ms per ethanol frame.
+#: ``compile="auto"`` compiles on the CPU for one frame per call (molecular dynamics, the ASE calculator)
+#: once this many frames have been asked for over all calls: compiling costs ~15 s once, then saves
+#: ~2-3 ms per ethanol frame. Bigger batches stay eager: the compiled function runs on one thread,
+#: and the eager model's pieces side by side on the cores were faster from batch 16 on (benchmarks/).
 AUTO_COMPILE_FRAMES = 5000
 
 
@@ -81,8 +83,9 @@ class ForceFieldPredictor:
     compile : str
         ``auto``, ``on`` or ``off``: compute energies and forces through
         torch.compile (:class:`~gaatool.nn.compiled.CompiledEnergyForces`,
-        ~2x faster on the CPU for small batches). ``auto`` compiles on the CPU
-        once :data:`AUTO_COMPILE_FRAMES` frames have been predicted in all.
+        ~1.6-2x faster on the CPU for one molecule per call). ``auto`` compiles
+        on the CPU with ``batch_size=1`` once :data:`AUTO_COMPILE_FRAMES` frames
+        have been predicted in all.
 
     Energies come back in float64 kcal/mol with the per-type shift added in
     float64 (so float32 models lose no precision on ~1e5 kcal/mol totals),
@@ -173,7 +176,8 @@ class ForceFieldPredictor:
 
     def _compiled_model(self) -> CompiledEnergyForces | None:
         """The compiled energy-and-forces function, made on first need (see ``compile``)."""
-        if not should_compile(self.compile, self._frames_seen, self.device, AUTO_COMPILE_FRAMES):
+        frames = self._frames_seen if self.compile != "auto" or self.batch_size == 1 else 0
+        if not should_compile(self.compile, frames, self.device, AUTO_COMPILE_FRAMES):
             return None
         if self._compiled is None:
             model = self.model

@@ -127,11 +127,17 @@ def test_compiled_energies_and_forces_equal_eager(checkpoint, md17_50, monkeypat
     assert eager._compiled is None
     # auto compiles once enough frames were asked for, counted over calls (molecular dynamics: one frame each)
     monkeypatch.setattr(predict_module, "AUTO_COMPILE_FRAMES", 3)
-    auto = ForceFieldPredictor.from_checkpoint(checkpoint, device="cpu", batch_size=4)
+    batched = ForceFieldPredictor.from_checkpoint(checkpoint, device="cpu", batch_size=4)
+    batched.predict(positions, z)
+    assert batched._compiled is None  # auto: batches stay eager (side by side on the cores)
+    auto = ForceFieldPredictor.from_checkpoint(checkpoint, device="cpu", batch_size=1)
     auto.predict(positions[:2], z)
     assert auto._compiled is None
     e1, f1 = auto.predict(positions, z)
     assert auto._compiled is not None and auto._compiled._compiled is not None  # compiled, no fallback
+    on = ForceFieldPredictor.from_checkpoint(checkpoint, device="cpu", batch_size=4, compile="on")
+    e2, f2 = on.predict(positions, z)
+    np.testing.assert_allclose(f2, f0, rtol=0, atol=1e-9)
     np.testing.assert_allclose(e1, e0, rtol=0, atol=1e-9)
     np.testing.assert_allclose(f1, f0, rtol=0, atol=1e-9)
     assert all(p.requires_grad for p in auto.model.parameters())
