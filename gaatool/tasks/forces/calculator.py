@@ -61,8 +61,8 @@ def _make_class():
             precision) or ``float32``.
         compile : str
             ``auto`` (default), ``on`` or ``off``: torch.compile energies and
-            forces (~1.6-2x faster per step on the CPU after ~15 s of compiling);
-            ``auto`` compiles on the CPU after 5000 calls, so long runs gain
+            forces (~1.4x faster per step on the CPU after ~25-35 s of compiling);
+            ``auto`` compiles on the CPU after 10000 calls, so long runs gain
             and short ones do not wait.
 
         The atoms must be a non-periodic molecule whose elements the model

@@ -53,10 +53,10 @@ FORCES_UNIT = "kcal/mol/A"
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _NPZ_KEYS = (("R", "z"), ("coords", "nuclear_charges"), ("positions", "atomic_numbers"))
 #: ``compile="auto"`` compiles on the CPU for one frame per call (molecular dynamics, the ASE calculator)
-#: once this many frames have been asked for over all calls: compiling costs ~15 s once, then saves
-#: ~2-3 ms per ethanol frame. Bigger batches stay eager: the compiled function runs on one thread,
+#: once this many frames have been asked for over all calls: compiling costs ~25-35 s once, then saves
+#: ~3.5 ms per ethanol frame (float64, 2 cores: 8.1 instead of 11.6 ms per MD step). Bigger batches stay eager: the compiled function runs on one thread,
 #: and the eager model's pieces side by side on the cores were faster from batch 16 on (benchmarks/).
-AUTO_COMPILE_FRAMES = 5000
+AUTO_COMPILE_FRAMES = 10000
 
 
 def default_checkpoint() -> Path:
@@ -83,7 +83,7 @@ class ForceFieldPredictor:
     compile : str
         ``auto``, ``on`` or ``off``: compute energies and forces through
         torch.compile (:class:`~gaatool.nn.compiled.CompiledEnergyForces`,
-        ~1.6-2x faster on the CPU for one molecule per call). ``auto`` compiles
+        ~1.4-1.8x faster on the CPU for one molecule per call). ``auto`` compiles
         on the CPU with ``batch_size=1`` once :data:`AUTO_COMPILE_FRAMES` frames
         have been predicted in all.
 
