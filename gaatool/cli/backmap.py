@@ -29,7 +29,7 @@ def _skipped_text(skipped: dict, limit: int = 4) -> str:
 
 @data_app.command("pdb")
 def pdb(
-    files: Optional[List[Path]] = typer.Argument(None, help="PDB/mmCIF files (.gz ok) or folders of them."),
+    files: Optional[List[Path]] = typer.Argument(None, help="PDB/mmCIF/BinaryCIF files (.gz ok) or folders of them."),
     more_files: Optional[List[Path]] = typer.Option(None, "--files", help="More files (same as the arguments)."),
     ids: Optional[str] = typer.Option(None, "--ids", help="PDB ids to download as mmCIF, comma-separated, or "
                                                          "'paper' for the paper's 19 entries."),
@@ -153,8 +153,8 @@ def attach(app: typer.Typer) -> None:
 
     @app.command("backmap")
     def backmap(
-        file: Path = typer.Argument(..., help="Coarse-grained structure (PDB/mmCIF, .gz ok, '-' = stdin) or a "
-                                              ".dcd/.xtc trajectory with --top."),
+        file: Path = typer.Argument(..., help="Coarse-grained structure (PDB/mmCIF/BinaryCIF, .gz ok, '-' = stdin) "
+                                              "or a .dcd/.xtc trajectory with --top."),
         out: Path = typer.Option(..., "-o", "--out", help="Output .pdb or .cif (.gz ok); '-' = stdout."),
         model: Optional[Path] = options.Model,
         top: Optional[Path] = typer.Option(None, "--top", help="PDB/mmCIF of the beads of a .dcd/.xtc trajectory."),

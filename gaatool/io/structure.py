@@ -18,6 +18,9 @@ atoms:
   letter, else its highest-occupancy (then first) variant. An atom that only
   exists in another conformer is therefore still kept.
 
+BinaryCIF (``.bcif``, the RCSB's compact format) is read too, decoded to
+mmCIF text first.
+
 Writing produces PDB or mmCIF (by extension, ``.gz`` compressed if asked)
 with the stored atom names, elements, chain ids, residue numbers and insertion
 codes, atomically, or to stdout for ``-``.
@@ -39,6 +42,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputFileError
 from .atomic import atomic_write_bytes
+from .bcif import bcif_to_cif_text, looks_like_bcif
 
 __all__ = [
     "STANDARD_AMINO_ACIDS",
@@ -60,6 +64,8 @@ _STANDARD = frozenset(STANDARD_AMINO_ACIDS)
 
 #: Output formats and the extensions that select them.
 STRUCTURE_FORMATS = {"pdb": (".pdb", ".ent"), "cif": (".cif", ".mmcif")}
+#: BinaryCIF, read only (decoded to mmCIF text, :mod:`gaatool.io.bcif`)
+BCIF_SUFFIXES = (".bcif", ".bcif.gz")
 
 _NO_ALTLOC = "\x00"
 
@@ -257,6 +263,9 @@ def read_structure(path: str | os.PathLike, all_models: bool = False, heavy_only
                 data = gzip.decompress(data)
             except (OSError, EOFError) as err:
                 raise InputFileError(f"stdin: damaged gzip data ({err})") from err
+        if looks_like_bcif(data):
+            return parse_structure(bcif_to_cif_text(data, "stdin"), "cif", source="stdin", all_models=all_models,
+                                   heavy_only=heavy_only)
         text = data.decode("utf-8", errors="replace")
         return parse_structure(text, _sniff_format(text), source="stdin", all_models=all_models,
                                heavy_only=heavy_only)
@@ -265,8 +274,8 @@ def read_structure(path: str | os.PathLike, all_models: bool = False, heavy_only
         raise InputFileError(f"{path}: no such file")
     if path.is_dir():
         raise InputFileError(f"{path}: is a folder, not a structure file")
-    if path.name.lower().endswith((".bcif", ".bcif.gz")):
-        raise InputFileError(f"{path}: BinaryCIF is not supported; use the text mmCIF (.cif) of the entry")
+    if path.name.lower().endswith(BCIF_SUFFIXES):
+        return _read_bcif(path, all_models, heavy_only)
     import gemmi
 
     try:
@@ -284,6 +293,18 @@ def read_structure(path: str | os.PathLike, all_models: bool = False, heavy_only
         raise InputFileError(f"{path}: cannot read as PDB or mmCIF ({_first_line(err)}); "
                              "check that it is a complete text PDB/mmCIF file") from err
     return _from_gemmi(st, str(path), _entry_id(st, path), all_models, heavy_only)
+
+
+def _read_bcif(path: Path, all_models: bool, heavy_only: bool) -> ProteinStructure:
+    """A BinaryCIF file (gzipped or not), decoded to mmCIF text (:mod:`gaatool.io.bcif`)."""
+    try:
+        data = path.read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+    except (OSError, EOFError) as err:
+        raise InputFileError(f"{path}: cannot read ({_first_line(err)})") from err
+    return parse_structure(bcif_to_cif_text(data, str(path)), "cif", source=str(path), all_models=all_models,
+                           heavy_only=heavy_only)
 
 
 def parse_structure(text: str, fmt: str, source: str = "<text>", all_models: bool = False,

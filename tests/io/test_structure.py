@@ -174,7 +174,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path, pdb_files):
     assert "\n" not in str(err.value) and "cut.pdb" in str(err.value)
     bcif = tmp_path / "x.bcif"
     bcif.write_bytes(b"\x00\x01binary")
-    with pytest.raises(InputFileError, match="BinaryCIF"):
+    with pytest.raises(InputFileError, match="not a readable BinaryCIF file"):
         read_structure(bcif)
     empty = tmp_path / "empty.pdb"
     empty.write_text("HEADER    nothing here\nEND\n")

@@ -46,7 +46,7 @@ from ...data.splits import SPLIT_NAMES, derive_rng
 from ...data.store import save_dataset
 from ...errors import ConfigError, DownloadError, InputFileError
 from ...io.download import cache_dir, download, sha256_file
-from ...io.structure import ProteinStructure, parse_structure, read_structure
+from ...io.structure import BCIF_SUFFIXES, ProteinStructure, parse_structure, read_structure
 from .coarse_grain import BEAD_KINDS, bead_positions, neighborhoods, residue_types_of, structure_previous
 from .residues import MAX_ATOMS, RESIDUE_ATOMS, RESIDUE_NAMES, label_index, label_names
 
@@ -180,9 +180,9 @@ class BackmapDataset:
 def structure_paths(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[tuple[str, str]]]:
     """Files as given, and the structure files (by extension, sorted) inside any folder given.
 
-    Returns the paths and, for files in folders that look like structures but
-    cannot be read (BinaryCIF), (path, reason) pairs. Raises InputFileError
-    for a path that does not exist.
+    Returns the paths (PDB, mmCIF and BinaryCIF) and (path, reason) pairs of
+    files left out (none at present: the list stays for callers). Raises
+    InputFileError for a path that does not exist.
     """
     result: list[Path] = []
     skipped: list[tuple[str, str]] = []
@@ -191,10 +191,8 @@ def structure_paths(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], lis
         if path.is_dir():
             for child in sorted(p for p in path.iterdir() if p.is_file()):
                 name = child.name.lower()
-                if name.endswith(STRUCTURE_SUFFIXES):
+                if name.endswith(STRUCTURE_SUFFIXES + BCIF_SUFFIXES):
                     result.append(child)
-                elif name.endswith((".bcif", ".bcif.gz")):
-                    skipped.append((str(child), "BinaryCIF is not supported; use the text mmCIF (.cif) of the entry"))
         elif path.exists():
             result.append(path)
         else:

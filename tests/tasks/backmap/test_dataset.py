@@ -108,9 +108,8 @@ def test_bad_and_duplicate_files_are_skipped_with_reasons(pdb_files, tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / "1AY7.bcif").write_bytes(b"\x00binary")
     found, skipped = structure_paths([tmp_path])
-    assert found == sorted([copy, broken, water])
-    assert skipped == [(str(tmp_path / "1AY7.bcif"),
-                        "BinaryCIF is not supported; use the text mmCIF (.cif) of the entry")]
+    assert found == sorted([copy, broken, water, tmp_path / "1AY7.bcif"])  # BinaryCIF is read too
+    assert skipped == []
 
 
 MIRROR = "/{id}.cif.gz"
