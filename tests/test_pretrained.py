@@ -40,3 +40,17 @@ def test_pretrained_cards_exist_for_every_checkpoint():
         assert card.exists(), f"{checkpoint.name} has no model card"
         meta = read_metadata(checkpoint)
         assert meta["command"] and meta["task"] in card.read_text()
+
+
+@pytest.mark.parametrize("name, expected", [("fcc", "cF4-Cu"), ("hcp", "hP2-Mg")])
+def test_pretrained_crystal_on_molecular_dynamics_near_melting(identifier, name, expected):
+    """Lennard-Jones MD at T* = 0.65 (tests/files/md/make_lj_snapshots.py): correlated thermal motion, in Å."""
+    from pathlib import Path
+
+    from gaatool.io.readers import read_frames
+
+    path = Path(__file__).resolve().parent / "files" / "md" / f"lj_{name}_T0.65.extxyz.gz"
+    (frame,) = read_frames(path)
+    result = identifier.label(frame)
+    fraction = np.mean(np.array(identifier.class_names)[result.labels] == expected)
+    assert fraction > 0.93, f"{name}: only {fraction:.1%} labelled {expected}"

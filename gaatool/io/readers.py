@@ -4,7 +4,8 @@
 extension               reader
 ======================  ===================================================
 ``.gsd``                :func:`gaatool.io.gsd.read_gsd` (HOOMD box)
-``.xyz``, ``.extxyz``   :func:`gaatool.io.xyz.read_xyz` (``Lattice=``/``pbc=``)
+``.xyz``, ``.extxyz``   :func:`gaatool.io.xyz.read_xyz` (``Lattice=``/``pbc=``);
+                        also gzipped (``.xyz.gz``, ``.extxyz.gz``)
 ======================  ===================================================
 
 XYZ frames without a lattice (or with ``pbc="F F F"``) are non-periodic
@@ -109,10 +110,12 @@ def read_frames(path: str | os.PathLike, frames: slice | None = None, box=None) 
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    if suffix == ".gz" and Path(path.stem).suffix.lower() in (".xyz", ".extxyz"):
+        suffix = Path(path.stem).suffix.lower()  # gzipped XYZ: read through gzip
     if suffix not in SUPPORTED_EXTENSIONS:
         raise InputFileError(
             f"{path}: unknown file type {suffix or '(no extension)'!r}; gaatool reads "
-            f"{', '.join(SUPPORTED_EXTENSIONS)}"
+            f"{', '.join(SUPPORTED_EXTENSIONS)} (XYZ also gzipped)"
         )
     lattice = as_lattice(box)
     if suffix == ".gsd":

@@ -19,10 +19,12 @@ Units are those of the file (MD17: Å, kcal/mol, kcal/mol/Å); nothing is conver
 """
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import re
 import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Iterator
@@ -365,6 +367,8 @@ def _open_text(path: str | os.PathLike) -> tuple[IO[str], str, bool]:
     if str(path) == "-":
         return sys.stdin, "<stdin>", False
     try:
+        if str(path).lower().endswith(".gz"):  # trajectories are often gzipped: read them as they are
+            return gzip.open(path, "rt", encoding="utf-8", newline=None), str(path), True
         return open(path, encoding="utf-8", newline=None), str(path), True
     except FileNotFoundError as err:
         raise InputFileError(f"{path}: no such file; check the path") from err
@@ -402,6 +406,9 @@ def iter_xyz(path: str | os.PathLike) -> Iterator[XYZFrame]:
             except UnicodeDecodeError as err:
                 raise InputFileError(f"{name}: not a text file (near line {lines.number + 1}); "
                                      "expected XYZ") from err
+            except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+                raise InputFileError(f"{name}: damaged gzip data near line {lines.number + 1} "
+                                     f"({str(err) or type(err).__name__})") from err
             if frame is None:
                 if frame_no == 1:
                     raise InputFileError(f"{name}: the file holds no frames")

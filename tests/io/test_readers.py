@@ -115,3 +115,24 @@ def test_parse_frame_selection(text, expected):
 def test_parse_frame_selection_errors(text):
     with pytest.raises(ConfigError, match="frame selection"):
         parse_frame_selection(text)
+
+
+def test_gzipped_xyz_reads_like_the_plain_file(tmp_path, positions):
+    import gzip
+
+    symbols = ["Si", "O", "O", "Si", "O", "O"]
+    text = xyz_text(positions, symbols, LATTICE) * 2
+    plain, packed = tmp_path / "cell.extxyz", tmp_path / "cell.extxyz.gz"
+    plain.write_text(text)
+    packed.write_bytes(gzip.compress(text.encode()))
+    for a, b in zip(read_frames(plain), read_frames(packed)):
+        np.testing.assert_array_equal(a.positions, b.positions)
+        np.testing.assert_array_equal(a.box, b.box)
+        assert a.type_names == b.type_names
+    damaged = tmp_path / "cut.xyz.gz"
+    damaged.write_bytes(gzip.compress(text.encode())[:-30])
+    with pytest.raises(InputFileError, match="damaged gzip data") as err:
+        list(read_frames(damaged))
+    assert "\n" not in str(err.value) and "cut.xyz.gz" in str(err.value)
+    with pytest.raises(InputFileError, match=r"unknown file type '\.gz'"):
+        read_frames(tmp_path / "frames.gsd.gz")
