@@ -113,6 +113,9 @@ class TrainTask(Protocol):
         The ``metadata()`` fields that give the model's inputs and outputs
         their meaning (class names, type maps, units): a run started from
         another checkpoint (``init_from``) must have the same values.
+    data_config_keys : tuple of str, optional
+        Model config fields the task derives from its data (e.g. an energy
+        scale); a run continued from a checkpoint keeps the checkpoint's.
     """
 
     task_name: str
@@ -296,17 +299,29 @@ def fit(
 
     _seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    model = task.build_model().to(device)
+    model = task.build_model()
+    if resume and init_from is not None:
+        raise ConfigError("--init-from starts a new run; it cannot be combined with --resume")
+    source = None  # the checkpoint this run continues from
+    if resume:
+        if not last_path.exists():
+            raise ConfigError(f"{out_dir}: nothing to resume (no {LAST_NAME}); run without --resume")
+        source = load_checkpoint(last_path, task=task.task_name)
+        model = _model_like(source.metadata, model, task, f"{last_path} holds a different model configuration "
+                            "than the task builds; resume with the same model options")
+    elif init_from is not None:
+        source = load_checkpoint(init_from, task=task.task_name)
+        model = _model_like(source.metadata, model, task, f"{init_from} holds a different model configuration "
+                            "than the task builds; use the same model options as that run")
+    model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     schedule = PlateauSchedule(config.lr_factor, config.lr_patience, config.stop_patience)
     epoch, best_epoch, history, initialized_from = 0, 0, [], None
-    if resume and init_from is not None:
-        raise ConfigError("--init-from starts a new run; it cannot be combined with --resume")
     if resume:
         epoch, best_epoch, history, initialized_from = _restore(
-            last_path, task, config, model, optimizer, schedule, generator)
+            source, last_path, config, model, optimizer, schedule, generator)
     elif init_from is not None:
-        initialized_from = _initialize(Path(init_from), task, task_fields, model)
+        initialized_from = _initialize(source, Path(init_from), task, task_fields, model)
 
     base_metadata = {"task": task.task_name, **task_fields, "train": config.to_dict(), "command": _command_line()}
     if initialized_from is not None:
@@ -457,18 +472,30 @@ def _training_state(optimizer, schedule, generator) -> tuple[dict[str, Any], dic
     return state, tensors
 
 
-def _same_model(meta: dict[str, Any], model: torch.nn.Module) -> bool:
+def _model_like(meta: dict[str, Any], model: torch.nn.Module, task, error: str) -> torch.nn.Module:
+    """The model to train when continuing a checkpoint: ``model`` if the checkpoint's configuration is
+    the same; rebuilt from the checkpoint's if they differ only in the task's ``data_config_keys``
+    (constants the task derives from its data, e.g. the force field's energy scale: the weights were
+    trained with the checkpoint's); ConfigError ``error`` otherwise."""
+    saved = meta.get("model") or {}
     # Compare in JSON form: the stored spec has lists where the config may have tuples.
-    return meta.get("model") == json.loads(json.dumps(registry.model_spec(model)))
+    built = json.loads(json.dumps(registry.model_spec(model)))
+    data_keys = set(getattr(task, "data_config_keys", ()))
+
+    def architecture(spec: dict[str, Any]):
+        return spec.get("name"), {k: v for k, v in spec.get("config", {}).items() if k not in data_keys}
+
+    if architecture(saved) != architecture(built):
+        raise ConfigError(error)
+    if saved == built:
+        return model
+    dtype = next(model.parameters()).dtype
+    return registry.build_model(saved).to(dtype)
 
 
-def _initialize(path: Path, task, task_fields: dict[str, Any], model: torch.nn.Module) -> dict[str, Any]:
+def _initialize(checkpoint, path: Path, task, task_fields: dict[str, Any], model: torch.nn.Module) -> dict[str, Any]:
     """Load another run's weights into the fresh ``model``; return what to record about them."""
-    checkpoint = load_checkpoint(path, task=task.task_name)
     meta = checkpoint.metadata
-    if not _same_model(meta, model):
-        raise ConfigError(f"{path} holds a different model configuration than the task builds; "
-                          "use the same model options as that run")
     for key in getattr(task, "compatibility_keys", ()):
         if meta.get(key) != json.loads(json.dumps(task_fields.get(key))):
             raise ConfigError(f"{path} was trained with {key}={meta.get(key)!r}, this dataset has "
@@ -478,12 +505,9 @@ def _initialize(path: Path, task, task_fields: dict[str, Any], model: torch.nn.M
             "initialized_from": meta.get("initialized_from")}
 
 
-def _restore(last_path, task, config, model, optimizer, schedule,
+def _restore(checkpoint, last_path, config, model, optimizer, schedule,
              generator) -> tuple[int, int, list[dict[str, Any]], dict[str, Any] | None]:
-    """Load ``last`` into the fresh objects; return (epoch, best_epoch, history, initialized_from)."""
-    if not last_path.exists():
-        raise ConfigError(f"{last_path.parent}: nothing to resume (no {LAST_NAME}); run without --resume")
-    checkpoint = load_checkpoint(last_path, task=task.task_name)
+    """Load the ``last`` checkpoint into the fresh objects; return (epoch, best_epoch, history, initialized_from)."""
     meta, extra = checkpoint.metadata, checkpoint.extra_tensors
     if "training_state" not in meta:
         raise CheckpointError(f"{last_path} has no training state; it cannot be resumed")
@@ -494,10 +518,6 @@ def _restore(last_path, task, config, model, optimizer, schedule,
                 f"{last_path} was trained with {field}={saved!r}; "
                 f"resume with the same value (got {new!r}) or use a new output folder"
             )
-    if not _same_model(meta, model):
-        raise ConfigError(
-            f"{last_path} holds a different model configuration than the task builds; resume with the same model options"
-        )
     model.load_state_dict(checkpoint.state_dict, strict=True)
 
     state = meta["training_state"]

@@ -127,6 +127,8 @@ class ForcesTrainTask(ArrayTask):
     task_name = "forces"
     # what the weights' inputs and outputs mean: --init-from needs the same values
     compatibility_keys = ("atomic_numbers", "units")
+    # model config fields derived from the training data: a run continued from a checkpoint keeps its values
+    data_config_keys = ("energy_scale", "atom_energy_shift")
 
     def __init__(self, dataset: ForcesDataset, options: ForcesModelOptions, batch_size: int):
         self.dataset, self.options = dataset, options

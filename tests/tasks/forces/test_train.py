@@ -118,3 +118,23 @@ def test_dataset_file_and_bad_options(dataset, tmp_path, md17_50):
         ForcesModelOptions(energy_weight=-1.0)
     config = forces_train_config(epochs=7)
     assert (config.epochs, config.lr_factor, config.lr_patience, config.stop_patience) == (7, 0.8, 1000, 2500)
+
+
+def test_fine_tuning_on_other_frames_keeps_the_checkpoint_constants(dataset, md17_50, tmp_path):
+    config = TrainConfig(epochs=1, batch_size=4, learning_rate=1e-2, device="cpu")
+    first = train_forces(dataset, tmp_path / "first", TINY, config, quiet=True)
+    other = build_md17_dataset("ethanol", source=md17_50, seed=1, n_train=16, n_val=8, n_test=8)
+    assert ForcesTrainTask(other, TINY, 4).scale != ForcesTrainTask(dataset, TINY, 4).scale
+    start = load_checkpoint(first.best_path, task="forces")
+    tuned = train_forces(other, tmp_path / "tuned", TINY, config, quiet=True, init_from=first.best_path)
+    model, meta = load_model(tuned.last_path, task="forces")
+    # the weights were trained with the first run's energy scale: the fine-tuned model keeps it
+    assert model.config.energy_scale == start.metadata["model"]["config"]["energy_scale"]
+    assert meta["initialized_from"]["path"] == str(first.best_path)
+    resumed = train_forces(other, tmp_path / "tuned", TINY, TrainConfig(epochs=2, batch_size=4, learning_rate=1e-2,
+                                                                        device="cpu"), resume=True, quiet=True)
+    assert resumed.epoch == 2
+    # a different architecture is still refused
+    with pytest.raises(ConfigError, match="different model configuration"):
+        train_forces(other, tmp_path / "wide", ForcesModelOptions(n_dim=16, n_blocks=1), config, quiet=True,
+                     init_from=first.best_path)
