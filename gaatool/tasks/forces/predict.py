@@ -57,6 +57,9 @@ _NPZ_KEYS = (("R", "z"), ("coords", "nuclear_charges"), ("positions", "atomic_nu
 #: ~3.5 ms per ethanol frame (float64, 2 cores: 8.1 instead of 11.6 ms per MD step). Bigger batches stay eager: the compiled function runs on one thread,
 #: and the eager model's pieces side by side on the cores were faster from batch 16 on (benchmarks/).
 AUTO_COMPILE_FRAMES = 10000
+#: ... and for molecules of at most this many atoms: compiled, ethanol (9) ran 4.6 instead of 6.5 ms
+#: per call, aspirin (21) 34.7 instead of 29 (benchmarks/results/cpu-amd-epyc-compiled*.md).
+AUTO_COMPILE_MAX_ATOMS = 12
 
 
 def default_checkpoint() -> Path:
@@ -83,9 +86,10 @@ class ForceFieldPredictor:
     compile : str
         ``auto``, ``on`` or ``off``: compute energies and forces through
         torch.compile (:class:`~gaatool.nn.compiled.CompiledEnergyForces`,
-        ~1.4-1.8x faster on the CPU for one molecule per call). ``auto`` compiles
-        on the CPU with ``batch_size=1`` once :data:`AUTO_COMPILE_FRAMES` frames
-        have been predicted in all.
+        ~1.4x faster on the CPU for one small molecule per call). ``auto``
+        compiles on the CPU with ``batch_size=1``, for molecules of at most
+        :data:`AUTO_COMPILE_MAX_ATOMS` atoms, once :data:`AUTO_COMPILE_FRAMES`
+        frames have been predicted in all.
 
     Energies come back in float64 kcal/mol with the per-type shift added in
     float64 (so float32 models lose no precision on ~1e5 kcal/mol totals),
@@ -159,7 +163,7 @@ class ForceFieldPredictor:
         forces = np.empty_like(positions) if compute_forces else None
         type_tensor = torch.as_tensor(types, device=self.device)
         self._frames_seen += positions.shape[0]
-        compiled = self._compiled_model() if compute_forces else None
+        compiled = self._compiled_model(len(types)) if compute_forces else None
         for start in range(0, positions.shape[0], self.batch_size):
             chunk = torch.as_tensor(positions[start:start + self.batch_size], dtype=self.dtype, device=self.device)
             batch_types = type_tensor.expand(chunk.shape[0], -1)
@@ -174,9 +178,10 @@ class ForceFieldPredictor:
                 forces[start:start + chunk.shape[0]] = force.detach().double().cpu().numpy()
         return energies, forces
 
-    def _compiled_model(self) -> CompiledEnergyForces | None:
+    def _compiled_model(self, n_atoms: int) -> CompiledEnergyForces | None:
         """The compiled energy-and-forces function, made on first need (see ``compile``)."""
-        frames = self._frames_seen if self.compile != "auto" or self.batch_size == 1 else 0
+        small = self.batch_size == 1 and n_atoms <= AUTO_COMPILE_MAX_ATOMS
+        frames = self._frames_seen if self.compile != "auto" or small else 0
         if not should_compile(self.compile, frames, self.device, AUTO_COMPILE_FRAMES):
             return None
         if self._compiled is None:

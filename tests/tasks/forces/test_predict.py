@@ -130,6 +130,11 @@ def test_compiled_energies_and_forces_equal_eager(checkpoint, md17_50, monkeypat
     batched = ForceFieldPredictor.from_checkpoint(checkpoint, device="cpu", batch_size=4)
     batched.predict(positions, z)
     assert batched._compiled is None  # auto: batches stay eager (side by side on the cores)
+    monkeypatch.setattr(predict_module, "AUTO_COMPILE_MAX_ATOMS", 5)
+    big = ForceFieldPredictor.from_checkpoint(checkpoint, device="cpu", batch_size=1)
+    big.predict(positions, z)
+    assert big._compiled is None  # auto: molecules bigger than the limit stay eager
+    monkeypatch.setattr(predict_module, "AUTO_COMPILE_MAX_ATOMS", 12)
     auto = ForceFieldPredictor.from_checkpoint(checkpoint, device="cpu", batch_size=1)
     auto.predict(positions[:2], z)
     assert auto._compiled is None
