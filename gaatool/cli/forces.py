@@ -189,7 +189,8 @@ def predict_forces_command(
     frames: Optional[str] = typer.Option(None, "--frames", help="start:stop:step (0-based) or one index."),
     batch_size: int = typer.Option(64, "--batch-size", help="Frames per forward pass."),
     compile_mode: str = typer.Option("auto", "--compile", metavar="auto|on|off",
-                                     help="torch.compile energies and forces (auto: CPU, --batch-size 1, from 10000 frames)."),
+                                     help="torch.compile energies and forces (auto: CPU, --batch-size 1, "
+                                     "<= 12 atoms, from 10000 frames)."),
     device: str = options.Device, as_json: bool = options.AsJson,
 ) -> None:
     """Energy (kcal/mol) and forces (kcal/mol/Å) of every frame, by a trained force field."""

@@ -62,8 +62,8 @@ def _make_class():
         compile : str
             ``auto`` (default), ``on`` or ``off``: torch.compile energies and
             forces (~1.4x faster per step on the CPU after ~25-35 s of compiling);
-            ``auto`` compiles on the CPU after 10000 calls, so long runs gain
-            and short ones do not wait.
+            ``auto`` compiles on the CPU after 10000 calls, for molecules of at
+            most 12 atoms, so long runs gain and short ones do not wait.
 
         The atoms must be a non-periodic molecule whose elements the model
         knows; anything else raises :class:`gaatool.errors.InputFileError`.
