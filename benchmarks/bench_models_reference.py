@@ -301,9 +301,7 @@ def prepare(spec: CaseSpec, device: str | torch.device = "cpu", seed: int = 0,
             _synchronize(device)
         steps["gaatool"] = compiled_step
     if compile and spec.model in MOLECULES and spec.mode == "inference" and "gaatool" in steps:
-        from gaatool.nn.compiled import CompiledEnergyForces
-
-        energy_forces = CompiledEnergyForces(lambda r, t: model.energy(r, t, include_shift=False), model)
+        energy_forces = model.compiled_energy_forces()
 
         def compiled_forces_step() -> None:
             energy_forces(inputs["positions"], inputs["types"])

@@ -80,6 +80,8 @@ def _decode(data: Any, encodings: list[dict]) -> Any:
 
 def decode_column(column: dict) -> list[str]:
     """One BinaryCIF column as mmCIF tokens ('.' and '?' where its mask says so)."""
+    import gemmi
+
     values = _decode(column["data"]["data"], column["data"]["encoding"])
     if isinstance(values, np.ndarray):
         if values.dtype.kind == "f":
@@ -87,18 +89,12 @@ def decode_column(column: dict) -> list[str]:
         else:
             tokens = [str(v) for v in values.tolist()]
     else:
-        tokens = [_quote(v) for v in values]
+        tokens = ["?" if v is None else gemmi.cif.quote(v) for v in values]
     mask = column.get("mask")
     if mask is not None:
         flags = np.asarray(_decode(mask["data"], mask["encoding"]))
         tokens = [token if flag == 0 else ("." if flag == 1 else "?") for token, flag in zip(tokens, flags.tolist())]
     return tokens
-
-
-def _quote(value: str | None) -> str:
-    import gemmi
-
-    return "?" if value is None else gemmi.cif.quote(value)
 
 
 def _separated(token: str) -> str:

@@ -9,6 +9,7 @@ from torch import nn
 
 from ..nn import Geometry
 from ..nn.chunks import draws_random_numbers, run_in_pieces
+from ..nn.compiled import CompiledEnergyForces
 from ..nn.frozen import frozen_parameters
 from ..nn.threads import serial_when_small
 from .blocks import AttentionSettings, ResidualAttentionBlock, make_vector_attention
@@ -88,6 +89,11 @@ class ForceField(nn.Module):
     def energy(self, positions, types, mask=None, include_shift: bool = True) -> torch.Tensor:
         """Total energy (B,); see :meth:`atomic_energies` for ``include_shift``."""
         return self.atomic_energies(positions, types, mask, include_shift).sum(-1)
+
+    def compiled_energy_forces(self) -> CompiledEnergyForces:
+        """(positions, types) -> (energy without the per-type shift, forces) through torch.compile,
+        for inference; see :class:`~gaatool.nn.compiled.CompiledEnergyForces`."""
+        return CompiledEnergyForces(lambda positions, types: self.energy(positions, types, include_shift=False), self)
 
     def forward(self, positions: torch.Tensor, types: torch.Tensor, mask: torch.Tensor | None = None,
                 compute_forces: bool = True, create_graph: bool | None = None, include_shift: bool = True):

@@ -28,7 +28,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .mlp import FastDropout
-from .threads import serial_when_small
+from .threads import serial_when_small, single_threaded
 
 __all__ = ["CPU_CHUNK_TUPLES", "CUDA_CHUNK_TUPLES", "MIN_PARALLEL_TUPLES", "chunk_items", "draws_random_numbers",
            "map_chunks", "run_in_pieces"]
@@ -114,13 +114,8 @@ def _run_side_by_side(fn: Callable, pieces: list[tuple], workers: int) -> list:
         with (torch.inference_mode() if inference else nullcontext()), torch.set_grad_enabled(grad):
             return fn(*piece)
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # process-wide: restored below
-    try:
-        with ThreadPoolExecutor(workers, thread_name_prefix="gaatool-piece") as pool:
-            return list(pool.map(work, pieces))
-    finally:
-        torch.set_num_threads(previous)
+    with single_threaded(), ThreadPoolExecutor(workers, thread_name_prefix="gaatool-piece") as pool:
+        return list(pool.map(work, pieces))
 
 
 class _SideBySide(torch.autograd.Function):

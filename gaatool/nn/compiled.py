@@ -130,12 +130,14 @@ class CompiledEnergyForces:
             positions = positions.detach().requires_grad_(True)
             if self._compiled is not None:
                 try:
-                    energy = self._compiled(positions, *rest)
-                    (gradient,) = torch.autograd.grad(energy.sum(), positions)
-                    return energy.detach(), -gradient
+                    return _energy_and_forces(self._compiled, positions, rest)
                 except Exception as err:  # noqa: BLE001 - any compiler failure must leave a working (eager) model
                     _warn_eager(err)
                     self._compiled = None
-            energy = self.energy(positions, *rest)
-            (gradient,) = torch.autograd.grad(energy.sum(), positions)
-        return energy.detach(), -gradient
+            return _energy_and_forces(self.energy, positions, rest)
+
+
+def _energy_and_forces(energy_of: Callable, positions: torch.Tensor, rest: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    energy = energy_of(positions, *rest)
+    (gradient,) = torch.autograd.grad(energy.sum(), positions)
+    return energy.detach(), -gradient

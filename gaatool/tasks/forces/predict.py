@@ -54,8 +54,9 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _NPZ_KEYS = (("R", "z"), ("coords", "nuclear_charges"), ("positions", "atomic_numbers"))
 #: ``compile="auto"`` compiles on the CPU for one frame per call (molecular dynamics, the ASE calculator)
 #: once this many frames have been asked for over all calls: compiling costs ~25-35 s once, then saves
-#: ~3.5 ms per ethanol frame (float64, 2 cores: 8.1 instead of 11.6 ms per MD step). Bigger batches stay eager: the compiled function runs on one thread,
-#: and the eager model's pieces side by side on the cores were faster from batch 16 on (benchmarks/).
+#: ~3.5 ms per ethanol frame (float64, 2 cores: 8.1 instead of 11.6 ms per MD step). Bigger batches
+#: stay eager: the compiled function runs on one thread, and the eager model's pieces side by side on
+#: the cores were faster from batch 16 on (benchmarks/).
 AUTO_COMPILE_FRAMES = 10000
 #: ... and for molecules of at most this many atoms: compiled, ethanol (9) ran 4.6 instead of 6.5 ms
 #: per call, aspirin (21) 34.7 instead of 29 (benchmarks/results/cpu-amd-epyc-compiled*.md).
@@ -180,14 +181,12 @@ class ForceFieldPredictor:
 
     def _compiled_model(self, n_atoms: int) -> CompiledEnergyForces | None:
         """The compiled energy-and-forces function, made on first need (see ``compile``)."""
-        small = self.batch_size == 1 and n_atoms <= AUTO_COMPILE_MAX_ATOMS
-        frames = self._frames_seen if self.compile != "auto" or small else 0
-        if not should_compile(self.compile, frames, self.device, AUTO_COMPILE_FRAMES):
+        if self.compile == "auto" and not (self.batch_size == 1 and n_atoms <= AUTO_COMPILE_MAX_ATOMS):
+            return None
+        if not should_compile(self.compile, self._frames_seen, self.device, AUTO_COMPILE_FRAMES):
             return None
         if self._compiled is None:
-            model = self.model
-            self._compiled = CompiledEnergyForces(
-                lambda positions, types: model.energy(positions, types, include_shift=False), model)
+            self._compiled = self.model.compiled_energy_forces()
         return self._compiled
 
 
