@@ -264,3 +264,18 @@ def test_compiled_forces_step_is_chosen_for_molecular_inference_only():
                    compile=True).steps["gaatool"].__name__ == "compiled_forces_step"
     assert prepare(CaseSpec("ethanol", "train", 2), config_overrides=TINY["ethanol"],
                    compile=True).steps["gaatool"].__name__ == "step"  # double backward: never compiled
+
+
+def test_ab_switches_flip_and_restore_the_change():
+    import gaatool.models.backmap as backmap_model
+    import gaatool.models.forces as forces_model
+    import gaatool.nn.mlp as mlp
+    from benchmarks.ab_switches import SWITCHES
+
+    before = (mlp.FUSE_MAX_INPUTS, backmap_model.CPU_CHUNK_TUPLES, forces_model.frozen_parameters)
+    for name, (switch, cases) in SWITCHES.items():
+        switch(False)
+        assert (mlp.FUSE_MAX_INPUTS, backmap_model.CPU_CHUNK_TUPLES, forces_model.frozen_parameters) != before, name
+        switch(True)
+        assert (mlp.FUSE_MAX_INPUTS, backmap_model.CPU_CHUNK_TUPLES, forces_model.frozen_parameters) == before, name
+        assert cases

@@ -35,9 +35,9 @@ from .registry import register
 __all__ = ["Backmapper", "BackmapTransformer", "pair_differences", "pair_label_values"]
 
 #: Tuples per piece on a CPU (4x the default, nn/chunks.py): a backmapping piece runs ~300 small
-#: operations, whose fixed cost bigger pieces amortise. At batch 256 on 2 cores, pieces of
-#: 131072 tuples ran 1.1-1.3 ms per residue against 1.4-1.7 at 32768 (training, batch 64:
-#: 4.1-4.4 against 4.6-4.9 ms), A/B in one process; 262144 was slower again.
+#: operations, whose fixed cost bigger pieces amortise. Inference at batch 256 on 2 cores: 1.21-1.29
+#: ms per residue against 1.47-1.55 at 32768 (``python -m benchmarks.ab_switches backmap-pieces``);
+#: for training (batch 64) two A/B runs disagreed (4.1-4.4 vs 4.6-4.9 ms, then 5.6-5.8 vs 5.2-5.5).
 CPU_CHUNK_TUPLES = 131072
 
 

@@ -107,17 +107,17 @@ class CompiledEnergyForces:
     ``energy(positions, *rest)`` -> (B,) is compiled with torch.compile, whose
     AOT autograd also compiles its backward pass, so forces (one plain
     ``torch.autograd.grad``) run compiled too: far fewer, fused kernels
-    instead of ~1000 small operations per call (ethanol at batch 1 on the
-    CPU: 3.2-3.7 ms per call against 5.6-6.5 eager, A/B in one process; at
-    batch 16 and more the eager model, in pieces side by side on the cores,
-    was faster in the 2-core benchmark). Inference only: no graph for further differentiation is
+    instead of ~1000 small operations per call (ethanol, one frame per call,
+    float64, 2 cores: 6.3-7.0 ms per step against 8.6-9.5 eager,
+    ``python -m benchmarks.bench_md_loop``; at batch 16 and more the eager
+    model, in pieces side by side on the cores, was faster in the benchmark). Inference only: no graph for further differentiation is
     kept (training differentiates forces again, which compiled graphs do not
     support). ``module`` (the model behind ``energy``) has its parameters
     left out of autograd during each call (:func:`~gaatool.nn.frozen.frozen_parameters`).
     One graph per input shape and dtype (molecular dynamics: one). On the CPU
     it compiles and runs on one torch thread: the compiled kernels of these
     small tensors, built for two threads, synchronised so often that ethanol at
-    batch 1 ran 21 ms per call instead of ~2 (2-core benchmark).
+    batch 1 ran 21 ms per call (a 2-core benchmark run of the two-thread version).
     """
 
     def __init__(self, energy: Callable[..., torch.Tensor], module: nn.Module):

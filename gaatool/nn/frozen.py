@@ -15,8 +15,9 @@ def frozen_parameters(module: nn.Module) -> Iterator[None]:
 
     Forces by autograd (-dE/dr) need gradients with respect to positions only.
     With parameters that require gradients, the forward pass still records
-    and saves what their gradients would need: ~10% of force inference time
-    (ethanol and aspirin, batch 1 and 128, benchmarks/). Not for a module that
+    and saves what their gradients would need: ethanol at batch 1 ~3%, at
+    batch 128 ~7% of the inference time (``python -m benchmarks.ab_switches
+    frozen-parameters``). Not for a module that
     another thread trains at the same time: the flags are the module's own.
 
     >>> layer = nn.Linear(2, 2)

@@ -116,9 +116,10 @@ class ValueMLP(nn.Sequential):
     """The value net V as an nn.Sequential (same parameters and state-dict keys); in training mode
     a leading Linear + LayerNorm on narrow inputs is computed by :func:`linear_layer_norm`.
 
-    Training only: ethanol force training steps ran ~11% faster (A/B, 2 cores), crystal
-    training the same; in eval mode torch's LayerNorm kernel was as fast or faster
-    (crystal and backmapping inference; force inference, one backward pass, ~6% faster).
+    Training only: ethanol force training steps ran ~7-10% faster, crystal training the
+    same (``python -m benchmarks.ab_switches fused-layernorm``, 2 cores); in eval mode
+    torch's LayerNorm kernel was as fast or faster in development A/B runs (crystal and
+    backmapping inference; force inference, one backward pass; scripts not kept).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -61,7 +61,7 @@ def _make_class():
             precision) or ``float32``.
         compile : str
             ``auto`` (default), ``on`` or ``off``: torch.compile energies and
-            forces (~1.4x faster per step on the CPU after ~25-35 s of compiling);
+            forces (~1.35x faster per step on the CPU after up to ~25 s of compiling);
             ``auto`` compiles on the CPU after 10000 calls, for molecules of at
             most 12 atoms, so long runs gain and short ones do not wait.
 

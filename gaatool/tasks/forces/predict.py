@@ -53,8 +53,9 @@ FORCES_UNIT = "kcal/mol/A"
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _NPZ_KEYS = (("R", "z"), ("coords", "nuclear_charges"), ("positions", "atomic_numbers"))
 #: ``compile="auto"`` compiles on the CPU for one frame per call (molecular dynamics, the ASE calculator)
-#: once this many frames have been asked for over all calls: compiling costs ~25-35 s once, then saves
-#: ~3.5 ms per ethanol frame (float64, 2 cores: 8.1 instead of 11.6 ms per MD step). Bigger batches
+#: once this many frames have been asked for over all calls: compiling costs up to ~25 s once, then saves
+#: ~2.5 ms per ethanol frame (float64, 2 cores: 6.3-7.0 instead of 8.6-9.5 ms per MD step,
+#: ``python -m benchmarks.bench_md_loop``). Bigger batches
 #: stay eager: the compiled function runs on one thread, and the eager model's pieces side by side on
 #: the cores were faster from batch 16 on (benchmarks/).
 AUTO_COMPILE_FRAMES = 10000
@@ -87,7 +88,7 @@ class ForceFieldPredictor:
     compile : str
         ``auto``, ``on`` or ``off``: compute energies and forces through
         torch.compile (:class:`~gaatool.nn.compiled.CompiledEnergyForces`,
-        ~1.4x faster on the CPU for one small molecule per call). ``auto``
+        ~1.35x faster on the CPU for one small molecule per call). ``auto``
         compiles on the CPU with ``batch_size=1``, for molecules of at most
         :data:`AUTO_COMPILE_MAX_ATOMS` atoms, once :data:`AUTO_COMPILE_FRAMES`
         frames have been predicted in all.

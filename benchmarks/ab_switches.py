@@ -1,0 +1,77 @@
+"""A/B timings of single speed changes: one benchmark case, one switch flipped, alternating in one process.
+
+    python -m benchmarks.ab_switches fused-layernorm      # training steps: ethanol batch 32, crystal 256
+    python -m benchmarks.ab_switches backmap-pieces       # backmapping inference (256) and training (64)
+    python -m benchmarks.ab_switches frozen-parameters    # ethanol energy+forces, batch 1 and 128
+
+Each round times the case with the change on, then off (median of 7 calls after 2 warm-ups);
+printed: ms per item of every round. Same machine caveats as benchmarks/run.py (idle machine).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+
+import torch
+
+from .bench_models_reference import CaseSpec, prepare
+
+import gaatool.models.backmap as backmap_model
+import gaatool.models.forces as forces_model
+import gaatool.nn.mlp as mlp
+
+
+def _fused_layernorm(on: bool) -> None:
+    mlp.FUSE_MAX_INPUTS = 8 if on else 0
+
+
+def _backmap_pieces(on: bool) -> None:
+    backmap_model.CPU_CHUNK_TUPLES = 131072 if on else 32768
+
+
+_FROZEN = forces_model.frozen_parameters
+
+
+def _frozen_parameters(on: bool) -> None:
+    forces_model.frozen_parameters = _FROZEN if on else (lambda module: contextlib.nullcontext())
+
+
+SWITCHES = {
+    "fused-layernorm": (_fused_layernorm, [CaseSpec("ethanol", "train", 32), CaseSpec("crystal", "train", 256)]),
+    "backmap-pieces": (_backmap_pieces, [CaseSpec("backmap", "inference", 256), CaseSpec("backmap", "train", 64)]),
+    "frozen-parameters": (_frozen_parameters, [CaseSpec("ethanol", "inference", 1), CaseSpec("ethanol", "inference", 128)]),
+}
+
+
+def _median_ms_per_item(step, batch: int) -> float:
+    for _ in range(2):
+        step()
+    times = []
+    for _ in range(7):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[3] * 1e3 / batch
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("switch", choices=sorted(SWITCHES))
+    parser.add_argument("--rounds", type=int, default=4)
+    args = parser.parse_args(argv)
+    switch, cases = SWITCHES[args.switch]
+    for spec in cases:
+        step = prepare(spec, implementations=("gaatool",)).steps["gaatool"]
+        times = {"on": [], "off": []}
+        for _ in range(args.rounds):
+            for state in ("on", "off"):
+                switch(state == "on")
+                times[state].append(round(_median_ms_per_item(step, spec.batch), 4))
+        switch(True)
+        print(f"{args.switch} {spec.key} ({torch.get_num_threads()} threads), ms/item: "
+              f"on {times['on']}, off {times['off']}")
+
+
+if __name__ == "__main__":
+    main()
