@@ -103,8 +103,9 @@ def attach(app: typer.Typer) -> None:
 
     @app.command("identify")
     def identify(
-        path: Path = typer.Argument(..., help="Snapshot file: .gsd, .xyz or .extxyz."),
-        out: Optional[Path] = typer.Option(None, "-o", "--out", help="Write labels: .npz (arrays) or .gsd (a labelled copy)."),
+        path: Path = typer.Argument(..., help="Snapshot file: .gsd, .xyz/.extxyz or a LAMMPS text dump (.lammpstrj, .dump)."),
+        out: Optional[Path] = typer.Option(None, "-o", "--out",
+                                           help="Write labels: .npz (arrays), .xyz/.extxyz (labelled frames) or .gsd (a labelled copy of a .gsd input)."),
         model: Optional[Path] = options.Model,
         frames: Optional[str] = typer.Option(None, "--frames", help="Frames to label, start:stop:step (0-based)."),
         scale: Optional[float] = typer.Option(None, "--scale", help="Nearest-neighbour distance in file units (default: measured)."),
@@ -122,15 +123,19 @@ def attach(app: typer.Typer) -> None:
         from ..tasks.crystal.identify import identify_file, parse_type_map
 
         suffix = out.suffix.lower() if out is not None else None
-        if suffix not in (None, ".npz", ".gsd"):
-            raise ConfigError(f"-o {out}: choose a .npz or .gsd output file")
+        if suffix not in (None, ".npz", ".gsd", ".xyz", ".extxyz"):
+            raise ConfigError(f"-o {out}: choose a .npz, .xyz, .extxyz or .gsd output file")
         if suffix == ".gsd" and path.suffix.lower() != ".gsd":
-            raise ConfigError("-o .gsd needs a .gsd input (it copies the trajectory); use -o labels.npz")
+            raise ConfigError("-o .gsd needs a .gsd input (it copies the trajectory); use -o labels.npz or -o labels.xyz")
         result = identify_file(path, checkpoint=model, frames=parse_frame_selection(frames), box=_parse_box(box),
                                scale=scale, type_map=parse_type_map(type_map), threshold=threshold,
                                device=device, chunk_size=chunk_size, compile=compile_mode)
         if suffix == ".npz":
             result.save_npz(out)
+        elif suffix in (".xyz", ".extxyz"):
+            from ..io.readers import read_frames
+
+            result.save_xyz(out, read_frames(path, parse_frame_selection(frames), box=_parse_box(box)))
         elif suffix == ".gsd":
             from ..io.gsd import write_labeled_gsd
 

@@ -6,6 +6,9 @@ extension               reader
 ``.gsd``                :func:`gaatool.io.gsd.read_gsd` (HOOMD box)
 ``.xyz``, ``.extxyz``   :func:`gaatool.io.xyz.read_xyz` (``Lattice=``/``pbc=``);
                         also gzipped (``.xyz.gz``, ``.extxyz.gz``)
+``.lammpstrj``,         :func:`gaatool.io.lammps.read_lammps_dump` (LAMMPS
+``.lammpsdump``,        text dumps, also gzipped, or any file whose first
+``.dump``               line is ``ITEM:``)
 ======================  ===================================================
 
 XYZ frames without a lattice (or with ``pbc="F F F"``) are non-periodic
@@ -25,7 +28,7 @@ from .frame import Frame, as_lattice, describe_selection
 
 __all__ = ["read_frames", "parse_frame_selection", "SUPPORTED_EXTENSIONS"]
 
-SUPPORTED_EXTENSIONS = (".gsd", ".xyz", ".extxyz")
+SUPPORTED_EXTENSIONS = (".gsd", ".xyz", ".extxyz", ".lammpstrj", ".lammpsdump", ".dump")
 
 
 def parse_frame_selection(text: str | None) -> slice | None:
@@ -83,7 +86,7 @@ def _frame_from_xyz(xyz_frame, path: Path, index: int, box) -> Frame:
 
 
 def read_frames(path: str | os.PathLike, frames: slice | None = None, box=None) -> Iterator[Frame]:
-    """Frames of a ``.gsd``, ``.xyz`` or ``.extxyz`` file.
+    """Frames of a GSD, (extended) XYZ or LAMMPS dump file.
 
     Parameters
     ----------
@@ -108,16 +111,22 @@ def read_frames(path: str | os.PathLike, frames: slice | None = None, box=None) 
     ConfigError
         ``box`` given for frames that have their own.
     """
+    from .lammps import is_lammps_dump, read_lammps_dump
+
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".gz" and Path(path.stem).suffix.lower() in (".xyz", ".extxyz"):
         suffix = Path(path.stem).suffix.lower()  # gzipped XYZ: read through gzip
+    lattice = as_lattice(box)
+    if suffix != ".gsd" and suffix not in (".xyz", ".extxyz") and is_lammps_dump(path):
+        if lattice is not None:
+            raise ConfigError(f"{path}: LAMMPS dump frames carry their own box; do not also give a box")
+        return read_lammps_dump(path, frames)
     if suffix not in SUPPORTED_EXTENSIONS:
         raise InputFileError(
             f"{path}: unknown file type {suffix or '(no extension)'!r}; gaatool reads "
-            f"{', '.join(SUPPORTED_EXTENSIONS)} (XYZ also gzipped)"
+            f"{', '.join(SUPPORTED_EXTENSIONS)} (XYZ and LAMMPS dumps also gzipped)"
         )
-    lattice = as_lattice(box)
     if suffix == ".gsd":
         from .gsd import read_gsd
 

@@ -105,6 +105,33 @@ class IdentifyResult:
                 "frame_index": np.array([f.index for f in self.frames], dtype=np.int64),
                 "class_names": np.array(self.class_names), "scale": np.array([f.scale for f in self.frames])}
 
+    def save_xyz(self, path: str | Path, frames: Iterable[Frame]) -> Path:
+        """Write ``frames`` (the labelled ones, re-read from the input) as extended XYZ with labels, atomically.
+
+        Per atom: ``species``, ``pos``, ``structure`` (class index, -1 unknown),
+        ``structure_name`` and ``confidence``; per frame: ``Lattice`` and ``pbc``
+        (periodic frames), ``frame`` (index in the input) and ``class_names``
+        (comma-separated), so OVITO and ASE users can colour or select by structure.
+        """
+        from ...io.xyz import XYZFrame, write_extxyz
+
+        names = np.array(self.class_names + ["unknown"])  # label -1 (unknown) indexes the last entry
+
+        def rows() -> Iterator[XYZFrame]:
+            for labelled, frame in zip(self.frames, frames, strict=True):
+                if frame.index != labelled.index or frame.n_particles != len(labelled.labels):
+                    raise InputFileError(f"{self.source}: frame {frame.index} changed while it was labelled; "
+                                         "label it again")
+                yield XYZFrame(
+                    symbols=np.asarray(frame.type_names)[frame.types], positions=frame.positions,
+                    lattice=frame.box, pbc=None if frame.box is None else np.ones(3, bool),
+                    info={"frame": labelled.index, "class_names": ",".join(self.class_names)},
+                    arrays={"structure": labelled.labels.astype(np.int64), "structure_name": names[labelled.labels],
+                            "confidence": labelled.confidence.astype(np.float64)})
+
+        write_extxyz(path, rows())
+        return Path(path)
+
     def save_npz(self, path: str | Path) -> Path:
         """Write labels, confidence and class_names (and padding info) to an .npz atomically."""
         with atomic_path(path, suffix=".npz") as tmp:

@@ -148,3 +148,44 @@ def test_default_chunk_size_depends_on_the_device(tiny_crystal_checkpoint):
     assert default_chunk_size(torch.device("cuda")) == CUDA_CHUNK_SIZE > CPU_CHUNK_SIZE
     with pytest.raises(ConfigError, match="--chunk-size"):
         Identifier(tiny_crystal_checkpoint, device="cpu", chunk_size=0)
+
+
+def lammps_dump(path, systems):
+    """A LAMMPS 'custom' dump (id type xs ys zs) of orthorhombic crystals, atoms in shuffled id order."""
+    lines = []
+    for step, (positions, lattice, types) in enumerate(systems):
+        order = np.random.default_rng(step).permutation(len(positions))
+        fractions = (positions @ np.linalg.inv(lattice)) % 1.0
+        lines += ["ITEM: TIMESTEP", str(1000 * step), "ITEM: NUMBER OF ATOMS", str(len(positions)),
+                  "ITEM: BOX BOUNDS pp pp pp", *(f"0 {float(lattice[k, k])!r}" for k in range(3)), "ITEM: ATOMS id type xs ys zs"]
+        lines += [f"{i + 1} {types[i] + 1} " + " ".join(repr(float(v)) for v in fractions[i]) for i in order]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_lammps_dump_in_labelled_xyz_out(tiny_crystal_checkpoint, tmp_path, cli):
+    systems = [crystal("cF4-Cu", 7), crystal("cP2-CsCl", 8)]
+    dump, out = tmp_path / "dump.melt", tmp_path / "labelled.xyz"  # found a dump by its contents
+    lammps_dump(dump, systems)
+    code, stdout, stderr = cli("identify", dump, "-m", tiny_crystal_checkpoint, "-o", out, "--type-map", "1=A,2=B",
+                               "--json", "--device", "cpu")
+    assert code == 0, stderr
+    assert [f["particles"] for f in json.loads(stdout)["frames"]] == [len(s[0]) for s in systems]
+    # the same crystals as extended XYZ give the same labels
+    reference = tmp_path / "same.extxyz"
+    write_extxyz(reference, [XYZFrame(np.array(["A", "B"])[t], p, lattice=lat, pbc=(True, True, True))
+                             for p, lat, t in systems])
+    expected = identify_file(reference, tiny_crystal_checkpoint, device="cpu")
+    from gaatool.io.xyz import read_xyz
+
+    written = read_xyz(out)
+    class_names = written[0].info["class_names"].split(",")
+    for frame, labelled, (positions, lattice, types) in zip(written, expected.frames, systems):
+        np.testing.assert_array_equal(frame.arrays["structure"], labelled.labels)
+        np.testing.assert_allclose(frame.arrays["confidence"], labelled.confidence, atol=1e-5)
+        assert frame.arrays["structure_name"].tolist() == [class_names[k] for k in labelled.labels]
+        assert frame.symbols.tolist() == [str(t + 1) for t in types]  # LAMMPS type numbers, id order
+        shift = (frame.positions - positions) @ np.linalg.inv(lattice)  # wrapped into the box: whole cells
+        np.testing.assert_allclose(shift, np.round(shift), atol=1e-9)
+        np.testing.assert_allclose(frame.lattice, lattice)
+    error = cli("identify", dump, "-m", tiny_crystal_checkpoint, "-o", tmp_path / "x.gsd").one_line_error()
+    assert "-o .gsd needs a .gsd input" in error and not (tmp_path / "x.gsd").exists()
