@@ -46,6 +46,7 @@ from .bcif import bcif_to_cif_text, looks_like_bcif
 
 __all__ = [
     "STANDARD_AMINO_ACIDS",
+    "MD_RESIDUE_ALIASES",
     "ProteinStructure",
     "read_structure",
     "parse_structure",
@@ -61,6 +62,20 @@ STANDARD_AMINO_ACIDS = (
     "LEU", "LYS", "MET", "PHE", "PRO", "SER", "THR", "TRP", "TYR", "VAL",
 )
 _STANDARD = frozenset(STANDARD_AMINO_ACIDS)
+
+#: Names that MD engines and force fields (CHARMM, AMBER, GROMACS/GROMOS) give to protonation
+#: and disulfide states of standard residues, and selenomethionine; the heavy atoms are the parent's
+#: (MSE's Se stands where MET's S is). Used for coarse-grained input, one bead per residue, where
+#: only the residue type matters.
+MD_RESIDUE_ALIASES = {
+    **dict.fromkeys(("HSD", "HSE", "HSP", "HID", "HIE", "HIP", "HISD", "HISE", "HISH", "HISA", "HISB",
+                     "HIS1", "HIS2"), "HIS"),
+    **dict.fromkeys(("CYX", "CYM", "CYS2"), "CYS"),
+    **dict.fromkeys(("ASH", "ASPH", "ASPP"), "ASP"),
+    **dict.fromkeys(("GLH", "GLUH", "GLUP"), "GLU"),
+    **dict.fromkeys(("LYN", "LSN", "LYSH", "LYP"), "LYS"),
+    "ARN": "ARG", "TYM": "TYR", "MSE": "MET",
+}
 
 #: Output formats and the extensions that select them.
 STRUCTURE_FORMATS = {"pdb": (".pdb", ".ent"), "cif": (".cif", ".mmcif")}
@@ -95,6 +110,9 @@ class ProteinStructure:
     skipped : dict of str to int
         What was left out, by reason, with counts (residues or atoms, as the
         reason says).
+    renamed : dict of str to int
+        Residues read under their standard name through ``residue_aliases``,
+        e.g. ``{"HSD as HIS": 3}``.
     file_atom_index : numpy.ndarray (N,) int64 or None
         Position of each atom among all atoms of the file's model (0-based,
         file order), which is how trajectories index atoms.
@@ -113,6 +131,7 @@ class ProteinStructure:
     entry_id: str = ""
     source: str = ""
     skipped: dict = dataclasses.field(default_factory=dict)
+    renamed: dict = dataclasses.field(default_factory=dict)
     file_atom_index: np.ndarray | None = None
     file_atom_count: int | None = None
 
@@ -232,7 +251,7 @@ def _sniff_format(text: str) -> str:
 
 
 def read_structure(path: str | os.PathLike, all_models: bool = False, heavy_only: bool = True,
-                   stdin: BinaryIO | None = None) -> ProteinStructure:
+                   stdin: BinaryIO | None = None, residue_aliases: dict[str, str] | None = None) -> ProteinStructure:
     """Read the amino-acid residues of a PDB or mmCIF file (gzipped or not).
 
     Parameters
@@ -245,6 +264,9 @@ def read_structure(path: str | os.PathLike, all_models: bool = False, heavy_only
         the first only.
     heavy_only : bool
         Drop hydrogen and deuterium atoms.
+    residue_aliases : dict of str to str, optional
+        Other residue names to read as standard ones (e.g.
+        :data:`MD_RESIDUE_ALIASES`: ``HSD`` as ``HIS``); counted in ``renamed``.
 
     Returns
     -------
@@ -265,17 +287,17 @@ def read_structure(path: str | os.PathLike, all_models: bool = False, heavy_only
                 raise InputFileError(f"stdin: damaged gzip data ({err})") from err
         if looks_like_bcif(data):
             return parse_structure(bcif_to_cif_text(data, "stdin"), "cif", source="stdin", all_models=all_models,
-                                   heavy_only=heavy_only)
+                                   heavy_only=heavy_only, residue_aliases=residue_aliases)
         text = data.decode("utf-8", errors="replace")
         return parse_structure(text, _sniff_format(text), source="stdin", all_models=all_models,
-                               heavy_only=heavy_only)
+                               heavy_only=heavy_only, residue_aliases=residue_aliases)
     path = Path(path)
     if not path.exists():
         raise InputFileError(f"{path}: no such file")
     if path.is_dir():
         raise InputFileError(f"{path}: is a folder, not a structure file")
     if path.name.lower().endswith(BCIF_SUFFIXES):
-        return _read_bcif(path, all_models, heavy_only)
+        return _read_bcif(path, all_models, heavy_only, residue_aliases)
     import gemmi
 
     try:
@@ -292,10 +314,10 @@ def read_structure(path: str | os.PathLike, all_models: bool = False, heavy_only
     except (RuntimeError, ValueError, OSError, EOFError) as err:
         raise InputFileError(f"{path}: cannot read as PDB or mmCIF ({_first_line(err)}); "
                              "check that it is a complete text PDB/mmCIF file") from err
-    return _from_gemmi(st, str(path), _entry_id(st, path), all_models, heavy_only)
+    return _from_gemmi(st, str(path), _entry_id(st, path), all_models, heavy_only, residue_aliases)
 
 
-def _read_bcif(path: Path, all_models: bool, heavy_only: bool) -> ProteinStructure:
+def _read_bcif(path: Path, all_models: bool, heavy_only: bool, residue_aliases: dict[str, str] | None) -> ProteinStructure:
     """A BinaryCIF file (gzipped or not), decoded to mmCIF text (:mod:`gaatool.io.bcif`)."""
     try:
         data = path.read_bytes()
@@ -304,11 +326,11 @@ def _read_bcif(path: Path, all_models: bool, heavy_only: bool) -> ProteinStructu
     except (OSError, EOFError) as err:
         raise InputFileError(f"{path}: cannot read ({_first_line(err)})") from err
     return parse_structure(bcif_to_cif_text(data, str(path)), "cif", source=str(path), all_models=all_models,
-                           heavy_only=heavy_only)
+                           heavy_only=heavy_only, residue_aliases=residue_aliases)
 
 
 def parse_structure(text: str, fmt: str, source: str = "<text>", all_models: bool = False,
-                    heavy_only: bool = True) -> ProteinStructure:
+                    heavy_only: bool = True, residue_aliases: dict[str, str] | None = None) -> ProteinStructure:
     """Like :func:`read_structure`, from PDB (``fmt="pdb"``) or mmCIF (``"cif"``) text."""
     import gemmi
 
@@ -321,7 +343,7 @@ def parse_structure(text: str, fmt: str, source: str = "<text>", all_models: boo
             raise ConfigError(f"unknown structure format {fmt!r}; use pdb or cif")
     except (RuntimeError, ValueError) as err:
         raise InputFileError(f"{source}: cannot read as {fmt.upper()} ({_first_line(err)})") from err
-    return _from_gemmi(st, source, _entry_id(st, None), all_models, heavy_only)
+    return _from_gemmi(st, source, _entry_id(st, None), all_models, heavy_only, residue_aliases)
 
 
 def _first_line(err: Exception) -> str:
@@ -429,7 +451,8 @@ def _residue_groups(residues: list) -> Iterator[list]:
         yield [r for r, _ in group]
 
 
-def _read_model(model, heavy_only: bool, skipped: Counter) -> tuple[list, list, int]:
+def _read_model(model, heavy_only: bool, skipped: Counter, aliases: dict[str, str],
+                renamed: Counter) -> tuple[list, list, int]:
     """[(chain, name, number, icode)], [(residue index, atom name, element, xyz, file index)], atom count."""
     residues, atoms = [], []
     plain, count = _plain_residues(model)
@@ -443,8 +466,12 @@ def _read_model(model, heavy_only: bool, skipped: Counter) -> tuple[list, list, 
             skipped["alternative residue at the same position (micro-heterogeneity)"] += len(group) - 1
         else:
             residue = group[0]
-        if residue.name not in _STANDARD:
-            skipped[_skip_reason(residue.name)] += 1
+        name = residue.name
+        if name not in _STANDARD and aliases.get(name) in _STANDARD:
+            name = aliases[name]
+            renamed[f"{residue.name} as {name}"] += 1
+        if name not in _STANDARD:
+            skipped[_skip_reason(name)] += 1
             continue
         kept = heavy(residue)
         n_h = len(residue.atoms) - len(kept)
@@ -457,7 +484,7 @@ def _read_model(model, heavy_only: bool, skipped: Counter) -> tuple[list, list, 
             skipped["standard residue without heavy atoms"] += 1
             continue
         index = len(residues)
-        residues.append((residue.chain, residue.name, residue.number, residue.icode))
+        residues.append((residue.chain, name, residue.number, residue.icode))
         for atom in chosen:
             atoms.append((index, atom.name, atom.element, atom.xyz, atom.file_index))
     kept_chains = {r[0] for r in residues}
@@ -467,19 +494,21 @@ def _read_model(model, heavy_only: bool, skipped: Counter) -> tuple[list, list, 
     return residues, atoms, count
 
 
-def _from_gemmi(st, source: str, entry_id: str, all_models: bool, heavy_only: bool) -> ProteinStructure:
+def _from_gemmi(st, source: str, entry_id: str, all_models: bool, heavy_only: bool,
+                residue_aliases: dict[str, str] | None = None) -> ProteinStructure:
     if len(st) == 0:
         raise InputFileError(f"{source}: holds no models (no ATOM/HETATM records); is it a coordinate file?")
     skipped: Counter = Counter()
+    renamed: Counter = Counter()
     models = range(len(st)) if all_models else range(1)
     topology, frames = None, []
     for m in models:
-        model_skipped: Counter = Counter()
-        residues, atoms, atom_count = _read_model(st[m], heavy_only, model_skipped)
+        model_skipped, model_renamed = Counter(), Counter()
+        residues, atoms, atom_count = _read_model(st[m], heavy_only, model_skipped, residue_aliases or {}, model_renamed)
         key = (residues, [(a[0], a[1]) for a in atoms])
         if topology is None:
             topology, first_atoms, first_count = key, atoms, atom_count
-            skipped = model_skipped
+            skipped, renamed = model_skipped, model_renamed
         elif key != topology:
             raise InputFileError(f"{source}: model {m + 1} has other residues or atoms than model 1; "
                                  "split the models into separate files")
@@ -493,7 +522,7 @@ def _from_gemmi(st, source: str, entry_id: str, all_models: bool, heavy_only: bo
         atom_names=[a[1] for a in atoms], elements=[a[2] for a in atoms],
         atom_residues=np.array([a[0] for a in atoms], dtype=np.int64),
         positions=np.stack(frames) if frames else np.zeros((1, 0, 3)),
-        entry_id=entry_id, source=source, skipped=dict(skipped),
+        entry_id=entry_id, source=source, skipped=dict(skipped), renamed=dict(renamed),
         file_atom_index=np.array([a[4] for a in atoms], dtype=np.int64), file_atom_count=first_count)
 
 

@@ -25,7 +25,7 @@ import torch
 
 from ...checkpoint import load_model
 from ...errors import ConfigError, InputFileError
-from ...io.structure import ProteinStructure, read_structure, structure_format, write_structure
+from ...io.structure import MD_RESIDUE_ALIASES, ProteinStructure, read_structure, structure_format, write_structure
 from ...io.trajectory import is_trajectory, read_trajectory
 from ...train.device import resolve_device
 from .coarse_grain import chain_breaks, check_coarse_grained, neighborhoods, residue_types_of
@@ -67,12 +67,16 @@ class BackmapResult:
                 "relax": self.relax, "warnings": self.warnings, "skipped": self.skipped}
 
 
-def _skip_warning(structure: ProteinStructure) -> list[str]:
+def _reading_notes(structure: ProteinStructure) -> list[str]:
+    notes = []
+    if structure.renamed:
+        parts = ", ".join(f"{what} x{count}" for what, count in sorted(structure.renamed.items()))
+        notes.append(f"{structure.source}: read {parts} (force-field names of standard residues)")
     skipped = {k: v for k, v in structure.skipped.items() if k != "hydrogen atoms"}
-    if not skipped:
-        return []
-    parts = ", ".join(f"{reason} x{count}" for reason, count in sorted(skipped.items()))
-    return [f"{structure.source}: skipped {parts}"]
+    if skipped:
+        parts = ", ".join(f"{reason} x{count}" for reason, count in sorted(skipped.items()))
+        notes.append(f"{structure.source}: skipped {parts}")
+    return notes
 
 
 def read_coarse_grained(path: str | os.PathLike, top: str | os.PathLike | None = None, frames: slice | None = None,
@@ -90,7 +94,7 @@ def read_coarse_grained(path: str | os.PathLike, top: str | os.PathLike | None =
     if is_trajectory(path):
         if top is None:
             raise ConfigError(f"{path}: a trajectory needs --top, the PDB/mmCIF file of its beads")
-        topology = read_structure(top, heavy_only=False)
+        topology = read_structure(top, heavy_only=False, residue_aliases=MD_RESIDUE_ALIASES)
         _check_beads(topology)
         xyz = read_trajectory(path, n_atoms=topology.file_atom_count, frames=frames)
         structure = topology.with_positions(xyz[:, topology.file_atom_index])
@@ -98,13 +102,14 @@ def read_coarse_grained(path: str | os.PathLike, top: str | os.PathLike | None =
     else:
         if top is not None:
             raise ConfigError(f"--top is for .dcd/.xtc trajectories; {path} holds its own coordinates")
-        structure = read_structure(path, all_models=True, heavy_only=False, stdin=stdin)
+        structure = read_structure(path, all_models=True, heavy_only=False, stdin=stdin,
+                                   residue_aliases=MD_RESIDUE_ALIASES)
         _check_beads(structure)
         if frames is not None:
             structure = structure.with_positions(structure.positions[frames])
             if structure.n_models == 0:
                 raise ConfigError(f"{path}: the frame selection is empty")
-    warnings = _skip_warning(structure)
+    warnings = _reading_notes(structure)
     breaks = chain_breaks(structure)
     if breaks:
         shown = ", ".join(f"{structure.residue_label(a)}-{structure.residue_label(b)}" for a, b in breaks[:5])

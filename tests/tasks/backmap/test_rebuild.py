@@ -97,14 +97,14 @@ def test_nonstandard_residues_breaks_and_bad_inputs(pdb_files, tiny_backmap_chec
     structure = read_structure(pdb_files / "1A8O.cif.gz", heavy_only=True)
     cg = coarse_grain(structure)
     text = structure_text(cg, "pdb")
-    # put an MSE bead back, as a CG model with selenomethionine would have it
+    # put a phosphoserine bead in, as a CG model of a phosphorylated protein would have it
     line = next(l for l in text.splitlines() if l.startswith("ATOM"))
-    mse = line[:17] + "MSE" + line[20:22] + " 185" + line[26:]
+    mse = line[:17] + "SEP" + line[20:22] + " 185" + line[26:]
     path = tmp_path / "cg.pdb"
     path.write_text(text.replace(line, line + "\n" + mse, 1))
     beads, warnings = read_coarse_grained(path)
     assert beads.n_residues == cg.n_residues
-    assert any("non-standard amino acid MSE x1" in w for w in warnings)
+    assert any("non-standard amino acid SEP x1" in w for w in warnings)
     assert any("2 chain break(s)" in w and "A/TRP184-A/THR186" in w for w in warnings)
     only_mse = tmp_path / "mse.pdb"
     only_mse.write_text(mse + "\nEND\n")
@@ -115,6 +115,33 @@ def test_nonstandard_residues_breaks_and_bad_inputs(pdb_files, tiny_backmap_chec
     with pytest.raises(ConfigError, match="extension"):
         backmap_file(path, tmp_path / "out.xyz", checkpoint=tiny_backmap_checkpoint)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cg.pdb", "mse.pdb"]  # nothing half-written
+
+
+def test_force_field_residue_names_are_read_as_standard(pdb_files, tiny_backmap_checkpoint, tmp_path):
+    cg = coarse_grain(read_structure(pdb_files / "1A8O.cif.gz"))
+    renames = {"HIS": "HSD", "CYS": "CYX", "MET": "MSE", "GLU": "GLH", "LYS": "LYN"}
+    lines = []
+    for line in structure_text(cg, "pdb").splitlines():
+        if line.startswith("ATOM") and line[17:20] in renames:
+            line = line[:17] + renames[line[17:20]] + line[20:]
+        lines.append(line)
+    renamed = tmp_path / "cg_md_names.pdb"
+    renamed.write_text("\n".join(lines) + "\n")
+    beads, warnings = read_coarse_grained(renamed)
+    assert list(beads.residue_names) == list(cg.residue_names)
+    assert sum("chain break" in w for w in warnings) == 1  # the protein's own gap, none at renamed residues
+    counts = {f"{renames[n]} as {n}": int((cg.residue_names == n).sum()) for n in renames if (cg.residue_names == n).any()}
+    assert beads.renamed == counts and len(counts) >= 3
+    assert any("read " in w and "force-field names" in w for w in warnings)
+    standard = tmp_path / "cg.pdb"
+    standard.write_text(structure_text(cg, "pdb"))
+    backmap_file(standard, tmp_path / "a.pdb", checkpoint=tiny_backmap_checkpoint)
+    backmap_file(renamed, tmp_path / "b.pdb", checkpoint=tiny_backmap_checkpoint)
+    a, b = read_structure(tmp_path / "a.pdb"), read_structure(tmp_path / "b.pdb")
+    assert list(a.residue_names) == list(b.residue_names) and list(a.atom_names) == list(b.atom_names)
+    np.testing.assert_array_equal(a.positions, b.positions)
+    # full-atom reading (datasets) keeps its strict rule: force-field names are not standard residues
+    assert read_structure(renamed, heavy_only=False).n_residues < cg.n_residues
 
 
 def test_pretrained_lookup(monkeypatch, tmp_path, tiny_backmap_checkpoint):
