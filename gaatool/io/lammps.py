@@ -21,7 +21,6 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -29,6 +28,7 @@ import numpy as np
 
 from ..errors import InputFileError
 from .frame import Frame, describe_selection
+from .text import CountedLines, open_text
 
 __all__ = ["LAMMPS_EXTENSIONS", "is_lammps_dump", "read_lammps_dump", "count_lammps_frames"]
 
@@ -62,32 +62,15 @@ def is_lammps_dump(path: str | os.PathLike) -> bool:
 
 
 def _open(path: Path) -> IO[str]:
-    try:
-        if path.suffix.lower() == ".gz":
-            return gzip.open(path, "rt", encoding="utf-8", newline=None)
-        return open(path, encoding="utf-8", newline=None)
-    except FileNotFoundError as err:
-        raise InputFileError(f"{path}: no such file; check the path") from err
-    except IsADirectoryError as err:
-        raise InputFileError(f"{path}: is a folder, not a LAMMPS dump") from err
-    except OSError as err:
-        raise InputFileError(f"{path}: cannot open ({err.strerror or err})") from err
+    return open_text(path, "a LAMMPS dump")
 
 
-@dataclass
-class _Cursor:
+class _Cursor(CountedLines):
     """Lines of a dump with the current line number, for error messages."""
 
-    handle: IO[str]
-    path: Path
-    number: int = 0
-
-    def next(self) -> str | None:
-        line = self.handle.readline()
-        if not line:
-            return None
-        self.number += 1
-        return line
+    def __init__(self, handle: IO[str], path: Path):
+        super().__init__(handle)
+        self.path = path
 
     def require(self, what: str, frame: int) -> str:
         line = self.next()

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import InputFileError
 from .atomic import atomic_path
+from .text import CountedLines, open_text
 
 __all__ = ["XYZFrame", "read_xyz", "iter_xyz", "write_extxyz", "atomic_number", "ELEMENTS"]
 
@@ -197,22 +198,7 @@ def _parse_properties(spec: str, where: str) -> list[tuple[str, type, int]]:
     return columns
 
 
-class _Lines:
-    """Line reader that counts lines for error messages."""
-
-    def __init__(self, handle: IO[str]):
-        self.handle = handle
-        self.number = 0
-
-    def next(self) -> str | None:
-        line = self.handle.readline()
-        if not line:
-            return None
-        self.number += 1
-        return line
-
-
-def _read_frame(lines: _Lines, name: str, frame_no: int) -> XYZFrame | None:
+def _read_frame(lines: CountedLines, name: str, frame_no: int) -> XYZFrame | None:
     while True:
         header = lines.next()
         if header is None:
@@ -366,16 +352,7 @@ def _take(arrays: dict, names: tuple[str, ...], default):
 def _open_text(path: str | os.PathLike) -> tuple[IO[str], str, bool]:
     if str(path) == "-":
         return sys.stdin, "<stdin>", False
-    try:
-        if str(path).lower().endswith(".gz"):  # trajectories are often gzipped: read them as they are
-            return gzip.open(path, "rt", encoding="utf-8", newline=None), str(path), True
-        return open(path, encoding="utf-8", newline=None), str(path), True
-    except FileNotFoundError as err:
-        raise InputFileError(f"{path}: no such file; check the path") from err
-    except IsADirectoryError as err:
-        raise InputFileError(f"{path}: is a folder, not an XYZ file") from err
-    except OSError as err:
-        raise InputFileError(f"{path}: cannot open ({err.strerror or err})") from err
+    return open_text(path, "an XYZ file"), str(path), True
 
 
 def iter_xyz(path: str | os.PathLike) -> Iterator[XYZFrame]:
@@ -398,7 +375,7 @@ def iter_xyz(path: str | os.PathLike) -> Iterator[XYZFrame]:
     else:
         handle, name, close = _open_text(path)
     try:
-        lines = _Lines(handle)
+        lines = CountedLines(handle)
         frame_no = 1
         while True:
             try:

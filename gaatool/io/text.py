@@ -1,0 +1,43 @@
+"""Open text inputs, gzipped or not, with one-line errors."""
+from __future__ import annotations
+
+import gzip
+import os
+from typing import IO
+
+from ..errors import InputFileError
+
+__all__ = ["open_text", "CountedLines"]
+
+
+def open_text(path: str | os.PathLike, what: str) -> IO[str]:
+    """``path`` opened for reading as UTF-8 text; ``.gz`` files are decompressed on the fly.
+
+    ``what`` names the expected content in errors ("an XYZ file", "a LAMMPS dump").
+    """
+    try:
+        if str(path).lower().endswith(".gz"):  # trajectories are often gzipped: read them as they are
+            return gzip.open(path, "rt", encoding="utf-8", newline=None)
+        return open(path, encoding="utf-8", newline=None)
+    except FileNotFoundError as err:
+        raise InputFileError(f"{path}: no such file; check the path") from err
+    except IsADirectoryError as err:
+        raise InputFileError(f"{path}: is a folder, not {what}") from err
+    except OSError as err:
+        raise InputFileError(f"{path}: cannot open ({err.strerror or err})") from err
+
+
+class CountedLines:
+    """Line reader that counts lines, for error messages that name them."""
+
+    def __init__(self, handle: IO[str]):
+        self.handle = handle
+        self.number = 0
+
+    def next(self) -> str | None:
+        """The next line (with its newline), or None at the end."""
+        line = self.handle.readline()
+        if not line:
+            return None
+        self.number += 1
+        return line
