@@ -22,6 +22,7 @@ def crystal(
     n_dim: int = typer.Option(32, "--dim", help="Working dimension."),
     rank: int = typer.Option(2, "--rank", help="Tuple rank of the attention (1-3)."),
     o3: bool = typer.Option(False, "--o3", help="O(3)-invariant: ignore the sign of the trivector."),
+    dropout: Optional[float] = typer.Option(None, "--dropout", help="Dropout rate in the MLPs (paper: 0.5)."),
     max_time: Optional[float] = options.MaxTime,
     resume: bool = options.Resume,
     init_from: Optional[Path] = options.InitFrom,
@@ -34,6 +35,8 @@ def crystal(
 
     model_values = options.load_json_config(config_file).get("model", {})
     model_values.update({"model": model, "n_dim": n_dim, "rank": rank, "o3": o3})
+    if dropout is not None:
+        model_values["dropout"] = dropout
     config = options.train_config(epochs, batch_size, lr, seed, device, max_time, config_file)
     model_options = dataclass_from_dict(CrystalModelOptions, model_values, "model")
     options.report(train_crystal(dataset, out, model_options, config, resume=resume, quiet=quiet, init_from=init_from),

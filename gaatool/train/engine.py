@@ -486,11 +486,27 @@ def _model_like(meta: dict[str, Any], model: torch.nn.Module, task, error: str) 
         return spec.get("name"), {k: v for k, v in spec.get("config", {}).items() if k not in data_keys}
 
     if architecture(saved) != architecture(built):
-        raise ConfigError(error)
+        raise ConfigError(f"{error} ({_spec_differences(architecture(saved), architecture(built))})")
     if saved == built:
         return model
     dtype = next(model.parameters()).dtype
     return registry.build_model(saved).to(dtype)
+
+
+def _spec_differences(saved, built, limit: int = 3) -> str:
+    """'attention.dropout: checkpoint 0.25, now 0.5; ...' for two (name, config) model specs."""
+    def flat(value, prefix=""):
+        if isinstance(value, dict):
+            return {k: v for key, item in value.items() for k, v in flat(item, f"{prefix}{key}.").items()}
+        return {prefix.rstrip("."): value}
+
+    (saved_name, saved_config), (built_name, built_config) = saved, built
+    if saved_name != built_name:
+        return f"model: checkpoint {saved_name}, now {built_name}"
+    a, b = flat(saved_config), flat(built_config)
+    keys = [k for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
+    text = "; ".join(f"{k}: checkpoint {a.get(k)}, now {b.get(k)}" for k in keys[:limit])
+    return text + (f"; {len(keys) - limit} more" if len(keys) > limit else "")
 
 
 def _initialize(checkpoint, path: Path, task, task_fields: dict[str, Any], model: torch.nn.Module) -> dict[str, Any]:

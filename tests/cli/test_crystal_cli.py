@@ -9,15 +9,17 @@ def test_data_train_evaluate_info(tmp_path, cli):
     summary = json.loads(out)
     assert [row["class"] for row in summary["classes"]][:2] == ["cF4-Cu", "hP2-Mg"] and data.exists()
     run_dir = tmp_path / "run"
-    code, out, err = cli("train", "crystal", data, "-o", run_dir, "--epochs", "1", "--dim", "8",
+    code, out, err = cli("train", "crystal", data, "-o", run_dir, "--epochs", "1", "--dim", "8", "--dropout", "0.25",
                          "--batch-size", "128", "--device", "cpu", "--quiet", "--json")
     assert code == 0, err
     result = json.loads(out)
+    code, info_out, _ = cli("info", run_dir / "best.safetensors", "--json")
+    assert json.loads(info_out)["metadata"]["model_options"]["dropout"] == 0.25
     assert result["stop_reason"] == "max_epochs" and (run_dir / "best.safetensors").exists()
     assert (run_dir / "metrics.csv").read_text().count("\n") == 2  # header + one epoch
     # the same folder again without --resume is refused, with one line
     assert "--resume" in cli("train", "crystal", data, "-o", run_dir, "--epochs", "1").one_line_error()
-    code, out, err = cli("train", "crystal", data, "-o", run_dir, "--epochs", "2", "--dim", "8",
+    code, out, err = cli("train", "crystal", data, "-o", run_dir, "--epochs", "2", "--dim", "8", "--dropout", "0.25",
                          "--batch-size", "128", "--device", "cpu", "--quiet", "--resume")
     assert code == 0, err
     png = tmp_path / "confusion.png"
@@ -35,7 +37,8 @@ def test_data_train_evaluate_info(tmp_path, cli):
     assert code == 0 and "crystal" in err
     # fine-tuning: a new run from those weights, with another batch size; a mismatched model is one line
     tuned = tmp_path / "tuned"
-    code, out, err = cli("train", "crystal", data, "-o", tuned, "--epochs", "1", "--dim", "8", "--batch-size", "64",
+    code, out, err = cli("train", "crystal", data, "-o", tuned, "--epochs", "1", "--dim", "8", "--dropout", "0.25",
+                         "--batch-size", "64",
                          "--device", "cpu", "--quiet", "--json", "--init-from", run_dir / "best.safetensors")
     assert code == 0, err
     assert json.loads(out)["epoch"] == 1
@@ -44,6 +47,7 @@ def test_data_train_evaluate_info(tmp_path, cli):
     error = cli("train", "crystal", data, "-o", tmp_path / "wide", "--epochs", "1", "--dim", "16",
                 "--init-from", run_dir / "best.safetensors").one_line_error()
     assert "different model configuration" in error and not (tmp_path / "wide" / "last.safetensors").exists()
+    assert "n_dim: checkpoint 8, now 16" in error  # names what differs
 
 
 def test_usage_and_input_errors(tmp_path, cli):
@@ -53,6 +57,7 @@ def test_usage_and_input_errors(tmp_path, cli):
     assert code == 2
     assert "none.npz" in cli("train", "crystal", tmp_path / "none.npz", "-o", tmp_path / "r").one_line_error()
     assert "mlp" in cli("train", "crystal", tmp_path / "none.npz", "--model", "mlp").one_line_error()
+    assert "dropout must be in [0, 1)" in cli("train", "crystal", tmp_path / "none.npz", "--dropout", "1").one_line_error()
     assert "--noise" in cli("data", "crystals", "-o", tmp_path / "x.npz", "--noise", "a,b").one_line_error()
     assert not (tmp_path / "x.npz").exists()
     assert "none.safetensors" in cli("info", tmp_path / "none.safetensors").one_line_error()

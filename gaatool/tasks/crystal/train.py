@@ -34,6 +34,8 @@ class CrystalModelOptions:
     def __post_init__(self):
         if self.model not in MODEL_KINDS:
             raise ConfigError(f"unknown crystal model {self.model!r}; choose one of {list(MODEL_KINDS)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 def split_tensors(arrays: dict[str, np.ndarray], split: str, model: str, source: str = "dataset") -> dict[str, torch.Tensor]:
@@ -69,7 +71,8 @@ class CrystalTrainTask(ArrayTask):
         o = self.options
         if o.model == "steinhardt":
             n_features = self.train_arrays["steinhardt"].shape[-1]
-            return SteinhardtMLP(SteinhardtMLP.Config(n_classes=len(self.class_names), n_features=n_features))
+            return SteinhardtMLP(SteinhardtMLP.Config(n_classes=len(self.class_names), n_features=n_features,
+                                                      dropout=o.dropout))
         attention = {"rank": o.rank, "invariant_mode": o.invariant_mode, "dropout": o.dropout, "o3": o.o3}
         return CrystalClassifier(CrystalClassifier.Config(
             n_classes=len(self.class_names), n_type_features=self.train_arrays["type_pairs"].shape[-1],
