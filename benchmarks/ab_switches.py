@@ -1,7 +1,9 @@
 """A/B timings of single speed changes: one benchmark case, one switch flipped, alternating in one process.
 
     python -m benchmarks.ab_switches fused-layernorm      # training steps: ethanol batch 32, crystal 256
-    python -m benchmarks.ab_switches backmap-pieces       # backmapping inference (256) and training (64)
+    python -m benchmarks.ab_switches backmap-pieces       # backmapping inference (256) and training (64):
+                                                          # on = 131072 tuples per inference piece, 32768 per
+                                                          # training piece; off = the other way round
     python -m benchmarks.ab_switches frozen-parameters    # ethanol energy+forces, batch 1 and 128
 
 Each round times the case with the change on, then off (median of 7 calls after 2 warm-ups);
@@ -27,7 +29,9 @@ def _fused_layernorm(on: bool) -> None:
 
 
 def _backmap_pieces(on: bool) -> None:
+    # on: the shipped sizes (inference 131072 tuples per piece, training the 32768 default); off: swapped
     backmap_model.CPU_CHUNK_TUPLES = 131072 if on else 32768
+    backmap_model.TRAIN_CPU_CHUNK_TUPLES = None if on else 131072
 
 
 _FROZEN = forces_model.frozen_parameters

@@ -272,10 +272,14 @@ def test_ab_switches_flip_and_restore_the_change():
     import gaatool.nn.mlp as mlp
     from benchmarks.ab_switches import SWITCHES
 
-    before = (mlp.FUSE_MAX_INPUTS, backmap_model.CPU_CHUNK_TUPLES, forces_model.frozen_parameters)
+    def state():
+        return (mlp.FUSE_MAX_INPUTS, backmap_model.CPU_CHUNK_TUPLES, backmap_model.TRAIN_CPU_CHUNK_TUPLES,
+                forces_model.frozen_parameters)
+
+    before = state()
     for name, (switch, cases) in SWITCHES.items():
         switch(False)
-        assert (mlp.FUSE_MAX_INPUTS, backmap_model.CPU_CHUNK_TUPLES, forces_model.frozen_parameters) != before, name
+        assert state() != before, name
         switch(True)
-        assert (mlp.FUSE_MAX_INPUTS, backmap_model.CPU_CHUNK_TUPLES, forces_model.frozen_parameters) == before, name
+        assert state() == before, name  # on = as shipped
         assert cases

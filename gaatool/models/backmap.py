@@ -34,11 +34,15 @@ from .registry import register
 
 __all__ = ["Backmapper", "BackmapTransformer", "pair_differences", "pair_label_values"]
 
-#: Tuples per piece on a CPU (4x the default, nn/chunks.py): a backmapping piece runs ~300 small
-#: operations, whose fixed cost bigger pieces amortise. Inference at batch 256 on 2 cores: 1.21-1.29
-#: ms per residue against 1.47-1.55 at 32768 (``python -m benchmarks.ab_switches backmap-pieces``);
-#: for training (batch 64) two A/B runs disagreed (4.1-4.4 vs 4.6-4.9 ms, then 5.6-5.8 vs 5.2-5.5).
+#: Tuples per inference piece on a CPU (4x the default, nn/chunks.py): a backmapping piece runs ~300
+#: small operations, whose fixed cost bigger pieces amortise. Inference at batch 256 on 2 cores:
+#: 1.21-1.29 ms per residue against 1.47-1.55 at 32768; session 5: 1.25-1.46 against 1.56-1.80
+#: (``python -m benchmarks.ab_switches backmap-pieces``). Training keeps the default: with bigger
+#: pieces its steps were slower in two A/B runs of three (5.6-5.8 vs 5.2-5.5 ms, then 5.1-5.3 vs
+#: 4.6-5.0; the first had 4.1-4.4 vs 4.6-4.9), its backward pass holding the bigger pieces' graphs.
 CPU_CHUNK_TUPLES = 131072
+#: Tuples per training piece on a CPU (None: the nn/chunks.py default).
+TRAIN_CPU_CHUNK_TUPLES = None
 
 
 def pair_differences(vectors: torch.Tensor) -> torch.Tensor:
@@ -124,8 +128,9 @@ class Backmapper(nn.Module):
                 atom_mask: torch.Tensor | None = None) -> torch.Tensor:
         inputs = (neighbor_positions, neighbor_types, residue_types, atom_labels, neighbor_mask, atom_mask)
         tuples_per_residue = self.tuples_per_residue(neighbor_positions.shape[-2], atom_labels.shape[-1])
+        budget = TRAIN_CPU_CHUNK_TUPLES if torch.is_grad_enabled() else CPU_CHUNK_TUPLES
         return run_in_pieces(self._forward, inputs, tuples_per_residue, parallel=not draws_random_numbers(self),
-                             parameters=list(self.parameters()), cpu_budget=CPU_CHUNK_TUPLES)
+                             parameters=list(self.parameters()), cpu_budget=budget)
 
     def tuples_per_residue(self, n_neighbors: int, n_atoms: int) -> int:
         """Tuples of the widest layer for one residue: bead blocks, translation (per label) or refinement."""
