@@ -106,9 +106,10 @@ def attach(app: typer.Typer) -> None:
 
     @app.command("identify")
     def identify(
-        path: Path = typer.Argument(..., help="Snapshot file: .gsd, .xyz/.extxyz or a LAMMPS text dump (.lammpstrj, .dump)."),
+        path: Path = typer.Argument(..., help="Snapshot file: .gsd, .xyz/.extxyz or a LAMMPS text dump (.lammpstrj, .dump); - reads stdin."),
         out: Optional[Path] = typer.Option(None, "-o", "--out",
-                                           help="Write labels: .npz (arrays), .xyz/.extxyz (labelled frames) or .gsd (a labelled copy of a .gsd input)."),
+                                           help="Write labels: .npz (arrays), .xyz/.extxyz (labelled frames; - for stdout) "
+                                           "or .gsd (a labelled copy of a .gsd input)."),
         model: Optional[Path] = options.Model,
         frames: Optional[str] = typer.Option(None, "--frames", help="Frames to label, start:stop:step (0-based)."),
         scale: Optional[float] = typer.Option(None, "--scale", help="Nearest-neighbour distance in file units (default: measured)."),
@@ -121,36 +122,45 @@ def attach(app: typer.Typer) -> None:
                                          help="torch.compile the model (auto: CPU frames of >= 5M particles)."),
         device: str = options.Device, as_json: bool = options.AsJson,
     ) -> None:
-        """Identify the crystal structure around every particle of a snapshot or trajectory."""
-        from ..io.readers import parse_frame_selection
+        """Identify the crystal structure around every particle of a snapshot or trajectory ('-': stdin)."""
+        from contextlib import nullcontext
+
+        from ..io.readers import parse_frame_selection, read_frames, stdin_snapshot
         from ..tasks.crystal.identify import identify_file, parse_type_map
 
-        suffix = out.suffix.lower() if out is not None else None
+        selection, lattice = parse_frame_selection(frames), _parse_box(box)
+        to_stdout, from_stdin = out is not None and str(out) == "-", str(path) == "-"
+        suffix = ".xyz" if to_stdout else out.suffix.lower() if out is not None else None
         if suffix not in (None, ".npz", ".gsd", ".xyz", ".extxyz"):
-            raise ConfigError(f"-o {out}: choose a .npz, .xyz, .extxyz or .gsd output file")
-        if suffix == ".gsd" and path.suffix.lower() != ".gsd":
-            raise ConfigError("-o .gsd needs a .gsd input (it copies the trajectory); use -o labels.npz or -o labels.xyz")
-        result = identify_file(path, checkpoint=model, frames=parse_frame_selection(frames), box=_parse_box(box),
-                               scale=scale, type_map=parse_type_map(type_map), threshold=threshold,
-                               device=device, chunk_size=chunk_size, compile=compile_mode)
-        if suffix == ".npz":
-            result.save_npz(out)
-        elif suffix in (".xyz", ".extxyz"):
-            from ..io.readers import read_frames
+            raise ConfigError(f"-o {out}: choose a .npz, .xyz, .extxyz or .gsd output file, or - (XYZ on stdout)")
+        if to_stdout and as_json:
+            raise ConfigError("-o - writes the labelled frames to stdout, so --json cannot; write to a file or drop --json")
+        with stdin_snapshot() if from_stdin else nullcontext(path) as source:
+            if suffix == ".gsd" and source.suffix.lower() != ".gsd":
+                raise ConfigError("-o .gsd needs a .gsd input (it copies the trajectory); use -o labels.npz or -o labels.xyz")
+            result = identify_file(source, checkpoint=model, frames=selection, box=lattice, scale=scale,
+                                   type_map=parse_type_map(type_map), threshold=threshold, device=device,
+                                   chunk_size=chunk_size, compile=compile_mode)
+            if from_stdin:
+                result.source = "stdin"
+            # the .xyz and .gsd outputs copy the frames, so they are written while the input exists
+            if suffix == ".npz":
+                result.save_npz(out)
+            elif suffix in (".xyz", ".extxyz"):
+                result.save_xyz(out, read_frames(source, selection, box=lattice))
+            elif suffix == ".gsd":
+                from ..io.gsd import write_labeled_gsd
 
-            result.save_xyz(out, read_frames(path, parse_frame_selection(frames), box=_parse_box(box)))
-        elif suffix == ".gsd":
-            from ..io.gsd import write_labeled_gsd
-
-            write_labeled_gsd(path, out, [f.labels for f in result.frames], [f.index for f in result.frames],
-                              result.class_names, confidence=[f.confidence for f in result.frames])
+                write_labeled_gsd(source, out, [f.labels for f in result.frames], [f.index for f in result.frames],
+                                  result.class_names, confidence=[f.confidence for f in result.frames])
         if as_json:
             render.print_json(result.to_dict())
             return
         names = result.class_names + ["unknown"]
         rows = [[f.index, len(f.labels)] + [100 * x for x in f.fractions(len(result.class_names))]
                 for f in result.frames]
-        render.stderr_console().print(render.table(f"{path}: % of particles per structure", ["frame", "N"] + names, rows))
+        render.stderr_console().print(render.table(f"{result.source}: % of particles per structure",
+                                                   ["frame", "N"] + names, rows))
 
 
 def _parse_box(text: Optional[str]):

@@ -17,16 +17,23 @@ alphabetically, so the same species get the same type id in every frame.
 """
 from __future__ import annotations
 
+import contextlib
+import gzip
 import os
+import sys
+import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import numpy as np
 
 from ..errors import ConfigError, InputFileError
 from .frame import Frame, as_lattice, describe_selection
 
-__all__ = ["read_frames", "parse_frame_selection", "SUPPORTED_EXTENSIONS"]
+__all__ = ["read_frames", "parse_frame_selection", "stdin_snapshot", "SUPPORTED_EXTENSIONS"]
+
+#: First bytes of a GSD file (its magic number, little-endian).
+GSD_MAGIC = bytes.fromhex("df65df65df65df65")
 
 SUPPORTED_EXTENSIONS = (".gsd", ".xyz", ".extxyz", ".lammpstrj", ".lammpsdump", ".dump")
 
@@ -151,3 +158,29 @@ def read_frames(path: str | os.PathLike, frames: slice | None = None, box=None) 
             if own:
                 raise ConfigError(f"{path}: frame {i} has its own lattice; do not also give a box")
     return (_frame_from_xyz(xyz_frames[i], path, i, lattice) for i in chosen)
+
+
+@contextlib.contextmanager
+def stdin_snapshot(stream: BinaryIO | None = None) -> Iterator[Path]:
+    """Standard input saved to a temporary file named after its content, for readers that need a path.
+
+    GSD (by its magic number), LAMMPS dump (first line ``ITEM:``) or XYZ
+    (anything else), each also gzipped. Errors raised inside the block name
+    ``stdin`` instead of the temporary file, which is removed afterwards.
+    """
+    data = (stream or sys.stdin.buffer).read()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as err:
+            raise InputFileError(f"stdin: damaged gzip data ({err})") from err
+    if not data.strip():
+        raise InputFileError("stdin: no input (empty); pipe a GSD, XYZ or LAMMPS dump file in")
+    suffix = ".gsd" if data.startswith(GSD_MAGIC) else ".lammpstrj" if data.lstrip().startswith(b"ITEM:") else ".xyz"
+    with tempfile.TemporaryDirectory(prefix="gaatool-stdin-") as folder:
+        path = Path(folder) / f"stdin{suffix}"
+        path.write_bytes(data)
+        try:
+            yield path
+        except InputFileError as err:
+            raise InputFileError(str(err).replace(str(path), "stdin")) from err

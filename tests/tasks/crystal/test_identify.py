@@ -189,3 +189,37 @@ def test_lammps_dump_in_labelled_xyz_out(tiny_crystal_checkpoint, tmp_path, cli)
         np.testing.assert_allclose(frame.lattice, lattice)
     error = cli("identify", dump, "-m", tiny_crystal_checkpoint, "-o", tmp_path / "x.gsd").one_line_error()
     assert "-o .gsd needs a .gsd input" in error and not (tmp_path / "x.gsd").exists()
+
+
+def test_stdin_in_and_stdout_out(tiny_crystal_checkpoint, cubic_gsd, tmp_path, cli, monkeypatch):
+    import gzip
+    import io
+    import sys
+
+    from gaatool.io.xyz import read_xyz
+
+    def pipe(data: bytes):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+    expected = identify_file(cubic_gsd, tiny_crystal_checkpoint, device="cpu")
+    for data in (cubic_gsd.read_bytes(), gzip.compress(cubic_gsd.read_bytes())):  # GSD found by its magic number
+        pipe(data)
+        code, out, err = cli("identify", "-", "-m", tiny_crystal_checkpoint, "-o", "-", "--frames", "1:",
+                             "--device", "cpu")
+        assert code == 0, err
+        frames = read_xyz(io.StringIO(out))
+        assert [f.info["frame"] for f in frames] == [1, 2] and "stdin: % of particles" in err
+        for frame, labelled in zip(frames, expected.frames[1:]):
+            np.testing.assert_array_equal(frame.arrays["structure"], labelled.labels)
+    positions, lattice, types = crystal("cF4-Cu", 9)
+    xyz = tmp_path / "a.xyz"
+    write_extxyz(xyz, [XYZFrame(np.array(["Cu"] * len(positions)), positions, lattice=lattice, pbc=(True,) * 3)])
+    pipe(xyz.read_bytes())
+    code, out, err = cli("identify", "-", "-m", tiny_crystal_checkpoint, "--json", "--device", "cpu")
+    assert code == 0 and json.loads(out)["source"] == "stdin"
+    pipe(cubic_gsd.read_bytes()[:-300])
+    error = cli("identify", "-", "-m", tiny_crystal_checkpoint, "-o", tmp_path / "x.npz").one_line_error()
+    assert error.startswith("error: stdin: ") and "gaatool-stdin" not in error and not (tmp_path / "x.npz").exists()
+    pipe(b"")
+    assert "stdin: no input" in cli("identify", "-", "-m", tiny_crystal_checkpoint).one_line_error()
+    assert "--json" in cli("identify", cubic_gsd, "-o", "-", "--json").one_line_error()
