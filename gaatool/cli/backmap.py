@@ -92,6 +92,9 @@ def train_backmap(
     translation_rank: Optional[int] = typer.Option(None, "--translation-rank",
                                                    help="Rank of the translation layer (default: --rank)."),
     refine_rank: Optional[int] = typer.Option(None, "--refine-rank", help="Rank of the refinements (default: --rank)."),
+    sequence_offsets: int = typer.Option(0, "--sequence-offsets", metavar="M",
+                                         help="Tell the GAA model which neighbour beads are its chain neighbours, up "
+                                         "to M residues away (0: off, as in the paper; the pretrained model: 3)."),
     max_time: Optional[float] = options.MaxTime,
     resume: bool = options.Resume,
     init_from: Optional[Path] = options.InitFrom,
@@ -104,7 +107,7 @@ def train_backmap(
 
     model_values = options.load_json_config(config_file).get("model", {})
     model_values.update({"model": model, "n_dim": n_dim, "rank": rank, "translation_rank": translation_rank,
-                         "refine_rank": refine_rank})
+                         "refine_rank": refine_rank, "sequence_offsets": sequence_offsets})
     model_options = options.dataclass_from_dict(BackmapModelOptions, model_values, "model")
     config = options.train_config(epochs, batch_size, lr, seed, device, max_time, config_file)
     options.report(run(dataset, out, model_options, config, resume=resume, quiet=quiet, init_from=init_from), as_json)

@@ -77,6 +77,14 @@ class Backmapper(nn.Module):
        the differences between the current atom positions, with pair-label
        values, added as residual updates.
 
+    With ``sequence_offsets = M > 0`` (not in the paper) each neighbour's value
+    also gets an embedding of its place in the chain relative to the central
+    residue: j - i for sequence neighbours within M residues of the same chain
+    segment, one shared "other" embedding for the rest. Bead positions alone
+    do not say which neighbours are bonded, nor in which direction the chain
+    runs, which the backbone atoms depend on. The offsets are per-bead scalars:
+    no symmetry changes.
+
     Coordinates enter divided by ``length_scale`` (Å) and leave multiplied by
     it, which keeps the invariants O(1) without breaking any symmetry.
 
@@ -101,6 +109,7 @@ class Backmapper(nn.Module):
         attention: dict = field(default_factory=lambda: {"merge": "concat", "join": "concat"})
         translation_rank: int | None = None  # tuple rank of the translation; None: attention["rank"]
         refine_rank: int | None = None  # tuple rank of the refinements; None: attention["rank"]
+        sequence_offsets: int = 0  # M: embed sequence offsets -M..M of the neighbours; 0: off (the paper)
 
     def __init__(self, config: "Backmapper.Config"):
         super().__init__()
@@ -110,6 +119,11 @@ class Backmapper(nn.Module):
         self.embed_neighbor = nn.Embedding(config.n_residue_types, d)
         self.embed_center = nn.Embedding(config.n_residue_types, d)
         self.embed_label = nn.Embedding(config.n_labels, d)
+        if config.sequence_offsets < 0:
+            raise ValueError(f"sequence_offsets must be >= 0, got {config.sequence_offsets}")
+        # 2M + 1 rows: offsets -M..-1 and 1..M, and row M for 'not a sequence neighbour within M'
+        self.embed_offset = (nn.Embedding(2 * config.sequence_offsets + 1, d) if config.sequence_offsets
+                             else None)
         self.blocks = nn.ModuleList(ResidualAttentionBlock(d, settings, config.activation)
                                     for _ in range(config.n_blocks))
         kwargs = dict(merge=settings.merge, join=settings.join,
@@ -125,8 +139,13 @@ class Backmapper(nn.Module):
 
     def forward(self, neighbor_positions: torch.Tensor, neighbor_types: torch.Tensor, residue_types: torch.Tensor,
                 atom_labels: torch.Tensor, neighbor_mask: torch.Tensor | None = None,
-                atom_mask: torch.Tensor | None = None) -> torch.Tensor:
-        inputs = (neighbor_positions, neighbor_types, residue_types, atom_labels, neighbor_mask, atom_mask)
+                atom_mask: torch.Tensor | None = None, neighbor_offsets: torch.Tensor | None = None) -> torch.Tensor:
+        """Atom vectors (B, A, 3) from the beads; ``neighbor_offsets`` (B, K) int: j - i along the chain,
+        0 for beads of other chains or segments (needed when ``sequence_offsets`` > 0, else ignored)."""
+        if self.embed_offset is not None and neighbor_offsets is None:
+            raise ValueError("this backmapper embeds sequence offsets: give neighbor_offsets")
+        inputs = (neighbor_positions, neighbor_types, residue_types, atom_labels, neighbor_mask, atom_mask,
+                  neighbor_offsets if self.embed_offset is not None else None)
         tuples_per_residue = self.tuples_per_residue(neighbor_positions.shape[-2], atom_labels.shape[-1])
         budget = TRAIN_CPU_CHUNK_TUPLES if torch.is_grad_enabled() else CPU_CHUNK_TUPLES
         return run_in_pieces(self._forward, inputs, tuples_per_residue, parallel=not draws_random_numbers(self),
@@ -139,10 +158,16 @@ class Backmapper(nn.Module):
         return max(n_neighbors ** rank, n_atoms * n_neighbors ** self.translate.rank,
                    n_atoms * n_atoms ** widest_refine)
 
-    def _forward(self, neighbor_positions, neighbor_types, residue_types, atom_labels, neighbor_mask, atom_mask):
+    def _forward(self, neighbor_positions, neighbor_types, residue_types, atom_labels, neighbor_mask, atom_mask,
+                 neighbor_offsets=None):
         scale = self.config.length_scale
         types = neighbor_types.long().clamp(0, self.config.n_residue_types - 1)
         values = self.embed_neighbor(types) + self.embed_center(residue_types.long()).unsqueeze(-2)
+        if self.embed_offset is not None:
+            m = self.config.sequence_offsets
+            offsets = neighbor_offsets.long()
+            near = (offsets != 0) & (offsets.abs() <= m)
+            values = values + self.embed_offset(torch.where(near, offsets + m, torch.full_like(offsets, m)))
         if neighbor_mask is not None:
             values = values * neighbor_mask.unsqueeze(-1).to(values.dtype)
         # padding zeroed once, before the division; one Geometry (invariants computed once) for every layer

@@ -139,3 +139,25 @@ def test_backmap_errors_leave_no_output(cli, trained, tmp_path, monkeypatch, pdb
     assert "stdout" in cli("backmap", trained / "cg.pdb", "-o", "-", "-m", ckpt, "--json").one_line_error()
     assert cli("backmap", tmp_path / "run.dcd", "-o", out, "-m", ckpt).one_line_error()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.pdb"]
+
+
+def test_sequence_offsets_model_end_to_end(cli, trained, tmp_path):
+    run = tmp_path / "seq"
+    code, out, err = cli("train", "backmap", trained / "ds.npz", "-o", run, "--epochs", "1", "--batch-size", "16",
+                         "--sequence-offsets", "3", *TINY)
+    assert code == 0, err
+    code, out, err = cli("info", run / "best.safetensors", "--json")
+    assert json.loads(out)["metadata"]["model"]["config"]["sequence_offsets"] == 3
+    code, out, err = cli("evaluate", "backmap", run / "best.safetensors", trained / "ds.npz", "--json", "--device", "cpu")
+    assert code == 0 and json.loads(out)["rmsd_a"] > 0
+    a, b = tmp_path / "a.pdb", tmp_path / "b.pdb"
+    assert cli("backmap", trained / "cg.pdb", "-m", run / "best.safetensors", "-o", a, "--device", "cpu").code == 0
+    # the same beads with every residue number spread apart: no sequence neighbours, another prediction
+    lines = [line[:22] + f"{3 * int(line[22:26]):4d}" + line[26:] if line.startswith("ATOM") else line
+             for line in (trained / "cg.pdb").read_text().splitlines()]
+    (tmp_path / "spread.pdb").write_text("\n".join(lines) + "\n")
+    assert cli("backmap", tmp_path / "spread.pdb", "-m", run / "best.safetensors", "-o", b, "--device", "cpu").code == 0
+    assert np.abs(read_structure(a).positions - read_structure(b).positions).max() > 1e-3
+    error = cli("train", "backmap", trained / "ds.npz", "-o", tmp_path / "t", "--model", "transformer",
+                "--sequence-offsets", "2").one_line_error()
+    assert "transformer" in error

@@ -118,3 +118,49 @@ def test_registry_round_trip_and_ranks():
     assert isinstance(rebuilt, Backmapper) and rebuilt.config == model.config
     baseline = build_model(model_spec(make_transformer(0)))
     assert isinstance(baseline, BackmapTransformer)
+
+
+def offsets_for(seed, batch=2, k=6):
+    g = torch.Generator().manual_seed(seed + 1)
+    return torch.randint(-4, 5, (batch, k), generator=g)  # includes 0 (not a sequence neighbour) and |o| > 3
+
+
+@settings(max_examples=6)
+@given(st.integers(0, 10_000))
+def test_sequence_offsets_keep_every_symmetry_and_matter(seed):
+    torch.manual_seed(seed)
+    model = Backmapper(Backmapper.Config(n_dim=6, attention={"merge": "concat", "join": "concat", "hidden": 8},
+                                         translation_rank=1, refine_rank=1, sequence_offsets=3)).double().eval()
+    r, types, center, labels = inputs(seed)
+    offsets = offsets_for(seed)
+    out = model(r, types, center, labels, neighbor_offsets=offsets)
+    testing.assert_rotation_covariant(lambda r: model(r, types, center, labels, neighbor_offsets=offsets), r, seed=seed)
+    # a neighbour's offset travels with it
+    features = torch.stack([types, offsets], -1).double()
+    testing.assert_permutation_invariant(
+        lambda r, f: model(r, f[..., 0].long(), center, labels, neighbor_offsets=f[..., 1].long()), r, features,
+        seed=seed)
+    testing.assert_padding_invariant(
+        lambda r, f, mask: model(r, f[..., 0].long(), center, labels, neighbor_mask=mask,
+                                 neighbor_offsets=f[..., 1].long()),
+        r, features, seed=seed, per_point_output=False)
+    # offsets beyond M and 0 share one embedding; within M they change the prediction
+    far = torch.where(offsets.abs() > 3, torch.zeros_like(offsets), offsets)
+    testing.assert_close(model(r, types, center, labels, neighbor_offsets=far), out, 1e-12, "far offsets")
+    flipped = model(r, types, center, labels, neighbor_offsets=-offsets)
+    assert (flipped - out).abs().max() > 1e-6 or not bool(((offsets != 0) & (offsets.abs() <= 3)).any())
+
+
+def test_sequence_offsets_are_required_when_embedded():
+    model = Backmapper(Backmapper.Config(n_dim=6, sequence_offsets=2)).double()
+    r, types, center, labels = inputs(0)
+    try:
+        model(r, types, center, labels)
+    except ValueError as err:
+        assert "neighbor_offsets" in str(err)
+    else:
+        raise AssertionError("a model with sequence offsets must refuse inputs without them")
+    plain = make_gaa(0)
+    testing.assert_close(plain(r, types, center, labels, neighbor_offsets=offsets_for(0)),
+                         plain(r, types, center, labels), 0.0, "the paper's model ignores offsets")
+    assert build_model(model_spec(model)).config.sequence_offsets == 2

@@ -32,6 +32,7 @@ __all__ = [
     "chain_breaks",
     "structure_previous",
     "neighborhoods",
+    "sequence_offsets",
     "residue_types_of",
 ]
 
@@ -135,6 +136,29 @@ def structure_previous(structure: ProteinStructure) -> np.ndarray:
             if (int(a), int(b)) not in breaks:
                 previous[b] = a
     return previous
+
+
+def sequence_offsets(structure: ProteinStructure, neighbor_index: np.ndarray) -> np.ndarray:
+    """Place of each neighbour bead along the chain: (R, K) int64, j - i in residues when bead j is in
+    residue i's chain segment (same chain, no :func:`chain_breaks` between), else 0 (also for padding, -1).
+
+    >>> s = ProteinStructure(["GLY"] * 4, [1, 2, 3, 7], [""] * 4, ["A"] * 4, ["CA"] * 4, ["C"] * 4,
+    ...                      [0, 1, 2, 3], np.zeros((4, 3)))
+    >>> sequence_offsets(s, np.array([[1, 2], [0, 2], [1, 3], [2, -1]])).tolist()
+    [[1, 2], [-1, 1], [-1, 0], [0, 0]]
+    """
+    n = structure.n_residues
+    segment, place = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    breaks, current = set(chain_breaks(structure)), -1
+    for _, residues in structure.chains():
+        for k, r in enumerate(residues):
+            if k == 0 or (int(residues[k - 1]), int(r)) in breaks:
+                current += 1
+            segment[r], place[r] = current, k
+    index = np.asarray(neighbor_index, dtype=np.int64)
+    safe = np.where(index >= 0, index, 0)
+    same = (index >= 0) & (segment[safe] == segment[:, None])
+    return np.where(same, place[safe] - place[:, None], 0)
 
 
 def neighborhoods(beads: np.ndarray, residue_types: np.ndarray, k: int) -> dict[str, np.ndarray]:

@@ -20,7 +20,8 @@ same split, chosen by explicit entry lists or by seeded fractions.
 Arrays of the saved file (M rows per split, K neighbours, A = 15 atoms):
 
 * ``{split}/neighbor_positions`` (M, K, 3) float32, Å; ``{split}/neighbor_types`` (M, K) int16;
-  ``{split}/neighbor_mask`` (M, K) bool;
+  ``{split}/neighbor_mask`` (M, K) bool; ``{split}/neighbor_offsets`` (M, K) int16: j - i along
+  the chain for beads of the same chain segment, else 0 (:func:`.coarse_grain.sequence_offsets`);
 * ``{split}/residue_types`` (M,) int16, index into ``residue_names``;
 * ``{split}/atom_labels`` (M, A) int16, index into ``atom_labels``; ``{split}/atom_mask`` (M, A) bool;
 * ``{split}/atom_positions`` (M, A, 3) float32, Å, relative to the bead;
@@ -47,7 +48,8 @@ from ...data.store import save_dataset
 from ...errors import ConfigError, DownloadError, InputFileError
 from ...io.download import cache_dir, download, sha256_file
 from ...io.structure import BCIF_SUFFIXES, ProteinStructure, parse_structure, read_structure
-from .coarse_grain import BEAD_KINDS, bead_positions, neighborhoods, residue_types_of, structure_previous
+from .coarse_grain import (BEAD_KINDS, bead_positions, neighborhoods, residue_types_of, sequence_offsets,
+                           structure_previous)
 from .residues import MAX_ATOMS, RESIDUE_ATOMS, RESIDUE_NAMES, label_index, label_names
 
 __all__ = [
@@ -325,6 +327,7 @@ def entry_rows(structure: ProteinStructure, bead: str, k: int) -> tuple[dict[str
         "neighbor_positions": env["neighbor_positions"][rows].astype(np.float32),
         "neighbor_types": env["neighbor_types"][rows].astype(np.int16),
         "neighbor_mask": env["neighbor_mask"][rows],
+        "neighbor_offsets": sequence_offsets(structure, env["neighbor_index"])[rows].astype(np.int16),
         "residue_types": types[rows].astype(np.int16),
         "atom_labels": labels[rows],
         "atom_mask": atom_mask[rows],
@@ -439,7 +442,8 @@ def build_backmap_dataset(paths: Sequence[str | os.PathLike], config: BackmapDat
 def _stack_split(split: str, parts: list[tuple[int, dict[str, np.ndarray]]], k: int) -> dict[str, np.ndarray]:
     empty = {
         "neighbor_positions": np.zeros((0, k, 3), np.float32), "neighbor_types": np.zeros((0, k), np.int16),
-        "neighbor_mask": np.zeros((0, k), bool), "residue_types": np.zeros(0, np.int16),
+        "neighbor_mask": np.zeros((0, k), bool), "neighbor_offsets": np.zeros((0, k), np.int16),
+        "residue_types": np.zeros(0, np.int16),
         "atom_labels": np.zeros((0, MAX_ATOMS), np.int16), "atom_mask": np.zeros((0, MAX_ATOMS), bool),
         "atom_positions": np.zeros((0, MAX_ATOMS, 3), np.float32), "bead_positions": np.zeros((0, 3)),
     }

@@ -28,7 +28,7 @@ from ...errors import ConfigError, InputFileError
 from ...io.structure import MD_RESIDUE_ALIASES, ProteinStructure, read_structure, structure_format, write_structure
 from ...io.trajectory import is_trajectory, read_trajectory
 from ...train.device import resolve_device
-from .coarse_grain import chain_breaks, check_coarse_grained, neighborhoods, residue_types_of
+from .coarse_grain import chain_breaks, check_coarse_grained, neighborhoods, residue_types_of, sequence_offsets
 from .residues import MAX_ATOMS, atom_element, residue_labels
 from .train import check_vocabulary, predict_atoms
 
@@ -159,6 +159,7 @@ def backmap_structure(beads: ProteinStructure, model: torch.nn.Module, neighbors
             "neighbor_positions": torch.as_tensor(env["neighbor_positions"], dtype=dtype),
             "neighbor_types": torch.as_tensor(env["neighbor_types"]),
             "neighbor_mask": torch.as_tensor(env["neighbor_mask"]),
+            "neighbor_offsets": torch.as_tensor(sequence_offsets(beads, env["neighbor_index"])),
             "residue_types": torch.as_tensor(types),
             "atom_labels": torch.as_tensor(labels),
             "atom_mask": torch.as_tensor(mask),

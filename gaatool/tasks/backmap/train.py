@@ -27,6 +27,7 @@ __all__ = ["MODEL_KINDS", "BackmapModelOptions", "BackmapTrainTask", "train_back
            "predict_atoms", "masked_squared_error", "check_vocabulary", "bucketed_batches"]
 
 MODEL_KINDS = ("gaa", "transformer")
+_OFFSETS = "neighbor_offsets"
 _INPUTS = ("neighbor_positions", "neighbor_types", "neighbor_mask", "residue_types", "atom_labels", "atom_mask",
            "atom_positions")
 
@@ -38,7 +39,9 @@ class BackmapModelOptions:
     ``translation_rank`` / ``refine_rank`` (GAA only) override the tuple rank
     of the translation and refinement layers (None: ``rank``); rank 1 there is
     several times faster on CPUs. ``rotate`` (None: only for the transformer)
-    trains on randomly rotated residues.
+    trains on randomly rotated residues. ``sequence_offsets`` (GAA only; 0 =
+    off, the paper) embeds where each neighbour bead lies along the chain, up
+    to that many residues away (see :class:`~gaatool.models.backmap.Backmapper`).
     """
 
     model: str = "gaa"
@@ -51,6 +54,7 @@ class BackmapModelOptions:
     n_heads: int = 4
     length_scale: float = 8.0
     rotate: bool | None = None
+    sequence_offsets: int = 0
 
     def __post_init__(self):
         if self.model not in MODEL_KINDS:
@@ -58,6 +62,10 @@ class BackmapModelOptions:
         for name in ("n_dim", "rank", "n_heads"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if int(self.sequence_offsets) < 0:
+            raise ConfigError(f"sequence_offsets must be >= 0, got {self.sequence_offsets}")
+        if self.model == "transformer" and self.sequence_offsets:
+            raise ConfigError("sequence offsets are a GAA backmapper option; the transformer baseline has none")
         if self.model == "transformer" and self.n_dim % self.n_heads:
             raise ConfigError(f"--dim {self.n_dim} must be a multiple of the {self.n_heads} attention heads")
 
@@ -73,7 +81,8 @@ class BackmapModelOptions:
             return BackmapTransformer(BackmapTransformer.Config(n_heads=self.n_heads, **common))
         attention = {"merge": "concat", "join": "concat", "rank": self.rank}
         return Backmapper(Backmapper.Config(attention=attention, translation_rank=self.translation_rank,
-                                            refine_rank=self.refine_rank, **common))
+                                            refine_rank=self.refine_rank, sequence_offsets=self.sequence_offsets,
+                                            **common))
 
 
 def check_vocabulary(metadata: dict[str, Any], source: str) -> None:
@@ -87,9 +96,11 @@ def split_tensors(arrays: dict[str, np.ndarray], split: str, source: str = "data
     missing = [f"{split}/{name}" for name in _INPUTS if f"{split}/{name}" not in arrays]
     if missing:
         raise InputFileError(f"{source}: backmap dataset lacks {missing}; rebuild it with `gaatool data pdb`")
-    result = {name: torch.from_numpy(np.ascontiguousarray(arrays[f"{split}/{name}"])) for name in _INPUTS}
-    for name in ("neighbor_types", "residue_types", "atom_labels"):
-        result[name] = result[name].long()
+    names = _INPUTS + ((_OFFSETS,) if f"{split}/{_OFFSETS}" in arrays else ())  # datasets before 0.1: none
+    result = {name: torch.from_numpy(np.ascontiguousarray(arrays[f"{split}/{name}"])) for name in names}
+    for name in ("neighbor_types", "residue_types", "atom_labels", _OFFSETS):
+        if name in result:
+            result[name] = result[name].long()
     for name in ("neighbor_positions", "atom_positions"):
         result[name] = result[name].float()
     return result
@@ -104,8 +115,14 @@ def predict_atoms(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tor
     """
     mask = batch["atom_mask"]
     n = int(mask.sum(-1).max()) if mask.numel() else 0
+    offsets = {}
+    if getattr(model, "embed_offset", None) is not None:
+        if _OFFSETS not in batch:
+            raise InputFileError("this backmapping model needs the neighbours' sequence offsets, which the dataset "
+                                 "lacks (built by an older gaatool); rebuild it with `gaatool data pdb`")
+        offsets[_OFFSETS] = batch[_OFFSETS]
     out = model(batch["neighbor_positions"], batch["neighbor_types"], batch["residue_types"],
-                batch["atom_labels"][:, :n], batch["neighbor_mask"], mask[:, :n])
+                batch["atom_labels"][:, :n], batch["neighbor_mask"], mask[:, :n], **offsets)
     if n == mask.shape[-1]:
         return out
     return torch.cat([out, out.new_zeros(out.shape[0], mask.shape[-1] - n, 3)], dim=1)
@@ -163,6 +180,9 @@ class BackmapTrainTask(ArrayTask):
         self.dataset_path, self.options = Path(dataset_path), options
         train = split_tensors(arrays, "train", str(dataset_path))
         val = split_tensors(arrays, "val", str(dataset_path))
+        if options.sequence_offsets and _OFFSETS not in train:
+            raise InputFileError(f"{dataset_path}: has no neighbour sequence offsets (built by an older gaatool); "
+                                 "rebuild it with `gaatool data pdb` to train with --sequence-offsets")
         for name, part in (("training", train), ("validation", val)):
             if len(part["residue_types"]) == 0:
                 raise InputFileError(f"{dataset_path}: the {name} split is empty; rebuild the dataset with entries "

@@ -92,3 +92,27 @@ def test_chain_breaks_where_nonstandard_residues_were(pdb_files):
     assert chain_breaks(read_structure(pdb_files / "1AKI.cif.gz")) == []
     two = read_structure(pdb_files / "1CKB.pdb.gz")
     assert chain_breaks(two) == []  # chain A ends and chain B starts: not a break
+
+
+def test_sequence_offsets_two_chains_and_a_break(pdb_files):
+    from gaatool.tasks.backmap.coarse_grain import sequence_offsets
+
+    cg = coarse_grain(read_structure(pdb_files / "1CKB.pdb.gz"))  # two chains
+    env = neighborhoods(cg.positions[0], residue_types_of(cg), 16)
+    offsets = sequence_offsets(cg, env["neighbor_index"])
+    chain = np.array(cg.chain_ids)
+    index = env["neighbor_index"]
+    other_chain = chain[index] != chain[:, None]
+    assert np.all(offsets[other_chain] == 0) and other_chain.any()
+    same = ~other_chain
+    r = np.arange(cg.n_residues)[:, None]
+    assert chain_breaks(cg) == [] and [len(r) for _, r in cg.chains()] == [57, 8]
+    np.testing.assert_array_equal(offsets[same], (index - r)[same])  # same chain, no gap: index differences
+    # renumbering residues 40-56 of chain A opens a gap: nothing is a sequence neighbour across it
+    numbers = cg.residue_numbers.copy()
+    numbers[40:57] += 10
+    gapped = cg.__class__(**{**cg.__dict__, "residue_numbers": numbers})
+    across = sequence_offsets(gapped, index)
+    crossing = (r < 40) & (index >= 40) | (r >= 40) & (r < 57) & (index < 40)
+    assert crossing.any() and np.all(across[crossing] == 0)
+    np.testing.assert_array_equal(across[~crossing], offsets[~crossing])

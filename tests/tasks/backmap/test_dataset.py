@@ -65,6 +65,23 @@ def test_neighbours_peptide_links_and_incomplete_residues(small_backmap_dataset)
     assert np.sum(arrays["test/previous"] < 0) == 3  # 1A8O: chain start + two gaps left by MSE
 
 
+def test_sequence_offsets_follow_the_chain(small_backmap_dataset):
+    arrays, _ = load_dataset(small_backmap_dataset)
+    for split in ("train", "val", "test"):
+        offsets = arrays[f"{split}/neighbor_offsets"].astype(np.int64)
+        beads, prev = arrays[f"{split}/bead_positions"], arrays[f"{split}/previous"]
+        relative = arrays[f"{split}/neighbor_positions"].astype(np.float64)
+        assert offsets.shape == arrays[f"{split}/neighbor_types"].shape
+        # the bead at offset -1 is the peptide-bonded predecessor (when it is a row too)
+        for row in np.flatnonzero(prev >= 0):
+            (at,) = np.flatnonzero(offsets[row] == -1)
+            np.testing.assert_allclose(beads[row] + relative[row, at], beads[prev[row]], atol=1e-4)
+        # one bead per place along the chain
+        for row in offsets:
+            near = row[row != 0]
+            assert len(set(near.tolist())) == len(near)
+
+
 def test_splits_are_by_entry(pdb_files):
     paths = [pdb_files / n for n in ("1AJJ.pdb.gz", "1CKB.pdb.gz", "1A8O.cif.gz", "3NIR_atoms_only.pdb.gz")]
     a = build_backmap_dataset(paths, BackmapDatasetConfig(val_fraction=0.25, test_fraction=0.25, seed=3))

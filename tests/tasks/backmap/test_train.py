@@ -84,6 +84,15 @@ def test_bad_options_and_datasets(small_backmap_dataset, tmp_path):
         BackmapTrainTask(tmp_path / "noval.npz", BackmapModelOptions(), 8)
     with pytest.raises(InputFileError, match="vocabulary"):
         check_vocabulary({"atom_labels": ["ALA:N"]}, "x")
+    with pytest.raises(ConfigError, match="transformer"):
+        BackmapModelOptions(model="transformer", sequence_offsets=2)
+    with pytest.raises(ConfigError, match="sequence_offsets"):
+        BackmapModelOptions(sequence_offsets=-1)
+    old = {k: v for k, v in arrays.items() if not k.endswith("/neighbor_offsets")}  # a dataset from before offsets
+    save_dataset(tmp_path / "old.npz", old, meta)
+    with pytest.raises(InputFileError, match="rebuild it"):
+        BackmapTrainTask(tmp_path / "old.npz", BackmapModelOptions(sequence_offsets=3), 8)
+    BackmapTrainTask(tmp_path / "old.npz", BackmapModelOptions(), 8)  # the paper's model does not need them
 
 
 def test_bucketed_batches_cover_every_row_once(small_backmap_dataset):
