@@ -296,6 +296,11 @@ def entry_rows(structure: ProteinStructure, bead: str, k: int) -> tuple[dict[str
     index within this entry or -1), and the counts of what was left out.
     """
     structure, dropped = residue_targets(structure)
+    if bead == "ca":  # a residue without its CA has no bead: not a target, not a neighbour
+        has_ca = np.bincount(structure.atom_residues[structure.atom_names == "CA"], minlength=structure.n_residues) == 1
+        if not has_ca.all():
+            dropped["residue without one CA (no CA bead)"] += int((~has_ca).sum())
+            structure = structure.select_residues(has_ca)
     if structure.n_residues == 0:
         return {}, dropped
     beads = bead_positions(structure, bead)[0]

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ...checkpoint import load_model
-from ...errors import ConfigError, InputFileError
+from ...errors import CheckpointError, ConfigError, InputFileError
 from ...io.structure import MD_RESIDUE_ALIASES, ProteinStructure, read_structure, structure_format, write_structure
 from ...io.trajectory import is_trajectory, read_trajectory
 from ...train.device import resolve_device
@@ -32,21 +32,36 @@ from .coarse_grain import chain_breaks, check_coarse_grained, neighborhoods, res
 from .residues import MAX_ATOMS, atom_element, residue_labels
 from .train import check_vocabulary, predict_atoms
 
-__all__ = ["PRETRAINED_NAME", "pretrained_checkpoint", "BackmapResult", "read_coarse_grained",
-           "backmap_structure", "backmap_file"]
+__all__ = ["PRETRAINED_NAME", "PRETRAINED_CA_NAME", "pretrained_checkpoint", "input_bead_kind", "BackmapResult",
+           "read_coarse_grained", "backmap_structure", "backmap_file"]
 
 #: File name of the pretrained model (see :mod:`gaatool.tasks.pretrained`).
 PRETRAINED_NAME = "backmap.safetensors"
+#: The pretrained model for CA beads, chosen when every bead atom of the input is named CA.
+PRETRAINED_CA_NAME = "backmap-ca.safetensors"
 
 
-def pretrained_checkpoint() -> Path:
-    """The pretrained backmapping checkpoint (``$GAATOOL_PRETRAINED``, then ``gaatool/pretrained``).
+def pretrained_checkpoint(bead: str = "centroid") -> Path:
+    """The pretrained backmapping checkpoint for ``bead`` (``centroid`` or ``ca``), from
+    ``$GAATOOL_PRETRAINED``, then ``gaatool/pretrained``.
 
     Raises CheckpointError when none is installed.
     """
     from ..pretrained import pretrained_path
 
-    return pretrained_path(PRETRAINED_NAME)
+    return pretrained_path(PRETRAINED_CA_NAME if bead == "ca" else PRETRAINED_NAME)
+
+
+def input_bead_kind(beads: ProteinStructure) -> str:
+    """``ca`` when every bead atom is named CA (a C-alpha trace), else ``centroid``."""
+    return "ca" if beads.n_atoms and bool(np.all(beads.atom_names == "CA")) else "centroid"
+
+
+def _bead_warning(beads: ProteinStructure, model_bead: str, checkpoint: Path) -> list[str]:
+    if input_bead_kind(beads) == "ca" and model_bead != "ca":
+        return [f"{beads.source}: the beads are CA atoms but {checkpoint.name} was trained on {model_bead} beads, "
+                "so the atoms will sit off; use a model trained with --bead ca"]
+    return []
 
 
 @dataclass
@@ -210,10 +225,16 @@ def backmap_file(path: str | os.PathLike, out: str | os.PathLike | None, checkpo
         fmt = fmt or structure_format(out)  # a bad output name fails before any work
     if fmt is not None and fmt not in ("pdb", "cif"):
         raise ConfigError(f"unknown output format {fmt!r}; use pdb or cif")
-    checkpoint = Path(checkpoint) if checkpoint is not None else pretrained_checkpoint()
+    beads, warnings = read_coarse_grained(path, top=top, frames=frames, stdin=stdin)
+    if checkpoint is None:  # a C-alpha trace gets the model trained on CA beads, where one is installed
+        try:
+            checkpoint = pretrained_checkpoint(input_bead_kind(beads))
+        except CheckpointError:
+            checkpoint = pretrained_checkpoint()
+    checkpoint = Path(checkpoint)
     model, metadata = load_model(checkpoint, task="backmap")
     check_vocabulary(metadata, str(checkpoint))
-    beads, warnings = read_coarse_grained(path, top=top, frames=frames, stdin=stdin)
+    warnings += _bead_warning(beads, str(metadata.get("bead", "centroid")), checkpoint)
     target = resolve_device(device)
     atoms = backmap_structure(beads, model.to(target), int(metadata.get("neighbors", 16)), target, batch_size,
                               relax=relax)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,3 +164,26 @@ def test_wrong_task_checkpoint_is_refused(tmp_path, cg_two_chains):
     write_structure(cg_two_chains, cg)
     with pytest.raises(CheckpointError, match="backmap"):
         backmap_file(cg, tmp_path / "out.pdb", checkpoint=ckpt)
+
+
+def test_c_alpha_traces_get_the_ca_model(monkeypatch, tmp_path, tiny_backmap_checkpoint, pdb_files):
+    import gaatool.tasks.pretrained as pretrained
+    from gaatool.checkpoint import update_metadata
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    monkeypatch.setattr(pretrained, "pretrained_dirs", lambda: [folder])
+    (folder / "backmap.safetensors").write_bytes(tiny_backmap_checkpoint.read_bytes())
+    beads = structure_text(coarse_grain(read_structure(pdb_files / "1CKB.pdb.gz"), "ca"), "pdb")
+    trace, other = tmp_path / "trace.pdb", tmp_path / "beads.pdb"
+    trace.write_text(beads.replace(" BB ", " CA "))
+    other.write_text(beads)
+    # no CA model installed: the centroid model, with a warning that says why the atoms will sit off
+    result = backmap_file(trace, tmp_path / "a.pdb")
+    assert Path(result.checkpoint).name == "backmap.safetensors"
+    assert any("beads are CA atoms" in w for w in result.warnings)
+    (folder / "backmap-ca.safetensors").write_bytes(tiny_backmap_checkpoint.read_bytes())
+    update_metadata(folder / "backmap-ca.safetensors", {"bead": "ca"})
+    result = backmap_file(trace, tmp_path / "b.pdb")
+    assert Path(result.checkpoint).name == "backmap-ca.safetensors" and not any("CA atoms" in w for w in result.warnings)
+    assert Path(backmap_file(other, tmp_path / "c.pdb").checkpoint).name == "backmap.safetensors"
