@@ -18,9 +18,7 @@ alphabetically, so the same species get the same type id in every frame.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -29,6 +27,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputFileError
 from .frame import Frame, as_lattice, describe_selection
+from .text import read_stdin
 
 __all__ = ["read_frames", "parse_frame_selection", "stdin_snapshot", "SUPPORTED_EXTENSIONS"]
 
@@ -168,12 +167,7 @@ def stdin_snapshot(stream: BinaryIO | None = None) -> Iterator[Path]:
     (anything else), each also gzipped. Errors raised inside the block name
     ``stdin`` instead of the temporary file, which is removed afterwards.
     """
-    data = (stream or sys.stdin.buffer).read()
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as err:
-            raise InputFileError(f"stdin: damaged gzip data ({err})") from err
+    data = read_stdin(stream)
     if not data.strip():
         raise InputFileError("stdin: no input (empty); pipe a GSD, XYZ or LAMMPS dump file in")
     suffix = ".gsd" if data.startswith(GSD_MAGIC) else ".lammpstrj" if data.lstrip().startswith(b"ITEM:") else ".xyz"

@@ -43,6 +43,7 @@ import numpy as np
 from ..errors import ConfigError, InputFileError
 from .atomic import atomic_write_bytes
 from .bcif import bcif_to_cif_text, looks_like_bcif
+from .text import read_stdin
 
 __all__ = [
     "STANDARD_AMINO_ACIDS",
@@ -279,12 +280,7 @@ def read_structure(path: str | os.PathLike, all_models: bool = False, heavy_only
         Missing, unreadable or damaged file; no models; models that differ.
     """
     if str(path) == "-":
-        data = (stdin or sys.stdin.buffer).read()
-        if data[:2] == b"\x1f\x8b":
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError) as err:
-                raise InputFileError(f"stdin: damaged gzip data ({err})") from err
+        data = read_stdin(stdin)
         if looks_like_bcif(data):
             return parse_structure(bcif_to_cif_text(data, "stdin"), "cif", source="stdin", all_models=all_models,
                                    heavy_only=heavy_only, residue_aliases=residue_aliases)

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import gzip
 import os
-from typing import IO
+import sys
+from typing import IO, BinaryIO
 
 from ..errors import InputFileError
 
-__all__ = ["open_text", "CountedLines"]
+__all__ = ["open_text", "CountedLines", "read_stdin"]
 
 
 def open_text(path: str | os.PathLike, what: str) -> IO[str]:
@@ -41,3 +42,14 @@ class CountedLines:
             return None
         self.number += 1
         return line
+
+
+def read_stdin(stream: BinaryIO | None = None) -> bytes:
+    """All of standard input (or ``stream``) as bytes, gunzipped when it is gzip data."""
+    data = (stream or sys.stdin.buffer).read()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as err:
+            raise InputFileError(f"stdin: damaged gzip data ({err})") from err
+    return data
