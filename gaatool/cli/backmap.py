@@ -95,6 +95,8 @@ def train_backmap(
     sequence_offsets: int = typer.Option(0, "--sequence-offsets", metavar="M",
                                          help="Tell the GAA model which neighbour beads are its chain neighbours, up "
                                          "to M residues away (0: off, as in the paper; the pretrained model: 3)."),
+    bead_noise: float = typer.Option(0.0, "--bead-noise", metavar="SIGMA",
+                                     help="Gaussian noise (Å) on the neighbour beads of training batches (0: off)."),
     max_time: Optional[float] = options.MaxTime,
     resume: bool = options.Resume,
     init_from: Optional[Path] = options.InitFrom,
@@ -107,7 +109,7 @@ def train_backmap(
 
     model_values = options.load_json_config(config_file).get("model", {})
     model_values.update({"model": model, "n_dim": n_dim, "rank": rank, "translation_rank": translation_rank,
-                         "refine_rank": refine_rank, "sequence_offsets": sequence_offsets})
+                         "refine_rank": refine_rank, "sequence_offsets": sequence_offsets, "bead_noise": bead_noise})
     model_options = options.dataclass_from_dict(BackmapModelOptions, model_values, "model")
     config = options.train_config(epochs, batch_size, lr, seed, device, max_time, config_file)
     options.report(run(dataset, out, model_options, config, resume=resume, quiet=quiet, init_from=init_from), as_json)

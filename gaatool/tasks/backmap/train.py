@@ -42,6 +42,11 @@ class BackmapModelOptions:
     trains on randomly rotated residues. ``sequence_offsets`` (GAA only; 0 =
     off, the paper) embeds where each neighbour bead lies along the chain, up
     to that many residues away (see :class:`~gaatool.models.backmap.Backmapper`).
+    ``bead_noise`` (Å, 0 = off) adds Gaussian noise of that standard deviation
+    to the neighbour beads of every training batch (a fresh draw each time):
+    beads of a coarse-grained simulation never sit exactly where the atoms'
+    centroids would, and the noise keeps the model from memorising the
+    training proteins' exact bead geometry.
     """
 
     model: str = "gaa"
@@ -55,6 +60,7 @@ class BackmapModelOptions:
     length_scale: float = 8.0
     rotate: bool | None = None
     sequence_offsets: int = 0
+    bead_noise: float = 0.0
 
     def __post_init__(self):
         if self.model not in MODEL_KINDS:
@@ -62,6 +68,8 @@ class BackmapModelOptions:
         for name in ("n_dim", "rank", "n_heads"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= float(self.bead_noise) < 10.0:
+            raise ConfigError(f"bead_noise must be in [0, 10) Å, got {self.bead_noise}")
         if int(self.sequence_offsets) < 0:
             raise ConfigError(f"sequence_offsets must be >= 0, got {self.sequence_offsets}")
         if self.model == "transformer" and self.sequence_offsets:
@@ -157,6 +165,15 @@ def masked_squared_error(predicted: torch.Tensor, target: torch.Tensor, mask: to
     return ((predicted - target) ** 2).sum(-1) * mask.to(predicted.dtype)
 
 
+def _jitter_beads(batch: dict[str, torch.Tensor], sigma: float, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Gaussian noise (sigma, Å) on the neighbour beads; padded beads stay zero."""
+    positions = batch["neighbor_positions"]
+    noise = torch.randn(positions.shape, generator=generator, dtype=positions.dtype) * sigma
+    jittered = dict(batch)
+    jittered["neighbor_positions"] = positions + noise * batch["neighbor_mask"].unsqueeze(-1).to(positions.dtype)
+    return jittered
+
+
 def _rotate_batch(batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
     """The same random rotation for each residue's neighbourhood and atoms."""
     n = len(batch["residue_types"])
@@ -192,6 +209,8 @@ class BackmapTrainTask(ArrayTask):
     def train_batches(self, epoch: int, generator: torch.Generator) -> Iterable[dict[str, torch.Tensor]]:
         for batch in bucketed_batches(self.train_arrays, self.batch_size, generator):
             # rotations come from the engine's generator so that resume stays exact
+            if self.options.bead_noise:
+                batch = _jitter_beads(batch, float(self.options.bead_noise), generator)
             yield _rotate_batch(batch, generator) if self.options.augment else batch
 
     def val_batches(self) -> Iterable[dict[str, torch.Tensor]]:

@@ -10,6 +10,7 @@ from gaatool.data.store import load_dataset, save_dataset
 from gaatool.errors import ConfigError, InputFileError
 from gaatool.models.backmap import Backmapper, BackmapTransformer
 from gaatool.tasks.backmap.train import (
+    _jitter_beads,
     BackmapModelOptions,
     BackmapTrainTask,
     _rotate_batch,
@@ -51,6 +52,32 @@ def test_rotation_augmentation_rotates_each_residue_rigidly(small_backmap_datase
     dots = lambda b: torch.einsum("bkx,bax->bka", b["neighbor_positions"], b["atom_positions"])  # noqa: E731
     assert torch.allclose(dots(rotated), dots(batch), atol=1e-3)
     assert torch.equal(rotated["atom_labels"], batch["atom_labels"])
+
+
+def test_bead_noise_moves_real_neighbour_beads_only(small_backmap_dataset):
+    arrays, _ = load_dataset(small_backmap_dataset)
+    batch = {k: v[:6] for k, v in split_tensors(arrays, "train").items()}
+    batch["neighbor_mask"] = batch["neighbor_mask"].clone()
+    batch["neighbor_mask"][:, -3:] = False  # as if padded
+    batch["neighbor_positions"] = torch.where(batch["neighbor_mask"].unsqueeze(-1), batch["neighbor_positions"], 0.0)
+    noisy = _jitter_beads(batch, 0.3, torch.Generator().manual_seed(5))
+    again = _jitter_beads(batch, 0.3, torch.Generator().manual_seed(5))
+    assert torch.equal(noisy["neighbor_positions"], again["neighbor_positions"])  # from the engine's generator
+    delta = noisy["neighbor_positions"] - batch["neighbor_positions"]
+    real = batch["neighbor_mask"]
+    assert torch.all(delta[~real] == 0) and 0.2 < float(delta[real].std()) < 0.4
+    assert torch.equal(noisy["atom_positions"], batch["atom_positions"])  # targets untouched
+    # training batches get it, validation batches do not
+    task = BackmapTrainTask(small_backmap_dataset, BackmapModelOptions(bead_noise=0.3), 16)
+    train = list(task.train_batches(1, torch.Generator().manual_seed(0)))
+    total = lambda batches, key: sum(float(b[key].double().sum()) for b in batches)  # noqa: E731
+    assert total(train, "atom_positions") == pytest.approx(float(task.train_arrays["atom_positions"].double().sum()))
+    assert total(train, "neighbor_positions") != pytest.approx(
+        float(task.train_arrays["neighbor_positions"].double().sum()), abs=1e-3)
+    val = list(task.val_batches())
+    assert total(val, "neighbor_positions") == pytest.approx(float(task.val_arrays["neighbor_positions"].double().sum()))
+    with pytest.raises(ConfigError, match="bead_noise"):
+        BackmapModelOptions(bead_noise=-1.0)
 
 
 def test_tiny_training_runs_and_records_entries(tiny_backmap_checkpoint):
