@@ -54,3 +54,30 @@ def test_pretrained_crystal_on_molecular_dynamics_near_melting(identifier, name,
     result = identifier.label(frame)
     fraction = np.mean(np.array(identifier.class_names)[result.labels] == expected)
     assert fraction > 0.93, f"{name}: only {fraction:.1%} labelled {expected}"
+
+
+@pytest.mark.parametrize("bead, limit", [("centroid", 1.1), ("ca", 1.7)])
+def test_pretrained_backmapping_of_an_unseen_protein(tmp_path, bead, limit):
+    """Hen lysozyme (1AKI, not in the training entries) as centroid beads and as a C-alpha trace:
+    `gaatool backmap` picks the matching pretrained model and rebuilds the heavy atoms."""
+    from pathlib import Path
+
+    from gaatool.io.structure import read_structure, structure_text
+    from gaatool.tasks.backmap.coarse_grain import coarse_grain
+    from gaatool.tasks.backmap.rebuild import backmap_file
+
+    reference = read_structure(Path(__file__).resolve().parent / "files" / "pdb" / "1AKI.cif.gz")
+    beads = structure_text(coarse_grain(reference, bead), "pdb")
+    path = tmp_path / "cg.pdb"
+    path.write_text(beads.replace(" BB ", " CA ") if bead == "ca" else beads)
+    result = backmap_file(path, tmp_path / "out.pdb", device="cpu")
+    assert Path(result.checkpoint).name == ("backmap-ca.safetensors" if bead == "ca" else "backmap.safetensors")
+    rebuilt = read_structure(tmp_path / "out.pdb")
+    truth = {(int(reference.residue_numbers[r]), str(n)): x for r, n, x in
+             zip(reference.atom_residues, reference.atom_names, reference.positions[0])}
+    pairs = [(truth[key], x) for key, x in zip(((int(rebuilt.residue_numbers[r]), str(n)) for r, n in
+                                                zip(rebuilt.atom_residues, rebuilt.atom_names)), rebuilt.positions[0])
+             if key in truth]
+    assert len(pairs) > 0.95 * reference.n_atoms
+    rmsd = float(np.sqrt(np.mean([np.sum((a - b) ** 2) for a, b in pairs])))
+    assert rmsd < limit, f"{bead}: heavy-atom RMSD {rmsd:.2f} Å"

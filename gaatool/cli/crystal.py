@@ -50,6 +50,8 @@ def data_crystals(
     min_particles: int = typer.Option(2048, "--min-particles", help="Replicate each cell to at least this many particles."),
     noise: str = typer.Option("0.001,0.05,0.1", "--noise", help="Comma-separated Gaussian noise sigmas (units of d_nn)."),
     extra: list[Path] = typer.Option([], "--add", help="Extra class from a unit cell (CIF, POSCAR, GSD); repeatable."),
+    prototypes: Optional[str] = typer.Option(None, "--prototypes",
+                                             help="Comma-separated subset of the 8 prototypes (default: all)."),
     steinhardt: bool = typer.Option(True, "--steinhardt/--no-steinhardt", help="Also store the baseline's features."),
     seed: int = options.Seed, as_json: bool = options.AsJson,
 ) -> None:
@@ -60,8 +62,10 @@ def data_crystals(
         levels = tuple(float(x) for x in noise.split(",") if x.strip())
     except ValueError:
         raise ConfigError(f"--noise {noise!r}: give comma-separated numbers, e.g. 0.001,0.05,0.1") from None
+    chosen = {} if prototypes is None else {"prototypes": tuple(p.strip() for p in prototypes.split(",") if p.strip())}
     config = CrystalDatasetConfig(seed=seed, noise_levels=levels, min_particles=min_particles,
-                                  replicas={"train": train_replicas, "val": 1, "test": 1}, steinhardt=steinhardt)
+                                  replicas={"train": train_replicas, "val": 1, "test": 1}, steinhardt=steinhardt,
+                                  **chosen)
     dataset = build_crystal_dataset(config, extra_cells=tuple(extra))
     path = dataset.save(out)
     summary = dataset.summary()

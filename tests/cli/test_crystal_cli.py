@@ -50,6 +50,17 @@ def test_data_train_evaluate_info(tmp_path, cli):
     assert "n_dim: checkpoint 8, now 16" in error  # names what differs
 
 
+def test_prototype_subset_plus_own_cell(tmp_path, cli):
+    from pathlib import Path
+
+    cell = Path(__file__).resolve().parents[2] / "docs" / "examples" / "A_cF136_227_aeg_pyriodic_aflow_variant.cif"
+    code, out, err = cli("data", "crystals", "-o", tmp_path / "c.npz", "--min-particles", "40", "--no-steinhardt",
+                         "--prototypes", "cI2-W, cF4-Cu", "--add", cell, "--json")
+    assert code == 0, err
+    assert [row["class"] for row in json.loads(out)["classes"]] == ["cI2-W", "cF4-Cu",
+                                                                     "A_cF136_227_aeg_pyriodic_aflow_variant"]
+
+
 def test_usage_and_input_errors(tmp_path, cli):
     code, out, err = cli("--version")
     assert code == 0 and out.startswith("gaatool ")
@@ -59,6 +70,8 @@ def test_usage_and_input_errors(tmp_path, cli):
     assert "mlp" in cli("train", "crystal", tmp_path / "none.npz", "--model", "mlp").one_line_error()
     assert "dropout must be in [0, 1)" in cli("train", "crystal", tmp_path / "none.npz", "--dropout", "1").one_line_error()
     assert "--noise" in cli("data", "crystals", "-o", tmp_path / "x.npz", "--noise", "a,b").one_line_error()
+    assert "unknown prototype 'fcc'" in cli("data", "crystals", "-o", tmp_path / "x.npz",
+                                           "--prototypes", "cF4-Cu,fcc").one_line_error()
     assert not (tmp_path / "x.npz").exists()
     assert "none.safetensors" in cli("info", tmp_path / "none.safetensors").one_line_error()
 
