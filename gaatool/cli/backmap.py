@@ -170,7 +170,8 @@ def attach(app: typer.Typer) -> None:
                                         "included (--no-relax: the network's raw output)."),
         device: str = options.Device, quiet: bool = options.Quiet, as_json: bool = options.AsJson,
     ) -> None:
-        """Rebuild heavy atoms from one bead per residue (default model: pretrained/backmap.safetensors)."""
+        """Rebuild heavy atoms from one bead per residue (default model: pretrained/backmap.safetensors, or
+        pretrained/backmap-ca.safetensors for C-alpha traces)."""
         from ..errors import ConfigError
         from ..tasks.backmap.rebuild import backmap_file
 
