@@ -201,7 +201,8 @@ class Identifier:
         if missing:
             raise InputFileError(f"{frame.source}: frame {frame.index} has particle types {missing} that the model "
                                  f"does not know (its types: {self.type_names}); pass --type-map, e.g. "
-                                 f"--type-map {missing[0]}={self.type_names[0]}")
+                                 "--type-map " + ",".join(f"{name}={model}" for name, model in
+                                                          zip(missing, self.type_names)))
         lookup = np.array([self.type_names.index(m) if m is not None else -1 for m in mapped], dtype=np.int64)
         return lookup[frame.types]
 

@@ -80,7 +80,7 @@ def test_labels_do_not_depend_on_units_orientation_or_chunking(tiny_crystal_chec
 def test_threshold_and_type_map(tiny_crystal_checkpoint):
     positions, lattice, types = crystal("cP2-CsCl", 4)
     frame = Frame(positions, lattice, types, ["Cs", "Cl"])
-    with pytest.raises(InputFileError, match="--type-map"):
+    with pytest.raises(InputFileError, match="--type-map Cl=A,Cs=B"):
         Identifier(tiny_crystal_checkpoint, device="cpu").label(frame)
     mapped = Identifier(tiny_crystal_checkpoint, device="cpu", type_map={"Cs": "A", "Cl": "B"}).label(frame)
     strict = Identifier(tiny_crystal_checkpoint, device="cpu", type_map={"Cs": "A", "Cl": "B"}, threshold=1.0)
