@@ -158,11 +158,11 @@ def attach(app: typer.Typer) -> None:
 
     @app.command("backmap")
     def backmap(
-        file: Path = typer.Argument(..., help="Coarse-grained structure (PDB/mmCIF/BinaryCIF, .gz ok, '-' = stdin) "
+        file: Path = typer.Argument(..., help="Coarse-grained structure (PDB/mmCIF/BinaryCIF, .gz ok, '-' = stdin; or GROMACS .gro) "
                                               "or a .dcd/.xtc trajectory with --top."),
         out: Path = typer.Option(..., "-o", "--out", help="Output .pdb or .cif (.gz ok); '-' = stdout."),
         model: Optional[Path] = options.Model,
-        top: Optional[Path] = typer.Option(None, "--top", help="PDB/mmCIF of the beads of a .dcd/.xtc trajectory."),
+        top: Optional[Path] = typer.Option(None, "--top", help="PDB/mmCIF/.gro of the beads of a .dcd/.xtc trajectory."),
         frames: Optional[str] = typer.Option(None, "--frames", help="Models/frames to use: start:stop:step."),
         fmt: Optional[str] = typer.Option(None, "--format", help="pdb or cif (default: by extension; stdout: pdb)."),
         relax: bool = typer.Option(True, "--relax/--no-relax",

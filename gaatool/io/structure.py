@@ -19,7 +19,7 @@ atoms:
   exists in another conformer is therefore still kept.
 
 BinaryCIF (``.bcif``, the RCSB's compact format) is read too, decoded to
-mmCIF text first.
+mmCIF text first, and GROMACS ``.gro`` files (through mdtraj; no chain ids).
 
 Writing produces PDB or mmCIF (by extension, ``.gz`` compressed if asked)
 with the stored atom names, elements, chain ids, residue numbers and insertion
@@ -294,6 +294,8 @@ def read_structure(path: str | os.PathLike, all_models: bool = False, heavy_only
         raise InputFileError(f"{path}: is a folder, not a structure file")
     if path.name.lower().endswith(BCIF_SUFFIXES):
         return _read_bcif(path, all_models, heavy_only, residue_aliases)
+    if path.name.lower().endswith(".gro"):
+        return _read_gro(path, all_models, heavy_only, residue_aliases)
     import gemmi
 
     try:
@@ -311,6 +313,40 @@ def read_structure(path: str | os.PathLike, all_models: bool = False, heavy_only
         raise InputFileError(f"{path}: cannot read as PDB or mmCIF ({_first_line(err)}); "
                              "check that it is a complete text PDB/mmCIF file") from err
     return _from_gemmi(st, str(path), _entry_id(st, path), all_models, heavy_only, residue_aliases)
+
+
+def _read_gro(path: Path, all_models: bool, heavy_only: bool, residue_aliases: dict[str, str] | None) -> ProteinStructure:
+    """A GROMACS ``.gro`` file (via mdtraj; nm -> Å), turned into a gemmi structure so that the same
+    residue and atom rules apply. Frames are models. The format has no chain ids: mdtraj's chains
+    (usually one) get A, B, ..., and residue-number jumps (a new chain restarting its numbering) are
+    what separates chains for the backmapper (chain breaks)."""
+    import gemmi
+    import mdtraj
+
+    try:
+        trajectory = mdtraj.load(str(path))
+    except Exception as err:  # mdtraj raises many types for malformed files
+        raise InputFileError(f"{path}: cannot read as a GROMACS .gro file ({_first_line(err)})") from err
+    structure = gemmi.Structure()
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    for frame in range(trajectory.n_frames):
+        model = gemmi.Model(str(frame + 1))
+        for chain in trajectory.topology.chains:
+            block = gemmi.Chain(letters[chain.index % len(letters)])
+            for residue in chain.residues:
+                record = gemmi.Residue()
+                record.name, record.seqid = residue.name, gemmi.SeqId(int(residue.resSeq), " ")
+                for atom in residue.atoms:
+                    item = gemmi.Atom()
+                    item.name = atom.name
+                    item.element = gemmi.Element(atom.element.symbol if atom.element is not None else "X")
+                    item.pos = gemmi.Position(*(10.0 * trajectory.xyz[frame, atom.index].astype(np.float64)))
+                    item.occ = 1.0
+                    record.add_atom(item)
+                block.add_residue(record)
+            model.add_chain(block)
+        structure.add_model(model)
+    return _from_gemmi(structure, str(path), path.stem.upper(), all_models, heavy_only, residue_aliases)
 
 
 def _read_bcif(path: Path, all_models: bool, heavy_only: bool, residue_aliases: dict[str, str] | None) -> ProteinStructure:

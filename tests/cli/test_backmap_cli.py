@@ -122,6 +122,17 @@ def test_backmap_trajectory(cli, trained, tmp_path):
     models = read_structure(out, all_models=True)
     assert models.n_models == 2
     assert np.allclose(models.positions[1] - models.positions[0], 2.0, atol=0.02)  # translation covariance
+    # GROMACS: the same beads as a .gro topology of the .xtc
+    import mdtraj
+
+    gro = tmp_path / "cg.gro"
+    mdtraj.load(str(trained / "cg.pdb")).save_gro(str(gro))
+    out_gro = tmp_path / "traj_gro.pdb"
+    code, _, err = cli("backmap", tmp_path / "run.xtc", "--top", gro, "--frames", "0:2", "-o", out_gro,
+                       "-m", trained / "run" / "best.safetensors", "--device", "cpu", "--quiet")
+    assert code == 0, err
+    from_gro = read_structure(out_gro, all_models=True)
+    assert list(from_gro.residue_names) == list(models.residue_names) and from_gro.n_models == 2
 
 
 def test_backmap_errors_leave_no_output(cli, trained, tmp_path, monkeypatch, pdb_files):

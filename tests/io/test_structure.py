@@ -207,3 +207,32 @@ def test_select_residues_keeps_atoms_contiguous(pdb_files):
     assert np.array_equal(b.positions[0], s.positions[0][keep[s.atom_residues]])
     assert np.array_equal(b.residue_starts()[-1], b.n_atoms)
     assert np.array_equal(b.file_atom_index, s.file_atom_index[keep[s.atom_residues]])
+
+
+def test_gromacs_gro_files_read_like_pdb(tmp_path, pdb_files):
+    import mdtraj
+
+    source = tmp_path / "1ckb.pdb"
+    write_structure(read_structure(pdb_files / "1CKB.pdb.gz"), source)
+    trajectory = mdtraj.load(str(source))
+    gro = tmp_path / "1ckb.gro"
+    trajectory.save_gro(str(gro))
+    a, b = read_structure(source), read_structure(gro)
+    assert list(b.residue_names) == list(a.residue_names) and list(b.residue_numbers) == list(a.residue_numbers)
+    assert list(b.atom_names) == list(a.atom_names)
+    # .gro has no chain ids: one chain A, whose residue-number jump marks where chain B began
+    from gaatool.tasks.backmap.coarse_grain import chain_breaks
+
+    assert set(b.chain_ids) == {"A"} and set(a.chain_ids) == {"A", "B"}
+    start_b = int(np.flatnonzero(a.chain_ids == "B")[0])
+    assert (start_b - 1, start_b) in chain_breaks(b)
+    np.testing.assert_allclose(b.positions, a.positions, atol=0.006)  # .gro keeps 0.001 nm
+    # force-field names are read as standard residues when asked, as for PDB
+    text = gro.read_text().replace("HIS", "HSD")
+    (tmp_path / "hsd.gro").write_text(text)
+    renamed = read_structure(tmp_path / "hsd.gro", residue_aliases={"HSD": "HIS"})
+    assert list(renamed.residue_names) == list(a.residue_names)
+    bad = tmp_path / "bad.gro"
+    bad.write_text("title\n12\n    1ALA     CA    1   0.1\n")
+    with pytest.raises(InputFileError, match=r"bad\.gro: cannot read as a GROMACS \.gro file"):
+        read_structure(bad)
