@@ -1,5 +1,6 @@
 """Known answers from the shipped pretrained models (they must exist: the README promises them)."""
 import numpy as np
+import torch
 import pytest
 
 from gaatool.checkpoint import read_metadata
@@ -81,3 +82,31 @@ def test_pretrained_backmapping_of_an_unseen_protein(tmp_path, bead, limit):
     assert len(pairs) > 0.95 * reference.n_atoms
     rmsd = float(np.sqrt(np.mean([np.sum((a - b) ** 2) for a, b in pairs])))
     assert rmsd < limit, f"{bead}: heavy-atom RMSD {rmsd:.2f} Å"
+
+
+def correlated_displacements(positions, lattice, amplitude, rng):
+    """Thermal-like motion: a few long-wavelength plane waves (neighbours move together) plus independent
+    noise, ~``amplitude`` rms per coordinate in nearest-neighbour distances; unlike the training noise."""
+    recip = np.linalg.inv(lattice).T
+    displacement = rng.normal(0, 0.6 * amplitude, positions.shape)
+    for _ in range(6):
+        k = 2 * np.pi * recip.T @ rng.integers(-2, 3, 3)  # commensurate with the periodic box
+        wave = np.cos(positions @ k + rng.uniform(0, 2 * np.pi))[:, None]
+        displacement += 0.8 * amplitude / np.sqrt(6) * rng.normal(size=3) * wave
+    return positions + displacement
+
+
+@pytest.mark.parametrize("name, minimum", [("cF4-Cu", 0.97), ("hP2-Mg", 0.97), ("cI2-W", 0.97), ("cF8-C", 0.97),
+                                           ("cP2-CsCl", 0.97), ("cF8-ZnS", 0.97), ("cP46-Si", 0.85),
+                                           ("cF136-Si", 0.85)])
+def test_pretrained_crystal_under_correlated_thermal_motion(identifier, name, minimum):
+    """All 8 classes, rotated, in Å-like units, with correlated displacements of 7% of the bond length."""
+    rng = np.random.default_rng(11)
+    supercell, _ = perfect_crystal(prototype_cell(name), 1500, 12, 0.1)
+    moved = correlated_displacements(supercell.positions, supercell.lattice, 0.07, rng)
+    q = random_rotation(torch.Generator().manual_seed(5)).numpy().astype(np.float64)
+    types = supercell.types
+    frame = Frame(moved @ q.T * 2.7, supercell.lattice @ q.T * 2.7, types, ["A", "B"][: int(types.max()) + 1])
+    result = identifier.label(frame)
+    fraction = np.mean(np.array(identifier.class_names)[result.labels] == name)
+    assert fraction > minimum, f"{name}: only {fraction:.1%} labelled correctly"
