@@ -32,6 +32,8 @@ __all__ = [
     "chain_breaks",
     "structure_previous",
     "neighborhoods",
+    "ca_counts",
+    "chain_segments",
     "sequence_offsets",
     "residue_types_of",
 ]
@@ -45,6 +47,11 @@ ATOMIC_MASSES = {"C": 12.011, "N": 14.007, "O": 15.999, "S": 32.06, "SE": 78.971
 def _check_bead(bead: str) -> None:
     if bead not in BEAD_KINDS:
         raise ConfigError(f"unknown bead kind {bead!r}; choose one of {', '.join(BEAD_KINDS)}")
+
+
+def ca_counts(structure: ProteinStructure) -> np.ndarray:
+    """Number of atoms named CA in each residue (R,): a CA bead needs exactly one."""
+    return np.bincount(structure.atom_residues[structure.atom_names == "CA"], minlength=structure.n_residues)
 
 
 def bead_positions(structure: ProteinStructure, bead: str = "centroid") -> np.ndarray:
@@ -62,7 +69,7 @@ def bead_positions(structure: ProteinStructure, bead: str = "centroid") -> np.nd
     n_res = structure.n_residues
     if bead == "ca":
         is_ca = structure.atom_names == "CA"
-        has = np.bincount(structure.atom_residues[is_ca], minlength=n_res)
+        has = ca_counts(structure)
         if np.any(has != 1):
             bad = int(np.flatnonzero(has != 1)[0])
             raise InputFileError(f"{structure.source}: residue {structure.residue_label(bad)} has {has[bad]} CA "
@@ -138,15 +145,9 @@ def structure_previous(structure: ProteinStructure) -> np.ndarray:
     return previous
 
 
-def sequence_offsets(structure: ProteinStructure, neighbor_index: np.ndarray) -> np.ndarray:
-    """Place of each neighbour bead along the chain: (R, K) int64, j - i in residues when bead j is in
-    residue i's chain segment (same chain, no :func:`chain_breaks` between), else 0 (also for padding, -1).
-
-    >>> s = ProteinStructure(["GLY"] * 4, [1, 2, 3, 7], [""] * 4, ["A"] * 4, ["CA"] * 4, ["C"] * 4,
-    ...                      [0, 1, 2, 3], np.zeros((4, 3)))
-    >>> sequence_offsets(s, np.array([[1, 2], [0, 2], [1, 3], [2, -1]])).tolist()
-    [[1, 2], [-1, 1], [-1, 0], [0, 0]]
-    """
+def chain_segments(structure: ProteinStructure) -> tuple[np.ndarray, np.ndarray]:
+    """(segment, place) (R,) int64 of every residue: the chain segment it belongs to (a chain cut at its
+    :func:`chain_breaks`) and its position in its chain. The same for every model of the structure."""
     n = structure.n_residues
     segment, place = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     breaks, current = set(chain_breaks(structure)), -1
@@ -155,6 +156,23 @@ def sequence_offsets(structure: ProteinStructure, neighbor_index: np.ndarray) ->
             if k == 0 or (int(residues[k - 1]), int(r)) in breaks:
                 current += 1
             segment[r], place[r] = current, k
+    return segment, place
+
+
+def sequence_offsets(structure: ProteinStructure, neighbor_index: np.ndarray,
+                     segments: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Place of each neighbour bead along the chain: (R, K) int64, j - i in residues when bead j is in
+    residue i's chain segment (same chain, no :func:`chain_breaks` between), else 0 (also for padding, -1).
+
+    ``segments``: :func:`chain_segments` of ``structure``, when the caller has them already (frames of
+    one trajectory share them).
+
+    >>> s = ProteinStructure(["GLY"] * 4, [1, 2, 3, 7], [""] * 4, ["A"] * 4, ["CA"] * 4, ["C"] * 4,
+    ...                      [0, 1, 2, 3], np.zeros((4, 3)))
+    >>> sequence_offsets(s, np.array([[1, 2], [0, 2], [1, 3], [2, -1]])).tolist()
+    [[1, 2], [-1, 1], [-1, 0], [0, 0]]
+    """
+    segment, place = segments if segments is not None else chain_segments(structure)
     index = np.asarray(neighbor_index, dtype=np.int64)
     safe = np.where(index >= 0, index, 0)
     same = (index >= 0) & (segment[safe] == segment[:, None])

@@ -48,8 +48,8 @@ from ...data.store import save_dataset
 from ...errors import ConfigError, DownloadError, InputFileError
 from ...io.download import cache_dir, download, sha256_file
 from ...io.structure import BCIF_SUFFIXES, ProteinStructure, parse_structure, read_structure
-from .coarse_grain import (BEAD_KINDS, bead_positions, neighborhoods, residue_types_of, sequence_offsets,
-                           structure_previous)
+from .coarse_grain import (BEAD_KINDS, bead_positions, ca_counts, neighborhoods, residue_types_of,
+                           sequence_offsets, structure_previous)
 from .residues import MAX_ATOMS, RESIDUE_ATOMS, RESIDUE_NAMES, label_index, label_names
 
 __all__ = [
@@ -297,7 +297,7 @@ def entry_rows(structure: ProteinStructure, bead: str, k: int) -> tuple[dict[str
     """
     structure, dropped = residue_targets(structure)
     if bead == "ca":  # a residue without its CA has no bead: not a target, not a neighbour
-        has_ca = np.bincount(structure.atom_residues[structure.atom_names == "CA"], minlength=structure.n_residues) == 1
+        has_ca = ca_counts(structure) == 1
         if not has_ca.all():
             dropped["residue without one CA (no CA bead)"] += int((~has_ca).sum())
             structure = structure.select_residues(has_ca)

@@ -28,7 +28,8 @@ from ...errors import CheckpointError, ConfigError, InputFileError
 from ...io.structure import MD_RESIDUE_ALIASES, ProteinStructure, read_structure, structure_format, write_structure
 from ...io.trajectory import is_trajectory, read_trajectory
 from ...train.device import resolve_device
-from .coarse_grain import chain_breaks, check_coarse_grained, neighborhoods, residue_types_of, sequence_offsets
+from .coarse_grain import (chain_breaks, chain_segments, check_coarse_grained, neighborhoods, residue_types_of,
+                           sequence_offsets)
 from .residues import MAX_ATOMS, atom_element, residue_labels
 from .train import check_vocabulary, predict_atoms
 
@@ -166,7 +167,7 @@ def backmap_structure(beads: ProteinStructure, model: torch.nn.Module, neighbors
         mask[r, :len(atom_labels)] = True
     device = torch.device(device)
     dtype = next(model.parameters()).dtype
-    frames = []
+    frames, segments = [], chain_segments(beads)  # the chain layout is the same in every frame
     for f in range(beads.n_models):
         positions = beads.positions[f]
         env = neighborhoods(positions, types, neighbors)
@@ -174,7 +175,7 @@ def backmap_structure(beads: ProteinStructure, model: torch.nn.Module, neighbors
             "neighbor_positions": torch.as_tensor(env["neighbor_positions"], dtype=dtype),
             "neighbor_types": torch.as_tensor(env["neighbor_types"]),
             "neighbor_mask": torch.as_tensor(env["neighbor_mask"]),
-            "neighbor_offsets": torch.as_tensor(sequence_offsets(beads, env["neighbor_index"])),
+            "neighbor_offsets": torch.as_tensor(sequence_offsets(beads, env["neighbor_index"], segments)),
             "residue_types": torch.as_tensor(types),
             "atom_labels": torch.as_tensor(labels),
             "atom_mask": torch.as_tensor(mask),
