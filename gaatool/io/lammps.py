@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import InputFileError
 from .frame import Frame, describe_selection
-from .text import CountedLines, open_text
+from .text import CountedLines, decoding_errors, open_text
 
 __all__ = ["LAMMPS_EXTENSIONS", "is_lammps_dump", "read_lammps_dump", "count_lammps_frames"]
 
@@ -171,7 +171,7 @@ def _frames(path: Path) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndar
     with _open(path) as handle:
         cursor = _Cursor(handle, path)
         frame = 0
-        try:
+        with decoding_errors(path, cursor, "a LAMMPS dump"):
             line = cursor.next()
             if line is None:
                 raise InputFileError(f"{path}: the file is empty")
@@ -205,11 +205,6 @@ def _frames(path: Path) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndar
                 yield positions, lattice if periodic else None, types
                 frame += 1
                 line = cursor.next()
-        except UnicodeDecodeError as err:
-            raise InputFileError(f"{path}: not a text file (near line {cursor.number + 1}); expected a LAMMPS dump") from err
-        except (EOFError, zlib.error, gzip.BadGzipFile) as err:
-            raise InputFileError(f"{path}: damaged gzip data near line {cursor.number + 1} "
-                                 f"({str(err) or type(err).__name__})") from err
 
 
 def count_lammps_frames(path: str | os.PathLike) -> int:

@@ -315,7 +315,8 @@ def read_structure(path: str | os.PathLike, all_models: bool = False, heavy_only
     return _from_gemmi(st, str(path), _entry_id(st, path), all_models, heavy_only, residue_aliases)
 
 
-def _read_gro(path: Path, all_models: bool, heavy_only: bool, residue_aliases: dict[str, str] | None) -> ProteinStructure:
+def _read_gro(path: Path, all_models: bool, heavy_only: bool,
+              residue_aliases: dict[str, str] | None) -> ProteinStructure:
     """A GROMACS ``.gro`` file (via mdtraj; nm -> Å), turned into a gemmi structure so that the same
     residue and atom rules apply. Frames are models. The format has no chain ids: mdtraj's chains
     (usually one) get A, B, ..., and residue-number jumps (a new chain restarting its numbering) are
@@ -349,7 +350,8 @@ def _read_gro(path: Path, all_models: bool, heavy_only: bool, residue_aliases: d
     return _from_gemmi(structure, str(path), path.stem.upper(), all_models, heavy_only, residue_aliases)
 
 
-def _read_bcif(path: Path, all_models: bool, heavy_only: bool, residue_aliases: dict[str, str] | None) -> ProteinStructure:
+def _read_bcif(path: Path, all_models: bool, heavy_only: bool,
+               residue_aliases: dict[str, str] | None) -> ProteinStructure:
     """A BinaryCIF file (gzipped or not), decoded to mmCIF text (:mod:`gaatool.io.bcif`)."""
     try:
         data = path.read_bytes()
@@ -536,7 +538,8 @@ def _from_gemmi(st, source: str, entry_id: str, all_models: bool, heavy_only: bo
     topology, frames = None, []
     for m in models:
         model_skipped, model_renamed = Counter(), Counter()
-        residues, atoms, atom_count = _read_model(st[m], heavy_only, model_skipped, residue_aliases or {}, model_renamed)
+        residues, atoms, atom_count = _read_model(st[m], heavy_only, model_skipped, residue_aliases or {},
+                                                  model_renamed)
         key = (residues, [(a[0], a[1]) for a in atoms])
         if topology is None:
             topology, first_atoms, first_count = key, atoms, atom_count

@@ -4,11 +4,13 @@ from __future__ import annotations
 import gzip
 import os
 import sys
-from typing import IO, BinaryIO
+import zlib
+from contextlib import contextmanager
+from typing import IO, BinaryIO, Iterator
 
 from ..errors import InputFileError
 
-__all__ = ["open_text", "CountedLines", "read_stdin"]
+__all__ = ["open_text", "CountedLines", "decoding_errors", "read_stdin"]
 
 
 def open_text(path: str | os.PathLike, what: str) -> IO[str]:
@@ -42,6 +44,19 @@ class CountedLines:
             return None
         self.number += 1
         return line
+
+
+@contextmanager
+def decoding_errors(name: str | os.PathLike, lines: CountedLines, what: str) -> Iterator[None]:
+    """Turn undecodable bytes and damaged gzip data met while reading ``lines`` into one-line errors
+    that name the file and the line (``what``: the expected content, e.g. "XYZ")."""
+    try:
+        yield
+    except UnicodeDecodeError as err:
+        raise InputFileError(f"{name}: not a text file (near line {lines.number + 1}); expected {what}") from err
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise InputFileError(f"{name}: damaged gzip data near line {lines.number + 1} "
+                             f"({str(err) or type(err).__name__})") from err
 
 
 def read_stdin(stream: BinaryIO | None = None) -> bytes:

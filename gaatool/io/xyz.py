@@ -19,12 +19,10 @@ Units are those of the file (MD17: Å, kcal/mol, kcal/mol/Å); nothing is conver
 """
 from __future__ import annotations
 
-import gzip
 import io
 import os
 import re
 import sys
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Iterator
@@ -33,7 +31,7 @@ import numpy as np
 
 from ..errors import InputFileError
 from .atomic import atomic_path
-from .text import CountedLines, open_text
+from .text import CountedLines, decoding_errors, open_text
 
 __all__ = ["XYZFrame", "read_xyz", "iter_xyz", "write_extxyz", "atomic_number", "ELEMENTS"]
 
@@ -378,14 +376,8 @@ def iter_xyz(path: str | os.PathLike) -> Iterator[XYZFrame]:
         lines = CountedLines(handle)
         frame_no = 1
         while True:
-            try:
+            with decoding_errors(name, lines, "XYZ"):
                 frame = _read_frame(lines, name, frame_no)
-            except UnicodeDecodeError as err:
-                raise InputFileError(f"{name}: not a text file (near line {lines.number + 1}); "
-                                     "expected XYZ") from err
-            except (EOFError, zlib.error, gzip.BadGzipFile) as err:
-                raise InputFileError(f"{name}: damaged gzip data near line {lines.number + 1} "
-                                     f"({str(err) or type(err).__name__})") from err
             if frame is None:
                 if frame_no == 1:
                     raise InputFileError(f"{name}: the file holds no frames")
