@@ -61,7 +61,8 @@ def _make_class():
             precision) or ``float32``.
         compile : str
             ``auto`` (default), ``on`` or ``off``: torch.compile energies and
-            forces (~1.35x faster per step on the CPU after up to ~25 s of compiling);
+            forces (~1.35x faster per step on the CPU after ~40 s of compiling with an empty
+            compile cache, ``python -m benchmarks.bench_md_loop``);
             ``auto`` compiles on the CPU after 10000 calls, for molecules of at
             most 12 atoms, so long runs gain and short ones do not wait.
 

@@ -53,7 +53,8 @@ FORCES_UNIT = "kcal/mol/A"
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _NPZ_KEYS = (("R", "z"), ("coords", "nuclear_charges"), ("positions", "atomic_numbers"))
 #: ``compile="auto"`` compiles on the CPU for one frame per call (molecular dynamics, the ASE calculator)
-#: once this many frames have been asked for over all calls: compiling costs up to ~25 s once, then saves
+#: once this many frames have been asked for over all calls: compiling costs ~40 s once (28 s, then ~10 s for a
+#: second graph, with an empty compile cache), then saves
 #: ~2.5 ms per ethanol frame (float64, 2 cores: 6.3-7.0 instead of 8.6-9.5 ms per MD step,
 #: ``python -m benchmarks.bench_md_loop``). Bigger batches
 #: stay eager: the compiled function runs on one thread, and the eager model's pieces side by side on
