@@ -153,3 +153,17 @@ def test_evaluate_relax_flag(cli, tiny_backmap_checkpoint, small_backmap_dataset
     assert relaxed["intra_residue"]["mean_abs_deviation_a"] < 0.05 < raw["intra_residue"]["mean_abs_deviation_a"]
     # an untrained model's peptide C-N is far off; relaxation pulls it close to 1.33 Å
     assert abs(relaxed["peptide"]["mean_length_a"] - 1.33) < 0.1 < abs(raw["peptide"]["mean_length_a"] - 1.33)
+
+
+def test_restraint_sweep_tabulates_each_weight_and_restores_the_default(tiny_backmap_checkpoint, small_backmap_dataset):
+    from gaatool.tasks.backmap import relax
+    from gaatool.tasks.backmap.relax_sweep import sweep
+
+    default = relax.relax_positions.__defaults__
+    rows = sweep(str(tiny_backmap_checkpoint), str(small_backmap_dataset), split="val", restraints=(0.02, 5.0))
+    assert relax.relax_positions.__defaults__ == default
+    assert [r["restraint"] for r in rows] == [0.02, 5.0, None]
+    loose, tight, raw = rows
+    # a stronger restraint keeps the prediction: bonds further from ideal, closer to the raw output
+    assert loose["bond_abs_dev_a"] < tight["bond_abs_dev_a"] < raw["bond_abs_dev_a"]
+    assert abs(tight["rmsd_a"] - raw["rmsd_a"]) < abs(loose["rmsd_a"] - raw["rmsd_a"])
