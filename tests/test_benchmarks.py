@@ -283,3 +283,21 @@ def test_ab_switches_flip_and_restore_the_change():
         switch(True)
         assert state() == before, name  # on = as shipped
         assert cases
+
+
+def test_allocator_benchmark_measures_and_summarizes(monkeypatch):
+    from benchmarks.bench_allocator import child_environment, measure, summarize
+
+    result = measure(CaseSpec("crystal", "inference", 2), "default", calls=2)
+    assert result["case"] == "crystal-inference-b2" and result["applied"] is False
+    assert result["ms_per_item"] > 0 and len(result["samples_ms_per_item"]) == 2 and result["faults_per_call"] >= 0
+    with pytest.raises(ValueError):
+        measure(CaseSpec("crystal", "inference", 2), "tuned")
+    runs = [{"case": "c", "setting": s, "applied": s == "kept", "ms_per_item": t, "faults_per_call": f}
+            for s, t, f in [("default", 2.0, 900), ("kept", 1.0, 0), ("default", 4.0, 1100), ("kept", 1.0, 2)]]
+    (row,) = summarize(runs)
+    assert row["default"]["ms_per_item"] == 3.0 and row["kept"]["ms_per_item"] == 1.0 and row["speedup"] == 3.0
+    assert row["default"]["range_ms_per_item"] == [2.0, 4.0] and row["kept"]["applied"]
+    assert row["default"]["faults_per_call"] == 1000
+    monkeypatch.setenv("MALLOC_TOP_PAD_", "1")  # it would stop keep_freed_memory in the children
+    assert not any(key.startswith("MALLOC_") for key in child_environment())
