@@ -117,7 +117,7 @@ def attach(app: typer.Typer) -> None:
         model: Optional[Path] = options.Model,
         frames: Optional[str] = typer.Option(None, "--frames", help="Frames to label, start:stop:step (0-based)."),
         scale: Optional[float] = typer.Option(None, "--scale", help="Nearest-neighbour distance in file units (default: measured)."),
-        type_map: Optional[str] = typer.Option(None, "--type-map", help="Map file types to model types, e.g. Cu=A,Zn=B."),
+        type_map: Optional[str] = typer.Option(None, "--type-map", help="Map file types to model types, e.g. Cu=A,Zn=B (default: same names, any single type, or the elements of one of the model's training cells)."),
         box: Optional[str] = typer.Option(None, "--box", help="Box for XYZ files without a lattice: 'Lx,Ly,Lz'."),
         threshold: Optional[float] = typer.Option(None, "--threshold", help="Label particles below this confidence 'unknown'."),
         chunk_size: Optional[int] = typer.Option(None, "--chunk-size",

@@ -5,8 +5,9 @@ nearest-neighbour distance, measured as the median over particles of the
 distance to their closest neighbour (or given with ``scale``). The training
 replicas are normalised by the same measurement, so thermal noise biases both
 sides alike. Particle types
-of the file are mapped onto the model's types by name, with ``type_map``, or
-(single-type files) onto the model's first type.
+of the file are mapped onto the model's types by name, with ``type_map``,
+(single-type files) onto the model's first type, or, when they are element
+names of one of the model's training cells (Cs and Cl of CsCl), as in that cell.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from ...train.device import resolve_device
 from .dataset import type_pair_encoding
 
 __all__ = ["FrameLabels", "IdentifyResult", "Identifier", "identify_file", "default_crystal_checkpoint",
-           "parse_type_map", "UNKNOWN"]
+           "parse_type_map", "species_type_map", "UNKNOWN"]
 
 #: Label of particles below the confidence threshold.
 UNKNOWN = -1
@@ -40,6 +41,28 @@ def default_crystal_checkpoint() -> Path:
     from ..pretrained import pretrained_path
 
     return pretrained_path("crystal.safetensors")
+
+
+def species_type_map(names: set[str], species: Mapping[str, Mapping[str, str]]) -> dict[str, str] | None:
+    """Model types for a frame's type names taken as elements, from the cells the model was trained on.
+
+    ``species``: per class, model type -> element name of its cell (checkpoint
+    metadata). Every class whose elements include all ``names`` proposes its
+    map; the result is their union if they agree, else (or without any) None.
+
+    >>> species_type_map({"Cs", "Cl"}, {"cF4-Cu": {"A": "Cu"}, "cP2-CsCl": {"A": "Cl", "B": "Cs"}})
+    {'Cl': 'A', 'Cs': 'B'}
+    >>> species_type_map({"Na", "Cl"}, {"cP2-CsCl": {"A": "Cl", "B": "Cs"}}) is None
+    True
+    """
+    proposals = []
+    for cell in species.values():
+        inverse = {element: model_type for model_type, element in cell.items()}
+        if len(inverse) == len(cell) and names <= set(inverse):
+            proposals.append({name: inverse[name] for name in names})
+    if not proposals or any(p != proposals[0] for p in proposals[1:]):
+        return None
+    return proposals[0]
 
 
 def parse_type_map(text: str | None) -> dict[str, str]:
@@ -170,6 +193,7 @@ class Identifier:
         self.model = model.to(self.device).eval()
         self.class_names = list(self.metadata["class_names"])
         self.type_names = list(self.metadata.get("type_names") or ["A"])
+        self.species = dict(self.metadata.get("species") or {})  # per class: model type -> element of its cell
         self.neighbors = int(self.metadata.get("neighbors", 12))
         self.chunk_size = default_chunk_size(self.device) if chunk_size is None else int(chunk_size)
         if self.chunk_size < 1:
@@ -188,15 +212,18 @@ class Identifier:
     def model_types(self, frame: Frame) -> np.ndarray:
         """The frame's particle types as indices of the model's types."""
         names = list(frame.type_names)
+        used = np.unique(frame.types)
+        by_species = species_type_map({names[t] for t in used}, self.species)
         if self.type_map:
             mapped = [self.type_map.get(name) for name in names]
         elif set(names) <= set(self.type_names):
             mapped = names
         elif len(set(names)) == 1:
             mapped = [self.type_names[0]] * len(names)  # one-component systems just work
+        elif by_species is not None:
+            mapped = [by_species.get(name) for name in names]  # e.g. Cs and Cl as in the model's CsCl class
         else:
             mapped = [None] * len(names)
-        used = np.unique(frame.types)
         missing = sorted({names[t] for t in used if mapped[t] is None})
         if missing:
             raise InputFileError(f"{frame.source}: frame {frame.index} has particle types {missing} that the model "

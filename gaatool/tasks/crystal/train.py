@@ -91,6 +91,8 @@ class CrystalTrainTask(ArrayTask):
             "type_names": list(meta.get("type_names", [])),
             "neighbors": int(meta.get("neighbors", 12)),
             "length_unit": meta.get("length_unit", "nearest-neighbour distance"),
+            # elements of each class's cell per model type: identify maps element-named files with it
+            "species": {c["name"]: dict(c["species"]) for c in meta.get("classes", []) if c.get("species")},
             "model_options": asdict(self.options),
             "data": {"path": str(self.dataset_path), **{k: meta[k] for k in ("seed", "noise_levels", "provenance")
                                                         if k in meta}},

@@ -80,13 +80,32 @@ def test_labels_do_not_depend_on_units_orientation_or_chunking(tiny_crystal_chec
 def test_threshold_and_type_map(tiny_crystal_checkpoint):
     positions, lattice, types = crystal("cP2-CsCl", 4)
     frame = Frame(positions, lattice, types, ["Cs", "Cl"])
-    with pytest.raises(InputFileError, match="--type-map Cl=A,Cs=B"):
-        Identifier(tiny_crystal_checkpoint, device="cpu").label(frame)
+    unknown = Frame(positions, lattice, types, ["Na", "Cl"])  # no training cell has both
+    with pytest.raises(InputFileError, match="--type-map Cl=A,Na=B"):
+        Identifier(tiny_crystal_checkpoint, device="cpu").label(unknown)
     mapped = Identifier(tiny_crystal_checkpoint, device="cpu", type_map={"Cs": "A", "Cl": "B"}).label(frame)
     strict = Identifier(tiny_crystal_checkpoint, device="cpu", type_map={"Cs": "A", "Cl": "B"}, threshold=1.0)
     assert np.all(strict.label(frame).labels[mapped.confidence < 1.0] == -1)
     with pytest.raises(ConfigError):
         Identifier(tiny_crystal_checkpoint, device="cpu", type_map={"Cs": "Q"})
+
+
+def test_element_names_of_a_training_cell_map_like_that_cell(tiny_crystal_checkpoint):
+    """Cs and Cl map as in the model's CsCl cell (Cl = A, Cs = B, recorded at training): no --type-map needed."""
+    identifier = Identifier(tiny_crystal_checkpoint, device="cpu")
+    assert identifier.species["cP2-CsCl"] == {"A": "Cl", "B": "Cs"} and identifier.species["cF4-Cu"] == {"A": "Cu"}
+    positions, lattice, types = crystal("cP2-CsCl", 4)
+    named = Frame(positions, lattice, types, ["Cl", "Cs"])  # type 0 is the cell's A (Cl)
+    automatic = identifier.label(named)
+    explicit = Identifier(tiny_crystal_checkpoint, device="cpu", type_map={"Cl": "A", "Cs": "B"}).label(named)
+    swapped = Identifier(tiny_crystal_checkpoint, device="cpu", type_map={"Cl": "B", "Cs": "A"}).label(named)
+    assert np.array_equal(automatic.labels, explicit.labels)
+    np.testing.assert_array_equal(automatic.confidence, explicit.confidence)
+    assert not np.array_equal(automatic.confidence, swapped.confidence)  # the mapping is not a no-op
+    # an old checkpoint without the species record: element names need --type-map as before
+    identifier.species = {}
+    with pytest.raises(InputFileError, match="pass --type-map"):
+        identifier.label(named)
 
 
 def test_xyz_input_with_and_without_lattice(tiny_crystal_checkpoint, tmp_path):
