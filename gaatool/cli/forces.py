@@ -193,7 +193,11 @@ def predict_forces_command(
                                      "<= 12 atoms, from 10000 frames)."),
     device: str = options.Device, as_json: bool = options.AsJson,
 ) -> None:
-    """Energy (kcal/mol) and forces (kcal/mol/Å) of every frame, by a trained force field."""
+    """Energy (kcal/mol) and forces (kcal/mol/Å) of every frame, by a trained force field.
+
+    Without --model: the pretrained model of the frames' MD17 molecule where one is shipped
+    (pretrained/forces-<molecule>.safetensors), else the ethanol model.
+    """
     from ..errors import ConfigError
     from ..tasks.forces.predict import predict_file
 

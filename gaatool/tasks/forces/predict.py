@@ -65,10 +65,23 @@ AUTO_COMPILE_FRAMES = 10000
 AUTO_COMPILE_MAX_ATOMS = 12
 
 
-def default_checkpoint() -> Path:
-    """The pretrained ethanol model, or a :class:`CheckpointError` saying that none is installed."""
-    from ..pretrained import pretrained_path
+def default_checkpoint(formulas: list[str] | None = None) -> Path:
+    """The pretrained model for frames of these ``formulas``, or a :class:`CheckpointError` if none is installed.
 
+    When every frame is the same MD17 molecule and a pretrained
+    ``forces-<molecule>.safetensors`` is installed, that one; otherwise the
+    ethanol model (:data:`DEFAULT_CHECKPOINT_NAME`).
+    """
+    from ..pretrained import pretrained_path
+    from .md17 import MOLECULES
+
+    if formulas is not None and len(set(formulas)) == 1:
+        for molecule, formula in MOLECULES.items():
+            if formula == formulas[0]:
+                try:
+                    return pretrained_path(f"forces-{molecule}.safetensors")
+                except CheckpointError:
+                    break
     return pretrained_path(DEFAULT_CHECKPOINT_NAME)
 
 
@@ -390,7 +403,7 @@ def predict_file(path: str | os.PathLike, checkpoint: str | os.PathLike | ForceF
         XYZ, extended XYZ or npz (see the module docstring); ``"-"`` reads XYZ from stdin.
     checkpoint
         A ``forces`` checkpoint, a loaded :class:`ForceFieldPredictor`, or None
-        for the pretrained model (:func:`default_checkpoint`).
+        for the pretrained model of the frames' molecule (:func:`default_checkpoint`).
     output
         ``.xyz`` / ``.extxyz`` / ``-`` (extended XYZ) or ``.npz``; nothing is
         written if None. Written only after every frame was predicted, atomically.
@@ -412,13 +425,15 @@ def predict_file(path: str | os.PathLike, checkpoint: str | os.PathLike | ForceF
         Missing or damaged checkpoint, or one of another task.
     """
     kind = _output_kind(output)
+    where = "<stdin>" if str(path) == "-" else str(path)
+    positions, numbers, frame_numbers = read_structures(path, frames)
     if isinstance(checkpoint, ForceFieldPredictor):
         predictor = checkpoint
     else:
+        if checkpoint is None:  # the pretrained model of the frames' molecule, if there is one
+            checkpoint = default_checkpoint(sorted({hill_formula(z) for z in numbers}))
         predictor = ForceFieldPredictor.from_checkpoint(checkpoint, device=device, batch_size=batch_size,
                                                         compile=compile)
-    where = "<stdin>" if str(path) == "-" else str(path)
-    positions, numbers, frame_numbers = read_structures(path, frames)
     if kind == "npz" and len({tuple(z.tolist()) for z in numbers}) > 1:
         raise ConfigError(f"{where}: frames hold different atoms, which one npz array cannot store; "
                           "write extended XYZ (.xyz) instead")

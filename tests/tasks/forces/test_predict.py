@@ -117,6 +117,20 @@ def test_default_checkpoint(monkeypatch, tmp_path, checkpoint, sgdml_xyz):
     (tmp_path / predict_module.DEFAULT_CHECKPOINT_NAME).write_bytes(checkpoint.read_bytes())
     assert default_checkpoint() == tmp_path / "forces-ethanol.safetensors"
     assert len(predict_file(sgdml_xyz, None, device="cpu").energies) == 3
+    # a molecule with its own pretrained model gets it; mixtures and others get the ethanol model
+    (tmp_path / "forces-uracil.safetensors").write_bytes(checkpoint.read_bytes())
+    assert default_checkpoint(["C4H4N2O2"]) == tmp_path / "forces-uracil.safetensors"
+    assert default_checkpoint(["C4H4N2O2", "C2H6O"]) == tmp_path / "forces-ethanol.safetensors"
+    assert default_checkpoint(["C6H6"]) == tmp_path / "forces-ethanol.safetensors"
+    (tmp_path / "forces-ethanol.safetensors").rename(tmp_path / "forces-benzene.safetensors")
+    assert default_checkpoint(["C6H6"]) == tmp_path / "forces-benzene.safetensors"
+    with pytest.raises(CheckpointError, match="forces-ethanol"):
+        default_checkpoint(["C2H6O"])
+    # predict_file picks by the frames read: ethanol frames with only the benzene model installed fail cleanly
+    with pytest.raises(CheckpointError, match="forces-ethanol"):
+        predict_file(sgdml_xyz, None, device="cpu")
+    (tmp_path / "forces-ethanol.safetensors").write_bytes(checkpoint.read_bytes())
+    assert predict_file(sgdml_xyz, None, device="cpu").checkpoint == str(tmp_path / "forces-ethanol.safetensors")
 
 
 def test_compiled_energies_and_forces_equal_eager(checkpoint, md17_50, monkeypatch):
