@@ -59,7 +59,7 @@ def species_type_map(names: set[str], species: Mapping[str, Mapping[str, str]]) 
     for cell in species.values():
         inverse = {element: model_type for model_type, element in cell.items()}
         if len(inverse) == len(cell) and names <= set(inverse):
-            proposals.append({name: inverse[name] for name in names})
+            proposals.append({name: inverse[name] for name in sorted(names)})
     if not proposals or any(p != proposals[0] for p in proposals[1:]):
         return None
     return proposals[0]
