@@ -17,17 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gaatool.tasks.forces.md17 import sgdml_fingerprint
+from make_trajectory_inputs import save  # the same sGDML npz writer (this folder)
 
 HERE = Path(__file__).resolve().parent
-
-
-def save(path, z, R, E, F, name):
-    E = E.reshape(-1, 1).astype("<f8")
-    R, F = R.astype("<f8"), F.astype("<f8")
-    z = z.astype(np.uint8)
-    np.savez(path, R=R, E=E, F=F, z=z, name=np.array(name), theory=np.array("PBE+vdW-TS (original MD17)"),
-             md5=np.array(sgdml_fingerprint(z, R, E, F)))
 
 
 def main(md17_path, rmd17_path):
