@@ -163,8 +163,10 @@ def attach(app: typer.Typer) -> None:
         names = result.class_names + ["unknown"]
         rows = [[f.index, len(f.labels)] + [100 * x for x in f.fractions(len(result.class_names))]
                 for f in result.frames]
-        render.stderr_console().print(render.table(f"{result.source}: % of particles per structure",
-                                                   ["frame", "N"] + names, rows))
+        console = render.stderr_console()
+        console.print(render.table(f"{result.source}: % of particles per structure", ["frame", "N"] + names, rows))
+        for note in result.notes:
+            console.print(f"note: {note} (--type-map sets them)", markup=False)
 
 
 def _parse_box(text: Optional[str]):

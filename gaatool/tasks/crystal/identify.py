@@ -105,11 +105,12 @@ class IdentifyResult:
     class_names: list[str]
     frames: list[FrameLabels] = field(default_factory=list)
     threshold: float | None = None
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         n = len(self.class_names)
         return {
-            "source": self.source, "class_names": self.class_names, "threshold": self.threshold,
+            "source": self.source, "class_names": self.class_names, "threshold": self.threshold, "notes": self.notes,
             "frames": [{"frame": f.index, "particles": int(len(f.labels)), "scale": f.scale,
                         "fractions": dict(zip(self.class_names + ["unknown"], map(float, f.fractions(n))))}
                        for f in self.frames],
@@ -194,6 +195,7 @@ class Identifier:
         self.class_names = list(self.metadata["class_names"])
         self.type_names = list(self.metadata.get("type_names") or ["A"])
         self.species = dict(self.metadata.get("species") or {})  # per class: model type -> element of its cell
+        self.notes: list[str] = []  # how types were mapped when no --type-map said so (once each)
         self.neighbors = int(self.metadata.get("neighbors", 12))
         self.chunk_size = default_chunk_size(self.device) if chunk_size is None else int(chunk_size)
         if self.chunk_size < 1:
@@ -222,6 +224,10 @@ class Identifier:
             mapped = [self.type_names[0]] * len(names)  # one-component systems just work
         elif by_species is not None:
             mapped = [by_species.get(name) for name in names]  # e.g. Cs and Cl as in the model's CsCl class
+            note = ("types mapped as in the model's training cells: "
+                    + ",".join(f"{name}={model}" for name, model in by_species.items()))
+            if note not in self.notes:
+                self.notes.append(note)
         else:
             mapped = [None] * len(names)
         missing = sorted({names[t] for t in used if mapped[t] is None})
@@ -295,6 +301,7 @@ def identify_file(path: str | Path, checkpoint: str | Path | None = None, frames
     identifier = Identifier(checkpoint, device, chunk_size, type_map, scale, threshold, compile)
     result = IdentifyResult(str(path), identifier.class_names, threshold=threshold)
     result.frames = list(identifier.label_frames(read_frames(path, frames, box=box)))
+    result.notes = list(identifier.notes)
     if not result.frames:
         raise InputFileError(f"{path}: no frames selected; check --frames")
     return result

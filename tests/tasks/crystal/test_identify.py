@@ -97,6 +97,9 @@ def test_element_names_of_a_training_cell_map_like_that_cell(tiny_crystal_checkp
     positions, lattice, types = crystal("cP2-CsCl", 4)
     named = Frame(positions, lattice, types, ["Cl", "Cs"])  # type 0 is the cell's A (Cl)
     automatic = identifier.label(named)
+    assert identifier.notes == ["types mapped as in the model's training cells: Cl=A,Cs=B"]
+    identifier.label(named)
+    assert len(identifier.notes) == 1  # once, not per frame
     explicit = Identifier(tiny_crystal_checkpoint, device="cpu", type_map={"Cl": "A", "Cs": "B"}).label(named)
     swapped = Identifier(tiny_crystal_checkpoint, device="cpu", type_map={"Cl": "B", "Cs": "A"}).label(named)
     assert np.array_equal(automatic.labels, explicit.labels)
@@ -106,6 +109,19 @@ def test_element_names_of_a_training_cell_map_like_that_cell(tiny_crystal_checkp
     identifier.species = {}
     with pytest.raises(InputFileError, match="pass --type-map"):
         identifier.label(named)
+
+
+def test_identify_command_says_how_it_mapped_element_names(tiny_crystal_checkpoint, tmp_path, cli):
+    positions, lattice, types = crystal("cP2-CsCl", 4)
+    path = tmp_path / "cscl.extxyz"
+    write_extxyz(path, [XYZFrame(np.array(["Cl", "Cs"])[types], positions, lattice=lattice)])
+    code, stdout, stderr = cli("identify", path, "-m", tiny_crystal_checkpoint, "--device", "cpu")
+    assert code == 0, stderr
+    assert "note: types mapped as in the model's training cells: Cl=A,Cs=B" in stderr
+    code, stdout, _ = cli("identify", path, "-m", tiny_crystal_checkpoint, "--device", "cpu", "--json")
+    assert json.loads(stdout)["notes"] == ["types mapped as in the model's training cells: Cl=A,Cs=B"]
+    code, _, stderr = cli("identify", path, "-m", tiny_crystal_checkpoint, "--device", "cpu", "--type-map", "Cl=A,Cs=B")
+    assert code == 0 and "note:" not in stderr
 
 
 def test_xyz_input_with_and_without_lattice(tiny_crystal_checkpoint, tmp_path):
