@@ -5,6 +5,8 @@
                                                           # on = 131072 tuples per inference piece, 32768 per
                                                           # training piece; off = the other way round
     python -m benchmarks.ab_switches frozen-parameters    # ethanol energy+forces, batch 1 and 128
+    python -m benchmarks.ab_switches train-side-by-side   # force training steps (ethanol 8 and 32, aspirin 16):
+                                                          # batch pieces on the CPU cores, or the batch whole
 
 Each round times the case with the change on, then off (median of 7 calls after 2 warm-ups);
 printed: ms per item of every round. Same machine caveats as benchmarks/run.py (idle machine).
@@ -22,6 +24,7 @@ from .bench_models_reference import CaseSpec, prepare
 import gaatool.models.backmap as backmap_model
 import gaatool.models.forces as forces_model
 import gaatool.nn.mlp as mlp
+import gaatool.tasks.forces.train as forces_train
 
 
 def _fused_layernorm(on: bool) -> None:
@@ -41,10 +44,20 @@ def _frozen_parameters(on: bool) -> None:
     forces_model.frozen_parameters = _FROZEN if on else (lambda module: contextlib.nullcontext())
 
 
+_MIN_PIECE_TUPLES = forces_train.MIN_PIECE_TUPLES
+
+
+def _train_side_by_side(on: bool) -> None:
+    # off: no piece is ever big enough, so every training batch stays whole
+    forces_train.MIN_PIECE_TUPLES = _MIN_PIECE_TUPLES if on else 1 << 62
+
+
 SWITCHES = {
     "fused-layernorm": (_fused_layernorm, [CaseSpec("ethanol", "train", 32), CaseSpec("crystal", "train", 256)]),
     "backmap-pieces": (_backmap_pieces, [CaseSpec("backmap", "inference", 256), CaseSpec("backmap", "train", 64)]),
     "frozen-parameters": (_frozen_parameters, [CaseSpec("ethanol", "inference", 1), CaseSpec("ethanol", "inference", 128)]),
+    "train-side-by-side": (_train_side_by_side, [CaseSpec("ethanol", "train", 8), CaseSpec("ethanol", "train", 32),
+                                                 CaseSpec("aspirin", "train", 16)]),
 }
 
 

@@ -32,6 +32,8 @@ from gaatool.ga.rotations import random_rotation
 from gaatool.models.backmap import Backmapper
 from gaatool.models.crystal import CrystalClassifier
 from gaatool.models.forces import ForceField
+from gaatool.tasks.forces.train import split_frames
+from gaatool.train import training_step
 from gaatool.tasks.backmap.residues import RESIDUE_ATOMS, RESIDUE_NAMES, residue_labels
 
 from .reference import build_reference, parameter_count
@@ -225,15 +227,26 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def make_step(spec: CaseSpec, model: nn.Module, inputs: dict[str, torch.Tensor]) -> Callable[[], None]:
+def make_step(spec: CaseSpec, model: nn.Module, inputs: dict[str, torch.Tensor],
+              split: Callable | None = None) -> Callable[[], None]:
     """One call of the case: inference (no_grad, except forces by autograd) or an Adam training step.
 
     Puts ``model`` in eval or train mode (dropout on for training, as in the real tasks).
+    ``split``: the batch splitter of gaatool's training task, with which the step is
+    :func:`gaatool.train.training_step`, exactly what ``gaatool train`` runs.
     """
     device = next(model.parameters()).device
     if spec.mode == "train":
         model.train()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+        if split is not None:
+            def loss_fn(batch):
+                return _loss(spec, model, batch), {}
+
+            def engine_step() -> None:
+                training_step(model, optimizer, loss_fn, inputs, split)
+                _synchronize(device)
+            return engine_step
 
         def step() -> None:
             loss = _loss(spec, model, inputs)
@@ -289,7 +302,9 @@ def prepare(spec: CaseSpec, device: str | torch.device = "cpu", seed: int = 0,
         models["reference"] = build_reference(model)
     models = {name: models[name] for name in implementations}
     inputs = make_inputs(spec, device, seed)
-    steps = {name: make_step(spec, net, inputs) for name, net in models.items()}
+    # gaatool's force training step is its engine's: batch pieces side by side on the CPU cores
+    split = split_frames if spec.model in MOLECULES and spec.mode == "train" else None
+    steps = {name: make_step(spec, net, inputs, split if name == "gaatool" else None) for name, net in models.items()}
     if compile and spec.model == "crystal" and spec.mode == "inference" and "gaatool" in steps:
         from gaatool.nn.compiled import FixedBatchCompiled, compiled_batch_size
 

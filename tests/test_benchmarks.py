@@ -263,18 +263,19 @@ def test_compiled_forces_step_is_chosen_for_molecular_inference_only():
     assert prepare(CaseSpec("ethanol", "inference", 2), config_overrides=TINY["ethanol"],
                    compile=True).steps["gaatool"].__name__ == "compiled_forces_step"
     assert prepare(CaseSpec("ethanol", "train", 2), config_overrides=TINY["ethanol"],
-                   compile=True).steps["gaatool"].__name__ == "step"  # double backward: never compiled
+                   compile=True).steps["gaatool"].__name__ == "engine_step"  # double backward: never compiled
 
 
 def test_ab_switches_flip_and_restore_the_change():
     import gaatool.models.backmap as backmap_model
     import gaatool.models.forces as forces_model
     import gaatool.nn.mlp as mlp
+    import gaatool.tasks.forces.train as forces_train
     from benchmarks.ab_switches import SWITCHES
 
     def state():
         return (mlp.FUSE_MAX_INPUTS, backmap_model.CPU_CHUNK_TUPLES, backmap_model.TRAIN_CPU_CHUNK_TUPLES,
-                forces_model.frozen_parameters)
+                forces_model.frozen_parameters, forces_train.MIN_PIECE_TUPLES)
 
     before = state()
     for name, (switch, cases) in SWITCHES.items():
@@ -283,6 +284,18 @@ def test_ab_switches_flip_and_restore_the_change():
         switch(True)
         assert state() == before, name  # on = as shipped
         assert cases
+
+
+def test_force_training_step_is_the_engines_with_pieces_side_by_side():
+    spec = CaseSpec("ethanol", "train", 6)
+    prepared = prepare(spec, config_overrides=TINY["ethanol"])
+    assert prepared.steps["gaatool"].__name__ == "engine_step"
+    assert prepared.steps["reference"].__name__ == "step"
+    before = [p.detach().clone() for p in prepared.models["gaatool"].parameters()]
+    prepared.steps["gaatool"]()  # runs (split in pieces on a multi-core machine) and updates the weights
+    assert any(not torch.equal(a, b) for a, b in zip(before, prepared.models["gaatool"].parameters()))
+    crystal = prepare(CaseSpec("crystal", "train", 4), config_overrides=TINY["crystal"])
+    assert crystal.steps["gaatool"].__name__ == "step"  # crystal and backmap split inside their models
 
 
 def test_allocator_benchmark_measures_and_summarizes(monkeypatch):

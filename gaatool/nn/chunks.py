@@ -20,6 +20,7 @@ reproducible (and side by side was slower there anyway).
 """
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from typing import Callable, Sequence
@@ -31,7 +32,7 @@ from .mlp import FastDropout
 from .threads import serial_when_small, single_threaded
 
 __all__ = ["CPU_CHUNK_TUPLES", "CUDA_CHUNK_TUPLES", "MIN_PARALLEL_TUPLES", "chunk_items", "draws_random_numbers",
-           "map_chunks", "run_in_pieces"]
+           "gradients_side_by_side", "map_chunks", "run_in_pieces"]
 
 #: Tuples per piece on a CPU: ~8 MiB per 64-wide float32 hidden layer, cache-sized
 #: (1-2 MiB of L2 per core plus a shared L3 on the machines measured).
@@ -114,8 +115,24 @@ def _run_side_by_side(fn: Callable, pieces: list[tuple], workers: int) -> list:
         with (torch.inference_mode() if inference else nullcontext()), torch.set_grad_enabled(grad):
             return fn(*piece)
 
-    with single_threaded(), ThreadPoolExecutor(workers, thread_name_prefix="gaatool-piece") as pool:
-        return list(pool.map(work, pieces))
+    with single_threaded():
+        return list(_worker_pool(workers).map(work, pieces))
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads: start its own
+    os.register_at_fork(after_in_child=_POOLS.clear)
+
+
+def _worker_pool(workers: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``workers`` threads, kept between calls.
+
+    Fresh threads for every call made a force training step ~1.5x slower than
+    kept ones (each new thread set up its torch and allocator state again).
+    """
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="gaatool-piece")
+    return _POOLS[workers]
 
 
 class _SideBySide(torch.autograd.Function):
@@ -194,3 +211,36 @@ def run_in_pieces(fn: Callable, inputs: Sequence[torch.Tensor | None], tuples_pe
             return map_chunks(fn, inputs, size, parallel=True, parameters=parameters)
     with serial_when_small(total, device):
         return map_chunks(fn, inputs, size)
+
+
+def gradients_side_by_side(loss_fn: Callable, pieces: Sequence[tuple[object, float]],
+                           parameters: Sequence[torch.Tensor]):
+    """The weighted sum of ``loss_fn(piece)`` over ``pieces`` and its gradients, the pieces on all CPU cores.
+
+    For training steps whose loss differentiates twice (forces by autograd
+    inside the loss), which :class:`_SideBySide` cannot: each worker thread
+    (one torch thread each) computes its piece's loss and its gradients with
+    respect to ``parameters``; the gradients are summed in piece order, so the
+    result does not depend on thread timing. ``pieces``: (piece, weight), the
+    weights making the pieces' mean losses the batch's. ``loss_fn(piece)``
+    returns (loss, metrics dict). Returns (loss, [metrics per piece], gradients;
+    None where no piece reached a parameter). Equal to the whole batch's
+    loss and gradients up to rounding.
+    """
+    def work(piece, weight: float):
+        loss, metrics = loss_fn(piece)
+        weighted = loss * weight
+        grads = torch.autograd.grad(weighted, parameters, allow_unused=True)
+        return weighted.detach(), metrics, grads
+
+    results = _run_side_by_side(work, list(pieces), min(len(pieces), torch.get_num_threads()))
+    total, sums = None, []
+    for weighted, _, _ in results:
+        total = weighted if total is None else total + weighted
+    for index in range(len(parameters)):
+        grad = None
+        for _, _, grads in results:  # in piece order: deterministic
+            if grads[index] is not None:
+                grad = grads[index] if grad is None else grad + grads[index]
+        sums.append(grad)
+    return total, [metrics for _, metrics, _ in results], sums

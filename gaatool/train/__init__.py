@@ -16,12 +16,14 @@ from .engine import (
     TrainingInterrupted,
     TrainTask,
     fit,
+    training_step,
 )
 from .log import MetricsLog, ProgressReporter, metrics_path
 from .schedule import PlateauSchedule
 
 __all__ = [
     "fit",
+    "training_step",
     "FitResult",
     "TrainConfig",
     "TrainTask",

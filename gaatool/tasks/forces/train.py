@@ -44,6 +44,8 @@ __all__ = [
     "forces_train_config",
     "fit_energy_normalisation",
     "train_forces",
+    "split_frames",
+    "MIN_PIECE_TUPLES",
     "DATASET_NAME",
 ]
 
@@ -121,6 +123,33 @@ def fit_energy_normalisation(types: np.ndarray, n_types: int, energies: np.ndarr
     return [float(s) for s in shift], scale
 
 
+#: Smallest piece of a training batch worth a CPU core of its own: frames x atoms^3 rank-2 tuples.
+#: Ethanol (729 tuples per frame) gained from batch 8 on (2 pieces of 4 frames), 2 cores.
+MIN_PIECE_TUPLES = 2048
+
+
+def split_frames(batch: dict[str, torch.Tensor], parts: int) -> list[tuple[dict[str, torch.Tensor], float]] | None:
+    """A batch of frames of one molecule in up to ``parts`` near-equal pieces, weighted by their share of frames.
+
+    The force loss is a mean over frames, atoms and components (and the
+    energy term over frames), so the weighted piece losses sum to the batch's.
+    None when the pieces would be too small to pay (:data:`MIN_PIECE_TUPLES`).
+
+    >>> batch = {"positions": torch.zeros(10, 9, 3), "types": torch.zeros(10, 9, dtype=torch.long)}
+    >>> [(len(piece["positions"]), weight) for piece, weight in split_frames(batch, 2)]
+    [(5, 0.5), (5, 0.5)]
+    >>> split_frames({"positions": torch.zeros(2, 9, 3)}, 2) is None
+    True
+    """
+    frames, atoms = batch["positions"].shape[:2]
+    parts = min(int(parts), frames, frames * atoms ** 3 // MIN_PIECE_TUPLES)
+    if parts < 2:
+        return None
+    bounds = [round(k * frames / parts) for k in range(parts + 1)]
+    return [({key: value[start:stop] for key, value in batch.items()}, (stop - start) / frames)
+            for start, stop in zip(bounds[:-1], bounds[1:])]
+
+
 class ForcesTrainTask(ArrayTask):
     """TrainTask for force fields: force MSE (+ energy MSE), force MAE in meV/Å."""
 
@@ -166,6 +195,10 @@ class ForcesTrainTask(ArrayTask):
 
     def build_model(self) -> torch.nn.Module:
         return ForceField(self.model_config()).to(self.dtype)
+
+    def split_batch(self, batch: dict[str, torch.Tensor], parts: int):
+        """Pieces of a training batch for the CPU cores (:func:`split_frames`)."""
+        return split_frames(batch, parts)
 
     def loss(self, model, batch, train: bool):
         # Validation runs under no_grad; forces need autograd, so switch it back on.
