@@ -14,7 +14,9 @@ Files in ``out_dir``
     history) at the end of the last completed epoch, rewritten every epoch.
     ``fit(..., resume=True)`` continues from it exactly: on CPU, 2 epochs plus
     2 resumed epochs give the same weights and metrics, bit for bit, as 4
-    epochs straight. (CUDA RNG state is not saved, so resuming a CUDA run that
+    epochs straight (with the same number of torch threads: a task that cuts
+    its batches into one piece per core sums their gradients in another
+    order on another core count). (CUDA RNG state is not saved, so resuming a CUDA run that
     draws random numbers on the GPU is close but not bitwise.)
 ``metrics.csv`` / ``metrics.jsonl``
     One row per epoch: ``epoch``, ``lr``, ``train_loss``, ``val_loss`` and
