@@ -11,6 +11,10 @@ from gaatool.tasks.crystal.identify import Identifier, default_crystal_checkpoin
 from gaatool.tasks.crystal.prototypes import prototype_cell
 
 
+#: Held-out force MAE limit of the aspirin model (meV/Å): its card's measured value with a margin.
+ASPIRIN_LIMIT_MEV = 1000.0
+
+
 @pytest.fixture(scope="module")
 def identifier():
     return Identifier(default_crystal_checkpoint(), device="cpu")
@@ -110,3 +114,32 @@ def test_pretrained_crystal_under_correlated_thermal_motion(identifier, name, mi
     result = identifier.label(frame)
     fraction = np.mean(np.array(identifier.class_names)[result.labels] == name)
     assert fraction > minimum, f"{name}: only {fraction:.1%} labelled correctly"
+
+
+@pytest.mark.parametrize("molecule, test_file, limit", [
+    ("ethanol", "ethanol_md17_test_300.npz", 20.0),
+    ("aspirin", "aspirin_md17_test_200.npz", ASPIRIN_LIMIT_MEV),
+])
+def test_pretrained_force_fields_on_held_out_md17_frames(molecule, test_file, limit):
+    """predict_file without a checkpoint picks the molecule's own model; force MAE on held-out frames (meV/Å)."""
+    from pathlib import Path
+
+    from gaatool.tasks.forces.predict import predict_file
+    from gaatool.units import kcal_per_mol_to_mev
+
+    path = Path(__file__).resolve().parent.parent / "pretrained" / "inputs" / test_file
+    result = predict_file(path, None, device="cpu", frames=slice(0, 40))
+    assert Path(result.checkpoint).name == f"forces-{molecule}.safetensors"
+    reference = np.load(path)["F"][:40]
+    mae = kcal_per_mol_to_mev(float(np.mean(np.abs(np.stack(result.forces) - reference))))
+    assert mae < limit, f"{molecule}: force MAE {mae:.1f} meV/Å on 40 held-out frames"
+
+
+def test_pretrained_crystal_maps_element_names_of_its_training_cells(identifier):
+    """A CsCl file with Cs and Cl atoms needs no --type-map: they map as in the model's cP2-CsCl cell."""
+    supercell, _ = perfect_crystal(prototype_cell("cP2-CsCl"), 400, 12, 0.04)
+    positions = add_noise(supercell.positions, 0.04, np.random.default_rng(3)) * 4.12
+    names = list(supercell.type_names)  # the cell's elements, type 0 = Cl
+    assert identifier.species["cP2-CsCl"] == {"A": "Cl", "B": "Cs"}
+    result = identifier.label(Frame(positions, supercell.lattice * 4.12, supercell.types, names))
+    assert np.mean(np.array(identifier.class_names)[result.labels] == "cP2-CsCl") > 0.95
