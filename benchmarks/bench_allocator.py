@@ -23,7 +23,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the gaatool CLI does
 import argparse  # noqa: E402
 import json  # noqa: E402
 import resource  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -81,15 +80,9 @@ def child_environment() -> dict[str, str]:
 
 
 def _run_child(spec: CaseSpec, setting: str, calls: int, threads: int | None) -> dict:
-    command = [sys.executable, "-m", "benchmarks.bench_allocator", "--child", json.dumps(spec.to_dict()),
-               "--setting", setting, "--calls", str(calls)] + (["--threads", str(threads)] if threads else [])
-    completed = subprocess.run(command, capture_output=True, text=True, env=child_environment(),
-                               cwd=str(Path(__file__).resolve().parent.parent))
-    lines = completed.stdout.strip().splitlines()
-    if completed.returncode != 0 or not lines:
-        tail = " | ".join(completed.stderr.strip().splitlines()[-3:])
-        raise RuntimeError(f"allocator benchmark child {spec.key} {setting} failed (exit {completed.returncode}): {tail}")
-    return json.loads(lines[-1])
+    arguments = ["--child", json.dumps(spec.to_dict()), "--setting", setting, "--calls", str(calls)]
+    arguments += ["--threads", str(threads)] if threads else []
+    return harness.run_child("benchmarks.bench_allocator", arguments, env=child_environment())
 
 
 def summarize(runs: list[dict]) -> list[dict]:

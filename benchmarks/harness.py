@@ -185,13 +185,15 @@ def child_environment(fixed_mmap_threshold: bool = True) -> dict[str, str]:
 
 
 def run_child(module: str, arguments: Sequence[str], timeout: float | None = None,
-              fixed_mmap_threshold: bool = True) -> dict:
+              fixed_mmap_threshold: bool = True, env: dict[str, str] | None = None) -> dict:
     """Run ``python -m module arguments`` in a fresh process; its last stdout line is a JSON object.
 
-    ``fixed_mmap_threshold``: see :func:`child_environment` (True for memory, False for time).
+    ``fixed_mmap_threshold``: see :func:`child_environment` (True for memory, False for time);
+    ``env`` replaces that environment altogether.
     """
     command = [sys.executable, "-m", module, *arguments]
-    completed = subprocess.run(command, capture_output=True, text=True, env=child_environment(fixed_mmap_threshold),
+    env = child_environment(fixed_mmap_threshold) if env is None else env
+    completed = subprocess.run(command, capture_output=True, text=True, env=env,
                                timeout=timeout,
                                cwd=str(Path(__file__).resolve().parent.parent))
     lines = completed.stdout.strip().splitlines()
