@@ -215,14 +215,13 @@ class Identifier:
         """The frame's particle types as indices of the model's types."""
         names = list(frame.type_names)
         used = np.unique(frame.types)
-        by_species = species_type_map({names[t] for t in used}, self.species)
         if self.type_map:
             mapped = [self.type_map.get(name) for name in names]
         elif set(names) <= set(self.type_names):
             mapped = names
         elif len(set(names)) == 1:
             mapped = [self.type_names[0]] * len(names)  # one-component systems just work
-        elif by_species is not None:
+        elif (by_species := species_type_map({names[t] for t in used}, self.species)) is not None:
             mapped = [by_species.get(name) for name in names]  # e.g. Cs and Cl as in the model's CsCl class
             note = ("types mapped as in the model's training cells: "
                     + ",".join(f"{name}={model}" for name, model in by_species.items()))
