@@ -445,13 +445,13 @@ def training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss
     (and resumed runs) stay reproducible.
     """
     pieces = _core_pieces(model, batch, split)
-    parameters = [p for p in model.parameters() if p.requires_grad]
     if pieces is None:
         loss, metrics = loss_fn(batch)
         value = _finite(float(loss.detach()), epoch, "training")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
     else:
+        parameters = [p for p in model.parameters() if p.requires_grad]
         loss, piece_metrics, grads = gradients_side_by_side(loss_fn, pieces, parameters)
         value = _finite(float(loss), epoch, "training")
         metrics = {key: sum(weight * float(m[key]) for (_, weight), m in zip(pieces, piece_metrics))
