@@ -7,6 +7,8 @@
     python -m benchmarks.ab_switches frozen-parameters    # ethanol energy+forces, batch 1 and 128
     python -m benchmarks.ab_switches train-side-by-side   # force training steps (ethanol 8 and 32, aspirin 16):
                                                           # batch pieces on the CPU cores, or the batch whole
+    python -m benchmarks.ab_switches kept-workers         # crystal inference 1024, ethanol training 32: side-by-side
+                                                          # workers kept between calls, or fresh threads per call
 
 Each round times the case with the change on, then off (median of 7 calls after 2 warm-ups);
 printed: ms per item of every round. Same machine caveats as benchmarks/run.py (idle machine).
@@ -16,11 +18,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
 from .bench_models_reference import CaseSpec, prepare
 
+import gaatool.nn.chunks as chunks
 import gaatool.models.backmap as backmap_model
 import gaatool.models.forces as forces_model
 import gaatool.nn.mlp as mlp
@@ -52,12 +56,21 @@ def _train_side_by_side(on: bool) -> None:
     forces_train.MIN_PIECE_TUPLES = _MIN_PIECE_TUPLES if on else 1 << 62
 
 
+_WORKER_POOL = chunks._worker_pool
+
+
+def _kept_workers(on: bool) -> None:
+    # off: a fresh pool of threads for every call, as before session 6
+    chunks._worker_pool = _WORKER_POOL if on else (lambda workers: ThreadPoolExecutor(workers))
+
+
 SWITCHES = {
     "fused-layernorm": (_fused_layernorm, [CaseSpec("ethanol", "train", 32), CaseSpec("crystal", "train", 256)]),
     "backmap-pieces": (_backmap_pieces, [CaseSpec("backmap", "inference", 256), CaseSpec("backmap", "train", 64)]),
     "frozen-parameters": (_frozen_parameters, [CaseSpec("ethanol", "inference", 1), CaseSpec("ethanol", "inference", 128)]),
     "train-side-by-side": (_train_side_by_side, [CaseSpec("ethanol", "train", 8), CaseSpec("ethanol", "train", 32),
                                                  CaseSpec("aspirin", "train", 16)]),
+    "kept-workers": (_kept_workers, [CaseSpec("crystal", "inference", 1024), CaseSpec("ethanol", "train", 32)]),
 }
 
 

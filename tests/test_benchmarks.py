@@ -270,12 +270,13 @@ def test_ab_switches_flip_and_restore_the_change():
     import gaatool.models.backmap as backmap_model
     import gaatool.models.forces as forces_model
     import gaatool.nn.mlp as mlp
+    import gaatool.nn.chunks as chunks
     import gaatool.tasks.forces.train as forces_train
     from benchmarks.ab_switches import SWITCHES
 
     def state():
         return (mlp.FUSE_MAX_INPUTS, backmap_model.CPU_CHUNK_TUPLES, backmap_model.TRAIN_CPU_CHUNK_TUPLES,
-                forces_model.frozen_parameters, forces_train.MIN_PIECE_TUPLES)
+                forces_model.frozen_parameters, forces_train.MIN_PIECE_TUPLES, chunks._worker_pool)
 
     before = state()
     for name, (switch, cases) in SWITCHES.items():

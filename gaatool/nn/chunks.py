@@ -127,8 +127,9 @@ if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's t
 def _worker_pool(workers: int) -> ThreadPoolExecutor:
     """A process-wide pool of ``workers`` threads, kept between calls.
 
-    Fresh threads for every call made a force training step ~1.5x slower than
-    kept ones (each new thread set up its torch and allocator state again).
+    Fresh threads for every call made the split force training step ~1.3x and
+    crystal inference ~1.2x slower on 2 cores (each new thread set up its torch
+    and allocator state again; ``python -m benchmarks.ab_switches kept-workers``).
     """
     if workers not in _POOLS:
         _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="gaatool-piece")
