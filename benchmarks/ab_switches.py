@@ -9,9 +9,12 @@
                                                           # batch pieces on the CPU cores, or the batch whole
     python -m benchmarks.ab_switches kept-workers         # crystal inference 1024, ethanol training 32: side-by-side
                                                           # workers kept between calls, or fresh threads per call
+    python -m benchmarks.ab_switches cpp-wrapper          # compiled ethanol energy+forces, batch 1: graphs called
+                                                          # through inductor's C++ wrapper, or from Python
 
-Each round times the case with the change on, then off (median of 7 calls after 2 warm-ups);
-printed: ms per item of every round. Same machine caveats as benchmarks/run.py (idle machine).
+Each case is prepared once per state (switches read when a model is built take effect there); each
+round times it with the change on, then off (median of 7 calls after 2 warm-ups); printed: ms per
+item of every round. Compiled cases (cpp-wrapper) compile in the warm-ups. Same machine caveats as benchmarks/run.py (idle machine).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import torch
 from .bench_models_reference import CaseSpec, prepare
 
 import gaatool.nn.chunks as chunks
+import gaatool.nn.compiled as compiled
 import gaatool.models.backmap as backmap_model
 import gaatool.models.forces as forces_model
 import gaatool.nn.mlp as mlp
@@ -64,6 +68,11 @@ def _kept_workers(on: bool) -> None:
     chunks._worker_pool = _WORKER_POOL if on else (lambda workers: ThreadPoolExecutor(workers))
 
 
+def _cpp_wrapper(on: bool) -> None:
+    compiled.CPU_CPP_WRAPPER = on
+
+
+# switch name -> (switch function, cases, prepare's compile argument)
 SWITCHES = {
     "fused-layernorm": (_fused_layernorm, [CaseSpec("ethanol", "train", 32), CaseSpec("crystal", "train", 256)]),
     "backmap-pieces": (_backmap_pieces, [CaseSpec("backmap", "inference", 256), CaseSpec("backmap", "train", 64)]),
@@ -71,6 +80,7 @@ SWITCHES = {
     "train-side-by-side": (_train_side_by_side, [CaseSpec("ethanol", "train", 8), CaseSpec("ethanol", "train", 32),
                                                  CaseSpec("aspirin", "train", 16)]),
     "kept-workers": (_kept_workers, [CaseSpec("crystal", "inference", 1024), CaseSpec("ethanol", "train", 32)]),
+    "cpp-wrapper": (_cpp_wrapper, [CaseSpec("ethanol", "inference", 1)], True),
 }
 
 
@@ -90,14 +100,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("switch", choices=sorted(SWITCHES))
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args(argv)
-    switch, cases = SWITCHES[args.switch]
+    switch, cases, *compile = SWITCHES[args.switch]
     for spec in cases:
-        step = prepare(spec, implementations=("gaatool",)).steps["gaatool"]
+        steps = {}
+        for state in ("on", "off"):
+            switch(state == "on")
+            steps[state] = prepare(spec, implementations=("gaatool",), compile=bool(compile and compile[0])).steps["gaatool"]
         times = {"on": [], "off": []}
         for _ in range(args.rounds):
             for state in ("on", "off"):
                 switch(state == "on")
-                times[state].append(round(_median_ms_per_item(step, spec.batch), 4))
+                times[state].append(round(_median_ms_per_item(steps[state], spec.batch), 4))
         switch(True)
         print(f"{args.switch} {spec.key} ({torch.get_num_threads()} threads), ms/item: "
               f"on {times['on']}, off {times['off']}")

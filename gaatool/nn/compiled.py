@@ -20,7 +20,7 @@ from .chunks import map_chunks
 from .frozen import frozen_parameters
 from .threads import single_threaded
 
-__all__ = ["COMPILE_MODES", "CPU_COMPILED_BATCH", "CompiledEnergyForces", "FixedBatchCompiled", "check_compile_mode",
+__all__ = ["COMPILE_MODES", "CPU_COMPILED_BATCH", "CPU_CPP_WRAPPER", "CompiledEnergyForces", "FixedBatchCompiled", "check_compile_mode",
            "compiled_batch_size", "should_compile"]
 
 COMPILE_MODES = ("auto", "on", "off")
@@ -33,6 +33,8 @@ AUTO_MIN_ITEMS = 5_000_000
 #: environment than one of 2048, whose tensors no longer fit in the caches (139 vs 246 ms per 2048
 #: environments, one thread of a 2-core machine with other jobs running; see nn/chunks.py).
 CPU_COMPILED_BATCH = 512
+#: Whether :class:`CompiledEnergyForces` calls its CPU graphs through inductor's C++ wrapper (default).
+CPU_CPP_WRAPPER = True
 
 
 def check_compile_mode(mode: str) -> None:
@@ -71,6 +73,7 @@ class FixedBatchCompiled:
         self.model, self.batch_size = model, int(batch_size)
         # one graph per padded size; 16 sizes cover 256 .. 2^23 items
         self._compiled: Callable | None = torch.compile(model, dynamic=False)
+        self._warmed = False
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 16)
 
     def padded_size(self, n: int) -> int:
@@ -89,11 +92,22 @@ class FixedBatchCompiled:
         size = self.padded_size(n)
         padded = [nn.functional.pad(x, [0, 0] * (x.dim() - 1) + [0, size - n]) for x in inputs]
         try:
+            if not self._warmed:
+                self._warmed = _warm_caches(self.model, inputs)
             return self._compiled(*padded)[:n]
         except Exception as err:  # noqa: BLE001 - any compiler failure must leave a working (eager) model
             _warn_eager(err)
             self._compiled = None
             return self.model(*inputs)
+
+
+def _warm_caches(function: Callable, inputs: tuple) -> bool:
+    """One eager call on the first item, so that per-size caches the model fills on first use (the
+    attention's pair layouts) exist before tracing: a cache miss inside the traced graph would make
+    torch.compile compile everything again on the next call (a second 15-35 s wait). Returns True."""
+    with torch.no_grad():
+        function(*(x[:1] if isinstance(x, torch.Tensor) else x for x in inputs))
+    return True
 
 
 def _warn_eager(err: Exception) -> None:
@@ -118,22 +132,40 @@ class CompiledEnergyForces:
     it compiles and runs on one torch thread: the compiled kernels of these
     small tensors, built for two threads, synchronised so often that ethanol at
     batch 1 ran 21 ms per call (a 2-core benchmark run of the two-thread version).
+    Also on the CPU, the graphs are called through inductor's C++ wrapper
+    (``cpp_wrapper``) instead of Python: one small molecule's step spends a
+    tenth of its time launching kernels (``python -m benchmarks.ab_switches
+    cpp-wrapper``); compiling from scratch takes longer (~35 instead of ~15 s,
+    a few seconds from torch's on-disk cache).
     """
 
-    def __init__(self, energy: Callable[..., torch.Tensor], module: nn.Module):
+    def __init__(self, energy: Callable[..., torch.Tensor], module: nn.Module, cpp_wrapper: bool | None = None):
         self.energy, self.module = energy, module
-        self._compiled: Callable | None = torch.compile(energy, dynamic=False)
+        self.cpp_wrapper = CPU_CPP_WRAPPER if cpp_wrapper is None else cpp_wrapper
+        self._parameters = list(module.parameters())
+        # compiled on the first call, when the device is known; None after a failure
+        self._compiled: Callable | None = None
+        self._failed = self._warmed = False
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 16)
 
+    def _compiled_for(self, device: torch.device) -> Callable | None:
+        if self._compiled is None and not self._failed:
+            options = {"cpp_wrapper": True} if self.cpp_wrapper and device.type == "cpu" else None
+            self._compiled = torch.compile(self.energy, dynamic=False, options=options)
+        return self._compiled
+
     def __call__(self, positions: torch.Tensor, *rest) -> tuple[torch.Tensor, torch.Tensor]:
-        with frozen_parameters(self.module), single_threaded(positions.device), torch.enable_grad():
+        with frozen_parameters(self._parameters), single_threaded(positions.device), torch.enable_grad():
             positions = positions.detach().requires_grad_(True)
-            if self._compiled is not None:
+            compiled = self._compiled_for(positions.device)
+            if compiled is not None:
                 try:
-                    return _energy_and_forces(self._compiled, positions, rest)
+                    if not self._warmed:
+                        self._warmed = _warm_caches(self.energy, (positions,) + rest)
+                    return _energy_and_forces(compiled, positions, rest)
                 except Exception as err:  # noqa: BLE001 - any compiler failure must leave a working (eager) model
                     _warn_eager(err)
-                    self._compiled = None
+                    self._compiled, self._failed = None, True
             return _energy_and_forces(self.energy, positions, rest)
 
 

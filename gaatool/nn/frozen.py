@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from torch import nn
 
@@ -10,8 +10,12 @@ __all__ = ["frozen_parameters"]
 
 
 @contextmanager
-def frozen_parameters(module: nn.Module) -> Iterator[None]:
+def frozen_parameters(module: nn.Module | Iterable[nn.Parameter]) -> Iterator[None]:
     """Inside, ``module``'s parameters do not require gradients; restored on exit (also on errors).
+
+    ``module`` may also be the list of its parameters, kept by a caller that
+    freezes them on every call: walking the module tree costs ~0.1 ms per call
+    for a 6-block force field, ~3% of a compiled ethanol step.
 
     Forces by autograd (-dE/dr) need gradients with respect to positions only.
     With parameters that require gradients, the forward pass still records
@@ -27,7 +31,8 @@ def frozen_parameters(module: nn.Module) -> Iterator[None]:
     >>> layer.weight.requires_grad
     True
     """
-    changed = [p for p in module.parameters() if p.requires_grad]
+    parameters = module.parameters() if isinstance(module, nn.Module) else module
+    changed = [p for p in parameters if p.requires_grad]
     for parameter in changed:
         parameter.requires_grad_(False)
     try:

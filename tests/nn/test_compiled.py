@@ -1,6 +1,7 @@
 """torch.compile for inference: same outputs at a fixed batch, padding invisible, eager fallback on failure."""
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 from gaatool.models.crystal import CrystalClassifier
 from gaatool.nn import compiled
@@ -26,11 +27,13 @@ def test_compiled_equals_eager_with_padding():
     wrapped = FixedBatchCompiled(model, batch_size=16)
     g = torch.Generator().manual_seed(1)
     r, t = torch.randn(37, 12, 3, generator=g), torch.randn(37, 12, 4, generator=g)
+    graphs = []
     with torch.no_grad():
         # a full batch, a short (padded) one, a long one (pieces of 16): no recompilation, same numbers
         for n in (16, 5, 37):
             torch.testing.assert_close(wrapped(r[:n], t[:n]), model(r[:n], t[:n]), rtol=1e-5, atol=1e-5)
-    assert wrapped._compiled is not None
+            graphs.append(counters["stats"]["unique_graphs"])
+    assert wrapped._compiled is not None and graphs[0] == graphs[-1]
 
 
 def test_compiled_batch_is_cache_sized_on_cpu():
@@ -77,3 +80,20 @@ def test_compiled_energy_forces_fall_back_to_eager(monkeypatch):
     torch.testing.assert_close(energy, expected_energy.detach())
     torch.testing.assert_close(forces, expected_forces)
     assert wrapped._compiled is None and all(p.requires_grad for p in model.parameters())
+
+
+def test_compiled_energy_forces_compile_once_and_match_eager():
+    """The second call reuses the first call's graphs: no recompilation for the pair-layout cache."""
+    from gaatool.models.forces import ForceField
+
+    torch.manual_seed(0)
+    model = ForceField(ForceField.Config(n_dim=8, n_blocks=1)).double().eval()
+    positions, types = torch.randn(1, 5, 3, dtype=torch.float64), torch.randint(0, 3, (1, 5))
+    wrapped = model.compiled_energy_forces()
+    wrapped(positions, types)
+    graphs = counters["stats"]["unique_graphs"]
+    energy, forces = wrapped(positions + 0.01, types)
+    assert counters["stats"]["unique_graphs"] == graphs
+    expected_energy, expected_forces = model(positions + 0.01, types, include_shift=False)
+    torch.testing.assert_close(energy, expected_energy.detach())
+    torch.testing.assert_close(forces, expected_forces)
