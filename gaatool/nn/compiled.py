@@ -101,6 +101,15 @@ class FixedBatchCompiled:
             return self.model(*inputs)
 
 
+def _dense(x: torch.Tensor) -> torch.Tensor:
+    """``x`` with the row-major strides of its shape (a copy only where they differ)."""
+    strides, step = [], 1
+    for size in reversed(x.shape):
+        strides.append(step)
+        step *= size
+    return x if x.stride() == tuple(reversed(strides)) else x.clone(memory_format=torch.contiguous_format)
+
+
 def _warm_caches(function: Callable, inputs: tuple) -> bool:
     """One eager call on the first item, so that per-size caches the model fills on first use (the
     attention's pair layouts) exist before tracing: a cache miss inside the traced graph would make
@@ -155,8 +164,11 @@ class CompiledEnergyForces:
         return self._compiled
 
     def __call__(self, positions: torch.Tensor, *rest) -> tuple[torch.Tensor, torch.Tensor]:
+        # dense strides: graphs are specialised on them, and a batch of one frame may come with any
+        # stride on its first axis (numpy's a[None] has 0), which would compile everything again
+        positions, rest = _dense(positions.detach()), tuple(_dense(x) if isinstance(x, torch.Tensor) else x for x in rest)
         with frozen_parameters(self._parameters), single_threaded(positions.device), torch.enable_grad():
-            positions = positions.detach().requires_grad_(True)
+            positions = positions.requires_grad_(True)
             compiled = self._compiled_for(positions.device)
             if compiled is not None:
                 try:
