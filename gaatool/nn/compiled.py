@@ -131,7 +131,7 @@ class CompiledEnergyForces:
     AOT autograd also compiles its backward pass, so forces (one plain
     ``torch.autograd.grad``) run compiled too: far fewer, fused kernels
     instead of ~1000 small operations per call (ethanol, one frame per call,
-    float64, 2 cores: 6.3-7.0 ms per step against 8.6-9.5 eager,
+    float64, 2 cores: 5.4-5.8 ms per step against 8.3-8.8 eager,
     ``python -m benchmarks.bench_md_loop``; at batch 16 and more the eager
     model, in pieces side by side on the cores, was faster in the benchmark). Inference only: no graph for further differentiation is
     kept (training differentiates forces again, which compiled graphs do not
@@ -142,10 +142,11 @@ class CompiledEnergyForces:
     small tensors, built for two threads, synchronised so often that ethanol at
     batch 1 ran 21 ms per call (a 2-core benchmark run of the two-thread version).
     Also on the CPU, the graphs are called through inductor's C++ wrapper
-    (``cpp_wrapper``) instead of Python: one small molecule's step spends a
-    tenth of its time launching kernels (``python -m benchmarks.ab_switches
-    cpp-wrapper``); compiling from scratch takes longer (~35 instead of ~15 s,
-    a few seconds from torch's on-disk cache).
+    (``cpp_wrapper``) instead of from Python, which saves part of the launch
+    overhead of a small molecule's ~100 kernels: ethanol at batch 1 3.3-3.5
+    instead of 3.5-3.6 ms (``python -m benchmarks.ab_switches cpp-wrapper``).
+    Compiling cold then takes ~29 s (``bench_md_loop``), a few seconds from
+    torch's on-disk cache.
     """
 
     def __init__(self, energy: Callable[..., torch.Tensor], module: nn.Module, cpp_wrapper: bool | None = None):
