@@ -61,6 +61,24 @@ def test_pretrained_crystal_on_molecular_dynamics_near_melting(identifier, name,
     assert fraction > 0.93, f"{name}: only {fraction:.1%} labelled {expected}"
 
 
+def test_pretrained_crystal_flags_a_liquid_as_uncertain():
+    """The Lennard-Jones liquid (T* = 1.0) gets crystal labels, but identify notes that most particles are
+    uncertain, and --threshold 0.99 marks most of them unknown while the crystals near melting keep theirs."""
+    from pathlib import Path
+
+    from gaatool.tasks.crystal.identify import UNKNOWN, identify_file
+
+    folder = Path(__file__).resolve().parent / "files" / "md"
+    liquid = identify_file(folder / "lj_liquid_T1.0.extxyz.gz", device="cpu")
+    assert any("confidence below 0.99 in frame 0" in note for note in liquid.notes)
+    crystal = identify_file(folder / "lj_fcc_T0.65.extxyz.gz", device="cpu")
+    assert crystal.notes == []
+    liquid = identify_file(folder / "lj_liquid_T1.0.extxyz.gz", device="cpu", threshold=0.99)
+    assert np.mean(liquid.frames[0].labels == UNKNOWN) > 0.7 and liquid.notes == []
+    crystal = identify_file(folder / "lj_fcc_T0.65.extxyz.gz", device="cpu", threshold=0.99)
+    assert np.mean(np.array(crystal.class_names)[crystal.frames[0].labels] == "cF4-Cu") > 0.9
+
+
 @pytest.mark.parametrize("bead, limit", [("centroid", 1.1), ("ca", 1.7)])
 def test_pretrained_backmapping_of_an_unseen_protein(tmp_path, bead, limit):
     """Hen lysozyme (1AKI, not in the training entries) as centroid beads and as a C-alpha trace:

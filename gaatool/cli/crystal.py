@@ -166,7 +166,7 @@ def attach(app: typer.Typer) -> None:
         console = render.stderr_console()
         console.print(render.table(f"{result.source}: % of particles per structure", ["frame", "N"] + names, rows))
         for note in result.notes:
-            console.print(f"note: {note} (--type-map sets them)", markup=False)
+            console.print(f"note: {note}", markup=False)
 
 
 def _parse_box(text: Optional[str]):

@@ -30,10 +30,17 @@ from ...train.device import resolve_device
 from .dataset import type_pair_encoding
 
 __all__ = ["FrameLabels", "IdentifyResult", "Identifier", "identify_file", "default_crystal_checkpoint",
-           "parse_type_map", "species_type_map", "UNKNOWN"]
+           "parse_type_map", "species_type_map", "uncertainty_note", "UNKNOWN"]
 
 #: Label of particles below the confidence threshold.
 UNKNOWN = -1
+#: Without --threshold, identify notes frames where more than UNCERTAIN_FRACTION of the particles have
+#: a confidence below UNCERTAIN_CONFIDENCE. The model knows only its classes: a Lennard-Jones liquid
+#: (tests/files/md) gets close-packed labels at a median confidence of 0.9, with 82% of its particles
+#: below 0.99, while LJ fcc and hcp crystals near melting have 5% and 9%, and the clathrates at 5%
+#: noise (labelled right) 27-40%.
+UNCERTAIN_CONFIDENCE = 0.99
+UNCERTAIN_FRACTION = 0.5
 
 
 def default_crystal_checkpoint() -> Path:
@@ -224,7 +231,7 @@ class Identifier:
         elif (by_species := species_type_map({names[t] for t in used}, self.species)) is not None:
             mapped = [by_species.get(name) for name in names]  # e.g. Cs and Cl as in the model's CsCl class
             note = ("types mapped as in the model's training cells: "
-                    + ",".join(f"{name}={model}" for name, model in by_species.items()))
+                    + ",".join(f"{name}={model}" for name, model in by_species.items()) + " (--type-map sets them)")
             if note not in self.notes:
                 self.notes.append(note)
         else:
@@ -303,4 +310,19 @@ def identify_file(path: str | Path, checkpoint: str | Path | None = None, frames
     result.notes = list(identifier.notes)
     if not result.frames:
         raise InputFileError(f"{path}: no frames selected; check --frames")
+    if threshold is None and (note := uncertainty_note(result.frames)):
+        result.notes.append(note)
     return result
+
+
+def uncertainty_note(frames: list[FrameLabels]) -> str | None:
+    """A note naming the frames where most particles are labelled with low confidence, or None."""
+    uncertain = [(f.index, float(np.mean(f.confidence < UNCERTAIN_CONFIDENCE))) for f in frames if len(f.confidence)]
+    uncertain = [(index, share) for index, share in uncertain if share > UNCERTAIN_FRACTION]
+    if not uncertain:
+        return None
+    listed = ", ".join(f"frame {index} ({100 * share:.0f}%)" for index, share in uncertain[:3])
+    more = f" and {len(uncertain) - 3} more frames" if len(uncertain) > 3 else ""
+    return (f"most particles have confidence below {UNCERTAIN_CONFIDENCE} in {listed}{more}: liquid, amorphous or "
+            f"other structures than the model's classes still get one of its labels; --threshold "
+            f"{UNCERTAIN_CONFIDENCE} marks such particles unknown")

@@ -1,4 +1,4 @@
-"""Finite-temperature molecular-dynamics snapshots of Lennard-Jones fcc and hcp crystals (test inputs).
+"""Finite-temperature molecular-dynamics snapshots of Lennard-Jones fcc and hcp crystals and of the liquid (test inputs).
 
 Real MD (thermal motion correlated between neighbours, not the independent
 Gaussian noise of the training data), in Å, through ASE: argon-like LJ
@@ -6,6 +6,9 @@ Gaussian noise of the training data), in Å, through ASE: argon-like LJ
 crystal 2% expanded, Langevin dynamics at T* = kT/epsilon = 0.65 (LJ fcc
 melts near 0.7 at low pressure), 5 fs steps, friction 0.02, 1500 steps; the
 last frame is written as extended XYZ (with its periodic lattice), gzipped.
+The liquid: the fcc crystal 5% expanded (density 0.86 sigma^-3), melted at
+T* = 2.0 for 800 steps, then 700 steps at T* = 1.0 (above the LJ freezing
+density there, ~0.94).
 
     python tests/files/md/make_lj_snapshots.py   # ~1 minute; needs ase
 """
@@ -23,6 +26,7 @@ from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
 EPSILON, SIGMA, T_REDUCED, SEED = 0.0104, 3.4, 0.65, 0
+T_LIQUID = 1.0
 A_FCC = 2 ** (1 / 6) * SIGMA * np.sqrt(2) * 1.02  # cubic fcc lattice constant, 2% expanded
 D_NN = A_FCC / np.sqrt(2)
 
@@ -42,12 +46,29 @@ def main() -> None:
         atoms.calc = LennardJones(epsilon=EPSILON, sigma=SIGMA, rc=2.5 * SIGMA, smooth=True)
         MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
         Langevin(atoms, 5 * units.fs, temperature_K=temperature, friction=0.02, rng=rng).run(1500)
-        atoms.calc = None
-        text = io.StringIO()
-        write(text, atoms, format="extxyz")
-        path = out / f"lj_{name}_T{T_REDUCED}.extxyz.gz"
-        path.write_bytes(gzip.compress(text.getvalue().encode(), mtime=0))
-        print(path.name, len(atoms))
+        save(atoms, out / f"lj_{name}_T{T_REDUCED}.extxyz.gz")
+    save(liquid(), out / f"lj_liquid_T{T_LIQUID}.extxyz.gz")
+
+
+def liquid():
+    atoms = FaceCenteredCubic(symbol="Ar", size=(6, 6, 6), latticeconstant=A_FCC / 1.02 * 1.05)
+    atoms.calc = LennardJones(epsilon=EPSILON, sigma=SIGMA, rc=2.5 * SIGMA, smooth=True)
+    rng = np.random.default_rng(SEED)
+    hot = 2.0 * EPSILON / units.kB
+    MaxwellBoltzmannDistribution(atoms, temperature_K=hot, rng=rng)
+    dynamics = Langevin(atoms, 5 * units.fs, temperature_K=hot, friction=0.02, rng=rng)
+    dynamics.run(800)
+    dynamics.set_temperature(temperature_K=T_LIQUID * EPSILON / units.kB)
+    dynamics.run(700)
+    return atoms
+
+
+def save(atoms, path: Path) -> None:
+    atoms.calc = None
+    text = io.StringIO()
+    write(text, atoms, format="extxyz")
+    path.write_bytes(gzip.compress(text.getvalue().encode(), mtime=0))
+    print(path.name, len(atoms))
 
 
 if __name__ == "__main__":

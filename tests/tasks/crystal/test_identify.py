@@ -97,7 +97,7 @@ def test_element_names_of_a_training_cell_map_like_that_cell(tiny_crystal_checkp
     positions, lattice, types = crystal("cP2-CsCl", 4)
     named = Frame(positions, lattice, types, ["Cl", "Cs"])  # type 0 is the cell's A (Cl)
     automatic = identifier.label(named)
-    assert identifier.notes == ["types mapped as in the model's training cells: Cl=A,Cs=B"]
+    assert identifier.notes == ["types mapped as in the model's training cells: Cl=A,Cs=B (--type-map sets them)"]
     identifier.label(named)
     assert len(identifier.notes) == 1  # once, not per frame
     explicit = Identifier(tiny_crystal_checkpoint, device="cpu", type_map={"Cl": "A", "Cs": "B"}).label(named)
@@ -119,7 +119,7 @@ def test_identify_command_says_how_it_mapped_element_names(tiny_crystal_checkpoi
     assert code == 0, stderr
     assert "note: types mapped as in the model's training cells: Cl=A,Cs=B" in stderr
     code, stdout, _ = cli("identify", path, "-m", tiny_crystal_checkpoint, "--device", "cpu", "--json")
-    assert json.loads(stdout)["notes"] == ["types mapped as in the model's training cells: Cl=A,Cs=B"]
+    assert json.loads(stdout)["notes"] == ["types mapped as in the model's training cells: Cl=A,Cs=B (--type-map sets them)"]
     code, _, stderr = cli("identify", path, "-m", tiny_crystal_checkpoint, "--device", "cpu", "--type-map", "Cl=A,Cs=B")
     assert code == 0 and "note:" not in stderr
 
@@ -258,3 +258,16 @@ def test_stdin_in_and_stdout_out(tiny_crystal_checkpoint, cubic_gsd, tmp_path, c
     pipe(b"")
     assert "stdin: no input" in cli("identify", "-", "-m", tiny_crystal_checkpoint).one_line_error()
     assert "--json" in cli("identify", cubic_gsd, "-o", "-", "--json").one_line_error()
+
+
+def test_uncertainty_note_names_frames_where_most_particles_are_uncertain():
+    from gaatool.tasks.crystal.identify import FrameLabels, uncertainty_note
+
+    def frame(index, uncertain):
+        confidence = np.where(np.arange(100) < uncertain, 0.9, 1.0).astype(np.float32)
+        return FrameLabels(index, np.zeros(100, dtype=np.int32), confidence, 1.0)
+
+    assert uncertainty_note([frame(0, 10), frame(1, 50)]) is None  # half is not most
+    note = uncertainty_note([frame(0, 10), frame(3, 80), *(frame(i, 90) for i in range(4, 8))])
+    assert note.startswith("most particles have confidence below 0.99 in frame 3 (80%), frame 4 (90%), frame 5 (90%)"
+                           " and 2 more frames:")
