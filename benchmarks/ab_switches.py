@@ -14,7 +14,8 @@
 
 Each case is prepared once per state (switches read when a model is built take effect there); each
 round times it with the change on, then off (median of 7 calls after 2 warm-ups); printed: ms per
-item of every round. Compiled cases (cpp-wrapper) compile in the warm-ups. Same machine caveats as benchmarks/run.py (idle machine).
+item of every round. Compiled cases (cpp-wrapper) compile in the warm-ups. Same machine caveats
+as benchmarks/run.py (idle machine).
 """
 from __future__ import annotations
 
@@ -74,12 +75,15 @@ def _cpp_wrapper(on: bool) -> None:
 
 # switch name -> (switch function, cases, prepare's compile argument)
 SWITCHES = {
-    "fused-layernorm": (_fused_layernorm, [CaseSpec("ethanol", "train", 32), CaseSpec("crystal", "train", 256)]),
-    "backmap-pieces": (_backmap_pieces, [CaseSpec("backmap", "inference", 256), CaseSpec("backmap", "train", 64)]),
-    "frozen-parameters": (_frozen_parameters, [CaseSpec("ethanol", "inference", 1), CaseSpec("ethanol", "inference", 128)]),
+    "fused-layernorm": (_fused_layernorm, [CaseSpec("ethanol", "train", 32), CaseSpec("crystal", "train", 256)],
+                        False),
+    "backmap-pieces": (_backmap_pieces, [CaseSpec("backmap", "inference", 256), CaseSpec("backmap", "train", 64)],
+                       False),
+    "frozen-parameters": (_frozen_parameters, [CaseSpec("ethanol", "inference", 1),
+                                               CaseSpec("ethanol", "inference", 128)], False),
     "train-side-by-side": (_train_side_by_side, [CaseSpec("ethanol", "train", 8), CaseSpec("ethanol", "train", 32),
-                                                 CaseSpec("aspirin", "train", 16)]),
-    "kept-workers": (_kept_workers, [CaseSpec("crystal", "inference", 1024), CaseSpec("ethanol", "train", 32)]),
+                                                 CaseSpec("aspirin", "train", 16)], False),
+    "kept-workers": (_kept_workers, [CaseSpec("crystal", "inference", 1024), CaseSpec("ethanol", "train", 32)], False),
     "cpp-wrapper": (_cpp_wrapper, [CaseSpec("ethanol", "inference", 1)], True),
 }
 
@@ -100,12 +104,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("switch", choices=sorted(SWITCHES))
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args(argv)
-    switch, cases, *compile = SWITCHES[args.switch]
+    switch, cases, compile = SWITCHES[args.switch]
     for spec in cases:
         steps = {}
         for state in ("on", "off"):
             switch(state == "on")
-            steps[state] = prepare(spec, implementations=("gaatool",), compile=bool(compile and compile[0])).steps["gaatool"]
+            steps[state] = prepare(spec, implementations=("gaatool",), compile=compile).steps["gaatool"]
         times = {"on": [], "off": []}
         for _ in range(args.rounds):
             for state in ("on", "off"):

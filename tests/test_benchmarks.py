@@ -271,15 +271,17 @@ def test_ab_switches_flip_and_restore_the_change():
     import gaatool.models.forces as forces_model
     import gaatool.nn.mlp as mlp
     import gaatool.nn.chunks as chunks
+    import gaatool.nn.compiled as compiled
     import gaatool.tasks.forces.train as forces_train
     from benchmarks.ab_switches import SWITCHES
 
     def state():
         return (mlp.FUSE_MAX_INPUTS, backmap_model.CPU_CHUNK_TUPLES, backmap_model.TRAIN_CPU_CHUNK_TUPLES,
-                forces_model.frozen_parameters, forces_train.MIN_PIECE_TUPLES, chunks._worker_pool)
+                forces_model.frozen_parameters, forces_train.MIN_PIECE_TUPLES, chunks._worker_pool,
+                compiled.CPU_CPP_WRAPPER)
 
     before = state()
-    for name, (switch, cases) in SWITCHES.items():
+    for name, (switch, cases, _) in SWITCHES.items():
         switch(False)
         assert state() != before, name
         switch(True)

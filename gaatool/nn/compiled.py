@@ -20,8 +20,8 @@ from .chunks import map_chunks
 from .frozen import frozen_parameters
 from .threads import single_threaded
 
-__all__ = ["COMPILE_MODES", "CPU_COMPILED_BATCH", "CPU_CPP_WRAPPER", "CompiledEnergyForces", "FixedBatchCompiled", "check_compile_mode",
-           "compiled_batch_size", "should_compile"]
+__all__ = ["COMPILE_MODES", "CPU_COMPILED_BATCH", "CPU_CPP_WRAPPER", "CompiledEnergyForces", "FixedBatchCompiled",
+           "check_compile_mode", "compiled_batch_size", "should_compile"]
 
 COMPILE_MODES = ("auto", "on", "off")
 
@@ -133,9 +133,9 @@ class CompiledEnergyForces:
     instead of ~1000 small operations per call (ethanol, one frame per call,
     float64, 2 cores: 5.4-5.8 ms per step against 8.3-8.8 eager,
     ``python -m benchmarks.bench_md_loop``; at batch 16 and more the eager
-    model, in pieces side by side on the cores, was faster in the benchmark). Inference only: no graph for further differentiation is
-    kept (training differentiates forces again, which compiled graphs do not
-    support). ``module`` (the model behind ``energy``) has its parameters
+    model, in pieces side by side on the cores, was faster in the benchmark).
+    Inference only: no graph for further differentiation is kept (training
+    differentiates forces again, which compiled graphs do not support). ``module`` (the model behind ``energy``) has its parameters
     left out of autograd during each call (:func:`~gaatool.nn.frozen.frozen_parameters`).
     One graph per input shape and dtype (molecular dynamics: one). On the CPU
     it compiles and runs on one torch thread: the compiled kernels of these
@@ -167,7 +167,8 @@ class CompiledEnergyForces:
     def __call__(self, positions: torch.Tensor, *rest) -> tuple[torch.Tensor, torch.Tensor]:
         # dense strides: graphs are specialised on them, and a batch of one frame may come with any
         # stride on its first axis (numpy's a[None] has 0), which would compile everything again
-        positions, rest = _dense(positions.detach()), tuple(_dense(x) if isinstance(x, torch.Tensor) else x for x in rest)
+        positions = _dense(positions.detach())
+        rest = tuple(_dense(x) if isinstance(x, torch.Tensor) else x for x in rest)
         with frozen_parameters(self._parameters), single_threaded(positions.device), torch.enable_grad():
             positions = positions.requires_grad_(True)
             compiled = self._compiled_for(positions.device)
