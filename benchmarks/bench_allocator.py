@@ -29,6 +29,8 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
+from gaatool.allocator import user_malloc_settings  # noqa: E402
+
 from . import harness  # noqa: E402
 from .bench_models_reference import FULL_CASES, QUICK_CASES, CaseSpec, prepare  # noqa: E402
 
@@ -70,12 +72,10 @@ def measure(spec: CaseSpec, setting: str, calls: int = 5, threads: int | None = 
 
 
 def child_environment() -> dict[str, str]:
-    """This process's environment without MALLOC_* (or malloc tunables), with the repository on the path."""
+    """This process's environment without the user's malloc settings, with the repository on the path."""
     env = harness.child_environment(fixed_mmap_threshold=False)
-    for key in [k for k in env if k.startswith("MALLOC_")]:
+    for key in user_malloc_settings(env):
         del env[key]
-    if "glibc.malloc" in env.get("GLIBC_TUNABLES", ""):
-        del env["GLIBC_TUNABLES"]
     return env
 
 

@@ -19,7 +19,7 @@ import ctypes
 import os
 import sys
 
-__all__ = ["keep_freed_memory", "USER_SETTINGS", "OPT_OUT"]
+__all__ = ["keep_freed_memory", "user_malloc_settings", "USER_SETTINGS", "OPT_OUT"]
 
 #: glibc's mallopt parameter numbers (malloc.h).
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
@@ -50,6 +50,13 @@ def _glibc() -> ctypes.CDLL | None:
     return libc
 
 
+def user_malloc_settings(environ: dict) -> list[str]:
+    """The environment variables in ``environ`` that set glibc's malloc thresholds up (:data:`USER_SETTINGS`,
+    and ``GLIBC_TUNABLES`` when it holds ``glibc.malloc`` tunables)."""
+    names = [name for name in USER_SETTINGS if name in environ]
+    return names + (["GLIBC_TUNABLES"] if "glibc.malloc" in environ.get("GLIBC_TUNABLES", "") else [])
+
+
 def keep_freed_memory(environ: dict | None = None) -> bool:
     """Raise glibc's trim and mmap thresholds for this process; True if they were changed.
 
@@ -60,7 +67,7 @@ def keep_freed_memory(environ: dict | None = None) -> bool:
     environ = os.environ if environ is None else environ
     if environ.get(OPT_OUT[0], "").strip().lower() == OPT_OUT[1]:
         return False
-    if any(name in environ for name in USER_SETTINGS) or "glibc.malloc" in environ.get("GLIBC_TUNABLES", ""):
+    if user_malloc_settings(environ):
         return False
     libc = _glibc()
     if libc is None:

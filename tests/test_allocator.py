@@ -78,3 +78,11 @@ def test_the_command_line_keeps_freed_memory(monkeypatch, capsys):
         cli_app.main(["--version"])
     assert exit_info.value.code == 0 and calls == [1]
     assert "gaatool" in capsys.readouterr().out
+
+
+def test_user_malloc_settings_names_what_sets_the_thresholds():
+    from gaatool.allocator import user_malloc_settings
+
+    assert user_malloc_settings({"MALLOC_TOP_PAD_": "0", "MALLOC_ARENA_MAX": "2", "PATH": "/bin"}) == ["MALLOC_TOP_PAD_"]
+    assert user_malloc_settings({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"}) == ["GLIBC_TUNABLES"]
+    assert user_malloc_settings({"GLIBC_TUNABLES": "glibc.pthread.rseq=0"}) == []
