@@ -79,6 +79,18 @@ def test_pretrained_crystal_flags_a_liquid_as_uncertain():
     assert np.mean(np.array(crystal.class_names)[crystal.frames[0].labels] == "cF4-Cu") > 0.9
 
 
+@pytest.mark.parametrize("name", ["cP46-Si", "cF136-Si"])
+def test_pretrained_crystal_notes_no_uncertainty_for_clathrates_at_moderate_noise(identifier, name):
+    """The least certain classes, at 5% noise, still have most particles above 0.99 confidence: no note."""
+    from gaatool.tasks.crystal.identify import uncertainty_note
+
+    supercell, _ = perfect_crystal(prototype_cell(name), 2048, 12, 0.05)
+    positions = add_noise(supercell.positions, 0.05, np.random.default_rng(5)) * 2.35
+    labels = identifier.label(Frame(positions, supercell.lattice * 2.35, supercell.types, ["Si"]))
+    assert np.mean(np.array(identifier.class_names)[labels.labels] == name) > 0.9
+    assert uncertainty_note([labels]) is None, f"{np.mean(labels.confidence < 0.99):.0%} below 0.99"
+
+
 @pytest.mark.parametrize("bead, limit", [("centroid", 1.1), ("ca", 1.7)])
 def test_pretrained_backmapping_of_an_unseen_protein(tmp_path, bead, limit):
     """Hen lysozyme (1AKI, not in the training entries) as centroid beads and as a C-alpha trace:
