@@ -26,6 +26,8 @@ def crystal(
     max_time: Optional[float] = options.MaxTime,
     resume: bool = options.Resume,
     init_from: Optional[Path] = options.InitFrom,
+    fresh_noise: bool = typer.Option(False, "--fresh-noise",
+                                     help="Draw the training replicas' noise anew every epoch (the dataset's recipe)."),
     config_file: Optional[Path] = typer.Option(None, "--config", help='JSON overrides: {"train": {...}, "model": {...}}.'),
     seed: int = options.Seed, device: str = options.Device, quiet: bool = options.Quiet, as_json: bool = options.AsJson,
 ) -> None:
@@ -39,8 +41,8 @@ def crystal(
         model_values["dropout"] = dropout
     config = options.train_config(epochs, batch_size, lr, seed, device, max_time, config_file)
     model_options = dataclass_from_dict(CrystalModelOptions, model_values, "model")
-    options.report(train_crystal(dataset, out, model_options, config, resume=resume, quiet=quiet, init_from=init_from),
-                   as_json)
+    options.report(train_crystal(dataset, out, model_options, config, resume=resume, quiet=quiet, init_from=init_from,
+                                 fresh_noise=fresh_noise), as_json)
 
 
 @data_app.command("crystals")

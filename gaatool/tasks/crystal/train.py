@@ -1,6 +1,7 @@
 """Training of crystal-structure classifiers (the GAA network or the Steinhardt-MLP baseline)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -8,13 +9,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...data.splits import derive_seed
 from ...data.store import load_dataset
 from ...errors import ConfigError, InputFileError
 from ...models.crystal import CrystalClassifier, SteinhardtMLP
 from ...train.array_task import ArrayTask
 from ...train.engine import FitResult, TrainConfig, fit
+from .dataset import CrystalDatasetConfig, build_crystal_dataset
+from .prototypes import UnitCell
 
-__all__ = ["CrystalModelOptions", "CrystalTrainTask", "train_crystal", "split_tensors", "MODEL_KINDS"]
+__all__ = ["CrystalModelOptions", "CrystalTrainTask", "train_crystal", "split_tensors", "training_recipe",
+           "fresh_training_arrays", "MODEL_KINDS"]
 
 MODEL_KINDS = ("gaa", "steinhardt")
 
@@ -59,13 +64,23 @@ class CrystalTrainTask(ArrayTask):
     # what the weights' inputs and outputs mean: --init-from needs the same values
     compatibility_keys = ("class_names", "type_names", "neighbors", "length_unit")
 
-    def __init__(self, dataset_path: str | Path, options: CrystalModelOptions, batch_size: int):
+    def __init__(self, dataset_path: str | Path, options: CrystalModelOptions, batch_size: int,
+                 fresh_noise: bool = False):
         arrays, self.dataset_metadata = load_dataset(dataset_path, expected_task="crystal")
         self.dataset_path, self.options = Path(dataset_path), options
         train = split_tensors(arrays, "train", options.model, str(dataset_path))
         val = split_tensors(arrays, "val", options.model, str(dataset_path))
         super().__init__(train, val, batch_size, val_batch_size=1024)
         self.class_names = list(self.dataset_metadata["class_names"])
+        # fresh noise: the dataset's recipe, checked now rather than after the first epoch
+        self.fresh_noise = fresh_noise
+        self._recipe = training_recipe(self.dataset_metadata, options.model, str(dataset_path)) if fresh_noise else None
+
+    def train_batches(self, epoch: int, generator: torch.Generator):
+        """The epoch's batches; with fresh noise, of training replicas drawn for this epoch."""
+        if self._recipe is not None:
+            self.train_arrays = fresh_training_arrays(self._recipe, epoch, self.options.model, self.class_names)
+        return super().train_batches(epoch, generator)
 
     def build_model(self) -> torch.nn.Module:
         o = self.options
@@ -94,9 +109,39 @@ class CrystalTrainTask(ArrayTask):
             # elements of each class's cell per model type: identify maps element-named files with it
             "species": {c["name"]: dict(c["species"]) for c in meta.get("classes", []) if c.get("species")},
             "model_options": asdict(self.options),
-            "data": {"path": str(self.dataset_path), **{k: meta[k] for k in ("seed", "noise_levels", "provenance")
-                                                        if k in meta}},
+            "data": {"path": str(self.dataset_path), "fresh_noise": self.fresh_noise,
+                     **{k: meta[k] for k in ("seed", "noise_levels", "provenance") if k in meta}},
         }
+
+
+def training_recipe(metadata: dict[str, Any], model: str, source: str = "dataset") -> tuple[CrystalDatasetConfig, list]:
+    """How the dataset's training split was made: its config (training replicas only) and its added cells.
+
+    From the metadata of ``gaatool data crystals``; the added classes (not among the prototypes) come
+    back from the unit cells stored there.
+    """
+    try:
+        config = CrystalDatasetConfig.from_dict(metadata["config"])
+        extra = [UnitCell(**c["unit_cell"]) for c in metadata["classes"] if c["name"] not in config.prototypes]
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputFileError(f"{source}: its metadata does not say how it was built ({err}); fresh noise needs a "
+                             "dataset from `gaatool data crystals`") from None
+    config = dataclasses.replace(config, replicas={"train": config.replicas.get("train", 0), "val": 0, "test": 0},
+                                 steinhardt=config.steinhardt and model == "steinhardt")
+    if config.replicas["train"] < 1:
+        raise ConfigError(f"{source}: the dataset has no training replicas to draw afresh")
+    return config, extra
+
+
+def fresh_training_arrays(recipe: tuple[CrystalDatasetConfig, list], epoch: int, model: str,
+                          class_names: list[str]) -> dict[str, torch.Tensor]:
+    """Training replicas of the recipe with noise drawn for ``epoch`` (deterministic in the dataset's seed)."""
+    config, extra = recipe
+    seed = derive_seed(config.seed, "fresh-noise", epoch)  # never the seed of a stored split's replica
+    dataset = build_crystal_dataset(config, extra_cells=extra, seed=seed)
+    if dataset.class_names != class_names:
+        raise ConfigError(f"fresh noise rebuilt classes {dataset.class_names}, not the dataset's {class_names}")
+    return split_tensors(dataset.arrays, "train", model)
 
 
 def predict_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -108,9 +153,15 @@ def predict_logits(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def train_crystal(dataset: str | Path, out_dir: str | Path, options: CrystalModelOptions | None = None,
                   config: TrainConfig | None = None, resume: bool = False, quiet: bool = False,
-                  init_from: str | Path | None = None) -> FitResult:
-    """Train a crystal classifier on a dataset from ``gaatool data crystals``; see :func:`gaatool.train.fit`."""
+                  init_from: str | Path | None = None, fresh_noise: bool = False) -> FitResult:
+    """Train a crystal classifier on a dataset from ``gaatool data crystals``; see :func:`gaatool.train.fit`.
+
+    ``fresh_noise``: every epoch trains on as many replicas as the dataset's training split, built by
+    its recipe (cells, noise levels, neighbours) with noise drawn for that epoch, instead of the stored
+    ones: the model never sees the same noisy copy twice (the stored 6-replica split was overfitted
+    after ~70 epochs). Validation stays the stored split. Costs one dataset build per epoch.
+    """
     options = options or CrystalModelOptions()
     config = config or TrainConfig()
-    task = CrystalTrainTask(dataset, options, config.batch_size)
+    task = CrystalTrainTask(dataset, options, config.batch_size, fresh_noise=fresh_noise)
     return fit(task, config, out_dir, resume=resume, quiet=quiet, init_from=init_from)

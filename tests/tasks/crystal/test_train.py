@@ -57,3 +57,71 @@ def test_bad_inputs(tiny_crystal_dataset, tmp_path):
     with pytest.raises(InputFileError):
         train_crystal(broken, tmp_path / "run", config=TrainConfig(epochs=1), quiet=True)
     assert not (tmp_path / "run" / "best.safetensors").exists()
+
+
+@pytest.fixture(scope="module")
+def dataset_with_added_cell(tmp_path_factory):
+    """Two prototypes plus hP2-Mg given as an added unit cell, two training replicas."""
+    from gaatool.tasks.crystal.dataset import CrystalDatasetConfig, build_crystal_dataset
+    from gaatool.tasks.crystal.prototypes import prototype_cell
+
+    path = tmp_path_factory.mktemp("fresh") / "added.npz"
+    config = CrystalDatasetConfig(seed=3, min_particles=64, prototypes=("cF4-Cu", "cI2-W"), steinhardt=False,
+                                  replicas={"train": 2, "val": 1, "test": 1})
+    build_crystal_dataset(config, extra_cells=[prototype_cell("hP2-Mg")]).save(path)
+    return path
+
+
+def test_fresh_noise_recipe_rebuilds_the_stored_training_split(dataset_with_added_cell):
+    """The recipe read back from the metadata (added cell included) makes exactly the stored split with the
+    dataset's own seed, and new noise for every epoch: same environments per class, other positions."""
+    import dataclasses
+
+    import torch
+
+    from gaatool.data.store import load_dataset
+    from gaatool.tasks.crystal.dataset import build_crystal_dataset
+    from gaatool.tasks.crystal.train import CrystalTrainTask, split_tensors, training_recipe
+
+    arrays, metadata = load_dataset(dataset_with_added_cell)
+    config, extra = training_recipe(metadata, "gaa")
+    assert [cell.name for cell in extra] == ["hP2-Mg"] and config.replicas == {"train": 2, "val": 0, "test": 0}
+    rebuilt = build_crystal_dataset(dataclasses.replace(config), extra_cells=extra)
+    for key in ("r_ij", "type_pairs", "labels", "noise"):
+        np.testing.assert_array_equal(rebuilt.arrays[f"train/{key}"], arrays[f"train/{key}"])
+
+    task = CrystalTrainTask(dataset_with_added_cell, CrystalModelOptions(n_dim=8), 64, fresh_noise=True)
+    stored, val = task.train_arrays, task.val_arrays
+    draws = []
+    for epoch in (1, 2):
+        list(task.train_batches(epoch, torch.Generator().manual_seed(0)))
+        draws.append(task.train_arrays)
+    again = CrystalTrainTask(dataset_with_added_cell, CrystalModelOptions(n_dim=8), 64, fresh_noise=True)
+    list(again.train_batches(2, torch.Generator().manual_seed(0)))
+    assert torch.equal(again.train_arrays["r_ij"], draws[1]["r_ij"])  # deterministic per epoch (resume)
+    for draw in draws:
+        assert draw["r_ij"].shape == stored["r_ij"].shape and torch.equal(draw["labels"], stored["labels"])
+        assert not torch.equal(draw["r_ij"], stored["r_ij"])
+    assert not torch.equal(draws[0]["r_ij"], draws[1]["r_ij"])
+    assert task.val_arrays is val
+    assert split_tensors(arrays, "val", "gaa")["r_ij"].shape == val["r_ij"].shape
+
+
+def test_training_with_fresh_noise(dataset_with_added_cell, tmp_path):
+    result = train_crystal(dataset_with_added_cell, tmp_path, CrystalModelOptions(n_dim=8, dropout=0.0),
+                           TrainConfig(epochs=2, batch_size=64, device="cpu"), quiet=True, fresh_noise=True)
+    meta = read_metadata(result.best_path)
+    assert meta["data"]["fresh_noise"] is True and len(meta["history"]) == 2
+
+
+def test_fresh_noise_needs_the_dataset_recipe(dataset_with_added_cell, tmp_path):
+    from gaatool.data.store import load_dataset, save_dataset
+
+    arrays, metadata = load_dataset(dataset_with_added_cell)
+    del metadata["config"]
+    stripped = tmp_path / "stripped.npz"
+    save_dataset(stripped, arrays, metadata)
+    with pytest.raises(InputFileError, match="fresh noise needs a dataset from `gaatool data crystals`"):
+        train_crystal(stripped, tmp_path / "run", config=TrainConfig(epochs=1), quiet=True, fresh_noise=True)
+    train_crystal(stripped, tmp_path / "plain", CrystalModelOptions(n_dim=8), TrainConfig(epochs=1, device="cpu"),
+                  quiet=True)  # the stored split alone needs no recipe
