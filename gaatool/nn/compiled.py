@@ -135,8 +135,9 @@ class CompiledEnergyForces:
     ``python -m benchmarks.bench_md_loop``; at batch 16 and more the eager
     model, in pieces side by side on the cores, was faster in the benchmark).
     Inference only: no graph for further differentiation is kept (training
-    differentiates forces again, which compiled graphs do not support). ``module`` (the model behind ``energy``) has its parameters
-    left out of autograd during each call (:func:`~gaatool.nn.frozen.frozen_parameters`).
+    differentiates forces again, which compiled graphs do not support).
+    ``module`` (the model behind ``energy``) has its parameters left out of
+    autograd during each call (:func:`~gaatool.nn.frozen.frozen_parameters`).
     One graph per input shape and dtype (molecular dynamics: one). On the CPU
     it compiles and runs on one torch thread: the compiled kernels of these
     small tensors, built for two threads, synchronised so often that ethanol at
