@@ -36,8 +36,8 @@ __all__ = ["FrameLabels", "IdentifyResult", "Identifier", "identify_file", "defa
 UNKNOWN = -1
 #: Without --threshold, identify notes frames where more than UNCERTAIN_FRACTION of the particles have
 #: a confidence below UNCERTAIN_CONFIDENCE. The model knows only its classes: a Lennard-Jones liquid
-#: (tests/files/md) gets close-packed labels at a median confidence of 0.9, with 82% of its particles
-#: below 0.99, while LJ fcc and hcp crystals near melting have 5% and 9%; the clathrates at 5% noise,
+#: (tests/files/md) gets close-packed labels at a median confidence of 0.9, with 85% of its particles
+#: below 0.99, while LJ fcc and hcp crystals near melting have 7% and 8%; the clathrates at 5% noise,
 #: less certain than the other classes, stay below half (tests/test_pretrained.py).
 UNCERTAIN_CONFIDENCE = 0.99
 UNCERTAIN_FRACTION = 0.5
