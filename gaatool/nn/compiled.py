@@ -151,7 +151,7 @@ class CompiledEnergyForces:
     """
 
     def __init__(self, energy: Callable[..., torch.Tensor], module: nn.Module, cpp_wrapper: bool | None = None):
-        self.energy, self.module = energy, module
+        self.energy = energy
         self.cpp_wrapper = CPU_CPP_WRAPPER if cpp_wrapper is None else cpp_wrapper
         self._parameters = list(module.parameters())
         # compiled on the first call, when the device is known; None after a failure

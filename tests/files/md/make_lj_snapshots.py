@@ -10,7 +10,7 @@ The liquid: the fcc crystal 5% expanded (density 0.86 sigma^-3), melted at
 T* = 2.0 for 800 steps, then 700 steps at T* = 1.0 (above the LJ freezing
 density there, ~0.94).
 
-    python tests/files/md/make_lj_snapshots.py   # ~1 minute; needs ase
+    python tests/files/md/make_lj_snapshots.py   # ~2-3 minutes on 2 cores; needs ase
 """
 import gzip
 import io
@@ -43,16 +43,20 @@ def main() -> None:
     temperature = T_REDUCED * EPSILON / units.kB
     for name, atoms in crystals().items():
         rng = np.random.default_rng(SEED)
-        atoms.calc = LennardJones(epsilon=EPSILON, sigma=SIGMA, rc=2.5 * SIGMA, smooth=True)
+        atoms.calc = lj_calculator()
         MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
         Langevin(atoms, 5 * units.fs, temperature_K=temperature, friction=0.02, rng=rng).run(1500)
         save(atoms, out / f"lj_{name}_T{T_REDUCED}.extxyz.gz")
     save(liquid(), out / f"lj_liquid_T{T_LIQUID}.extxyz.gz")
 
 
+def lj_calculator() -> LennardJones:
+    return LennardJones(epsilon=EPSILON, sigma=SIGMA, rc=2.5 * SIGMA, smooth=True)
+
+
 def liquid():
     atoms = FaceCenteredCubic(symbol="Ar", size=(6, 6, 6), latticeconstant=A_FCC / 1.02 * 1.05)
-    atoms.calc = LennardJones(epsilon=EPSILON, sigma=SIGMA, rc=2.5 * SIGMA, smooth=True)
+    atoms.calc = lj_calculator()
     rng = np.random.default_rng(SEED)
     hot = 2.0 * EPSILON / units.kB
     MaxwellBoltzmannDistribution(atoms, temperature_K=hot, rng=rng)
