@@ -51,16 +51,20 @@ def time_alternating(steps: Mapping[str, Callable[[], None]], *, warmup: int = 1
                      max_repeats: int = 20, target_seconds: float = 2.0) -> dict[str, list[float]]:
     """Seconds per call of each step, the steps called in turn (a, b, a, b, ...).
 
-    After ``warmup`` untimed calls of each, the number of timed rounds is
-    ``target_seconds`` divided by the slowest warm-up call, clipped to
-    ``[min_repeats, max_repeats]``.
+    After ``warmup`` untimed calls of each, one more round sizes the run: the
+    number of timed rounds is ``target_seconds`` divided by that round's
+    slowest call, clipped to ``[min_repeats, max_repeats]``. (Sizing from the
+    warm-up itself let a one-off cost, such as a 10 s compilation, cut a fast
+    case down to ``min_repeats`` samples taken while it was still warming up.)
     """
-    slowest = 0.0
     for _ in range(max(warmup, 1)):
         for step in steps.values():
-            start = time.perf_counter()
             step()
-            slowest = max(slowest, time.perf_counter() - start)
+    slowest = 0.0
+    for step in steps.values():
+        start = time.perf_counter()
+        step()
+        slowest = max(slowest, time.perf_counter() - start)
     repeats = int(min(max(target_seconds / max(slowest, 1e-9), min_repeats), max_repeats))
     samples: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):

@@ -157,9 +157,25 @@ def test_time_alternating_interleaves_and_bounds_repeats():
     steps = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
     samples = harness.time_alternating(steps, warmup=1, min_repeats=3, max_repeats=5, target_seconds=10.0)
     assert [len(v) for v in samples.values()] == [5, 5]  # instant calls: capped at max_repeats
-    assert calls == ["a", "b"] * 6
+    assert calls == ["a", "b"] * 7  # warm-up, sizing round, 5 timed rounds
     samples = harness.time_alternating(steps, warmup=1, min_repeats=3, max_repeats=5, target_seconds=0.0)
     assert len(samples["a"]) == 3
+
+
+def test_time_alternating_sizes_the_run_after_the_warm_up():
+    """A slow first call (compilation) must not cut the run to min_repeats."""
+    import time as clock
+
+    calls = {"n": 0}
+
+    def compiles_first() -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            clock.sleep(0.3)
+
+    samples = harness.time_alternating({"a": compiles_first}, warmup=1, min_repeats=3, max_repeats=10,
+                                       target_seconds=0.2)
+    assert len(samples["a"]) == 10
 
 
 def _in_fresh_process(code: str) -> str:
