@@ -224,3 +224,19 @@ def test_lengths_are_in_units_of_the_measured_nearest_neighbour_distance():
     # with strong noise the shell spreads but the closest neighbour's median stays the unit
     strong = np.isclose(noise, 0.1) & (labels == 0)
     assert r[strong, 11].mean() > 1.05
+
+
+def test_reference_noise_script_finds_accumulated_rescaled_noise():
+    """docs/examples/reference_noise.py: the paper's code rescales each noisy replica to a shortest distance
+    of 1 and adds the next level on top, so its 0.1 level is ~0.09 of the lattice spacing, not 0.1."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "docs" / "examples" / "reference_noise.py"
+    spec = importlib.util.spec_from_file_location("reference_noise", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    levels = module.effective_levels(prototype_cell("cF4-Cu"), np.random.default_rng(1), min_particles=500)
+    assert levels[0] == pytest.approx(0.001, rel=1e-6)
+    assert levels[1] == pytest.approx(0.05, abs=0.001)  # scaled by ~0.997: the first level barely moves anything
+    assert 0.08 < levels[2] < 0.095  # stretched by ~1/0.75 before the 0.1 is added, plus the 0.05 carried over
