@@ -122,6 +122,9 @@ def attach(app: typer.Typer) -> None:
         type_map: Optional[str] = typer.Option(None, "--type-map", help="Map file types to model types, e.g. Cu=A,Zn=B (default: same names, any single type, or the elements of one of the model's training cells)."),
         box: Optional[str] = typer.Option(None, "--box", help="Box for XYZ files without a lattice: 'Lx,Ly,Lz'."),
         threshold: Optional[float] = typer.Option(None, "--threshold", help="Label particles below this confidence 'unknown'."),
+        smooth: int = typer.Option(1, "--smooth", metavar="ROUNDS",
+                                   help="Rounds of averaging each particle's class probabilities with its 12 neighbours' "
+                                   "(0: the model's per-particle output; 1 keeps single twin planes, 2 does not)."),
         chunk_size: Optional[int] = typer.Option(None, "--chunk-size",
                                                  help="Particles per model call, bounds memory (default: 2048 on a CPU, 16384 on a GPU)."),
         compile_mode: str = typer.Option("auto", "--compile", metavar="auto|on|off",
@@ -146,7 +149,7 @@ def attach(app: typer.Typer) -> None:
                 raise ConfigError("-o .gsd needs a .gsd input (it copies the trajectory); use -o labels.npz or -o labels.xyz")
             result = identify_file(source, checkpoint=model, frames=selection, box=lattice, scale=scale,
                                    type_map=parse_type_map(type_map), threshold=threshold, device=device,
-                                   chunk_size=chunk_size, compile=compile_mode)
+                                   chunk_size=chunk_size, compile=compile_mode, smooth=smooth)
             if from_stdin:
                 result.source = "stdin"
             # the .xyz and .gsd outputs copy the frames, so they are written while the input exists

@@ -54,6 +54,7 @@ def test_identify_gsd_outputs(tiny_crystal_checkpoint, cubic_gsd, tmp_path, cli)
         assert frame["scale"] == pytest.approx(3.1, rel=0.05)  # measured nearest-neighbour distance
     arrays = np.load(out_npz, allow_pickle=False)
     assert arrays["labels"].shape[0] == 3 and list(arrays["class_names"]) == report["class_names"]
+    assert report["smooth"] == 1 and int(arrays["smooth"]) == 1
     assert np.all((arrays["confidence"] >= 0) & (arrays["confidence"] <= 1))
     code, _, stderr = cli("identify", cubic_gsd, "-m", tiny_crystal_checkpoint, "-o", out_gsd, "--frames", "1:",
                           "--device", "cpu")
@@ -75,6 +76,55 @@ def test_labels_do_not_depend_on_units_orientation_or_chunking(tiny_crystal_chec
     assert np.array_equal(base.labels, other.labels)
     np.testing.assert_allclose(base.confidence, other.confidence, atol=1e-4)
     assert other.scale == pytest.approx(4.2 * base.scale, rel=1e-6)
+
+
+def _model_probabilities(identifier, positions, lattice, types):
+    """The model's per-particle class probabilities and the 12 neighbours, computed here independently."""
+    import torch
+
+    from gaatool.data.neighbors import nearest_neighbor_distance, nearest_neighbors
+    from gaatool.tasks.crystal.dataset import type_pair_encoding
+
+    scale = nearest_neighbor_distance(positions, lattice)
+    index, r_ij = nearest_neighbors(positions / scale, lattice / scale, 12)
+    pairs = type_pair_encoding(types, index, len(identifier.type_names))
+    with torch.no_grad():
+        logits = identifier.model(torch.as_tensor(r_ij, dtype=torch.float32), torch.as_tensor(pairs))
+    return torch.softmax(logits, dim=-1).numpy(), index
+
+
+def test_smoothing_averages_the_probabilities_over_the_twelve_neighbours(tiny_crystal_checkpoint):
+    positions, lattice, types = crystal("cP2-CsCl", 4, sigma=0.08, length=1.0)
+    frame = Frame(positions, lattice, types, ["A", "B"])
+    raw = Identifier(tiny_crystal_checkpoint, device="cpu", smooth=0)
+    probabilities, index = _model_probabilities(raw, positions, lattice, types)
+    unsmoothed = raw.label(frame)
+    assert np.array_equal(unsmoothed.labels, probabilities.argmax(1))
+    np.testing.assert_allclose(unsmoothed.confidence, probabilities.max(1), atol=1e-6)
+    expected = probabilities
+    for rounds in (1, 2):
+        expected = (expected + expected[index].sum(axis=1)) / 13
+        smoothed = Identifier(tiny_crystal_checkpoint, device="cpu", smooth=rounds, chunk_size=5).label(frame)
+        assert np.array_equal(smoothed.labels, expected.argmax(1))
+        np.testing.assert_allclose(smoothed.confidence, expected.max(1), atol=1e-6)
+    assert Identifier(tiny_crystal_checkpoint, device="cpu").smooth == 1  # the default
+
+
+def test_smoothed_labels_follow_permutations_rotations_and_translations(tiny_crystal_checkpoint):
+    positions, lattice, types = crystal("cI2-W", 6, sigma=0.08, length=2.0)
+    identifier = Identifier(tiny_crystal_checkpoint, device="cpu", smooth=2)
+    base = identifier.label(Frame(positions, lattice, types, ["A", "B"]))
+    order = np.random.default_rng(0).permutation(len(positions))
+    q = random_rotation().numpy()
+    moved = identifier.label(Frame(positions[order] @ q.T + 3.0, lattice @ q.T, types[order], ["A", "B"]))
+    assert np.array_equal(moved.labels, base.labels[order])
+    np.testing.assert_allclose(moved.confidence, base.confidence[order], atol=1e-5)
+
+
+@pytest.mark.parametrize("rounds", [-1, 1.5, True])
+def test_smooth_must_be_a_whole_number_of_rounds(tiny_crystal_checkpoint, rounds):
+    with pytest.raises(ConfigError, match="--smooth"):
+        Identifier(tiny_crystal_checkpoint, device="cpu", smooth=rounds)
 
 
 def test_threshold_and_type_map(tiny_crystal_checkpoint):
@@ -171,6 +221,9 @@ def test_bad_inputs_give_one_line_errors_and_no_output(tiny_crystal_checkpoint, 
         assert not out.exists()
         assert not list(tmp_path.glob(".*tmp*"))
     assert "frame selection" in cli("identify", cubic_gsd, "-m", ckpt, "--frames", "a:b").one_line_error()
+    out = tmp_path / "smooth.npz"
+    assert "--smooth" in cli("identify", cubic_gsd, "-m", ckpt, "--smooth", "-1", "-o", out).one_line_error()
+    assert not out.exists()
 
 
 def test_default_chunk_size_depends_on_the_device(tiny_crystal_checkpoint):
@@ -267,7 +320,12 @@ def test_uncertainty_note_names_frames_where_most_particles_are_uncertain():
         confidence = np.where(np.arange(100) < uncertain, 0.9, 1.0).astype(np.float32)
         return FrameLabels(index, np.zeros(100, dtype=np.int32), confidence, 1.0)
 
-    assert uncertainty_note([frame(0, 10), frame(1, 50)]) is None  # half is not most
-    note = uncertainty_note([frame(0, 10), frame(3, 80), *(frame(i, 90) for i in range(4, 8))])
+    assert uncertainty_note([frame(0, 10), frame(1, 50)], smooth=0) is None  # half is not most
+    note = uncertainty_note([frame(0, 10), frame(3, 80), *(frame(i, 90) for i in range(4, 8))], smooth=0)
     assert note.startswith("most particles have confidence below 0.99 in frame 3 (80%), frame 4 (90%), frame 5 (90%)"
                            " and 2 more frames:")
+    assert note.endswith("--threshold 0.99 marks such particles unknown")
+    # neighbour-averaged confidences are lower for crystals too: uncertain below 0.8 (the default smoothing)
+    assert uncertainty_note([frame(3, 80)]) is None
+    low = FrameLabels(2, np.zeros(100, dtype=np.int32), np.full(100, 0.7, dtype=np.float32), 1.0)
+    assert uncertainty_note([low]).startswith("most particles have confidence below 0.8 in frame 2 (100%)")
