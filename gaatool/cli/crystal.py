@@ -84,18 +84,22 @@ def evaluate_crystal(
     dataset: Path = typer.Argument(..., help="Dataset from `gaatool data crystals`."),
     split: str = typer.Option("test", "--split", help="train, val or test."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write the confusion matrix as a PNG here."),
+    smooth: int = typer.Option(0, "--smooth", metavar="ROUNDS",
+                               help="Average class probabilities over each particle's 12 neighbours first, as "
+                               "`gaatool identify` does (default there: 1); 0: per environment, as the paper."),
     device: str = options.Device, as_json: bool = options.AsJson,
 ) -> None:
     """Accuracy overall, per class, per noise level and per both, and the confusion matrix."""
     from ..tasks.crystal.evaluate import evaluate_crystal as run
 
-    result = run(checkpoint, dataset, split=split, device=device, confusion_png=plot)
+    result = run(checkpoint, dataset, split=split, device=device, confusion_png=plot, smooth=smooth)
     if as_json:
         render.print_json(result.to_dict())
         return
     console = render.stderr_console()
+    averaged = f", class probabilities averaged over neighbours x{smooth}" if smooth else ""
     console.print(f"{checkpoint} on {dataset} [{split}]: accuracy {100 * result.accuracy:.2f}% "
-                  f"over {result.n_environments} environments")
+                  f"over {result.n_environments} environments{averaged}")
     levels = list(result.per_noise)
     console.print(render.table("accuracy % per class and noise level (sigma)", ["class", "all", *levels],
                                [(name, 100 * result.per_class[name],

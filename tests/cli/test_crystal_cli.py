@@ -31,6 +31,9 @@ def test_data_train_evaluate_info(tmp_path, cli):
     assert set(evaluation["per_class_noise"]) == set(evaluation["per_class"])
     code, out, err = cli("evaluate", "crystal", run_dir / "best.safetensors", data, "--device", "cpu")
     assert code == 0 and "per class and noise level" in err and "confusion" in err
+    code, out, err = cli("evaluate", "crystal", run_dir / "best.safetensors", data, "--device", "cpu", "--smooth", "1")
+    assert code == 0 and "averaged over neighbours x1" in err
+    assert "--smooth" in cli("evaluate", "crystal", run_dir / "best.safetensors", data, "--smooth", "-2").one_line_error()
     code, out, err = cli("info", run_dir / "best.safetensors", "--json")
     assert code == 0 and json.loads(out)["task"] == "crystal"
     code, out, err = cli("info", run_dir / "best.safetensors")

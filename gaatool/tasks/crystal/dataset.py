@@ -189,6 +189,8 @@ class CrystalSystem:
         Lattice rows of the periodic box.
     types : numpy.ndarray (N,) int64
         Dataset type ids.
+    neighbor_index : numpy.ndarray (N, K) int32
+        The neighbours each particle's environment was cut from (rows of ``positions``).
     """
 
     split: str
@@ -199,6 +201,7 @@ class CrystalSystem:
     positions: np.ndarray
     box: np.ndarray
     types: np.ndarray
+    neighbor_index: np.ndarray | None = None
 
 
 def _divisors(n: int) -> list[int]:
@@ -500,7 +503,7 @@ def build_crystal_dataset(
                         ))
                     systems.append(CrystalSystem(
                         split, replica, label, supercell.name, float(sigma), positions,
-                        supercell.lattice.copy(), supercell.types.copy(),
+                        supercell.lattice.copy(), supercell.types.copy(), index.astype(np.int32),
                     ))
         for key, parts in chunks.items():
             if parts:
@@ -530,3 +533,43 @@ def build_crystal_dataset(
             config.steinhardt_neighbors, config.steinhardt_l_values
         )
     return CrystalDataset(config, class_names, type_names, arrays, metadata, systems)
+
+
+def stored_recipe(metadata: Mapping[str, Any], source: str = "dataset",
+                  purpose: str = "this") -> tuple[CrystalDatasetConfig, list[UnitCell]]:
+    """How a saved dataset was built: its config and its added unit cells (the classes beyond the prototypes).
+
+    ``purpose`` names what needs the recipe, for the error message.
+    """
+    try:
+        config = CrystalDatasetConfig.from_dict(metadata["config"])
+        extra = [UnitCell(**c["unit_cell"]) for c in metadata["classes"] if c["name"] not in config.prototypes]
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputFileError(f"{source}: its metadata does not say how it was built ({err}); {purpose} needs a "
+                             "dataset from `gaatool data crystals`") from None
+    return config, extra
+
+
+def split_neighbor_index(metadata: Mapping[str, Any], arrays: Mapping[str, np.ndarray], split: str,
+                         source: str = "dataset") -> np.ndarray:
+    """The neighbours of every environment of a saved split, as row indices into that split (M, K) int64.
+
+    The file keeps environments, not particles, so the split is built again
+    from its stored recipe (deterministic) and checked against the saved
+    bond vectors; each crystal's neighbours are offset to its rows.
+    """
+    config, extra = stored_recipe(metadata, source, "neighbour averaging")
+    count = config.replicas.get(split, 0)
+    if count < 1:
+        raise ConfigError(f"{source}: the dataset has no {split!r} split")
+    config = dataclasses.replace(config, replicas={split: count}, steinhardt=False)
+    rebuilt = build_crystal_dataset(config, extra_cells=extra)
+    stored = arrays.get(f"{split}/r_ij")
+    if stored is None or not np.array_equal(rebuilt.arrays[f"{split}/r_ij"], stored):
+        raise InputFileError(f"{source}: its {split} split could not be rebuilt from its recipe (made by another "
+                             "version of gaatool or freud?), so its particles' neighbours are unknown")
+    parts, offset = [], 0
+    for system in rebuilt.systems:
+        parts.append(system.neighbor_index.astype(np.int64) + offset)
+        offset += len(system.positions)
+    return np.concatenate(parts)

@@ -36,6 +36,7 @@ from ...models.crystal import CrystalClassifier
 from ...nn.compiled import FixedBatchCompiled, check_compile_mode, compiled_batch_size, should_compile
 from ...train.device import resolve_device
 from .dataset import type_pair_encoding
+from .smoothing import average_over_neighbors
 
 __all__ = ["FrameLabels", "IdentifyResult", "Identifier", "identify_file", "default_crystal_checkpoint",
            "parse_type_map", "species_type_map", "uncertainty_note", "uncertain_confidence", "average_over_neighbors",
@@ -317,27 +318,6 @@ class Identifier:
     def label_frames(self, frames: Iterable[Frame]) -> Iterator[FrameLabels]:
         for frame in frames:
             yield self.label(frame)
-
-
-def average_over_neighbors(probabilities: np.ndarray, neighbors: np.ndarray, rounds: int,
-                           chunk_size: int = 65536) -> np.ndarray:
-    """``rounds`` times: each row replaced by the mean of itself and its neighbours' rows.
-
-    probabilities (N, C), neighbors (N, K) row indices -> (N, C) float32, in
-    pieces of ``chunk_size`` rows (bounded scratch memory).
-
-    >>> average_over_neighbors(np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), np.array([[1], [2], [1]]), 1).tolist()
-    [[0.5, 0.5], [0.0, 1.0], [0.0, 1.0]]
-    """
-    current = np.asarray(probabilities, dtype=np.float32)
-    width = neighbors.shape[1] + 1
-    for _ in range(rounds):
-        averaged = np.empty_like(current)
-        for start in range(0, len(current), chunk_size):
-            stop = min(start + chunk_size, len(current))
-            averaged[start:stop] = (current[start:stop] + current[neighbors[start:stop]].sum(axis=1)) / width
-        current = averaged
-    return current
 
 
 def identify_file(path: str | Path, checkpoint: str | Path | None = None, frames: slice | None = None, box=None,

@@ -15,8 +15,7 @@ from ...errors import ConfigError, InputFileError
 from ...models.crystal import CrystalClassifier, SteinhardtMLP
 from ...train.array_task import ArrayTask
 from ...train.engine import FitResult, TrainConfig, fit
-from .dataset import CrystalDatasetConfig, build_crystal_dataset
-from .prototypes import UnitCell
+from .dataset import CrystalDatasetConfig, build_crystal_dataset, stored_recipe
 
 __all__ = ["CrystalModelOptions", "CrystalTrainTask", "train_crystal", "split_tensors", "training_recipe",
            "fresh_training_arrays", "MODEL_KINDS"]
@@ -120,12 +119,7 @@ def training_recipe(metadata: dict[str, Any], model: str, source: str = "dataset
     From the metadata of ``gaatool data crystals``; the added classes (not among the prototypes) come
     back from the unit cells stored there.
     """
-    try:
-        config = CrystalDatasetConfig.from_dict(metadata["config"])
-        extra = [UnitCell(**c["unit_cell"]) for c in metadata["classes"] if c["name"] not in config.prototypes]
-    except (KeyError, TypeError, ValueError) as err:
-        raise InputFileError(f"{source}: its metadata does not say how it was built ({err}); fresh noise needs a "
-                             "dataset from `gaatool data crystals`") from None
+    config, extra = stored_recipe(metadata, source, "fresh noise")
     config = dataclasses.replace(config, replicas={"train": config.replicas.get("train", 0), "val": 0, "test": 0},
                                  steinhardt=config.steinhardt and model == "steinhardt")
     if config.replicas["train"] < 1:

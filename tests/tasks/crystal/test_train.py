@@ -125,3 +125,66 @@ def test_fresh_noise_needs_the_dataset_recipe(dataset_with_added_cell, tmp_path)
         train_crystal(stripped, tmp_path / "run", config=TrainConfig(epochs=1), quiet=True, fresh_noise=True)
     train_crystal(stripped, tmp_path / "plain", CrystalModelOptions(n_dim=8), TrainConfig(epochs=1, device="cpu"),
                   quiet=True)  # the stored split alone needs no recipe
+
+
+def test_split_neighbor_index_finds_each_environments_neighbours(dataset_with_added_cell):
+    """Rebuilt from the recipe (added cell included), checked against geometry: each stored bond vector is
+    the minimum-image vector from its particle to the row the index names, in the crystal's length unit."""
+    from gaatool.data.neighbors import nearest_neighbor_distance
+    from gaatool.data.store import load_dataset
+    from gaatool.tasks.crystal.dataset import CrystalDatasetConfig, build_crystal_dataset, split_neighbor_index
+    from gaatool.tasks.crystal.prototypes import prototype_cell
+
+    arrays, metadata = load_dataset(dataset_with_added_cell)
+    index = split_neighbor_index(metadata, arrays, "test")
+    r_ij, labels = arrays["test/r_ij"], arrays["test/labels"]
+    assert index.shape == r_ij.shape[:2]
+    assert np.array_equal(labels[index], np.repeat(labels[:, None], index.shape[1], axis=1))
+    config = CrystalDatasetConfig.from_dict(metadata["config"])
+    systems = build_crystal_dataset(config, extra_cells=[prototype_cell("hP2-Mg")]).systems
+    positions = np.concatenate([s.positions for s in systems if s.split == "test"])
+    owner = np.concatenate([np.full(len(s.positions), k) for k, s in enumerate(systems) if s.split == "test"])
+    for k, system in enumerate(systems):
+        if system.split != "test":
+            continue
+        rows = np.flatnonzero(owner == k)
+        scale = nearest_neighbor_distance(system.positions, system.box)
+        vectors = positions[index[rows]] - positions[rows][:, None, :]
+        fractional = vectors @ np.linalg.inv(system.box)
+        vectors = (fractional - np.round(fractional)) @ system.box
+        np.testing.assert_allclose(vectors / scale, r_ij[rows], atol=1e-5)
+
+
+def test_evaluate_with_neighbour_averaging(dataset_with_added_cell, tmp_path):
+    import torch
+
+    from gaatool.checkpoint import load_model
+    from gaatool.data.store import load_dataset, save_dataset
+    from gaatool.tasks.crystal.dataset import split_neighbor_index
+    from gaatool.tasks.crystal.train import predict_logits, split_tensors
+
+    run = train_crystal(dataset_with_added_cell, tmp_path / "run", CrystalModelOptions(n_dim=8, dropout=0.0),
+                        TrainConfig(epochs=2, batch_size=64, device="cpu", learning_rate=3e-3), quiet=True)
+    arrays, metadata = load_dataset(dataset_with_added_cell)
+    model, _ = load_model(run.best_path, task="crystal")
+    with torch.no_grad():
+        probabilities = torch.softmax(predict_logits(model.eval(), split_tensors(arrays, "test", "gaa")), -1).numpy()
+    index = split_neighbor_index(metadata, arrays, "test")
+    averaged = (probabilities + probabilities[index].sum(axis=1)) / (index.shape[1] + 1)
+    expected = np.mean(averaged.argmax(1) == arrays["test/labels"])
+    plain = evaluate_crystal(run.best_path, dataset_with_added_cell, device="cpu")
+    smoothed = evaluate_crystal(run.best_path, dataset_with_added_cell, device="cpu", smooth=1)
+    assert smoothed.accuracy == pytest.approx(expected) and smoothed.to_dict()["smooth"] == 1
+    assert plain.accuracy == pytest.approx(np.mean(probabilities.argmax(1) == arrays["test/labels"]))
+    # a split that its recipe does not rebuild, or no recipe at all: one clear error
+    moved = dict(arrays)
+    moved["test/r_ij"] = arrays["test/r_ij"] + np.float32(1e-3)
+    save_dataset(tmp_path / "moved.npz", moved, metadata)
+    with pytest.raises(InputFileError, match="could not be rebuilt"):
+        evaluate_crystal(run.best_path, tmp_path / "moved.npz", device="cpu", smooth=1)
+    stripped = {key: value for key, value in metadata.items() if key != "config"}
+    save_dataset(tmp_path / "stripped.npz", arrays, stripped)
+    with pytest.raises(InputFileError, match="neighbour averaging needs a dataset"):
+        evaluate_crystal(run.best_path, tmp_path / "stripped.npz", device="cpu", smooth=1)
+    with pytest.raises(ConfigError, match="--smooth"):
+        evaluate_crystal(run.best_path, dataset_with_added_cell, device="cpu", smooth=-1)
