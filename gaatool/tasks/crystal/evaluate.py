@@ -16,12 +16,12 @@ import torch
 from ...checkpoint import load_model
 from ...data.batch import iterate_batches
 from ...data.store import load_dataset
-from ...errors import ConfigError, InputFileError
+from ...errors import InputFileError
 from ...models.crystal import SteinhardtMLP
 from ...train.device import resolve_device
 from ..plots import save_confusion_matrix
 from .dataset import split_neighbor_index
-from .smoothing import average_over_neighbors
+from .smoothing import average_over_neighbors, check_rounds
 from .train import predict_logits, split_tensors
 
 __all__ = ["CrystalEvaluation", "evaluate_crystal"]
@@ -60,8 +60,7 @@ def evaluate_crystal(checkpoint: str | Path, dataset: str | Path, split: str = "
     ``smooth``: rounds of neighbour averaging before the argmax, as ``gaatool identify --smooth``
     (0: per environment, the paper's measure). Needs a dataset whose recipe rebuilds the split.
     """
-    if isinstance(smooth, bool) or int(smooth) != smooth or smooth < 0:
-        raise ConfigError(f"--smooth must be a whole number of rounds, 0 or more (got {smooth})")
+    smooth = check_rounds(smooth)
     model, metadata = load_model(checkpoint, task="crystal")
     arrays, dataset_metadata = load_dataset(dataset, expected_task="crystal")
     class_names = list(metadata["class_names"])
@@ -80,7 +79,7 @@ def evaluate_crystal(checkpoint: str | Path, dataset: str | Path, split: str = "
             probabilities.append(torch.softmax(predict_logits(model, batch), dim=-1).float().cpu())
     probabilities = torch.cat(probabilities).numpy()
     if neighbors is not None:
-        probabilities = average_over_neighbors(probabilities, neighbors, int(smooth))
+        probabilities = average_over_neighbors(probabilities, neighbors, smooth)
     predicted = probabilities.argmax(-1)
     truth = tensors["labels"].numpy()
     noise = tensors["noise"].numpy()
@@ -98,7 +97,7 @@ def evaluate_crystal(checkpoint: str | Path, dataset: str | Path, split: str = "
         checkpoint=str(checkpoint), dataset=str(dataset), split=split, n_environments=int(len(truth)),
         accuracy=float(correct.mean()), class_names=class_names, per_class=per_class, per_noise=per_noise,
         per_class_noise=per_class_noise,
-        confusion=confusion.tolist(), extra={"model": metadata["model"]["name"], "smooth": int(smooth)})
+        confusion=confusion.tolist(), extra={"model": metadata["model"]["name"], "smooth": smooth})
     if confusion_png is not None:
         averaged = f", neighbour-averaged x{smooth}" if smooth else ""
         save_confusion_matrix(confusion, class_names, confusion_png,

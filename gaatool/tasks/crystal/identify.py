@@ -36,11 +36,11 @@ from ...models.crystal import CrystalClassifier
 from ...nn.compiled import FixedBatchCompiled, check_compile_mode, compiled_batch_size, should_compile
 from ...train.device import resolve_device
 from .dataset import type_pair_encoding
-from .smoothing import average_over_neighbors
+from .smoothing import average_over_neighbors, check_rounds
 
 __all__ = ["FrameLabels", "IdentifyResult", "Identifier", "identify_file", "default_crystal_checkpoint",
-           "parse_type_map", "species_type_map", "uncertainty_note", "uncertain_confidence", "average_over_neighbors",
-           "UNKNOWN", "DEFAULT_SMOOTH"]
+           "parse_type_map", "species_type_map", "uncertainty_note", "uncertain_confidence", "UNKNOWN",
+           "DEFAULT_SMOOTH"]
 
 #: Label of particles below the confidence threshold.
 UNKNOWN = -1
@@ -210,9 +210,7 @@ class Identifier:
                  type_map: Mapping[str, str] | None = None, scale: float | None = None,
                  threshold: float | None = None, compile: str = "auto", smooth: int = DEFAULT_SMOOTH):
         check_compile_mode(compile)
-        if isinstance(smooth, bool) or int(smooth) != smooth or smooth < 0:
-            raise ConfigError(f"--smooth must be a whole number of rounds, 0 or more (got {smooth})")
-        self.smooth = int(smooth)
+        self.smooth = check_rounds(smooth)
         self.compile, self._compiled = compile, None
         self.checkpoint = Path(checkpoint) if checkpoint is not None else default_crystal_checkpoint()
         model, self.metadata = load_model(self.checkpoint, task="crystal")

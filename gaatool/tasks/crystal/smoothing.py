@@ -11,7 +11,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["average_over_neighbors"]
+from ...errors import ConfigError
+
+__all__ = ["average_over_neighbors", "check_rounds"]
+
+
+def check_rounds(rounds) -> int:
+    """``rounds`` as an int; ConfigError unless it is a whole number >= 0."""
+    if isinstance(rounds, bool) or not isinstance(rounds, (int, float, np.integer)) or int(rounds) != rounds \
+            or rounds < 0:
+        raise ConfigError(f"--smooth must be a whole number of rounds, 0 or more (got {rounds})")
+    return int(rounds)
 
 
 def average_over_neighbors(probabilities: np.ndarray, neighbors: np.ndarray, rounds: int,
