@@ -125,7 +125,9 @@ def attach(app: typer.Typer) -> None:
         scale: Optional[float] = typer.Option(None, "--scale", help="Nearest-neighbour distance in file units (default: measured)."),
         type_map: Optional[str] = typer.Option(None, "--type-map", help="Map file types to model types, e.g. Cu=A,Zn=B (default: same names, any single type, or the elements of one of the model's training cells)."),
         box: Optional[str] = typer.Option(None, "--box", help="Box for XYZ files without a lattice: 'Lx,Ly,Lz'."),
-        threshold: Optional[float] = typer.Option(None, "--threshold", help="Label particles below this confidence 'unknown'."),
+        threshold: Optional[float] = typer.Option(None, "--threshold", help="Label particles below this confidence 'unknown' "
+                                                  "(0.8 marks most of a liquid and few crystal particles near melting; "
+                                                  "0.99 with --smooth 0)."),
         smooth: int = typer.Option(1, "--smooth", metavar="ROUNDS",
                                    help="Rounds of averaging each particle's class probabilities with its 12 neighbours' "
                                    "(0: the model's per-particle output; 1 keeps single twin planes, 2 does not)."),
