@@ -11,9 +11,13 @@ from rich.table import Table
 __all__ = ["stderr_console", "print_json", "table", "checkpoint_info"]
 
 
+#: Width of tables written to a file or pipe (Rich's default there, 80, cut class names such as cF136-Si to "cF1…").
+PIPE_WIDTH = 200
+
+
 def stderr_console() -> Console:
-    """Console for human-readable output; plain text when stderr is not a terminal."""
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    """Console for human-readable output; plain text when stderr is not a terminal, then up to PIPE_WIDTH wide."""
+    return Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else PIPE_WIDTH)
 
 
 def print_json(payload: Any) -> None:
@@ -34,7 +38,8 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
     """A rich table with string-formatted cells (floats to 4 significant digits)."""
     result = Table(title=title, title_justify="left")
     for column in columns:
-        result.add_column(column, justify="right" if column not in (columns[0],) else "left")
+        # narrow terminals fold long names onto a second line instead of cutting them
+        result.add_column(column, justify="right" if column not in (columns[0],) else "left", overflow="fold")
     for row in rows:
         result.add_row(*(f"{cell:.4g}" if isinstance(cell, float) else str(cell) for cell in row))
     return result

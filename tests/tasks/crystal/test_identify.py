@@ -174,6 +174,17 @@ def test_identify_command_says_how_it_mapped_element_names(tiny_crystal_checkpoi
     assert code == 0 and "note:" not in stderr
 
 
+def test_table_on_a_pipe_shows_whole_class_names(cli):
+    """The shipped model's 8 classes: Rich's default 80 columns off a terminal cut them to "cF1…"."""
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[3] / "docs" / "examples" / "metals.gsd"
+    code, _, stderr = cli("identify", example, "--device", "cpu", "--frames", "0:1")
+    assert code == 0, stderr
+    header = next(line for line in stderr.splitlines() if "frame" in line and "N" in line)
+    assert all(name in header for name in ["cF4-Cu", "cF8-ZnS", "cP46-Si", "cF136-Si", "unknown"]), header
+
+
 def test_xyz_input_with_and_without_lattice(tiny_crystal_checkpoint, tmp_path):
     positions, lattice, types = crystal("cF4-Cu", 5)
     symbols = np.array(["Cu"] * len(positions))
