@@ -79,7 +79,7 @@ def test_pretrained_crystal_flags_a_liquid_as_uncertain():
         crystal = identify_file(folder / "lj_fcc_T0.65.extxyz.gz", device="cpu", smooth=smooth)
         assert crystal.notes == []
         liquid = identify_file(folder / "lj_liquid_T1.0.extxyz.gz", device="cpu", threshold=level, smooth=smooth)
-        assert np.mean(liquid.frames[0].labels == UNKNOWN) > 0.65 and liquid.notes == []
+        assert np.mean(liquid.frames[0].labels == UNKNOWN) > 0.6 and liquid.notes == []
         crystal = identify_file(folder / "lj_fcc_T0.65.extxyz.gz", device="cpu", threshold=level, smooth=smooth)
         assert np.mean(np.array(crystal.class_names)[crystal.frames[0].labels] == "cF4-Cu") > 0.9
 
@@ -97,7 +97,7 @@ def test_pretrained_crystal_notes_no_uncertainty_for_clathrates_at_moderate_nois
 
 
 @pytest.mark.parametrize("name, raw_at_most, smoothed_at_least", [
-    ("cF4-Cu", 0.97, 0.99), ("hP2-Mg", 0.97, 0.99), ("cI2-W", 0.97, 0.99), ("cP46-Si", 0.75, 0.88),
+    ("cF4-Cu", 0.97, 0.99), ("hP2-Mg", 0.97, 0.99), ("cI2-W", 0.97, 0.99), ("cP46-Si", 0.75, 0.85),
     ("cF136-Si", 0.9, 0.97)])
 def test_pretrained_crystal_neighbour_averaging_at_ten_percent_noise(name, raw_at_most, smoothed_at_least):
     """At noise 0.1 the per-particle errors are mostly independent: one round of averaging fixes most."""
@@ -228,3 +228,26 @@ def test_pretrained_crystal_maps_element_names_of_its_training_cells(identifier)
     assert identifier.species["cP2-CsCl"] == {"A": "Cl", "B": "Cs"}
     result = identifier.label(Frame(positions, supercell.lattice * 4.12, supercell.types, names))
     assert np.mean(np.array(identifier.class_names)[result.labels] == "cP2-CsCl") > 0.95
+
+
+@pytest.mark.parametrize("stacking", ["ACBCBABCBCBACABCBABABCBCABACAB", "ACBACBACABCBCACABABCBACBABCBAB",
+                                      "ABCBACABCACACBCABACBACBCBCBCBC"])
+def test_pretrained_crystal_averaging_keeps_random_stackings(stacking, monkeypatch):
+    """Random close packing (each layer fcc- or hcp-like, as in hard-sphere crystals) at noise 0.08: with
+    equal weights one round flips single layers, worse than the model alone; with a particle's own
+    probabilities weighing 4 neighbours' they keep their labels, better than the model alone."""
+    import gaatool.tasks.crystal.smoothing as smoothing
+
+    n = len(stacking)
+    layer_names = np.array(["hP2-Mg" if stacking[k - 1] == stacking[(k + 1) % n] else "cF4-Cu" for k in range(n)])
+    positions, lattice, layers = _close_packed(stacking, 0.08)
+    frame = Frame(positions * 3.0, lattice * 3.0, np.zeros(len(positions), dtype=np.int64), ["Ar"])
+
+    def right(smooth):
+        identifier = Identifier(default_crystal_checkpoint(), device="cpu", smooth=smooth)
+        return np.mean(np.array(identifier.class_names)[identifier.label(frame).labels] == layer_names[layers])
+
+    alone, weighted = right(0), right(1)
+    monkeypatch.setattr(smoothing, "SELF_WEIGHT", 1.0)
+    equal = right(1)
+    assert equal < alone < weighted and weighted > 0.99, (equal, alone, weighted)

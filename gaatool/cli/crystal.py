@@ -130,7 +130,7 @@ def attach(app: typer.Typer) -> None:
                                                   "0.99 with --smooth 0)."),
         smooth: int = typer.Option(1, "--smooth", metavar="ROUNDS",
                                    help="Rounds of averaging each particle's class probabilities with its 12 neighbours' "
-                                   "(0: the model's per-particle output; 1 keeps single twin planes, 2 does not)."),
+                                   "(own probabilities weigh 4; 0: the model's per-particle output; 1 keeps single stacking layers, 2 does not)."),
         chunk_size: Optional[int] = typer.Option(None, "--chunk-size",
                                                  help="Particles per model call, bounds memory (default: 2048 on a CPU, 16384 on a GPU)."),
         compile_mode: str = typer.Option("auto", "--compile", metavar="auto|on|off",

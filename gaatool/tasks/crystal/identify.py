@@ -10,12 +10,14 @@ of the file are mapped onto the model's types by name, with ``type_map``,
 names of one of the model's training cells (Cs and Cl of CsCl), as in that cell.
 
 Labels come from the class probabilities of each particle averaged with
-those of the 12 neighbours the model looked at (``smooth`` rounds, default 1;
-0 gives the model's own per-particle output). Thermal noise makes per-particle
+those of the 12 neighbours the model looked at, its own weighing 4 times a
+neighbour's (``smooth`` rounds, default 1; 0 gives the model's own
+per-particle output; :mod:`.smoothing`). Thermal noise makes per-particle
 errors mostly independent, so one round fixes most of them: the shipped model
-at noise 0.1 on bulk cP46-Si 65% -> 93% right, fcc/hcp/bcc 93% -> 99.9-100%
-(``tests/test_pretrained.py``), while a single hcp-like plane in fcc (a twin
-boundary) keeps its label; a second round erases such planes.
+at noise 0.1 on bulk fcc/hcp/bcc 93-94% -> 99.8-100% right, cP46-Si 65% -> 88%,
+cF136-Si 85% -> 99.6% (``tests/test_pretrained.py``), while single hcp-like
+layers in fcc (twin boundaries, random stackings) keep their labels; a second
+round erases such layers.
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ UNKNOWN = -1
 #: a confidence below :func:`uncertain_confidence`. The model knows only its classes: a Lennard-Jones
 #: liquid (tests/files/md) gets close-packed labels. With the model's own probabilities (smooth 0), 85%
 #: of the liquid is below 0.99 against 7% and 8% of LJ fcc and hcp near melting; averaged over
-#: neighbours (smooth 1), 73% of the liquid is below 0.8 against 4% and 0.4% of the crystals (averaging
+#: neighbours (smooth 1), 66% of the liquid is below 0.8 against 4% and 1% of the crystals (averaging
 #: pulls every confidence down, a liquid's most). The clathrates at 5% noise, the least certain
 #: classes, stay well below half either way (tests/test_pretrained.py).
 UNCERTAIN_CONFIDENCE = 0.99

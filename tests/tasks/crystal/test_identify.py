@@ -103,7 +103,7 @@ def test_smoothing_averages_the_probabilities_over_the_twelve_neighbours(tiny_cr
     np.testing.assert_allclose(unsmoothed.confidence, probabilities.max(1), atol=1e-6)
     expected = probabilities
     for rounds in (1, 2):
-        expected = (expected + expected[index].sum(axis=1)) / 13
+        expected = (4 * expected + expected[index].sum(axis=1)) / 16  # own probabilities weigh 4, neighbours 1
         smoothed = Identifier(tiny_crystal_checkpoint, device="cpu", smooth=rounds, chunk_size=5).label(frame)
         assert np.array_equal(smoothed.labels, expected.argmax(1))
         np.testing.assert_allclose(smoothed.confidence, expected.max(1), atol=1e-6)

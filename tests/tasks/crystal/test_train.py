@@ -170,7 +170,7 @@ def test_evaluate_with_neighbour_averaging(dataset_with_added_cell, tmp_path):
     with torch.no_grad():
         probabilities = torch.softmax(predict_logits(model.eval(), split_tensors(arrays, "test", "gaa")), -1).numpy()
     index = split_neighbor_index(metadata, arrays, "test")
-    averaged = (probabilities + probabilities[index].sum(axis=1)) / (index.shape[1] + 1)
+    averaged = (4 * probabilities + probabilities[index].sum(axis=1)) / (index.shape[1] + 4)
     expected = np.mean(averaged.argmax(1) == arrays["test/labels"])
     plain = evaluate_crystal(run.best_path, dataset_with_added_cell, device="cpu")
     smoothed = evaluate_crystal(run.best_path, dataset_with_added_cell, device="cpu", smooth=1)
