@@ -29,7 +29,8 @@ def check_rounds(rounds) -> int:
 #: fix the most errors in a bulk crystal but flip single layers in random close-packed stackings at
 #: high noise (a layer's particle has 6 of 12 neighbours in other layers: 7 votes against 6); with 4,
 #: such layers gain on the model alone (noise 0.08: 99.1-99.6% -> 99.8-100% right, equal weights
-#: 94.8-97.9%) while bulk crystals at noise 0.1 still go from 93-94% to 99.8-100% (tests/test_pretrained.py).
+#: 94.8-97.9%) while bulk crystals at noise 0.1 still go from 93-94% to 99.8-100%
+#: (docs/examples/smoothing_figures.py, tests/test_pretrained.py).
 SELF_WEIGHT = 4.0
 
 
