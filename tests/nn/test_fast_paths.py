@@ -278,3 +278,47 @@ def test_chunk_budget_can_be_set_per_model():
     from gaatool.models import backmap
     import gaatool.nn.chunks as chunks
     assert backmap.CPU_CHUNK_TUPLES > chunks.CPU_CHUNK_TUPLES
+
+
+@pytest.mark.parametrize("n", [1, 5, 12])
+def test_pair_path_equals_tuple_path_without_mask(n, monkeypatch):
+    # no mask: the short-set softmax and the in-place pair sum
+    torch.manual_seed(n)
+    layer = VectorAttention(D, rank=2).double().eval()
+    r, v, _ = clouds(n, n, batch=3)
+    fast = layer(r, v, return_attention=True)
+    plain(monkeypatch)
+    slow = layer(r, v, return_attention=True)
+    torch.testing.assert_close(fast.output, slow.output, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fast.attention, slow.attention, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("core_batch, term_batch", [((3,), (3,)), ((1,), (3,)), ((2, 3), (2, 3))])
+def test_pair_values_are_core_plus_both_point_terms(core_batch, term_batch):
+    from gaatool.nn.attention import PairLayout
+
+    layout = PairLayout.get(5, torch.device("cpu"))
+    g = torch.Generator().manual_seed(0)
+    core = torch.randn(*core_batch, layout.pairs, D, dtype=torch.float64, generator=g, requires_grad=True)
+    term = torch.randn(*term_batch, 5, D, dtype=torch.float64, generator=g, requires_grad=True)
+    expected = core + term[..., layout.first, :] + term[..., layout.second, :]
+    values = PairSum(core * 1.0, term, layout).materialize()  # core * 1.0: the object's own tensor
+    torch.testing.assert_close(values, expected, rtol=0, atol=1e-14)
+    weights = torch.randn(expected.shape, dtype=torch.float64, generator=g)
+    grads = torch.autograd.grad((values * weights).sum(), (core, term))
+    torch.testing.assert_close(grads, torch.autograd.grad((expected * weights).sum(), (core, term)))
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 12), (2, 5), (3, 1)])
+def test_short_set_softmax_equals_torch_softmax(shape):
+    from gaatool.nn.masking import SHORT_SET, masked_softmax
+
+    assert shape[-1] < SHORT_SET
+    scores = (torch.randn(*shape, dtype=torch.float64) * 30).requires_grad_(True)
+    weights = masked_softmax(scores, None, 1)
+    torch.testing.assert_close(weights, torch.softmax(scores, -1), rtol=1e-14, atol=1e-15)
+    probe = torch.randn(shape, dtype=torch.float64)
+    torch.testing.assert_close(torch.autograd.grad((weights * probe).sum(), scores)[0],
+                               torch.autograd.grad((torch.softmax(scores, -1) * probe).sum(), scores)[0])
+    with torch.no_grad():  # the in-place version
+        torch.testing.assert_close(masked_softmax(scores, None, 1), torch.softmax(scores, -1), rtol=1e-14, atol=1e-15)
