@@ -9,6 +9,8 @@
     python -m benchmarks.ab_switches backmap-pieces       # backmapping inference (256) and training (64):
                                                           # on = 131072 tuples per inference piece, 32768 per
                                                           # training piece; off = the other way round
+    python -m benchmarks.ab_switches crystal-pieces       # crystal inference 1024 and 256: on = 131072 tuples per
+                                                          # piece, off = 32768 (the nn/chunks.py default)
     python -m benchmarks.ab_switches frozen-parameters    # ethanol energy+forces, batch 1 and 128
     python -m benchmarks.ab_switches train-side-by-side   # force training steps (ethanol 8 and 32, aspirin 16):
                                                           # batch pieces on the CPU cores, or the batch whole
@@ -37,6 +39,7 @@ import gaatool.nn.attention as attention
 import gaatool.nn.chunks as chunks
 import gaatool.nn.compiled as compiled
 import gaatool.models.backmap as backmap_model
+import gaatool.models.crystal as crystal_model
 import gaatool.models.forces as forces_model
 import gaatool.nn.mlp as mlp
 import gaatool.tasks.forces.train as forces_train
@@ -66,6 +69,10 @@ def _backmap_pieces(on: bool) -> None:
     # on: the shipped sizes (inference 131072 tuples per piece, training the 32768 default); off: swapped
     backmap_model.CPU_CHUNK_TUPLES = 131072 if on else 32768
     backmap_model.TRAIN_CPU_CHUNK_TUPLES = None if on else 131072
+
+
+def _crystal_pieces(on: bool) -> None:
+    crystal_model.CPU_CHUNK_TUPLES = 131072 if on else None
 
 
 _FROZEN = forces_model.frozen_parameters
@@ -104,6 +111,8 @@ SWITCHES = {
                                          CaseSpec("ethanol", "inference", 128)], False),
     "backmap-pieces": (_backmap_pieces, [CaseSpec("backmap", "inference", 256), CaseSpec("backmap", "train", 64)],
                        False),
+    "crystal-pieces": (_crystal_pieces, [CaseSpec("crystal", "inference", 1024),
+                                         CaseSpec("crystal", "inference", 256)], False),
     "frozen-parameters": (_frozen_parameters, [CaseSpec("ethanol", "inference", 1),
                                                CaseSpec("ethanol", "inference", 128)], False),
     "train-side-by-side": (_train_side_by_side, [CaseSpec("ethanol", "train", 8), CaseSpec("ethanol", "train", 32),

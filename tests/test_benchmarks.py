@@ -284,6 +284,7 @@ def test_compiled_forces_step_is_chosen_for_molecular_inference_only():
 
 def test_ab_switches_flip_and_restore_the_change():
     import gaatool.models.backmap as backmap_model
+    import gaatool.models.crystal as crystal_model
     import gaatool.models.forces as forces_model
     import gaatool.nn.attention as attention
     import gaatool.nn.mlp as mlp
@@ -295,7 +296,8 @@ def test_ab_switches_flip_and_restore_the_change():
     def state():
         return (mlp.FUSE_MAX_INPUTS, backmap_model.CPU_CHUNK_TUPLES, backmap_model.TRAIN_CPU_CHUNK_TUPLES,
                 forces_model.frozen_parameters, forces_train.MIN_PIECE_TUPLES, chunks._worker_pool,
-                compiled.CPU_CPP_WRAPPER, attention.PairSum.materialize)
+                compiled.CPU_CPP_WRAPPER, attention.PairSum.materialize,
+                crystal_model.CPU_CHUNK_TUPLES)
 
     before = state()
     for name, (switch, cases, _) in SWITCHES.items():
