@@ -11,6 +11,8 @@
                                                           # training piece; off = the other way round
     python -m benchmarks.ab_switches crystal-pieces       # crystal inference 1024 and 256: on = 131072 tuples per
                                                           # piece, off = 32768 (the nn/chunks.py default)
+    python -m benchmarks.ab_switches short-softmax        # crystal inference 1024 and training 256: softmax over
+                                                          # sets of < 32 from elementwise ops, or torch's kernel
     python -m benchmarks.ab_switches frozen-parameters    # ethanol energy+forces, batch 1 and 128
     python -m benchmarks.ab_switches train-side-by-side   # force training steps (ethanol 8 and 32, aspirin 16):
                                                           # batch pieces on the CPU cores, or the batch whole
@@ -41,6 +43,7 @@ import gaatool.nn.compiled as compiled
 import gaatool.models.backmap as backmap_model
 import gaatool.models.crystal as crystal_model
 import gaatool.models.forces as forces_model
+import gaatool.nn.masking as masking
 import gaatool.nn.mlp as mlp
 import gaatool.tasks.forces.train as forces_train
 
@@ -73,6 +76,10 @@ def _backmap_pieces(on: bool) -> None:
 
 def _crystal_pieces(on: bool) -> None:
     crystal_model.CPU_CHUNK_TUPLES = 131072 if on else None
+
+
+def _short_softmax(on: bool) -> None:
+    masking.SHORT_SET = 32 if on else 0
 
 
 _FROZEN = forces_model.frozen_parameters
@@ -113,6 +120,8 @@ SWITCHES = {
                        False),
     "crystal-pieces": (_crystal_pieces, [CaseSpec("crystal", "inference", 1024),
                                          CaseSpec("crystal", "inference", 256)], False),
+    "short-softmax": (_short_softmax, [CaseSpec("crystal", "inference", 1024), CaseSpec("crystal", "train", 256)],
+                      False),
     "frozen-parameters": (_frozen_parameters, [CaseSpec("ethanol", "inference", 1),
                                                CaseSpec("ethanol", "inference", 128)], False),
     "train-side-by-side": (_train_side_by_side, [CaseSpec("ethanol", "train", 8), CaseSpec("ethanol", "train", 32),

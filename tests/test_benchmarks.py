@@ -287,6 +287,7 @@ def test_ab_switches_flip_and_restore_the_change():
     import gaatool.models.crystal as crystal_model
     import gaatool.models.forces as forces_model
     import gaatool.nn.attention as attention
+    import gaatool.nn.masking as masking
     import gaatool.nn.mlp as mlp
     import gaatool.nn.chunks as chunks
     import gaatool.nn.compiled as compiled
@@ -297,7 +298,7 @@ def test_ab_switches_flip_and_restore_the_change():
         return (mlp.FUSE_MAX_INPUTS, backmap_model.CPU_CHUNK_TUPLES, backmap_model.TRAIN_CPU_CHUNK_TUPLES,
                 forces_model.frozen_parameters, forces_train.MIN_PIECE_TUPLES, chunks._worker_pool,
                 compiled.CPU_CPP_WRAPPER, attention.PairSum.materialize,
-                crystal_model.CPU_CHUNK_TUPLES)
+                crystal_model.CPU_CHUNK_TUPLES, masking.SHORT_SET)
 
     before = state()
     for name, (switch, cases, _) in SWITCHES.items():

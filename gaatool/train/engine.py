@@ -613,7 +613,21 @@ def _restore(checkpoint, last_path, config, model, optimizer, schedule,
     np.random.set_state(("MT19937", keys, numpy_rng["pos"], numpy_rng["has_gauss"], numpy_rng["cached_gaussian"]))
     internal = tuple(int(value) for value in extra["rng/python"].tolist())
     random.setstate((python_rng["version"], internal, python_rng["gauss_next"]))
-    return int(meta["epoch"]), int(meta["best_epoch"]), list(meta["history"]), meta.get("initialized_from")
+    history = [_in_row_order(row) for row in meta["history"]]
+    return int(meta["epoch"]), int(meta["best_epoch"]), history, meta.get("initialized_from")
+
+
+def _in_row_order(row: dict[str, Any]) -> dict[str, Any]:
+    """A history row read back from checkpoint metadata (whose JSON keys are sorted) in the order
+    :func:`fit` writes rows: epoch, lr, then per split the loss before the other metrics. Without it
+    a resumed run's metrics file had its columns sorted (train_accuracy before train_loss)."""
+    def rank(key: str):
+        for position, prefix in enumerate(("train_", "val_")):
+            if key.startswith(prefix):
+                return (2 + position, key != prefix + "loss", key)
+        return ({"epoch": 0, "lr": 1}.get(key, 4), False, key)
+
+    return {key: row[key] for key in sorted(row, key=rank)}
 
 
 def _saved_epoch(last_path: Path) -> int:
