@@ -66,17 +66,13 @@ class FixedBatchCompiled:
     zero-padded to one of a few sizes (:meth:`padded_size`) and the outputs cut
     back, so a handful of compiled graphs serve every call; longer ones run in
     pieces of ``batch_size``. Items must be independent of each other (true of
-    per-environment models). Inference only: calls run without autograd, and the
-    model's weights are frozen into the graphs when they are compiled.
+    per-environment models).
     """
 
     def __init__(self, model: nn.Module, batch_size: int):
         self.model, self.batch_size = model, int(batch_size)
-        # one graph per padded size; 16 sizes cover 256 .. 2^23 items. ``freezing``: the weights are
-        # constants of the graph (calls run without autograd), so what the model derives from them
-        # (folded joins and layer norms) is computed at compile time: crystal inference at batch 1024
-        # on a 2-core Xeon ~0.040 instead of ~0.046 ms per environment (benchmarks/)
-        self._compiled: Callable | None = torch.compile(model, dynamic=False, options={"freezing": True})
+        # one graph per padded size; 16 sizes cover 256 .. 2^23 items
+        self._compiled: Callable | None = torch.compile(model, dynamic=False)
         self._warmed = False
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 16)
 
@@ -98,8 +94,7 @@ class FixedBatchCompiled:
         try:
             if not self._warmed:
                 self._warmed = _warm_caches(self.model, inputs)
-            with torch.no_grad():
-                return self._compiled(*padded)[:n]
+            return self._compiled(*padded)[:n]
         except Exception as err:  # noqa: BLE001 - any compiler failure must leave a working (eager) model
             _warn_eager(err)
             self._compiled = None
