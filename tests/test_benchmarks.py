@@ -337,3 +337,18 @@ def test_allocator_benchmark_measures_and_summarizes(monkeypatch):
     assert row["default"]["faults_per_call"] == 1000
     monkeypatch.setenv("MALLOC_TOP_PAD_", "1")  # it would stop keep_freed_memory in the children
     assert not any(key.startswith("MALLOC_") for key in child_environment())
+
+
+def test_profile_case_reports_time_and_operations(capsys):
+    from benchmarks.profile_case import main, parse_case
+
+    assert parse_case("crystal-inference-b256") == CaseSpec("crystal", "inference", 256)
+    with pytest.raises(SystemExit, match="case must look like"):
+        parse_case("crystal-256")
+    threads = torch.get_num_threads()
+    try:
+        main(["crystal-inference-b2", "--calls", "4", "--rows", "3"])
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "crystal-inference-b2, one thread:" in out and "minor page faults" in out and "aten::" in out
