@@ -352,3 +352,12 @@ def test_profile_case_reports_time_and_operations(capsys):
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
     assert "crystal-inference-b2, one thread:" in out and "minor page faults" in out and "aten::" in out
+
+
+def test_kernel_benchmark_compares_equal_results(capsys):
+    from benchmarks.bench_kernels import main
+
+    rows = main(["--environments", "3", "--repeats", "3"])  # asserts old and new agree before timing
+    assert [row["step"] for row in rows][0].startswith("pair sums") and len(rows) == 4
+    assert all(row["old_us"] > 0 and row["new_us"] > 0 for row in rows)
+    assert "3 environments: old" in capsys.readouterr().out

@@ -15,9 +15,9 @@ __all__ = ["CrystalClassifier", "SteinhardtMLP", "CPU_CHUNK_TUPLES"]
 
 #: Tuples per inference piece on a CPU (4x the nn/chunks.py default, as for backmapping): each piece
 #: runs ~700 small operations (~1.3 ms on one core of a 2-core Xeon), whose fixed cost bigger pieces
-#: amortise. Inference at batch 1024 on 2 cores (4 pieces of 256 environments side by side instead of
-#: 10 of ~103): 0.042-0.045 instead of 0.049-0.055 ms per environment
-#: (``python -m benchmarks.ab_switches crystal-pieces``). Training keeps the default.
+#: amortise. On a 2-core Xeon (``python -m benchmarks.ab_switches crystal-pieces``): batch 256 0.047-0.058
+#: instead of 0.071-0.084 ms per environment; batch 1024 (4 pieces of 256 side by side instead of 10 of
+#: ~103) mixed in that run, faster in two development runs before it. Training keeps the default.
 CPU_CHUNK_TUPLES = 131072
 
 

@@ -145,8 +145,9 @@ class PairSum:
         """The pair values (..., P, C), computed once.
 
         core_p + term[first_p] + term[second_p] for all pairs is one batched product with
-        the (P, N) pair-point incidence matrix, added to the core: on a 2-core CPU ~6x
-        faster than two row gathers and two sums (crystal classifier pieces).
+        the (P, N) pair-point incidence matrix, added to the core: 1.7-7.7x faster than two
+        row gathers and two sums for a crystal piece (three runs of ``python -m
+        benchmarks.bench_kernels``, one core of a 2-core Xeon; the gathers' time varies most).
         """
         if self._values is None:
             core, term, layout = self.core, self.point_term, self.layout
