@@ -535,8 +535,8 @@ def build_crystal_dataset(
     return CrystalDataset(config, class_names, type_names, arrays, metadata, systems)
 
 
-def stored_recipe(metadata: Mapping[str, Any], source: str = "dataset",
-                  purpose: str = "this") -> tuple[CrystalDatasetConfig, list[UnitCell]]:
+def stored_recipe(metadata: Mapping[str, Any], source: str,
+                  purpose: str) -> tuple[CrystalDatasetConfig, list[UnitCell]]:
     """How a saved dataset was built: its config and its added unit cells (the classes beyond the prototypes).
 
     ``purpose`` names what needs the recipe, for the error message.
