@@ -23,6 +23,8 @@ import torch
 from torch import nn
 
 from gaatool.nn.attention import PairLayout, PairSum
+
+from .ab_switches import _gathered_pairs  # the pair sums as before session 9
 from gaatool.nn.masking import _short_softmax
 from gaatool.nn.mlp import linear_layer_norm
 
@@ -47,7 +49,7 @@ def cases(environments: int) -> list[tuple[str, Callable, Callable]]:
     term = torch.randn(environments, NEIGHBORS, 32, generator=g)
 
     def gathered():
-        return core + term.index_select(-2, layout.first) + term.index_select(-2, layout.second)
+        return _gathered_pairs(PairSum(core, term, layout))
 
     def incidence():
         return PairSum(core.clone(), term, layout).materialize()  # the clone stands for the fresh product

@@ -17,15 +17,18 @@ import time
 import torch
 
 from .bench_models_reference import CaseSpec, prepare
+from .run import select_cases
 
 
 def parse_case(key: str) -> CaseSpec:
-    """``MODEL-MODE-bBATCH`` -> CaseSpec (``crystal-inference-b256``)."""
+    """``MODEL-MODE-bBATCH`` -> CaseSpec (``crystal-inference-b256``), parsed as ``benchmarks.run --cases`` does."""
     try:
-        model, mode, batch = key.rsplit("-", 2)
-        return CaseSpec(model, mode, int(batch.removeprefix("b")))
+        cases = select_cases(key)
     except ValueError as err:
         raise SystemExit(f"profile_case: case must look like crystal-inference-b256 ({err})") from None
+    if len(cases) != 1:
+        raise SystemExit(f"profile_case: case must look like crystal-inference-b256 ({key!r} names {len(cases)})")
+    return cases[0]
 
 
 def main(argv: list[str] | None = None) -> None:
