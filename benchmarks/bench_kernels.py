@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--environments", type=int, default=256, help="crystal environments per call")
     parser.add_argument("--repeats", type=int, default=200)
     args = parser.parse_args(argv)
+    if args.environments < 1 or args.repeats < 1:
+        parser.error("--environments and --repeats must be at least 1")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     rows = []
