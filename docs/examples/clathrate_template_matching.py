@@ -7,8 +7,8 @@ assignment of its 12 neighbours to the ideal site's 20 nearest, from 24 starting
 site of both ideal clathrate cells and their mirror images, and labelled with the class of the best
 Gaussian likelihood (sum of squared deviations over 2 sigma^2, plus the log frequency of the site).
 The likelihood is taken at the best fit, or summed over the distinct local best fits (a crude
-stand-in for integrating over orientations and assignments). It needs no training and uses what the network sees (the 12 bond vectors; both clathrates are
-one-type cells), so its accuracy is a reference for the network's: if it did much better, the network
+stand-in for integrating over orientations and assignments). It needs no training and uses what the
+network sees (the 12 bond vectors; both clathrates are one-type cells), so its accuracy is a reference for the network's: if it did much better, the network
 would be far from what the data allow.
 
     gaatool data crystals -o clathrates.npz --prototypes cP46-Si,cF136-Si --noise 0.1 --no-steinhardt --seed 0
@@ -26,6 +26,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from gaatool.data.neighbors import nearest_neighbor_distance, nearest_neighbors
+from gaatool.data.store import load_dataset
+from gaatool.errors import GaatoolError
 from gaatool.tasks.crystal.dataset import add_noise, perfect_crystal
 from gaatool.tasks.crystal.prototypes import prototype_cell
 
@@ -89,9 +91,15 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=1000, help="environments per class")
     parser.add_argument("--sigma", type=float, default=0.1, help="noise per coordinate (lattice units)")
     args = parser.parse_args()
-    data = np.load(args.dataset, allow_pickle=False)
-    r_ij, labels = data["test/r_ij"].astype(np.float64), data["test/labels"]
+    try:
+        data, metadata = load_dataset(args.dataset, expected_task="crystal")
+    except GaatoolError as err:
+        raise SystemExit(f"clathrate_template_matching: {err}") from None
     names = ["cP46-Si", "cF136-Si"]
+    if metadata.get("class_names") != names:
+        raise SystemExit(f"clathrate_template_matching: {args.dataset} must hold exactly the classes {names} "
+                         f"(it has {metadata.get('class_names')}); make it with the command in this script's help")
+    r_ij, labels = data["test/r_ij"].astype(np.float64), data["test/labels"]
     templates = {name: site_templates(name) for name in names}
     # the dataset's unit is each noisy copy's median nearest-neighbour distance: back to lattice units
     rng = np.random.default_rng(1)
