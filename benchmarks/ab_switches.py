@@ -11,6 +11,9 @@
                                                           # training piece; off = the other way round
     python -m benchmarks.ab_switches crystal-pieces       # crystal inference 1024 and 256: on = 131072 tuples per
                                                           # piece, off = 32768 (the nn/chunks.py default)
+    python -m benchmarks.ab_switches piece-size           # backmapping (256, training 64), crystal (1024, training
+                                                          # 256), ethanol energy+forces 128: the shipped CPU piece
+                                                          # sizes, or 8192 tuples per piece everywhere
     python -m benchmarks.ab_switches short-softmax        # crystal inference 1024 and training 256: softmax over
                                                           # sets of < 32 from elementwise ops, or torch's kernel
     python -m benchmarks.ab_switches frozen-parameters    # ethanol energy+forces, batch 1 and 128
@@ -78,6 +81,19 @@ def _crystal_pieces(on: bool) -> None:
     crystal_model.CPU_CHUNK_TUPLES = 131072 if on else None
 
 
+_SHIPPED_PIECES = (chunks.CPU_CHUNK_TUPLES, backmap_model.CPU_CHUNK_TUPLES, backmap_model.TRAIN_CPU_CHUNK_TUPLES,
+                   crystal_model.CPU_CHUNK_TUPLES)
+SMALL_PIECE_TUPLES = 8192
+
+
+def _piece_size(on: bool) -> None:
+    # on: the shipped CPU piece sizes; off: SMALL_PIECE_TUPLES (2 MiB per 64-wide float32 hidden layer,
+    # an L2's worth) for every model, inference and training
+    sizes = _SHIPPED_PIECES if on else (SMALL_PIECE_TUPLES,) * 4
+    (chunks.CPU_CHUNK_TUPLES, backmap_model.CPU_CHUNK_TUPLES, backmap_model.TRAIN_CPU_CHUNK_TUPLES,
+     crystal_model.CPU_CHUNK_TUPLES) = sizes
+
+
 def _short_softmax(on: bool) -> None:
     masking.SHORT_SET = 32 if on else 0
 
@@ -120,6 +136,9 @@ SWITCHES = {
                        False),
     "crystal-pieces": (_crystal_pieces, [CaseSpec("crystal", "inference", 1024),
                                          CaseSpec("crystal", "inference", 256)], False),
+    "piece-size": (_piece_size, [CaseSpec("backmap", "inference", 256), CaseSpec("backmap", "train", 64),
+                                 CaseSpec("crystal", "inference", 1024), CaseSpec("crystal", "train", 256),
+                                 CaseSpec("ethanol", "inference", 128)], False),
     "short-softmax": (_short_softmax, [CaseSpec("crystal", "inference", 1024), CaseSpec("crystal", "train", 256)],
                       False),
     "frozen-parameters": (_frozen_parameters, [CaseSpec("ethanol", "inference", 1),

@@ -298,7 +298,7 @@ def test_ab_switches_flip_and_restore_the_change():
         return (mlp.FUSE_MAX_INPUTS, backmap_model.CPU_CHUNK_TUPLES, backmap_model.TRAIN_CPU_CHUNK_TUPLES,
                 forces_model.frozen_parameters, forces_train.MIN_PIECE_TUPLES, chunks._worker_pool,
                 compiled.CPU_CPP_WRAPPER, attention.PairSum.materialize,
-                crystal_model.CPU_CHUNK_TUPLES, masking.SHORT_SET)
+                crystal_model.CPU_CHUNK_TUPLES, masking.SHORT_SET, chunks.CPU_CHUNK_TUPLES)
 
     before = state()
     for name, (switch, cases, _) in SWITCHES.items():
