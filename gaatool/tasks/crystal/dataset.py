@@ -566,8 +566,8 @@ def split_neighbor_index(metadata: Mapping[str, Any], arrays: Mapping[str, np.nd
     rebuilt = build_crystal_dataset(config, extra_cells=extra)
     stored = arrays.get(f"{split}/r_ij")
     if stored is None or not np.array_equal(rebuilt.arrays[f"{split}/r_ij"], stored):
-        raise InputFileError(f"{source}: its {split} split could not be rebuilt from its recipe (made by another "
-                             "version of gaatool or freud?), so its particles' neighbours are unknown")
+        raise InputFileError(f"{source}: its {split} split could not be rebuilt from its recipe (rows rearranged, "
+                             "or made by another version of gaatool or freud?), so its particles' neighbours are unknown")
     parts, offset = [], 0
     for system in rebuilt.systems:
         parts.append(system.neighbor_index.astype(np.int64) + offset)
