@@ -4,6 +4,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import http.server  # noqa: E402
+import importlib.util  # noqa: E402
 import io  # noqa: E402
 import tarfile  # noqa: E402
 import threading  # noqa: E402
@@ -40,6 +41,18 @@ def float64():
 def files_dir() -> Path:
     """tests/files."""
     return FILES
+
+
+@pytest.fixture(scope="session")
+def docs_example():
+    """Imports a script of docs/examples by name (they are quoted in the docs, not part of the package)."""
+    def load(name: str):
+        path = FILES.parents[1] / "docs" / "examples" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
 
 
 @pytest.fixture(scope="session")

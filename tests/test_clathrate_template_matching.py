@@ -1,21 +1,9 @@
 """docs/examples/clathrate_template_matching.py (quoted in docs/crystal.md) labels clean environments right."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
 from gaatool.data.neighbors import nearest_neighbors
 from gaatool.tasks.crystal.dataset import perfect_crystal
 from gaatool.tasks.crystal.prototypes import prototype_cell
-
-SCRIPT = Path(__file__).resolve().parents[1] / "docs/examples/clathrate_template_matching.py"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("clathrate_template_matching", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _random_rotation(rng):
@@ -24,8 +12,8 @@ def _random_rotation(rng):
     return q if np.linalg.det(q) > 0 else -q
 
 
-def test_template_matching_labels_rotated_slightly_noisy_clathrate_environments():
-    module = _module()
+def test_template_matching_labels_rotated_slightly_noisy_clathrate_environments(docs_example):
+    module = docs_example("clathrate_template_matching")
     names = ["cP46-Si", "cF136-Si"]
     templates = {name: module.site_templates(name) for name in names}
     assert {name: len(t) // 2 for name, t in templates.items()} == {"cP46-Si": 3, "cF136-Si": 3}  # Wyckoff sites

@@ -1,5 +1,4 @@
 """docs/examples/row_split.py (quoted in docs/crystal.md) deals a dataset's rows out again, keeping sizes."""
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -10,11 +9,6 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "docs/examples/row_split.py"
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("row_split", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _arrays(sizes=(7, 3, 4)):
@@ -28,8 +22,8 @@ def _arrays(sizes=(7, 3, 4)):
     return arrays
 
 
-def test_rows_are_a_permutation_that_keeps_split_sizes_and_pairs_fields():
-    module = _module()
+def test_rows_are_a_permutation_that_keeps_split_sizes_and_pairs_fields(docs_example):
+    module = docs_example("row_split")
     arrays = _arrays()
     split = module.row_split(arrays, seed=0)
     assert {s: len(split[f"{s}/labels"]) for s in module.SPLITS} == {"train": 7, "val": 3, "test": 4}
@@ -40,17 +34,17 @@ def test_rows_are_a_permutation_that_keeps_split_sizes_and_pairs_fields():
     np.testing.assert_array_equal(labels, row_ids % 3)  # each row keeps its own label
 
 
-def test_the_split_is_deterministic_in_the_seed():
-    module = _module()
+def test_the_split_is_deterministic_in_the_seed(docs_example):
+    module = docs_example("row_split")
     first, again, other = (module.row_split(_arrays(), seed) for seed in (1, 1, 2))
     assert all(np.array_equal(first[k], again[k]) for k in first)
     assert not all(np.array_equal(first[k], other[k]) for k in first)
 
 
-def test_a_missing_split_is_an_error():
+def test_a_missing_split_is_an_error(docs_example):
     arrays = {k: v for k, v in _arrays().items() if not k.startswith("val/")}
     with pytest.raises(ValueError, match="no val split"):
-        _module().row_split(arrays, seed=0)
+        docs_example("row_split").row_split(arrays, seed=0)
 
 
 def test_a_missing_file_is_a_one_line_error_and_writes_nothing(tmp_path):

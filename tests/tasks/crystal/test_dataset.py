@@ -226,16 +226,10 @@ def test_lengths_are_in_units_of_the_measured_nearest_neighbour_distance():
     assert r[strong, 11].mean() > 1.05
 
 
-def test_reference_noise_script_finds_accumulated_rescaled_noise():
+def test_reference_noise_script_finds_accumulated_rescaled_noise(docs_example):
     """docs/examples/reference_noise.py: the paper's code rescales each noisy replica to a shortest distance
     of 1 and adds the next level on top, so its 0.1 level is ~0.09 of the lattice spacing, not 0.1."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[3] / "docs" / "examples" / "reference_noise.py"
-    spec = importlib.util.spec_from_file_location("reference_noise", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = docs_example("reference_noise")
     levels = module.effective_levels(prototype_cell("cF4-Cu"), np.random.default_rng(1), min_particles=500)
     assert levels[0] == pytest.approx(0.001, rel=1e-6)
     assert levels[1] == pytest.approx(0.05, abs=0.001)  # scaled by ~0.997: the first level barely moves anything
