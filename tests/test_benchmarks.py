@@ -352,6 +352,23 @@ def test_profile_case_reports_time_and_operations(capsys):
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
     assert "crystal-inference-b2, one thread:" in out and "minor page faults" in out and "aten::" in out
+    assert "ms per call under the profiler" in out  # the profiler's distortion is shown, not hidden
+
+
+def test_profiler_distortion_times_the_models_silu_with_and_without_the_profiler(capsys):
+    import gaatool.nn.swish as swish_module
+    from benchmarks.profiler_distortion import main
+
+    original = swish_module.nn
+    threads = torch.get_num_threads()
+    result = main(["ethanol-inference-b1", "--calls", "1"])
+    assert swish_module.nn is original and torch.get_num_threads() == threads  # both put back
+    assert result["silu_elements"] == 9 * 9 * 9 * 64  # the rank-2 tuple hidden layer of 9 atoms
+    assert all(result[f"{label}_{what}"] > 0 for label in ("plain", "profiled")
+               for what in ("ms_per_call", "model_silu_us", "alone_silu_us"))
+    assert "under the profiler" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="only the force models"):
+        main(["crystal-inference-b2"])
 
 
 def test_kernel_benchmark_compares_equal_results(capsys):
