@@ -14,6 +14,9 @@
     python -m benchmarks.ab_switches piece-size           # backmapping (256, training 64), crystal (1024, training
                                                           # 256), ethanol energy+forces 128: the shipped CPU piece
                                                           # sizes, or 8192 tuples per piece everywhere
+    python -m benchmarks.ab_switches workspace            # crystal inference 1024 and 256, backmapping inference 256:
+                                                          # the big no-grad products into reused per-thread buffers
+                                                          # (nn/workspace.py), or fresh tensors from malloc
     python -m benchmarks.ab_switches short-softmax        # crystal inference 1024 and training 256: softmax over
                                                           # sets of < 32 from elementwise ops, or torch's kernel
     python -m benchmarks.ab_switches frozen-parameters    # ethanol energy+forces, batch 1 and 128
@@ -48,6 +51,7 @@ import gaatool.models.crystal as crystal_model
 import gaatool.models.forces as forces_model
 import gaatool.nn.masking as masking
 import gaatool.nn.mlp as mlp
+import gaatool.nn.workspace as workspace
 import gaatool.tasks.forces.train as forces_train
 
 
@@ -92,6 +96,12 @@ def _piece_size(on: bool) -> None:
     sizes = _SHIPPED_PIECES if on else (SMALL_PIECE_TUPLES,) * 4
     (chunks.CPU_CHUNK_TUPLES, backmap_model.CPU_CHUNK_TUPLES, backmap_model.TRAIN_CPU_CHUNK_TUPLES,
      crystal_model.CPU_CHUNK_TUPLES) = sizes
+
+
+def _workspace(on: bool) -> None:
+    workspace.ENABLED = on
+    if not on:
+        workspace.release()  # buffers held while "off" runs would change its heap
 
 
 def _short_softmax(on: bool) -> None:
@@ -139,6 +149,8 @@ SWITCHES = {
     "piece-size": (_piece_size, [CaseSpec("backmap", "inference", 256), CaseSpec("backmap", "train", 64),
                                  CaseSpec("crystal", "inference", 1024), CaseSpec("crystal", "train", 256),
                                  CaseSpec("ethanol", "inference", 128)], False),
+    "workspace": (_workspace, [CaseSpec("crystal", "inference", 1024), CaseSpec("crystal", "inference", 256),
+                               CaseSpec("backmap", "inference", 256)], False),
     "short-softmax": (_short_softmax, [CaseSpec("crystal", "inference", 1024), CaseSpec("crystal", "train", 256)],
                       False),
     "frozen-parameters": (_frozen_parameters, [CaseSpec("ethanol", "inference", 1),

@@ -291,6 +291,7 @@ def test_ab_switches_flip_and_restore_the_change():
     import gaatool.nn.mlp as mlp
     import gaatool.nn.chunks as chunks
     import gaatool.nn.compiled as compiled
+    import gaatool.nn.workspace as workspace
     import gaatool.tasks.forces.train as forces_train
     from benchmarks.ab_switches import SWITCHES
 
@@ -298,7 +299,7 @@ def test_ab_switches_flip_and_restore_the_change():
         return (mlp.FUSE_MAX_INPUTS, backmap_model.CPU_CHUNK_TUPLES, backmap_model.TRAIN_CPU_CHUNK_TUPLES,
                 forces_model.frozen_parameters, forces_train.MIN_PIECE_TUPLES, chunks._worker_pool,
                 compiled.CPU_CPP_WRAPPER, attention.PairSum.materialize,
-                crystal_model.CPU_CHUNK_TUPLES, masking.SHORT_SET, chunks.CPU_CHUNK_TUPLES)
+                crystal_model.CPU_CHUNK_TUPLES, masking.SHORT_SET, chunks.CPU_CHUNK_TUPLES, workspace.ENABLED)
 
     before = state()
     for name, (switch, cases, _) in SWITCHES.items():

@@ -15,6 +15,7 @@ from torch.nn import functional
 
 from ..ga.invariants import invariant_count, pair_invariants, tuple_invariants
 from ..ga.products import slot_view
+from . import workspace
 from .geometry import Geometry
 from .masking import masked_softmax
 from .merge import Join, TupleMerge
@@ -169,8 +170,12 @@ class PairSum:
     def through(self, net: nn.Module) -> torch.Tensor:
         """net(pair values): the values are needed for the weighted sum anyway, and a Linear
         applied part by part would cost the same product per pair plus two gathers of its
-        (wider) output."""
-        return net(self.materialize())
+        (wider) output. A leading Linear's (hidden) output goes to a reused buffer
+        (:mod:`.workspace`) when a final Linear follows, so that the result is a fresh tensor."""
+        first = _leading_linear(net)
+        if first is None or len(net) < 2 or not isinstance(net[-1], nn.Linear):
+            return net(self.materialize())
+        return net[1:](workspace.linear(self.materialize(), first.weight, first.bias, "hidden"))
 
     def weighted_sum(self, weights: torch.Tensor, dims: int) -> torch.Tensor:
         """sum_j w_ij v_ij (dims=1) or sum_ij w_ij v_ij (dims=2) for full-layout weights (..., N, N).
@@ -321,8 +326,10 @@ class TupleAttentionBase(nn.Module):
             bias = None if bias is None else self.join.input_map(join_index, bias)
         else:
             weight, bias = kernel.t() @ last.weight, None if last.bias is None else last.bias @ kernel
-        core = functional.linear(net[:-1](invariants), weight, None if split_bias else bias)
-        return (core, bias) if split_bias else core
+        hidden = net[:-1](invariants)
+        if split_bias:  # the pair values of a PairSum: dead once its layer is done, so a reused buffer
+            return workspace.linear(hidden, weight, None, "pair_values"), bias
+        return functional.linear(hidden, weight, bias)
 
     def uses_pair_symmetry(self) -> bool:
         """Evaluate V once per unordered pair: exact when rank-2 'single' invariants (symmetric) feed V.

@@ -4,6 +4,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import ConfigError
+from . import workspace
 from .swish import Swish
 
 import torch
@@ -109,7 +110,8 @@ def linear_layer_norm(x: torch.Tensor, linear: nn.Linear, norm: nn.LayerNorm) ->
     variance = ((x1 @ form) * x1).sum(dim=-1, keepdim=True).clamp_min(0.0)
     scaled = x1 * torch.rsqrt(variance + norm.eps)
     kernel = centred if norm.weight is None else centred * norm.weight.unsqueeze(-1)
-    return nn.functional.linear(scaled, kernel, norm.bias)
+    # the value net's hidden layer: consumed by the next layer before any other use of the slot
+    return workspace.linear(scaled, kernel, norm.bias, "hidden")
 
 
 class ValueMLP(nn.Sequential):

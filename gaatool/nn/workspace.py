@@ -1,0 +1,94 @@
+"""Reused output buffers for the biggest products of no-grad CPU inference.
+
+torch's CPU tensors come from malloc, and with glibc's defaults a freed block
+of a few MiB goes back to the kernel: the next piece's tuple hidden layer of the
+same size is fresh memory whose pages fault in one by one, zero-filled. The
+``gaatool`` command avoids that for the whole process (:mod:`gaatool.allocator`);
+a library call cannot change malloc for its caller, so the pair path of the
+attention layers writes its three big products, the value net's hidden layer,
+its output (the pair values) and the score net's hidden layer, into buffers that
+each thread keeps and reuses for every layer and piece. gaatool alone with
+glibc's defaults (``python -m benchmarks.bench_allocator``, 2-core EPYC,
+session 12): crystal inference at batch 1024 0.057 -> 0.040 ms per environment
+(20,859 -> 4,792 page faults per call), backmapping inference 2.18 -> 1.73 ms per
+residue (48,753 -> 2); with freed memory kept, as the command runs, about the same.
+
+A slot holds one tensor at a time: a caller may use a slot only for a result
+that is dead before the next use of that slot on the same thread. Buffers are
+per thread (side-by-side pieces run on worker threads), grow to the largest
+piece seen (for the crystal classifier's CPU pieces at most 26 MiB per thread),
+and are used only where nothing records a graph: CPU, gradients off, not under
+torch.compile or autocast. :func:`release` drops them.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+
+import torch
+from torch.nn import functional
+
+__all__ = ["linear", "release", "ENABLED", "MIN_ELEMENTS"]
+
+#: Reuse buffers at all (the A/B switch of ``benchmarks.ab_switches workspace``).
+ENABLED = True
+#: Products with fewer output elements than this come from malloc as usual (the heap reuses small blocks).
+MIN_ELEMENTS = 1 << 20
+
+class _Slots:
+    """One thread's buffers by (slot, dtype); gone with its thread."""
+
+    __slots__ = ("buffers", "__weakref__")
+
+    def __init__(self):
+        self.buffers: dict[tuple[str, torch.dtype], torch.Tensor] = {}
+
+
+_local = threading.local()
+_all_slots: "weakref.WeakSet[_Slots]" = weakref.WeakSet()  # every live thread's, for release()
+_lock = threading.Lock()
+
+
+def _applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    return (ENABLED and x.device.type == "cpu" and not torch.is_grad_enabled() and x.dtype == weight.dtype
+            and x.dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled("cpu")
+            and not torch.compiler.is_compiling())
+
+
+def _buffer(slot: str, count: int, dtype: torch.dtype) -> torch.Tensor:
+    slots = getattr(_local, "slots", None)
+    if slots is None:
+        slots = _local.slots = _Slots()
+        with _lock:
+            _all_slots.add(slots)
+    cache = slots.buffers
+    storage = cache.get((slot, dtype))
+    if storage is None or storage.numel() < count:
+        cache.pop((slot, dtype), None)  # free the smaller one first
+        with torch.inference_mode(False):  # a normal tensor: writable in and outside inference mode
+            storage = cache[(slot, dtype)] = torch.empty(count, dtype=dtype)
+    return storage[:count]
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, slot: str) -> torch.Tensor:
+    """``functional.linear(x, weight, bias)``, written into this thread's ``slot`` buffer when that applies.
+
+    The result is then a view of the buffer, valid until the slot's next use on this thread.
+    """
+    rows, cols = x.numel() // max(x.shape[-1], 1), weight.shape[0]
+    if rows * cols < MIN_ELEMENTS or not _applies(x, weight):
+        return functional.linear(x, weight, bias)
+    out = _buffer(slot, rows * cols, x.dtype).view(rows, cols)
+    flat = x.reshape(rows, x.shape[-1])
+    if bias is None:
+        torch.mm(flat, weight.t(), out=out)
+    else:
+        torch.addmm(bias, flat, weight.t(), out=out)
+    return out.view(*x.shape[:-1], cols)
+
+
+def release() -> None:
+    """Drop every thread's buffers (they are made again on the next use)."""
+    with _lock:
+        for slots in list(_all_slots):
+            slots.buffers.clear()

@@ -1,0 +1,152 @@
+"""Reused inference buffers (gaatool.nn.workspace) change no result, and are used only where they may be."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+import gaatool.nn.workspace as workspace
+from gaatool.models.backmap import Backmapper
+from gaatool.models.crystal import CrystalClassifier
+from gaatool.nn import Vector2VectorAttention, VectorAttention
+
+
+@pytest.fixture
+def small_buffers(monkeypatch):
+    """Buffers for every product, however small, and none left from other tests."""
+    monkeypatch.setattr(workspace, "MIN_ELEMENTS", 0)
+    workspace.release()
+    yield
+    workspace.release()
+
+
+def _slots() -> set[str]:
+    slots = getattr(workspace._local, "slots", None)
+    return set() if slots is None else {slot for slot, _ in slots.buffers}
+
+
+def _both_ways(call, monkeypatch):
+    """call() with the buffers off, then on twice (the second call reuses what the first made)."""
+    monkeypatch.setattr(workspace, "ENABLED", False)
+    reference = call()
+    assert _slots() == set()
+    monkeypatch.setattr(workspace, "ENABLED", True)
+    first, second = call(), call()
+    return reference, first, second
+
+
+def _crystal(dtype):
+    torch.manual_seed(0)
+    return CrystalClassifier(CrystalClassifier.Config(attention={"dropout": 0.0})).to(dtype).eval()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
+def test_crystal_classifier_gives_the_same_logits(small_buffers, monkeypatch, dtype, mode):
+    model = _crystal(dtype)
+    g = torch.Generator().manual_seed(1)
+    r = torch.randn(7, 12, 3, generator=g, dtype=dtype)
+    types = torch.randn(7, 12, 4, generator=g, dtype=dtype)
+    mask = torch.ones(7, 12, dtype=torch.bool)
+    mask[2, 9:] = False  # padding takes the same path
+
+    def call():
+        with mode():
+            return model(r, types, mask).clone()
+
+    reference, first, second = _both_ways(call, monkeypatch)
+    assert _slots() == {"hidden", "pair_values"}  # the value and score nets' products went to the buffers
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(first, reference, rtol=tolerance, atol=tolerance)
+    torch.testing.assert_close(second, reference, rtol=tolerance, atol=tolerance)
+
+
+def test_crystal_classifier_in_pieces_reuses_one_buffer_per_slot(small_buffers, monkeypatch):
+    import gaatool.models.crystal as crystal_module
+
+    model = _crystal(torch.float64)
+    r = torch.randn(40, 12, 3, dtype=torch.float64)
+    types = torch.randn(40, 12, 4, dtype=torch.float64)
+    with torch.no_grad():
+        whole = model(r, types)
+        sizes = {slot: tensor.numel() for slot, tensor in workspace._local.slots.buffers.items()}
+        monkeypatch.setattr(crystal_module, "CPU_CHUNK_TUPLES", 144 * 3)  # pieces of 3 environments
+        pieces = model(r, types)
+    torch.testing.assert_close(pieces, whole, rtol=1e-12, atol=1e-12)
+    assert {slot: tensor.numel() for slot, tensor in workspace._local.slots.buffers.items()} == sizes  # no growth
+
+
+@pytest.mark.parametrize("merge", ["mean", "concat"])
+def test_backmapper_gives_the_same_vectors(small_buffers, monkeypatch, merge):
+    torch.manual_seed(2)
+    config = Backmapper.Config(n_dim=6, attention={"merge": merge, "join": merge, "hidden": 8})
+    model = Backmapper(config).double().eval()
+    g = torch.Generator().manual_seed(3)
+    r = torch.randn(3, 6, 3, generator=g, dtype=torch.float64) * 6.0
+    types = torch.randint(0, 20, (3, 6), generator=g)
+    center = torch.randint(0, 20, (3,), generator=g)
+    labels = torch.randint(0, 187, (3, 5), generator=g)
+
+    def call():
+        with torch.no_grad():
+            return model(r, types, center, labels).clone()
+
+    reference, first, second = _both_ways(call, monkeypatch)
+    assert _slots()  # some product went to a buffer
+    torch.testing.assert_close(first, reference, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(second, reference, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("layer_class", [VectorAttention, Vector2VectorAttention])
+def test_attention_layers_give_the_same_outputs(small_buffers, monkeypatch, layer_class):
+    torch.manual_seed(4)
+    layer = layer_class(8).double().eval()
+    positions = torch.randn(2, 5, 3, dtype=torch.float64)
+    values = torch.randn(2, 5, 8, dtype=torch.float64)
+
+    def call():
+        with torch.no_grad():
+            return layer(positions, values).clone()
+
+    reference, first, second = _both_ways(call, monkeypatch)
+    torch.testing.assert_close(first, reference, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(second, reference, rtol=1e-12, atol=1e-12)
+
+
+def test_not_used_while_gradients_are_recorded(small_buffers):
+    layer = VectorAttention(8).double()
+    positions = torch.randn(2, 5, 3, dtype=torch.float64, requires_grad=True)
+    out = layer(positions, torch.randn(2, 5, 8, dtype=torch.float64))
+    out.sum().backward()  # a reused buffer would have broken the graph (in-place writes of saved tensors)
+    assert _slots() == set() and positions.grad is not None
+
+
+def test_results_are_views_of_the_slot_until_its_next_use(small_buffers):
+    x = torch.randn(4, 3, dtype=torch.float64)
+    weight = torch.randn(5, 3, dtype=torch.float64)
+    with torch.no_grad():
+        first = workspace.linear(x, weight, None, "test")
+        torch.testing.assert_close(first, x @ weight.t())
+        second = workspace.linear(2 * x, weight, None, "test")
+    assert first.data_ptr() == second.data_ptr()  # the same memory: callers must not keep results
+    torch.testing.assert_close(second, 2 * x @ weight.t())
+
+
+def test_threads_have_their_own_buffers_and_release_drops_them(small_buffers):
+    x = torch.randn(4, 3, dtype=torch.float64)
+    weight = torch.randn(5, 3, dtype=torch.float64)
+    pointers = []
+
+    def work():
+        with torch.no_grad():
+            pointers.append(workspace.linear(x, weight, None, "test").data_ptr())
+
+    with torch.no_grad():
+        pointers.append(workspace.linear(x, weight, None, "test").data_ptr())
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert len(set(pointers)) == 2
+    workspace.release()
+    assert _slots() == set()
