@@ -9,9 +9,10 @@ attention layers writes its three big products, the value net's hidden layer,
 its output (the pair values) and the score net's hidden layer, into buffers that
 each thread keeps and reuses for every layer and piece. gaatool alone with
 glibc's defaults (``python -m benchmarks.bench_allocator``, 2-core EPYC,
-session 12): crystal inference at batch 1024 0.057 -> 0.040 ms per environment
-(20,859 -> 4,792 page faults per call), backmapping inference 2.18 -> 1.73 ms per
-residue (48,753 -> 2); with freed memory kept, as the command runs, about the same.
+session 12): crystal inference at batch 1024 0.057 -> 0.041 ms per environment
+(20,859 -> 3,362 page faults per call), at batch 256 0.070 -> 0.055 (5,996 -> 1),
+backmapping inference 2.18 -> 1.61 ms per residue (48,753 -> 14,113); with freed
+memory kept, as the command runs, about the same.
 
 A slot holds one tensor at a time: a caller may use a slot only for a result
 that is dead before the next use of that slot on the same thread. Buffers are
@@ -32,8 +33,10 @@ __all__ = ["linear", "release", "ENABLED", "MIN_ELEMENTS"]
 
 #: Reuse buffers at all (the A/B switch of ``benchmarks.ab_switches workspace``).
 ENABLED = True
-#: Products with fewer output elements than this come from malloc as usual (the heap reuses small blocks).
-MIN_ELEMENTS = 1 << 20
+#: Products with fewer output elements than this come from malloc as usual: glibc's heap reuses blocks
+#: below its initial mmap threshold (128 KiB). 1 << 20 left the crystal classifier's pair values at
+#: batch 256 (0.64 M values) faulting: 4,536 page faults per call against 1.
+MIN_ELEMENTS = 1 << 15
 
 class _Slots:
     """One thread's buffers by (slot, dtype); gone with its thread."""
