@@ -19,7 +19,7 @@ from . import workspace
 from .geometry import Geometry
 from .masking import masked_softmax
 from .merge import Join, TupleMerge
-from .mlp import FastDropout, score_net as make_score_net, value_net as make_value_net
+from .mlp import FastDropout, ValueMLP, score_net as make_score_net, value_net as make_value_net
 
 __all__ = ["VectorAttention", "AttentionOutput", "TupleAttentionBase", "TupleSum"]
 
@@ -326,7 +326,9 @@ class TupleAttentionBase(nn.Module):
             bias = None if bias is None else self.join.input_map(join_index, bias)
         else:
             weight, bias = kernel.t() @ last.weight, None if last.bias is None else last.bias @ kernel
-        hidden = net[:-1](invariants)
+        first_layers = net[:-1]
+        # consumed by the product below at once: the hidden layer may use the reused buffer
+        hidden = first_layers(invariants, "hidden") if isinstance(first_layers, ValueMLP) else first_layers(invariants)
         if split_bias:  # the pair values of a PairSum: dead once its layer is done, so a reused buffer
             return workspace.linear(hidden, weight, None, "pair_values"), bias
         return functional.linear(hidden, weight, bias)

@@ -87,7 +87,7 @@ def score_net(n_dim: int, hidden: int = 64, act: str = "relu", dropout: float = 
 FUSE_MAX_INPUTS = 8
 
 
-def linear_layer_norm(x: torch.Tensor, linear: nn.Linear, norm: nn.LayerNorm) -> torch.Tensor:
+def linear_layer_norm(x: torch.Tensor, linear: nn.Linear, norm: nn.LayerNorm, out_slot: str | None = None) -> torch.Tensor:
     """``norm(linear(x))`` in one matrix product, for narrow inputs x (..., I).
 
     h = [x, 1] W~^T is affine in x, so its mean over the H channels is too:
@@ -98,7 +98,8 @@ def linear_layer_norm(x: torch.Tensor, linear: nn.Linear, norm: nn.LayerNorm) ->
     values, and no H-wide intermediate is normalised (the value nets see
     I = 2 invariants and H = 64). Its derivatives are those of a few small
     products: torch's LayerNorm double backward was ~15% of a force training
-    step. Equal up to rounding.
+    step. Equal up to rounding. With ``out_slot`` the result may be that :mod:`.workspace` slot's
+    reused buffer (no-grad CPU inference), for callers that consume it before the slot's next use.
     """
     weight, bias = linear.weight, linear.bias
     if bias is None:
@@ -110,8 +111,9 @@ def linear_layer_norm(x: torch.Tensor, linear: nn.Linear, norm: nn.LayerNorm) ->
     variance = ((x1 @ form) * x1).sum(dim=-1, keepdim=True).clamp_min(0.0)
     scaled = x1 * torch.rsqrt(variance + norm.eps)
     kernel = centred if norm.weight is None else centred * norm.weight.unsqueeze(-1)
-    # the value net's hidden layer: consumed by the next layer before any other use of the slot
-    return workspace.linear(scaled, kernel, norm.bias, "hidden")
+    if out_slot is None:
+        return nn.functional.linear(scaled, kernel, norm.bias)
+    return workspace.linear(scaled, kernel, norm.bias, out_slot)
 
 
 class ValueMLP(nn.Sequential):
@@ -126,12 +128,17 @@ class ValueMLP(nn.Sequential):
     (``ab_switches fused-layernorm``). Slices (``net[:-1]``) are ValueMLPs too.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, out_slot: str | None = None) -> torch.Tensor:
+        """``out_slot``: the fused first layer's output may go to that :mod:`.workspace` buffer, for a
+        caller that consumes the result before the slot's next use; a later Linear (whose output is
+        fresh) allows the "hidden" slot by itself."""
         modules = list(self)
         if (len(modules) >= 2 and isinstance(modules[0], nn.Linear) and isinstance(modules[1], nn.LayerNorm)
                 and modules[0].in_features <= FUSE_MAX_INPUTS
                 and tuple(modules[1].normalized_shape) == (modules[0].out_features,)):
-            x = linear_layer_norm(x, modules[0], modules[1])
+            if out_slot is None and any(isinstance(module, nn.Linear) for module in modules[2:]):
+                out_slot = "hidden"
+            x = linear_layer_norm(x, modules[0], modules[1], out_slot)
             modules = modules[2:]
         for module in modules:
             x = module(x)

@@ -154,3 +154,20 @@ def test_threads_have_their_own_buffers_and_release_drops_them(small_buffers):
     assert len(set(pointers)) == 2
     workspace.release()
     assert _slots() == set()
+
+
+def test_public_functions_return_fresh_tensors(small_buffers):
+    """linear_layer_norm and a value net called on their own never hand out a buffer."""
+    from gaatool.nn.mlp import linear_layer_norm, value_net
+
+    torch.manual_seed(5)
+    net = value_net(2, 8).double().eval()
+    x = torch.randn(6, 2, dtype=torch.float64)
+    with torch.no_grad():
+        normed = linear_layer_norm(x, net[0], net[1])
+        hidden = net[:-1](x)  # a slice without its last Linear
+        out = net(x)
+        expected = (normed.clone(), hidden.clone(), out.clone())
+        linear_layer_norm(2 * x, net[0], net[1]), net[:-1](2 * x), net(2 * x)
+    for got, want in zip((normed, hidden, out), expected):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
