@@ -21,8 +21,9 @@ import torch
 
 import gaatool.nn.swish as swish_module
 
-from .bench_models_reference import prepare
-from .profile_case import parse_case
+from .bench_kernels import median_us
+from .harness import median
+from .profile_case import parse_case, warm_gaatool_step
 
 
 class _TimedSilu:
@@ -39,19 +40,12 @@ class _TimedSilu:
         return out
 
 
-def _median_us(times: list[float]) -> float:
-    return sorted(times)[len(times) // 2] * 1e6
-
-
 def measure(case: str, calls: int = 5) -> dict[str, float]:
     """ms per call and µs per largest SiLU (in the model and alone), each plain and profiled."""
     spec = parse_case(case)
     if spec.model not in ("ethanol", "aspirin"):
         raise SystemExit(f"profiler_distortion: {case}: only the force models (ethanol, aspirin) use SiLU")
-    torch.set_num_threads(1)
-    step = prepare(spec, implementations=("gaatool",)).steps["gaatool"]
-    for _ in range(3):
-        step()
+    step = warm_gaatool_step(spec)
     result = {}
     original = swish_module.nn
     try:
@@ -65,14 +59,9 @@ def measure(case: str, calls: int = 5) -> dict[str, float]:
                     step()
                 result[f"{label}_ms_per_call"] = (time.perf_counter() - start) / calls * 1e3
                 largest = max(timed.times)
-                result[f"{label}_model_silu_us"] = _median_us(timed.times[largest])
+                result[f"{label}_model_silu_us"] = median(timed.times[largest]) * 1e6
                 alone = torch.randn(largest)
-                times = []
-                for _ in range(25):
-                    start = time.perf_counter()
-                    torch.nn.functional.silu(alone)
-                    times.append(time.perf_counter() - start)
-                result[f"{label}_alone_silu_us"] = _median_us(times)
+                result[f"{label}_alone_silu_us"] = median_us(lambda: torch.nn.functional.silu(alone), 25)
             result["silu_elements"] = largest
     finally:
         swish_module.nn = original

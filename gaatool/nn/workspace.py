@@ -38,6 +38,7 @@ ENABLED = True
 #: batch 256 (0.64 M values) faulting: 4,536 page faults per call against 1.
 MIN_ELEMENTS = 1 << 15
 
+
 class _Slots:
     """One thread's buffers by (slot, dtype); gone with its thread."""
 
