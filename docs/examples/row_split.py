@@ -49,9 +49,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     try:
-        arrays, metadata = load_dataset(args.dataset, expected_task="crystal")
+        arrays, metadata = load_dataset(args.dataset, expected_task="crystal")  # its errors name the file
+    except GaatoolError as err:
+        raise SystemExit(f"row_split: {err}") from None
+    try:
         split = row_split(arrays, args.seed)
-    except (GaatoolError, ValueError) as err:
+    except ValueError as err:
         raise SystemExit(f"row_split: {args.dataset}: {err}") from None
     metadata = dict(metadata)  # the recipe stays: it no longer rebuilds the splits, which its users check
     metadata["split"] = f"rows of the pooled replicas dealt out at random (docs/examples/row_split.py, seed {args.seed})"
