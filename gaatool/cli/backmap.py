@@ -122,7 +122,8 @@ def evaluate_backmap(
     split: str = typer.Option("test", "--split", help="train, val or test."),
     batch_size: int = typer.Option(512, "--batch-size"),
     relax: bool = typer.Option(False, "--relax/--no-relax",
-                               help="Relax the predictions to ideal bond lengths first (as `gaatool backmap` does)."),
+                               help="Relax the predictions to ideal bond lengths, clashes pushed apart, first "
+                                    "(as `gaatool backmap` does)."),
     device: str = options.Device, as_json: bool = options.AsJson,
 ) -> None:
     """Heavy-atom RMSD (all, backbone, side chain, per residue), bond-length deviations and clashes."""
@@ -167,7 +168,8 @@ def attach(app: typer.Typer) -> None:
         fmt: Optional[str] = typer.Option(None, "--format", help="pdb or cif (default: by extension; stdout: pdb)."),
         relax: bool = typer.Option(True, "--relax/--no-relax",
                                    help="Relax the predicted atoms to ideal covalent bond lengths, peptide bonds "
-                                        "included (--no-relax: the network's raw output)."),
+                                        "included, and push clashing atoms apart (--no-relax: the network's raw "
+                                        "output)."),
         device: str = options.Device, quiet: bool = options.Quiet, as_json: bool = options.AsJson,
     ) -> None:
         """Rebuild heavy atoms from one bead per residue (default model: pretrained/backmap.safetensors, or

@@ -13,17 +13,16 @@ superposition):
     shorter, every non-bonded pair longer), and the peptide bond C(i)-N(i+1)
     between consecutive residues that are bonded (< 1.9 Å) in the reference.
 ``clashes``
-    pairs of heavy atoms of different residues that are not sequence
-    neighbours, whose van der Waals overlap ``r_a + r_b - d`` is at least
-    0.6 Å, with a 0.4 Å allowance for N/O pairs (possible hydrogen bonds) and
-    disulfide S-S pairs ignored: the default criterion of ChimeraX
-    ``clashes``, on heavy atoms with Bondi radii (C 1.70, N 1.55, O 1.52,
-    S 1.80). Counted for the prediction and, for comparison, the reference.
+    pairs of heavy atoms of residues that are not sequence neighbours whose
+    van der Waals overlap is at least 0.6 Å (ChimeraX's default criterion;
+    details in :mod:`.sterics`). Counted for the prediction and, for
+    comparison, the reference.
 
 With ``relax=True`` the predictions are first relaxed to the ideal bond
 lengths (:mod:`.relax`): intra-residue template bonds, C-OXT, and the peptide
 bond to the preceding residue where the dataset links them (``previous``:
-same chain, no residue-number gap, both residues complete).
+same chain, no residue-number gap, both residues complete); clashing atoms of
+one entry are pushed apart.
 """
 from __future__ import annotations
 
@@ -40,15 +39,13 @@ from ...data.store import load_dataset
 from ...errors import ConfigError, InputFileError
 from ...train.device import resolve_device
 from .residues import LABELS, RESIDUE_NAMES, atom_element, is_backbone
+from .sterics import BONDI_RADII, CLASH_OVERLAP_A, HBOND_ALLOWANCE_A, count_clashes
 from .train import check_vocabulary, predict_atoms, split_tensors
 
 __all__ = ["BackmapEvaluation", "evaluate_backmap", "evaluate_predictions", "relax_predictions", "count_clashes",
            "BONDI_RADII", "BOND_CUTOFF_A", "CLASH_OVERLAP_A", "HBOND_ALLOWANCE_A"]
 
-BONDI_RADII = {"C": 1.70, "N": 1.55, "O": 1.52, "S": 1.80}
 BOND_CUTOFF_A = 1.9
-CLASH_OVERLAP_A = 0.6
-HBOND_ALLOWANCE_A = 0.4
 
 _LABEL_ATOMS = np.array([atom for _, atom in LABELS])
 _LABEL_BACKBONE = np.array([is_backbone(atom) for _, atom in LABELS])
@@ -89,58 +86,6 @@ class BackmapEvaluation:
 
 def _rmsd(squared: np.ndarray) -> float:
     return float(np.sqrt(squared.mean())) if squared.size else float("nan")
-
-
-def _close_pairs(positions: np.ndarray, r_max: float) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (i < j) closer than ``r_max`` (freud cell search on a non-periodic cloud)."""
-    import freud
-
-    centered = positions - positions.mean(axis=0)
-    # a cube larger than twice the cloud's diameter: no periodic image can come close
-    length = 4.0 * float(np.abs(centered).max()) + 4.0 * r_max + 2.0
-    box = freud.box.Box.cube(length)
-    points = np.ascontiguousarray(centered, dtype=np.float32)
-    nlist = freud.locality.AABBQuery(box, points).query(
-        points, {"r_max": r_max, "exclude_ii": True}).toNeighborList()
-    i = np.asarray(nlist.query_point_indices, dtype=np.int64)
-    j = np.asarray(nlist.point_indices, dtype=np.int64)
-    keep = i < j
-    return i[keep], j[keep]
-
-
-def count_clashes(positions: np.ndarray, elements: np.ndarray, residues: np.ndarray,
-                  excluded: np.ndarray, disulfide_sulfur: np.ndarray | None = None) -> int:
-    """Number of clashing heavy-atom pairs (see the module docstring).
-
-    Parameters
-    ----------
-    positions : (N, 3) float, Å
-    elements : (N,) str, C/N/O/S
-    residues : (N,) int, residue index of each atom (0..R-1)
-    excluded : (R, R) bool
-        Residue pairs never counted (the same residue is always excluded).
-    disulfide_sulfur : (N,) bool, optional
-        CYS SG atoms; pairs of them are ignored.
-
-    >>> pos = np.array([[0.0, 0, 0], [2.7, 0, 0], [6.0, 0, 0]])  # C-C overlap 0.7 Å: one clash
-    >>> count_clashes(pos, np.array(["C", "C", "O"]), np.array([0, 1, 2]), np.zeros((3, 3), bool))
-    1
-    """
-    positions = np.asarray(positions, dtype=np.float64)
-    if len(positions) < 2:
-        return 0
-    radii = np.array([BONDI_RADII.get(str(e), 1.70) for e in elements])
-    polar = np.isin(elements, ["N", "O"])
-    sulfur = np.zeros(len(positions), bool) if disulfide_sulfur is None else np.asarray(disulfide_sulfur, bool)
-    residues = np.asarray(residues)
-    # no pair farther apart than the largest radius sum minus the overlap can clash
-    r_max = 2 * max(BONDI_RADII.values()) - CLASH_OVERLAP_A + 0.01
-    i, j = _close_pairs(positions, r_max)
-    distance = np.linalg.norm(positions[i] - positions[j], axis=-1)
-    overlap = radii[i] + radii[j] - distance - HBOND_ALLOWANCE_A * (polar[i] & polar[j])
-    clash = (overlap >= CLASH_OVERLAP_A) & (residues[i] != residues[j])
-    clash &= ~excluded[residues[i], residues[j]] & ~(sulfur[i] & sulfur[j])
-    return int(clash.sum())
 
 
 def evaluate_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -239,13 +184,17 @@ def evaluate_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray]) -
     }
 
 
-def relax_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray]) -> np.ndarray:
-    """Predicted positions (M, A, 3) relative to the beads, relaxed to ideal bond lengths (see :mod:`.relax`).
+def relax_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray], clashes: bool = True,
+                      **options) -> np.ndarray:
+    """Predicted positions (M, A, 3) relative to the beads, relaxed to ideal bond lengths, clashes pushed
+    apart (see :mod:`.relax`; ``clashes=False``: bond lengths only).
 
     ``arrays`` as in :func:`evaluate_predictions`; only ``atom_labels``,
-    ``atom_mask``, ``residue_types``, ``bead_positions`` and ``previous`` are used.
+    ``atom_mask``, ``residue_types``, ``bead_positions``, ``previous`` and ``entry`` are used.
+    ``options``: keyword arguments of :func:`.relax.relax_positions` (restraint, repulsion, overlap).
     """
     from .relax import bond_graph, relax_positions
+    from .sterics import Contacts
 
     predicted = np.asarray(predicted, dtype=np.float64)
     mask = np.asarray(arrays["atom_mask"], dtype=bool)
@@ -253,18 +202,23 @@ def relax_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray]) -> n
     beads = np.asarray(arrays["bead_positions"], dtype=np.float64)
     residue_names = np.asarray(RESIDUE_NAMES)[np.asarray(arrays["residue_types"], dtype=np.int64)]
     atom_residues = np.broadcast_to(np.arange(len(mask))[:, None], mask.shape)[mask]
-    pairs, lengths = bond_graph(residue_names, atom_residues, _LABEL_ATOMS[labels][mask], arrays["previous"])
-    absolute = relax_positions((beads[:, None] + predicted)[mask], pairs, lengths)
+    atom_names = _LABEL_ATOMS[labels][mask]
+    pairs, lengths = bond_graph(residue_names, atom_residues, atom_names, arrays["previous"])
+    # entries share no coordinate frame: their atoms never meet
+    contacts = Contacts.of(_LABEL_ELEMENTS[labels][mask], atom_names, atom_residues, arrays["previous"],
+                           groups=arrays["entry"]) if clashes else None
+    absolute = relax_positions((beads[:, None] + predicted)[mask], pairs, lengths, contacts=contacts, **options)
     out = predicted.copy()
     out[mask] = absolute - np.broadcast_to(beads[:, None], predicted.shape)[mask]
     return out
 
 
 def evaluate_backmap(checkpoint: str | Path, dataset: str | Path, split: str = "test", device: str = "auto",
-                     batch_size: int = 512, relax: bool = False) -> BackmapEvaluation:
+                     batch_size: int = 512, relax: bool = False,
+                     relax_options: dict[str, Any] | None = None) -> BackmapEvaluation:
     """Evaluate a backmapping checkpoint on ``split`` of a dataset from ``gaatool data pdb``.
 
-    ``relax``: relax the predictions to ideal bond lengths first (:func:`relax_predictions`).
+    ``relax``: relax the predictions first (:func:`relax_predictions`, with ``relax_options``).
     """
     if split not in SPLIT_NAMES:
         raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_NAMES)}")
@@ -293,7 +247,7 @@ def evaluate_backmap(checkpoint: str | Path, dataset: str | Path, split: str = "
             predicted[rows.numpy()] = predict_atoms(model, batch).double().cpu().numpy()
     split_arrays = {key.split("/", 1)[1]: value for key, value in arrays.items() if key.startswith(f"{split}/")}
     if relax:
-        predicted = relax_predictions(predicted, split_arrays)
+        predicted = relax_predictions(predicted, split_arrays, **(relax_options or {}))
     metrics = evaluate_predictions(predicted, split_arrays)
     entry_names = [e["entry"] for e in dataset_metadata.get("entries", [])]
     used = sorted({entry_names[i] for i in np.unique(split_arrays["entry"])}) if entry_names else []

@@ -9,7 +9,8 @@ from scipy.spatial.transform import Rotation
 
 from gaatool.io.structure import ProteinStructure, read_structure, write_structure
 from gaatool.tasks.backmap.coarse_grain import coarse_grain, structure_previous
-from gaatool.tasks.backmap.relax import bond_graph, bond_templates, relax_positions, relax_structure
+from gaatool.tasks.backmap.relax import TARGET_OVERLAP_A, bond_graph, bond_templates, relax_positions, relax_structure
+from gaatool.tasks.backmap.sterics import CLASH_OVERLAP_A, Contacts
 from gaatool.tasks.backmap.residues import RESIDUE_ATOMS, RESIDUE_NAMES
 
 
@@ -76,10 +77,13 @@ def test_rotation_and_translation_equivariance(structure):
     x = structure.positions[0] + np.random.default_rng(1).normal(0.0, 0.5, structure.positions[0].shape)
     q = Rotation.random(random_state=4).as_matrix()
     shift = np.array([30.0, -7.0, 12.5])
-    a = relax_positions(x, pairs, lengths)
-    b = relax_positions(x @ q.T + shift, pairs, lengths)
-    assert np.abs(a @ q.T + shift - b).max() < 1e-8
-    assert np.array_equal(a, relax_positions(x, pairs, lengths))  # deterministic
+    contacts = Contacts.of(structure.elements, structure.atom_names, structure.atom_residues,
+                           structure_previous(structure))
+    for with_contacts in (None, contacts):
+        a = relax_positions(x, pairs, lengths, contacts=with_contacts)
+        b = relax_positions(x @ q.T + shift, pairs, lengths, contacts=with_contacts)
+        assert np.abs(a @ q.T + shift - b).max() < 1e-8
+        assert np.array_equal(a, relax_positions(x, pairs, lengths, contacts=with_contacts))  # deterministic
 
 
 def test_chain_breaks_get_no_peptide_bond(structure):
@@ -155,15 +159,42 @@ def test_evaluate_relax_flag(cli, tiny_backmap_checkpoint, small_backmap_dataset
     assert abs(relaxed["peptide"]["mean_length_a"] - 1.33) < 0.1 < abs(raw["peptide"]["mean_length_a"] - 1.33)
 
 
-def test_restraint_sweep_tabulates_each_weight_and_restores_the_default(tiny_backmap_checkpoint, small_backmap_dataset):
-    from gaatool.tasks.backmap import relax
+def test_restraint_sweep_tabulates_each_setting(tiny_backmap_checkpoint, small_backmap_dataset):
     from gaatool.tasks.backmap.relax_sweep import sweep
 
-    default = relax.relax_positions.__defaults__
-    rows = sweep(str(tiny_backmap_checkpoint), str(small_backmap_dataset), split="val", restraints=(0.02, 5.0))
-    assert relax.relax_positions.__defaults__ == default
-    assert [r["restraint"] for r in rows] == [0.02, 5.0, None]
-    loose, tight, raw = rows
+    rows = sweep(str(tiny_backmap_checkpoint), str(small_backmap_dataset), split="val", restraints=(0.02, 5.0),
+                 overlaps=(0.4, 0.0))
+    assert [(r["restraint"], r["overlap"]) for r in rows] == [(0.02, 0.4), (0.02, 0.0), (5.0, 0.4), (5.0, 0.0),
+                                                               (None, None)]
+    loose, _, tight, _, raw = rows
     # a stronger restraint keeps the prediction: bonds further from ideal, closer to the raw output
     assert loose["bond_abs_dev_a"] < tight["bond_abs_dev_a"] < raw["bond_abs_dev_a"]
     assert abs(tight["rmsd_a"] - raw["rmsd_a"]) < abs(loose["rmsd_a"] - raw["rmsd_a"])
+    assert rows[1]["clashes"] <= rows[0]["clashes"] <= raw["clashes"]
+    bonds_only = sweep(str(tiny_backmap_checkpoint), str(small_backmap_dataset), split="val", restraints=(0.02,),
+                       clashes=False)
+    assert [(r["restraint"], r["overlap"]) for r in bonds_only] == [(0.02, None), (None, None)]
+
+
+def test_clashes_are_pushed_apart(structure):
+    previous = structure_previous(structure)
+    pairs, lengths = graph(structure)
+    contacts = Contacts.of(structure.elements, structure.atom_names, structure.atom_residues, previous)
+    x = structure.positions[0]
+    noisy = x + np.random.default_rng(0).normal(0.0, 0.5, x.shape)
+
+    def clashes(y):
+        return len(contacts.overlapping(y, CLASH_OVERLAP_A)[0])
+
+    bonds_only = relax_positions(noisy, pairs, lengths)
+    relaxed = relax_positions(noisy, pairs, lengths, contacts=contacts)
+    assert clashes(x) == 0 and clashes(noisy) > 20 and clashes(bonds_only) > 0
+    assert clashes(relaxed) == 0 and len(contacts.overlapping(relaxed, TARGET_OVERLAP_A + 0.05)[0]) == 0
+    dev = np.abs(deviations(relaxed, pairs, lengths))
+    assert dev.mean() < 0.02 and dev.max() < 0.1  # bonds as ideal as without the clash terms
+    rms = lambda a, b: np.sqrt(((a - b) ** 2).sum(-1).mean())  # noqa: E731
+    assert rms(relaxed, x) < rms(noisy, x)
+    # relax_structure does the same by default, and only the bonds when asked
+    assert np.allclose(relax_structure(structure.with_positions(noisy[None])).positions[0], relaxed)
+    assert np.allclose(relax_structure(structure.with_positions(noisy[None]), clashes=False).positions[0],
+                       bonds_only)
