@@ -28,6 +28,7 @@ from importlib import resources
 
 import numpy as np
 
+from ...errors import InputFileError
 from ...io.structure import ProteinStructure
 from .coarse_grain import structure_previous
 from .residues import RESIDUE_NAMES
@@ -209,6 +210,11 @@ def relax_structure(structure: ProteinStructure, restraint: float = RESTRAINT,
     pairs, lengths = bond_graph(structure.residue_names, structure.atom_residues, structure.atom_names, previous)
     contacts = Contacts.of(structure.elements, structure.atom_names, structure.atom_residues,
                            previous) if clashes else None
-    frames = np.stack([relax_positions(p, pairs, lengths, restraint, iterations, contacts)
-                       for p in structure.positions])
-    return structure.with_positions(frames)
+    frames = []
+    for model, positions in enumerate(structure.positions):
+        try:
+            frames.append(relax_positions(positions, pairs, lengths, restraint, iterations, contacts))
+        except InputFileError as err:  # atoms piled up: say where, and how to do without
+            raise InputFileError(f"{structure.source}, model {model}: cannot relax: {err}; --no-relax skips "
+                                 "the relaxation") from None
+    return structure.with_positions(np.stack(frames))

@@ -12,22 +12,38 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BONDI_RADII", "CLASH_OVERLAP_A", "HBOND_ALLOWANCE_A", "close_pairs", "count_clashes", "Contacts"]
+from ...errors import InputFileError
+
+__all__ = ["BONDI_RADII", "CLASH_OVERLAP_A", "HBOND_ALLOWANCE_A", "MAX_CLOSE_PAIRS_PER_ATOM", "close_pairs",
+           "count_clashes", "Contacts"]
 
 BONDI_RADII = {"C": 1.70, "N": 1.55, "O": 1.52, "S": 1.80}
 CLASH_OVERLAP_A = 0.6
 HBOND_ALLOWANCE_A = 0.4
+#: A heavy atom of a protein has about a dozen others within 3.6 Å; far more pairs than this per atom
+#: mean atoms piled on top of each other, which the relaxation refuses (its memory grows with the pairs).
+MAX_CLOSE_PAIRS_PER_ATOM = 64
 
 
-def close_pairs(positions: np.ndarray, r_max: float) -> tuple[np.ndarray, np.ndarray]:
+def close_pairs(positions: np.ndarray, r_max: float, max_pairs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs (i < j) at most ``r_max`` apart (a k-d tree in float64; ~4x faster than freud's
-    cell search, which the relaxation calls at every step)."""
+    cell search, which the relaxation calls at every step).
+
+    With ``max_pairs``, more pairs than that raise :class:`~gaatool.errors.InputFileError` before any
+    is listed (atoms crowded on top of each other would otherwise fill the memory).
+    """
     from scipy.spatial import cKDTree
 
     positions = np.asarray(positions, dtype=np.float64)
     if len(positions) < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    pairs = cKDTree(positions).query_pairs(r_max, output_type="ndarray").astype(np.int64).reshape(-1, 2)
+    tree = cKDTree(positions)
+    if max_pairs is not None:
+        count = (int(tree.count_neighbors(tree, r_max)) - len(positions)) // 2  # ordered pairs and selves
+        if count > max_pairs:
+            raise InputFileError(f"{count} pairs of atoms closer than {r_max:.1f} Å among {len(positions)} atoms: "
+                                 "far too crowded for a protein (are beads on top of each other?)")
+    pairs = tree.query_pairs(r_max, output_type="ndarray").astype(np.int64).reshape(-1, 2)
     return pairs[:, 0], pairs[:, 1]
 
 
@@ -97,9 +113,10 @@ class Contacts:
 
     def overlapping(self, positions: np.ndarray, overlap: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pairs (i, j) of contact atoms closer than their target distance, and that target:
-        ``r_i + r_j - overlap`` (less the H-bond allowance for N/O pairs)."""
+        ``r_i + r_j - overlap`` (less the H-bond allowance for N/O pairs). Atoms piled on top of each
+        other raise :class:`~gaatool.errors.InputFileError` (:data:`MAX_CLOSE_PAIRS_PER_ATOM`)."""
         r_max = 2 * float(self.radii.max(initial=0.0)) - overlap
-        i, j = close_pairs(positions, r_max)
+        i, j = close_pairs(positions, r_max, MAX_CLOSE_PAIRS_PER_ATOM * len(positions))
         ri, rj = self.residues[i], self.residues[j]
         keep = (ri != rj) & (self.previous[ri] != rj) & (self.previous[rj] != ri)
         keep &= (self.groups[ri] == self.groups[rj]) & ~(self.sulfur[i] & self.sulfur[j])

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from gaatool.errors import InputFileError
 from gaatool.io.structure import ProteinStructure, read_structure, write_structure
 from gaatool.tasks.backmap.coarse_grain import coarse_grain, structure_previous
 from gaatool.tasks.backmap.relax import TARGET_OVERLAP_A, bond_graph, bond_templates, relax_positions, relax_structure
@@ -118,6 +119,21 @@ def test_degenerate_inputs_stay_finite():
     assert np.array_equal(relax_positions(np.ones((3, 3)), np.zeros((0, 2), int), np.zeros(0)), np.ones((3, 3)))
     bad = np.array([[0.0, 0, 0], [np.nan, 0, 0], [3.0, 0, 0]])
     assert np.array_equal(relax_positions(bad, pairs, lengths), bad, equal_nan=True)
+
+
+def test_atoms_piled_up_are_refused_not_relaxed(structure, cli, tmp_path, tiny_backmap_checkpoint):
+    piled = structure.with_positions(np.zeros_like(structure.positions))
+    with pytest.raises(InputFileError, match=r"model 0: cannot relax: \d+ pairs of atoms .*--no-relax"):
+        relax_structure(piled)
+    assert np.array_equal(relax_structure(piled, clashes=False).positions.shape, piled.positions.shape)
+    beads = coarse_grain(structure)
+    write_structure(beads.with_positions(np.zeros_like(beads.positions)), tmp_path / "cg.pdb")
+    code, _, stderr = cli("backmap", tmp_path / "cg.pdb", "-o", tmp_path / "aa.pdb", "-m", tiny_backmap_checkpoint,
+                          "--device", "cpu")
+    assert code == 1 and "cannot relax" in stderr and "--no-relax" in stderr and len(stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "aa.pdb").exists()
+    assert cli("backmap", tmp_path / "cg.pdb", "-o", tmp_path / "aa.pdb", "-m", tiny_backmap_checkpoint,
+               "--device", "cpu", "--no-relax", "--quiet")[0] == 0
 
 
 def test_relax_structure_keeps_everything_but_positions(structure):
