@@ -185,17 +185,19 @@ def evaluate_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray]) -
 
 
 def relax_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray], clashes: bool = True,
-                      **options) -> np.ndarray:
+                      angle_weight: float | None = None, **options) -> np.ndarray:
     """Predicted positions (M, A, 3) relative to the beads, relaxed to ideal bond lengths, clashes pushed
     apart (see :mod:`.relax`; ``clashes=False``: bond lengths only).
 
     ``arrays`` as in :func:`evaluate_predictions`; only ``atom_labels``,
     ``atom_mask``, ``residue_types``, ``bead_positions``, ``previous`` and ``entry`` are used.
+    ``angle_weight``: of the bond-angle terms (default :data:`.relax.ANGLE_WEIGHT`; 0: none).
     ``options``: keyword arguments of :func:`.relax.relax_positions` (restraint, repulsion, overlap).
     """
-    from .relax import bond_graph, relax_positions
+    from .relax import ANGLE_WEIGHT, geometry_terms, relax_positions
     from .sterics import Contacts
 
+    angle_weight = ANGLE_WEIGHT if angle_weight is None else angle_weight
     predicted = np.asarray(predicted, dtype=np.float64)
     mask = np.asarray(arrays["atom_mask"], dtype=bool)
     labels = np.asarray(arrays["atom_labels"], dtype=np.int64)
@@ -203,11 +205,13 @@ def relax_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray], clas
     residue_names = np.asarray(RESIDUE_NAMES)[np.asarray(arrays["residue_types"], dtype=np.int64)]
     atom_residues = np.broadcast_to(np.arange(len(mask))[:, None], mask.shape)[mask]
     atom_names = _LABEL_ATOMS[labels][mask]
-    pairs, lengths = bond_graph(residue_names, atom_residues, atom_names, arrays["previous"])
+    pairs, lengths, weights = geometry_terms(residue_names, atom_residues, atom_names, arrays["previous"],
+                                             angle_weight)
     # entries share no coordinate frame: their atoms never meet
     contacts = Contacts.of(_LABEL_ELEMENTS[labels][mask], atom_names, atom_residues, arrays["previous"],
                            groups=arrays["entry"]) if clashes else None
-    absolute = relax_positions((beads[:, None] + predicted)[mask], pairs, lengths, contacts=contacts, **options)
+    absolute = relax_positions((beads[:, None] + predicted)[mask], pairs, lengths, contacts=contacts,
+                               weights=weights, **options)
     out = predicted.copy()
     out[mask] = absolute - np.broadcast_to(beads[:, None], predicted.shape)[mask]
     return out

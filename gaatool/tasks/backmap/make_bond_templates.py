@@ -1,4 +1,4 @@
-"""Derive ``bond_templates.json`` (ideal covalent heavy-atom bonds) from real structures.
+"""Derive ``bond_templates.json`` (ideal covalent heavy-atom bonds and bond-angle distances) from real structures.
 
 Run from the repository root::
 
@@ -21,7 +21,12 @@ Rules:
 * C-terminal ``C``-``OXT``: pooled over all residue types (terminal residues
   are few), median over pairs closer than 1.9 Å;
 * peptide bond ``C(i)``-``N(i+1)``: consecutive residues of one chain without a
-  residue-number gap, median over pairs closer than 1.9 Å.
+  residue-number gap, median over pairs closer than 1.9 Å;
+* bond angles as 1-3 distances (two atoms bonded to a common third, which fixes
+  the angle between the bonds): every such pair of a residue's bonds, of
+  ``C``-``OXT`` with ``CA`` and ``O``, and across the peptide bond (``CA(i)``-``N(i+1)``,
+  ``O(i)``-``N(i+1)``, ``C(i)``-``CA(i+1)``); distance = median over the occurrences (at
+  the terminus and across the peptide bond: those whose two bonds are shorter than 1.9 Å).
 
 Lengths are rounded to 0.001 Å.
 """
@@ -44,11 +49,18 @@ SOURCE_DIR = Path("pretrained/inputs/pdb")
 OUTPUT = Path(__file__).with_name("bond_templates.json")
 
 
+#: 1-3 pairs across the peptide bond and at the C terminus: (atom of residue i, atom of residue i+1 or i)
+PEPTIDE_ANGLES = (("CA", "N"), ("O", "N"), ("C", "CA"))
+TERMINAL_ANGLES = (("CA", TERMINAL_ATOM), ("O", TERMINAL_ATOM))
+
+
 def collect(files: list[Path]) -> tuple[dict, list[str]]:
-    """Distances of every intra-residue atom pair, terminal C-OXT and peptide C-N over ``files``."""
+    """Distances of every intra-residue atom pair, terminal C-OXT and peptide C-N over ``files``, and of the
+    1-3 pairs at the terminus and across the peptide bond (with the lengths of the two bonds that make them)."""
     pair_d: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     oxt: list[float] = []
     peptide: list[float] = []
+    across: dict[tuple[str, str, str], list[tuple[float, float, float]]] = defaultdict(list)
     counts: dict[str, int] = defaultdict(int)
     used = []
     for path in files:
@@ -72,17 +84,44 @@ def collect(files: list[Path]) -> tuple[dict, list[str]]:
                         pair_d[(res, a, b)].append(float(np.linalg.norm(pos[index[r][a]] - pos[index[r][b]])))
             if "C" in index[r] and TERMINAL_ATOM in index[r]:
                 oxt.append(float(np.linalg.norm(pos[index[r]["C"]] - pos[index[r][TERMINAL_ATOM]])))
+                for first, _ in TERMINAL_ANGLES:
+                    if first in index[r]:
+                        across[("terminal", first, TERMINAL_ATOM)].append(_angle_pair(
+                            pos, index[r][first], index[r]["C"], index[r][TERMINAL_ATOM]))
         breaks = set(chain_breaks(structure))
         for _, residues in structure.chains():
             for a, b in zip(residues[:-1], residues[1:]):
                 if (int(a), int(b)) in breaks or "C" not in index[a] or "N" not in index[b]:
                     continue
                 peptide.append(float(np.linalg.norm(pos[index[a]["C"]] - pos[index[b]["N"]])))
-    return {"pairs": pair_d, "oxt": oxt, "peptide": peptide, "counts": counts}, used
+                for first, second in PEPTIDE_ANGLES:
+                    ends = (index[a].get(first), index[b].get(second))
+                    middle = index[a]["C"] if second == "N" else index[b]["N"]  # the atom bonded to both
+                    if None not in ends:
+                        across[("peptide", first, second)].append(_angle_pair(pos, ends[0], middle, ends[1]))
+    return {"pairs": pair_d, "oxt": oxt, "peptide": peptide, "across": across, "counts": counts}, used
+
+
+def _angle_pair(pos: np.ndarray, a: int, middle: int, b: int) -> tuple[float, float, float]:
+    """(|a - b|, |a - middle|, |middle - b|): a 1-3 distance and its two bonds."""
+    length = lambda i, j: float(np.linalg.norm(pos[i] - pos[j]))  # noqa: E731
+    return length(a, b), length(a, middle), length(middle, b)
+
+
+def _one_three_pairs(bonds: list[tuple[str, str]], atoms: list[str]) -> list[tuple[str, str]]:
+    """Atom pairs (in ``atoms`` order) bonded to a common atom and not to each other."""
+    neighbours: dict[str, set[str]] = defaultdict(set)
+    for a, b in bonds:
+        neighbours[a].add(b)
+        neighbours[b].add(a)
+    order = {atom: k for k, atom in enumerate(atoms)}
+    pairs = {tuple(sorted((a, b), key=order.get)) for centre in neighbours
+             for a in neighbours[centre] for b in neighbours[centre] if a != b and b not in neighbours[a]}
+    return sorted(pairs, key=lambda pair: (order[pair[0]], order[pair[1]]))
 
 
 def templates(data: dict, used: list[str]) -> dict:
-    residues = {}
+    residues, angles = {}, {}
     for res in RESIDUE_NAMES:
         bonds = []
         atoms = RESIDUE_ATOMS[res]
@@ -92,10 +131,19 @@ def templates(data: dict, used: list[str]) -> dict:
                 if d.size and (d < BOND_CUTOFF_A).mean() > 0.5:
                     bonds.append([a, b, round(float(np.median(d[d < BOND_CUTOFF_A])), 3)])
         residues[res] = bonds
+        angles[res] = []
+        for a, b in _one_three_pairs([(a, b) for a, b, _ in bonds], atoms):
+            d = np.asarray(data["pairs"][(res, a, b)])
+            angles[res].append([a, b, round(float(np.median(d)), 3)])
 
     def median_bonded(values):
         v = np.asarray(values)
         return round(float(np.median(v[v < BOND_CUTOFF_A])), 3)
+
+    def median_angle(kind, first, second):
+        v = np.asarray(data["across"][(kind, first, second)]).reshape(-1, 3)
+        bonded = (v[:, 1] < BOND_CUTOFF_A) & (v[:, 2] < BOND_CUTOFF_A)
+        return [first, second, round(float(np.median(v[bonded, 0])), 3)]
 
     return {
         "source": ("medians over the deposited wwPDB X-ray entries (0.91-2.0 A) in pretrained/inputs/pdb/ "
@@ -110,6 +158,12 @@ def templates(data: dict, used: list[str]) -> dict:
         "terminal_count": int((np.asarray(data["oxt"]) < BOND_CUTOFF_A).sum()),
         "peptide": [["C", "N", median_bonded(data["peptide"])]],
         "peptide_count": int((np.asarray(data["peptide"]) < BOND_CUTOFF_A).sum()),
+        "angle_rule": "bond angles as 1-3 distances: atom pairs bonded to a common atom; distance = median over "
+                      "the occurrences (terminal and peptide: those whose two bonds are shorter than "
+                      f"{BOND_CUTOFF_A} A)",
+        "angles": angles,
+        "terminal_angles": [median_angle("terminal", *pair) for pair in TERMINAL_ANGLES],
+        "peptide_angles": [median_angle("peptide", *pair) for pair in PEPTIDE_ANGLES],
     }
 
 
@@ -117,9 +171,9 @@ def _format(result: dict) -> str:
     """JSON with one residue's bond list per line."""
     lines = []
     for key, value in result.items():
-        if key == "residues":
+        if key in ("residues", "angles"):
             inner = ",\n".join(f"  {json.dumps(res)}: {json.dumps(bonds)}" for res, bonds in value.items())
-            lines.append(f' "residues": {{\n{inner}\n }}')
+            lines.append(f' {json.dumps(key)}: {{\n{inner}\n }}')
         else:
             lines.append(f" {json.dumps(key)}: {json.dumps(value)}")
     return "{\n" + ",\n".join(lines) + "\n}\n"
@@ -137,4 +191,5 @@ def main(source: Path = SOURCE_DIR, output: Path = OUTPUT) -> dict:
 if __name__ == "__main__":
     out = main()
     print(f"wrote {OUTPUT}: {sum(len(b) for b in out['residues'].values())} intra-residue bonds, "
-          f"peptide {out['peptide']}, terminal {out['terminal']}")
+          f"{sum(len(a) for a in out['angles'].values())} angles, peptide {out['peptide']}, "
+          f"terminal {out['terminal']}")

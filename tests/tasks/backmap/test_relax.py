@@ -10,7 +10,8 @@ from scipy.spatial.transform import Rotation
 from gaatool.errors import InputFileError
 from gaatool.io.structure import ProteinStructure, read_structure, write_structure
 from gaatool.tasks.backmap.coarse_grain import coarse_grain, structure_previous
-from gaatool.tasks.backmap.relax import TARGET_OVERLAP_A, bond_graph, bond_templates, relax_positions, relax_structure
+from gaatool.tasks.backmap.relax import (ANGLE_ATOMS, ANGLE_WEIGHT, TARGET_OVERLAP_A, bond_graph, bond_templates,
+                                         geometry_terms, relax_positions, relax_structure)
 from gaatool.tasks.backmap.sterics import CLASH_OVERLAP_A, Contacts
 from gaatool.tasks.backmap.residues import RESIDUE_ATOMS, RESIDUE_NAMES
 
@@ -210,7 +211,46 @@ def test_clashes_are_pushed_apart(structure):
     assert dev.mean() < 0.02 and dev.max() < 0.1  # bonds as ideal as without the clash terms
     rms = lambda a, b: np.sqrt(((a - b) ** 2).sum(-1).mean())  # noqa: E731
     assert rms(relaxed, x) < rms(noisy, x)
-    # relax_structure does the same by default, and only the bonds when asked
-    assert np.allclose(relax_structure(structure.with_positions(noisy[None])).positions[0], relaxed)
-    assert np.allclose(relax_structure(structure.with_positions(noisy[None]), clashes=False).positions[0],
-                       bonds_only)
+    # relax_structure does the same without its angle terms, and only the bonds when asked
+    noisy_structure = structure.with_positions(noisy[None])
+    assert np.allclose(relax_structure(noisy_structure, angle_weight=0).positions[0], relaxed)
+    assert np.allclose(relax_structure(noisy_structure, clashes=False, angle_weight=0).positions[0], bonds_only)
+
+
+def test_angle_templates_are_one_three_distances():
+    templates = bond_templates()
+    for name in RESIDUE_NAMES:
+        bonded = {}
+        for a, b, _ in templates["residues"][name]:
+            bonded.setdefault(a, set()).add(b)
+            bonded.setdefault(b, set()).add(a)
+        angles = templates["angles"][name]
+        expected = sum(len(n) * (len(n) - 1) // 2 for n in bonded.values())
+        assert len(angles) == expected  # every pair of bonds at an atom (rings of 5 or 6: no pair twice)
+        for a, b, distance in angles:
+            assert bonded[a] & bonded[b] and b not in bonded[a]  # a common neighbour, not bonded
+            assert 2.1 < distance < 2.9  # 1.2-1.85 Å bonds at 100-125 degrees
+    assert [pair[:2] for pair in templates["peptide_angles"]] == [["CA", "N"], ["O", "N"], ["C", "CA"]]
+    assert [pair[:2] for pair in templates["terminal_angles"]] == [["CA", "OXT"], ["O", "OXT"]]
+
+
+def test_backbone_angles_are_held_and_side_chain_angles_left_free(structure):
+    previous = structure_previous(structure)
+    names = structure.atom_names
+    pairs, lengths, weights = geometry_terms(structure.residue_names, structure.atom_residues, names, previous)
+    bonds, _ = graph(structure)
+    angles = pairs[len(bonds):]
+    assert np.all(weights[:len(bonds)] == 1) and np.all(weights[len(bonds):] == ANGLE_WEIGHT)
+    assert len(angles) > 4 * structure.n_residues and np.isin(names[angles], ANGLE_ATOMS).all()
+    peptide = (names[angles[:, 0]] == "CA") & (names[angles[:, 1]] == "N")
+    assert peptide.sum() == (previous >= 0).sum()  # CA(i)-N(i+1) across every peptide bond
+    x = structure.positions[0]
+    assert np.abs(deviations(x, angles, lengths[len(bonds):])).mean() < 0.05  # the templates fit X-ray geometry
+    noisy = x + np.random.default_rng(2).normal(0.0, 0.3, x.shape)
+    relaxed = relax_structure(structure.with_positions(noisy[None])).positions[0]
+    bonds_only = relax_structure(structure.with_positions(noisy[None]), angle_weight=0).positions[0]
+    angle_error = lambda y: np.abs(deviations(y, angles, lengths[len(bonds):])).mean()  # noqa: E731
+    assert angle_error(relaxed) < 0.05 < angle_error(bonds_only)
+    backbone = np.isin(names, ["N", "CA", "C", "O"])
+    rms = lambda a, b: np.sqrt(((a - b) ** 2).sum(-1).mean())  # noqa: E731
+    assert rms(relaxed[backbone], x[backbone]) < rms(bonds_only[backbone], x[backbone])
