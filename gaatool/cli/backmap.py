@@ -126,7 +126,7 @@ def evaluate_backmap(
                                     "(as `gaatool backmap` does)."),
     device: str = options.Device, as_json: bool = options.AsJson,
 ) -> None:
-    """Heavy-atom RMSD (all, backbone, side chain, per residue), bond-length deviations and clashes."""
+    """Heavy-atom RMSD (all, backbone, side chain, per residue), bond-length deviations, clashes and chirality."""
     from ..tasks.backmap.evaluate import evaluate_backmap as run
 
     result = run(checkpoint, dataset, split=split, device=device, batch_size=batch_size, relax=relax)
@@ -144,6 +144,7 @@ def evaluate_backmap(
         ("peptide C-N mean (Å)", peptide.get("mean_length_a", float("nan"))),
         ("peptide C-N |Δ| mean (Å)", peptide.get("mean_abs_deviation_a", float("nan"))),
         ("clashes predicted / reference", f"{result.clashes['predicted']} / {result.clashes['reference']}"),
+        ("chiral centres inverted (D for L)", f"{result.chirality['inverted']} of {result.chirality['centres']}"),
     ]
     relaxed = ", relaxed" if result.relax else ""
     console.print(render.table(f"{checkpoint} on {split} ({result.model}{relaxed})", ["metric", "value"], rows))

@@ -17,6 +17,9 @@ superposition):
     van der Waals overlap is at least 0.6 Å (ChimeraX's default criterion;
     details in :mod:`.sterics`). Counted for the prediction and, for
     comparison, the reference.
+``chirality``
+    chiral centres (CA of every residue with a CB, CB of THR and ILE) whose
+    signed volume has the other sign than in the reference: D instead of L.
 
 With ``relax=True`` the predictions are first relaxed to the ideal bond
 lengths (:mod:`.relax`): intra-residue template bonds, C-OXT, and the peptide
@@ -70,6 +73,7 @@ class BackmapEvaluation:
     per_residue: dict[str, dict[str, float]]
     bonds: dict[str, dict[str, float]]
     clashes: dict[str, Any]
+    chirality: dict[str, Any] = field(default_factory=dict)
     entries: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -80,7 +84,7 @@ class BackmapEvaluation:
             "n_residues": self.n_residues, "n_atoms": self.n_atoms, "rmsd_a": self.rmsd_a,
             "backbone_rmsd_a": self.backbone_rmsd_a, "sidechain_rmsd_a": self.sidechain_rmsd_a,
             "per_residue": self.per_residue, "bonds": self.bonds,
-            "clashes": self.clashes, "warnings": self.warnings,
+            "clashes": self.clashes, "chirality": self.chirality, "warnings": self.warnings,
         }
 
 
@@ -149,6 +153,17 @@ def evaluate_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray]) -
                               "mean_abs_deviation_a": float(np.abs(dev).mean()),
                               "rms_deviation_a": float(np.sqrt((dev ** 2).mean()))})
 
+    # chirality: centres whose signed volume has the other sign than in the reference (D instead of L)
+    from .relax import chiral_graph, chiral_volumes
+
+    flat_names = np.asarray(RESIDUE_NAMES)[types]
+    atom_rows = np.broadcast_to(np.arange(len(mask))[:, None], mask.shape)[mask]
+    centres, _ = chiral_graph(flat_names, atom_rows, names[mask])
+    flipped = np.sign(chiral_volumes(predicted[mask], centres)[0]) != np.sign(chiral_volumes(reference[mask],
+                                                                                                centres)[0])
+    chirality = {"centres": int(len(centres)), "inverted": int(flipped.sum()),
+                 "definition": "CA (and THR/ILE CB) whose signed volume has the other sign than the reference's"}
+
     # clashes, per entry
     entries = np.asarray(arrays["entry"])
     clashes_pred = clashes_ref = 0
@@ -177,6 +192,7 @@ def evaluate_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray]) -
         "sidechain_rmsd_a": _rmsd(squared[sidechain]),
         "per_residue": per_residue,
         "bonds": {"intra_residue": intra, "peptide": peptide_stats},
+        "chirality": chirality,
         "clashes": {"predicted": clashes_pred, "reference": clashes_ref,
                     "predicted_per_1000_atoms": 1000.0 * clashes_pred / max(n_atoms, 1),
                     "definition": "heavy atoms of non-adjacent residues with vdW overlap >= 0.6 A "
@@ -192,9 +208,10 @@ def relax_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray], clas
     ``arrays`` as in :func:`evaluate_predictions`; only ``atom_labels``,
     ``atom_mask``, ``residue_types``, ``bead_positions``, ``previous`` and ``entry`` are used.
     ``angle_weight``: of the bond-angle terms (default :data:`.relax.ANGLE_WEIGHT`; 0: none).
-    ``options``: keyword arguments of :func:`.relax.relax_positions` (restraint, repulsion, overlap).
+    ``options``: keyword arguments of :func:`.relax.relax_positions` (restraint, repulsion, overlap,
+    chiral_weight).
     """
-    from .relax import ANGLE_WEIGHT, geometry_terms, relax_positions
+    from .relax import ANGLE_WEIGHT, CHIRAL_WEIGHT, chiral_graph, geometry_terms, relax_positions
     from .sterics import Contacts
 
     angle_weight = ANGLE_WEIGHT if angle_weight is None else angle_weight
@@ -210,8 +227,10 @@ def relax_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray], clas
     # entries share no coordinate frame: their atoms never meet
     contacts = Contacts.of(_LABEL_ELEMENTS[labels][mask], atom_names, atom_residues, arrays["previous"],
                            groups=arrays["entry"]) if clashes else None
+    chiral_weight = options.pop("chiral_weight", CHIRAL_WEIGHT)
+    chirality = chiral_graph(residue_names, atom_residues, atom_names) if chiral_weight else None
     absolute = relax_positions((beads[:, None] + predicted)[mask], pairs, lengths, contacts=contacts,
-                               weights=weights, **options)
+                               weights=weights, chirality=chirality, chiral_weight=chiral_weight, **options)
     out = predicted.copy()
     out[mask] = absolute - np.broadcast_to(beads[:, None], predicted.shape)[mask]
     return out

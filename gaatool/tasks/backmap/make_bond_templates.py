@@ -22,6 +22,9 @@ Rules:
   are few), median over pairs closer than 1.9 Å;
 * peptide bond ``C(i)``-``N(i+1)``: consecutive residues of one chain without a
   residue-number gap, median over pairs closer than 1.9 Å;
+* chiral centres (CA of every residue with a CB; CB of THR and ILE) as signed
+  volumes ``((a - centre) x (b - centre)) . (c - centre)`` of their first three
+  listed neighbours, in Å^3: median over the occurrences;
 * bond angles as 1-3 distances (two atoms bonded to a common third, which fixes
   the angle between the bonds): every such pair of a residue's bonds, of
   ``C``-``OXT`` with ``CA`` and ``O``, and across the peptide bond (``CA(i)``-``N(i+1)``,
@@ -49,6 +52,9 @@ SOURCE_DIR = Path("pretrained/inputs/pdb")
 OUTPUT = Path(__file__).with_name("bond_templates.json")
 
 
+#: Chiral centres: (centre, a, b, c) whose signed volume tells the L amino acid (and THR/ILE's CB) from its mirror
+CHIRAL_CENTRES = {"THR": (("CB", "CA", "OG1", "CG2"),), "ILE": (("CB", "CA", "CG1", "CG2"),)}
+CA_CENTRE = ("CA", "N", "C", "CB")
 #: 1-3 pairs across the peptide bond and at the C terminus: (atom of residue i, atom of residue i+1 or i)
 PEPTIDE_ANGLES = (("CA", "N"), ("O", "N"), ("C", "CA"))
 TERMINAL_ANGLES = (("CA", TERMINAL_ATOM), ("O", TERMINAL_ATOM))
@@ -61,6 +67,7 @@ def collect(files: list[Path]) -> tuple[dict, list[str]]:
     oxt: list[float] = []
     peptide: list[float] = []
     across: dict[tuple[str, str, str], list[tuple[float, float, float]]] = defaultdict(list)
+    volumes: dict[tuple[str, ...], list[float]] = defaultdict(list)
     counts: dict[str, int] = defaultdict(int)
     used = []
     for path in files:
@@ -82,6 +89,9 @@ def collect(files: list[Path]) -> tuple[dict, list[str]]:
                 for b in atoms[a_i + 1:]:
                     if a in index[r] and b in index[r]:
                         pair_d[(res, a, b)].append(float(np.linalg.norm(pos[index[r][a]] - pos[index[r][b]])))
+            for centre in chiral_centres(res):
+                if all(atom in index[r] for atom in centre):
+                    volumes[(res, *centre)].append(signed_volume(pos[[index[r][atom] for atom in centre]]))
             if "C" in index[r] and TERMINAL_ATOM in index[r]:
                 oxt.append(float(np.linalg.norm(pos[index[r]["C"]] - pos[index[r][TERMINAL_ATOM]])))
                 for first, _ in TERMINAL_ANGLES:
@@ -99,7 +109,20 @@ def collect(files: list[Path]) -> tuple[dict, list[str]]:
                     middle = index[a]["C"] if second == "N" else index[b]["N"]  # the atom bonded to both
                     if None not in ends:
                         across[("peptide", first, second)].append(_angle_pair(pos, ends[0], middle, ends[1]))
-    return {"pairs": pair_d, "oxt": oxt, "peptide": peptide, "across": across, "counts": counts}, used
+    return ({"pairs": pair_d, "oxt": oxt, "peptide": peptide, "across": across, "volumes": volumes,
+             "counts": counts}, used)
+
+
+def chiral_centres(residue: str) -> tuple[tuple[str, str, str, str], ...]:
+    """The chiral centres of a standard residue as (centre, a, b, c) atom names."""
+    ca = (CA_CENTRE,) if "CB" in RESIDUE_ATOMS[residue] else ()
+    return ca + CHIRAL_CENTRES.get(residue, ())
+
+
+def signed_volume(points: np.ndarray) -> float:
+    """((a - centre) x (b - centre)) . (c - centre) of points (4, 3): centre, a, b, c."""
+    centre, a, b, c = np.asarray(points, dtype=np.float64)
+    return float(np.dot(np.cross(a - centre, b - centre), c - centre))
 
 
 def _angle_pair(pos: np.ndarray, a: int, middle: int, b: int) -> tuple[float, float, float]:
@@ -162,6 +185,10 @@ def templates(data: dict, used: list[str]) -> dict:
                       "the occurrences (terminal and peptide: those whose two bonds are shorter than "
                       f"{BOND_CUTOFF_A} A)",
         "angles": angles,
+        "chirality_rule": "chiral centres [centre, a, b, c, V]: signed volume V = ((a - centre) x (b - centre)) . "
+                          "(c - centre) in A^3, median over the occurrences",
+        "chirality": {res: [[*centre, round(float(np.median(data["volumes"][(res, *centre)])), 3)]
+                            for centre in chiral_centres(res)] for res in RESIDUE_NAMES},
         "terminal_angles": [median_angle("terminal", *pair) for pair in TERMINAL_ANGLES],
         "peptide_angles": [median_angle("peptide", *pair) for pair in PEPTIDE_ANGLES],
     }
@@ -171,7 +198,7 @@ def _format(result: dict) -> str:
     """JSON with one residue's bond list per line."""
     lines = []
     for key, value in result.items():
-        if key in ("residues", "angles"):
+        if key in ("residues", "angles", "chirality"):
             inner = ",\n".join(f"  {json.dumps(res)}: {json.dumps(bonds)}" for res, bonds in value.items())
             lines.append(f' {json.dumps(key)}: {{\n{inner}\n }}')
         else:

@@ -5,7 +5,8 @@ the peptide C(i)-N(i+1) distance come out wrong, and atoms of residues that
 meet in space may overlap. :func:`relax_positions` moves the atoms to the minimum of
 
     E(x) = sum_bonds (|x_a - x_b| - L_ab)^2 + a * sum_angles (|x_a - x_b| - A_ab)^2
-           + c * sum_clashes (|x_a - x_b| - T_ab)^2 + w * sum_atoms |x - x_pred|^2
+           + v * sum_chiral (V(x) - V_0)^2 + c * sum_clashes (|x_a - x_b| - T_ab)^2
+           + w * sum_atoms |x - x_pred|^2
 
 (lengths in Å) by Gauss-Newton in float64 from the prediction (sparse direct
 solves; at most a fixed number of iterations), which is deterministic and
@@ -14,8 +15,11 @@ equivariant under rotations and translations to rounding. The bonds
 C-OXT at chain ends, and the peptide bond between
 consecutive residues of one chain that are not separated by a chain break.
 The angles: 1-3 distances A_ab of atom pairs bonded to a common atom, among the
-backbone atoms and CB (:data:`ANGLE_ATOMS`), across the peptide bond too.
-Ideal lengths and 1-3 distances come from ``bond_templates.json`` (medians over
+backbone atoms and CB (:data:`ANGLE_ATOMS`), across the peptide bond too. The
+chiral centres (:func:`chiral_graph`): signed volumes V that keep every CA (and
+the CB of THR and ILE) in the L configuration, which distances alone cannot tell
+from its mirror image.
+Ideal lengths, 1-3 distances and volumes come from ``bond_templates.json`` (medians over
 real X-ray structures; made by :mod:`.make_bond_templates`). The clash terms (with
 :class:`.sterics.Contacts`) act only while a pair of atoms that the clash
 criterion counts is closer than T_ab, the sum of their van der Waals radii
@@ -37,7 +41,8 @@ from .residues import RESIDUE_NAMES
 from .sterics import Contacts
 
 __all__ = ["RESTRAINT", "ITERATIONS", "REPULSION", "TARGET_OVERLAP_A", "ANGLE_WEIGHT", "ANGLE_ATOMS",
-           "bond_templates", "bond_graph", "geometry_terms", "relax_positions", "relax_structure"]
+           "CHIRAL_WEIGHT", "bond_templates", "bond_graph", "chiral_graph", "chiral_volumes", "geometry_terms",
+           "relax_positions", "relax_structure"]
 
 #: Weight w of the restraint to the network's prediction (Å^-2 relative to the bond terms). Chosen on the
 #: validation entries of the pretrained model's dataset, where the all-atom RMSD is flat in w
@@ -61,6 +66,9 @@ TARGET_OVERLAP_A = 0.0
 #: them out towards one.
 ANGLE_WEIGHT = 1.0
 ANGLE_ATOMS = ("N", "CA", "C", "O", "OXT", "CB")
+#: Weight of the chiral-volume terms (Å^-4 relative to the bonds): they keep the L configuration at CA (and
+#: THR/ILE's CB) where the network's CB sits near the N-CA-C plane or beyond it.
+CHIRAL_WEIGHT = 1.0
 _EPS = 1e-12  # inside the square root: a finite gradient where two atoms coincide
 
 
@@ -69,6 +77,17 @@ def bond_templates() -> dict:
     """The contents of ``bond_templates.json``: ``residues`` (name -> [[a, b, L], ...]), ``terminal``, ``peptide``."""
     text = resources.files(__package__).joinpath("bond_templates.json").read_text()
     return json.loads(text)
+
+
+def _atom_index(n_residues: int, atom_residues, atom_names):
+    """index(rows, name): the atom of that name in each residue of ``rows`` (-1 where there is none)."""
+    atom_residues = np.asarray(atom_residues, dtype=np.int64)
+    atom_names = np.asarray(atom_names, dtype=str)
+    vocabulary, codes = np.unique(atom_names, return_inverse=True)
+    code_of = {str(name): k for k, name in enumerate(vocabulary)}
+    table = np.full((n_residues, len(vocabulary) + 1), -1, dtype=np.int64)  # last column: absent atom
+    table[atom_residues, codes] = np.arange(len(atom_names))
+    return lambda rows, name: table[rows, code_of.get(name, len(vocabulary))]
 
 
 def bond_graph(residue_names, atom_residues, atom_names, previous,
@@ -87,20 +106,13 @@ def bond_graph(residue_names, atom_residues, atom_names, previous,
     Pairs whose atoms are missing are left out.
     """
     residue_names = np.asarray(residue_names, dtype=str)
-    atom_residues = np.asarray(atom_residues, dtype=np.int64)
-    atom_names = np.asarray(atom_names, dtype=str)
     previous = np.asarray(previous, dtype=np.int64)
-    vocabulary, codes = np.unique(atom_names, return_inverse=True)
-    code_of = {str(name): k for k, name in enumerate(vocabulary)}
-    table = np.full((len(residue_names), len(vocabulary) + 1), -1, dtype=np.int64)  # last column: absent atom
-    table[atom_residues, codes] = np.arange(len(atom_names))
-    absent = len(vocabulary)
+    atom_index = _atom_index(len(residue_names), atom_residues, atom_names)
     templates = bond_templates()
     pairs, lengths = [], []
 
     def add(rows_a, rows_b, name_a, name_b, length):
-        ia = table[rows_a, code_of.get(name_a, absent)]
-        ib = table[rows_b, code_of.get(name_b, absent)]
+        ia, ib = atom_index(rows_a, name_a), atom_index(rows_b, name_b)
         keep = (ia >= 0) & (ib >= 0)
         pairs.append(np.stack([ia[keep], ib[keep]], axis=1))
         lengths.append(np.full(int(keep.sum()), float(length)))
@@ -123,6 +135,31 @@ def bond_graph(residue_names, atom_residues, atom_names, previous,
     return np.concatenate(pairs).astype(np.int64), np.concatenate(lengths)
 
 
+def chiral_graph(residue_names, atom_residues, atom_names) -> tuple[np.ndarray, np.ndarray]:
+    """Chiral centres (C, 4) as atom indices (centre, a, b, c) and their ideal signed volumes (C,) in Å^3,
+    ((a - centre) x (b - centre)) . (c - centre): CA of every residue with a CB (L amino acids), CB of THR
+    and ILE. Centres with a missing atom are left out."""
+    residue_names = np.asarray(residue_names, dtype=str)
+    atom_index = _atom_index(len(residue_names), atom_residues, atom_names)
+    centres, volumes = [np.zeros((0, 4), np.int64)], [np.zeros(0)]
+    for name, chiral in bond_templates()["chirality"].items():
+        rows = np.flatnonzero(residue_names == name)
+        for *atoms, volume in chiral if len(rows) else []:
+            index = np.stack([atom_index(rows, atom) for atom in atoms], axis=1)
+            index = index[(index >= 0).all(axis=1)]
+            centres.append(index)
+            volumes.append(np.full(len(index), float(volume)))
+    return np.concatenate(centres), np.concatenate(volumes)
+
+
+def chiral_volumes(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Signed volumes (C,) of the centres at positions x, and their gradients (C, 4, 3) by atom."""
+    p = x[centres]
+    da, db, dc = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0], p[:, 3] - p[:, 0]
+    ga, gb, gc = np.cross(db, dc), np.cross(dc, da), np.cross(da, db)  # V = (da x db) . dc
+    return (gc * dc).sum(-1), np.stack([-(ga + gb + gc), ga, gb, gc], axis=1)
+
+
 def geometry_terms(residue_names, atom_residues, atom_names, previous,
                    angle_weight: float = ANGLE_WEIGHT) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The covalent pair terms of the relaxation: bonds (weight 1) and, unless ``angle_weight`` is 0, the 1-3
@@ -143,9 +180,12 @@ class _Terms:
     """The energy's pair terms at some positions: the bonds, and (with contacts) the clashing pairs,
     pulled to their target distance with weight ``repulsion`` (one-sided: only while closer)."""
 
-    def __init__(self, pairs, lengths, weights, contacts, repulsion: float, overlap: float):
+    def __init__(self, pairs, lengths, weights, contacts, repulsion: float, overlap: float, chirality,
+                 chiral_weight: float):
         self.a, self.b, self.ideal, self.weights = pairs[:, 0], pairs[:, 1], lengths, weights
         self.contacts, self.repulsion, self.overlap = contacts, repulsion, overlap
+        self.centres, self.volumes = (np.zeros((0, 4), np.int64), np.zeros(0)) if chirality is None else chirality
+        self.chiral_weight = chiral_weight
 
     def at(self, x):
         """(a, b, target, weight) of every active term at positions x."""
@@ -159,18 +199,21 @@ class _Terms:
         a, b, target, weight = self.at(x)
         d = x[a] - x[b]
         distance = np.sqrt((d * d).sum(-1) + _EPS)
-        return float((weight * (distance - target) ** 2).sum() + restraint * ((x - reference) ** 2).sum())
+        chiral = self.chiral_weight * ((chiral_volumes(x, self.centres)[0] - self.volumes) ** 2).sum()
+        return float((weight * (distance - target) ** 2).sum() + chiral + restraint * ((x - reference) ** 2).sum())
 
 
 def relax_positions(positions, pairs, lengths, restraint: float = RESTRAINT, iterations: int = ITERATIONS,
                     contacts: Contacts | None = None, repulsion: float = REPULSION,
-                    overlap: float = TARGET_OVERLAP_A, weights=None) -> np.ndarray:
+                    overlap: float = TARGET_OVERLAP_A, weights=None, chirality=None,
+                    chiral_weight: float = CHIRAL_WEIGHT) -> np.ndarray:
     """Minimise the bond (+ clash) + restraint energy (module docstring) from ``positions`` (N, 3), Å.
 
     Gauss-Newton steps (each a sparse direct solve of the normal equations,
     with step halving while the energy would rise), at most ``iterations``,
     until a step moves the atoms by less than 1e-10 Å (RMS). ``pairs`` (T, 2) are held at ``lengths`` (T,)
-    with ``weights`` (T,; default 1: bonds), e.g. from :func:`geometry_terms`. With ``contacts``
+    with ``weights`` (T,; default 1: bonds), e.g. from :func:`geometry_terms`; ``chirality`` (centres,
+    volumes) from :func:`chiral_graph` with ``chiral_weight``. With ``contacts``
     (:class:`.sterics.Contacts` of these atoms), pairs that overlap by more than
     ``overlap`` Å are pushed apart with weight ``repulsion``. Returns new
     positions (N, 3) float64; a copy of the input when there are no bonds, or
@@ -188,7 +231,7 @@ def relax_positions(positions, pairs, lengths, restraint: float = RESTRAINT, ite
     reference = start - center  # centred: translation-equivariant and well conditioned
     lengths = np.asarray(lengths, dtype=np.float64)
     weights = np.ones(len(lengths)) if weights is None else np.asarray(weights, dtype=np.float64)
-    terms = _Terms(pairs, lengths, weights, contacts, repulsion, overlap)
+    terms = _Terms(pairs, lengths, weights, contacts, repulsion, overlap, chirality, chiral_weight)
     k = np.arange(3)
     damping = restraint * identity(3 * n, format="csc")
     x = reference.copy()
@@ -203,13 +246,19 @@ def relax_positions(positions, pairs, lengths, restraint: float = RESTRAINT, ite
         for axis in range(3):
             gradient[:, axis] += (np.bincount(a, residual[:, axis], minlength=n)
                                   - np.bincount(b, residual[:, axis], minlength=n))
-        # the 3x3 blocks (a,a), (b,b), (a,b), (b,a) of every term
-        block_rows = np.concatenate([a, b, a, b])[:, None, None] * 3 + k[None, :, None]
-        block_cols = np.concatenate([a, b, b, a])[:, None, None] * 3 + k[None, None, :]
-        rows = np.broadcast_to(block_rows, (len(block_rows), 3, 3)).ravel()
-        cols = np.broadcast_to(block_cols, (len(block_cols), 3, 3)).ravel()
+        # chiral volumes: residual V - V0 with gradient g_k on each of the term's four atoms
+        volume, grads = chiral_volumes(x, terms.centres)
+        chiral_residual = terms.chiral_weight * (volume - terms.volumes)
+        np.add.at(gradient, terms.centres, chiral_residual[:, None, None] * grads)
+        # the 3x3 blocks (a,a), (b,b), (a,b), (b,a) of every pair term, and (k,l) of every chiral one
         uu = weight[:, None, None] * u[:, :, None] * u[:, None, :]
-        data = np.concatenate([uu, uu, -uu, -uu]).ravel()
+        gg = terms.chiral_weight * grads[:, :, None, :, None] * grads[:, None, :, None, :]  # (C, 4, 4, 3, 3)
+        block_atoms_a = np.concatenate([a, b, a, b, np.repeat(terms.centres, 4, axis=1).ravel()])
+        block_atoms_b = np.concatenate([a, b, b, a, np.tile(terms.centres, (1, 4)).ravel()])
+        shape = (len(block_atoms_a), 3, 3)
+        rows = np.broadcast_to(block_atoms_a[:, None, None] * 3 + k[None, :, None], shape).ravel()
+        cols = np.broadcast_to(block_atoms_b[:, None, None] * 3 + k[None, None, :], shape).ravel()
+        data = np.concatenate([uu, uu, -uu, -uu, gg.reshape(-1, 3, 3)]).ravel()
         normal = coo_matrix((data, (rows, cols)), shape=(3 * n, 3 * n)).tocsc() + damping
         # atoms come in chain order, so the bonds alone give a nearly banded matrix; clash terms join atoms
         # far apart in the chain, and a fill-reducing order keeps the factor sparse (5x faster for 6,000 atoms)
@@ -234,22 +283,26 @@ def relax_positions(positions, pairs, lengths, restraint: float = RESTRAINT, ite
 
 
 def relax_structure(structure: ProteinStructure, restraint: float = RESTRAINT, iterations: int = ITERATIONS,
-                    clashes: bool = True, angle_weight: float = ANGLE_WEIGHT) -> ProteinStructure:
+                    clashes: bool = True, angle_weight: float = ANGLE_WEIGHT,
+                    chiral_weight: float = CHIRAL_WEIGHT) -> ProteinStructure:
     """A copy of a heavy-atom structure with every model relaxed (see the module docstring).
 
     Residues follow each other by chain and residue number (:func:`structure_previous`).
-    ``clashes``: push clashing atoms apart too; ``angle_weight`` 0: no bond-angle terms.
+    ``clashes``: push clashing atoms apart too; ``angle_weight`` or ``chiral_weight`` 0: no bond-angle or
+    chirality terms.
     """
     previous = structure_previous(structure)
     pairs, lengths, weights = geometry_terms(structure.residue_names, structure.atom_residues, structure.atom_names,
                                              previous, angle_weight)
+    chirality = chiral_graph(structure.residue_names, structure.atom_residues,
+                             structure.atom_names) if chiral_weight else None
     contacts = Contacts.of(structure.elements, structure.atom_names, structure.atom_residues,
                            previous) if clashes else None
     frames = []
     for model, positions in enumerate(structure.positions):
         try:
             frames.append(relax_positions(positions, pairs, lengths, restraint, iterations, contacts,
-                                          weights=weights))
+                                          weights=weights, chirality=chirality, chiral_weight=chiral_weight))
         except InputFileError as err:  # atoms piled up: say where, and how to do without
             raise InputFileError(f"{structure.source}, model {model}: cannot relax: {err}; --no-relax skips "
                                  "the relaxation") from None

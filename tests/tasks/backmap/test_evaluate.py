@@ -26,6 +26,14 @@ def test_reference_scores_perfectly(test_split):
     assert m["clashes"]["predicted"] == m["clashes"]["reference"]
     assert m["clashes"]["reference"] <= 2  # a good X-ray model hardly clashes
     assert sum(v["residues"] for v in m["per_residue"].values()) == m["n_residues"] == 66
+    assert m["chirality"]["inverted"] == 0 and m["chirality"]["centres"] > 0.8 * 66
+
+
+def test_mirror_image_inverts_every_chiral_centre(test_split):
+    mirrored = test_split["atom_positions"] * np.array([1.0, 1.0, -1.0])  # relative to the beads: all of it
+    m = evaluate_predictions(mirrored, test_split)
+    assert m["chirality"]["inverted"] == m["chirality"]["centres"] > 50
+    assert m["bonds"]["intra_residue"]["mean_abs_deviation_a"] < 1e-12  # distances alone cannot tell
 
 
 def test_known_perturbations(test_split):

@@ -11,7 +11,8 @@ from gaatool.errors import InputFileError
 from gaatool.io.structure import ProteinStructure, read_structure, write_structure
 from gaatool.tasks.backmap.coarse_grain import coarse_grain, structure_previous
 from gaatool.tasks.backmap.relax import (ANGLE_ATOMS, ANGLE_WEIGHT, TARGET_OVERLAP_A, bond_graph, bond_templates,
-                                         geometry_terms, relax_positions, relax_structure)
+                                         chiral_graph, chiral_volumes, geometry_terms, relax_positions,
+                                         relax_structure)
 from gaatool.tasks.backmap.sterics import CLASH_OVERLAP_A, Contacts
 from gaatool.tasks.backmap.residues import RESIDUE_ATOMS, RESIDUE_NAMES
 
@@ -213,8 +214,9 @@ def test_clashes_are_pushed_apart(structure):
     assert rms(relaxed, x) < rms(noisy, x)
     # relax_structure does the same without its angle terms, and only the bonds when asked
     noisy_structure = structure.with_positions(noisy[None])
-    assert np.allclose(relax_structure(noisy_structure, angle_weight=0).positions[0], relaxed)
-    assert np.allclose(relax_structure(noisy_structure, clashes=False, angle_weight=0).positions[0], bonds_only)
+    assert np.allclose(relax_structure(noisy_structure, angle_weight=0, chiral_weight=0).positions[0], relaxed)
+    assert np.allclose(relax_structure(noisy_structure, clashes=False, angle_weight=0, chiral_weight=0).positions[0],
+                       bonds_only)
 
 
 def test_angle_templates_are_one_three_distances():
@@ -254,3 +256,46 @@ def test_backbone_angles_are_held_and_side_chain_angles_left_free(structure):
     backbone = np.isin(names, ["N", "CA", "C", "O"])
     rms = lambda a, b: np.sqrt(((a - b) ** 2).sum(-1).mean())  # noqa: E731
     assert rms(relaxed[backbone], x[backbone]) < rms(bonds_only[backbone], x[backbone])
+
+
+def test_chirality_templates():
+    chirality = bond_templates()["chirality"]
+    for name in RESIDUE_NAMES:
+        centres = {tuple(c[:4]): c[4] for c in chirality[name]}
+        expected = ({("CA", "N", "C", "CB")} if "CB" in RESIDUE_ATOMS[name] else set()) | {
+            "THR": {("CB", "CA", "OG1", "CG2")}, "ILE": {("CB", "CA", "CG1", "CG2")}}.get(name, set())
+        assert set(centres) == expected
+        assert all(2.3 < volume < 2.8 for volume in centres.values())  # L: positive in this atom order
+
+
+def test_mirrored_centres_are_brought_back_to_l(structure):
+    """CB (and its side chain) reflected through the N-CA-C plane: a D residue, which distances alone keep."""
+    centres, volumes = chiral_graph(structure.residue_names, structure.atom_residues, structure.atom_names)
+    x = structure.positions[0]
+    assert np.all(chiral_volumes(x, centres)[0] > 0) and len(centres) > structure.n_residues * 0.8
+    mirrored = x.copy()
+    flipped = [r for r in range(0, structure.n_residues, 3)
+               if "CB" in structure.atom_names[structure.atom_residues == r]]
+    for r in flipped:
+        atoms = np.flatnonzero(structure.atom_residues == r)
+        n, ca, c = (x[atoms[structure.atom_names[atoms] == name][0]] for name in ("N", "CA", "C"))
+        normal = np.cross(n - ca, c - ca)
+        normal /= np.linalg.norm(normal)
+        side = atoms[~np.isin(structure.atom_names[atoms], ["N", "CA", "C", "O", "OXT"])]
+        mirrored[side] -= 2 * ((mirrored[side] - ca) @ normal)[:, None] * normal
+    inverted = lambda y: int((chiral_volumes(y, centres)[0] < 0).sum())  # noqa: E731
+    assert inverted(mirrored) >= len(flipped) > 5
+    relaxed = relax_structure(structure.with_positions(mirrored[None])).positions[0]
+    assert inverted(relaxed) == 0
+    assert np.abs(chiral_volumes(relaxed, centres)[0] - volumes).mean() < 0.1
+    without = relax_structure(structure.with_positions(mirrored[None]), chiral_weight=0).positions[0]
+    assert inverted(without) >= len(flipped)  # the bond and angle terms are blind to handedness
+
+
+def test_relax_structure_is_equivariant_with_every_term(structure):
+    x = structure.positions[0] + np.random.default_rng(5).normal(0.0, 0.4, structure.positions[0].shape)
+    q = Rotation.random(random_state=6).as_matrix()
+    shift = np.array([-3.0, 40.0, 7.5])
+    a = relax_structure(structure.with_positions(x[None])).positions[0]
+    b = relax_structure(structure.with_positions((x @ q.T + shift)[None])).positions[0]
+    assert np.abs(a @ q.T + shift - b).max() < 1e-8
