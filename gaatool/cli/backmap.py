@@ -122,7 +122,7 @@ def evaluate_backmap(
     split: str = typer.Option("test", "--split", help="train, val or test."),
     batch_size: int = typer.Option(512, "--batch-size"),
     relax: bool = typer.Option(False, "--relax/--no-relax",
-                               help="Relax the predictions to ideal bond lengths, clashes pushed apart, first "
+                               help="Relax the predictions to ideal covalent geometry, clashes pushed apart, first "
                                     "(as `gaatool backmap` does)."),
     device: str = options.Device, as_json: bool = options.AsJson,
 ) -> None:
@@ -143,6 +143,7 @@ def evaluate_backmap(
         ("bonds |Δ| > 0.1 Å", intra.get("fraction_over_0.1_a", float("nan"))),
         ("peptide C-N mean (Å)", peptide.get("mean_length_a", float("nan"))),
         ("peptide C-N |Δ| mean (Å)", peptide.get("mean_abs_deviation_a", float("nan"))),
+        ("peptide omega off 180° mean (°)", peptide.get("omega_mean_abs_deviation_deg", float("nan"))),
         ("clashes predicted / reference", f"{result.clashes['predicted']} / {result.clashes['reference']}"),
         ("chiral centres inverted (D for L)", f"{result.chirality['inverted']} of {result.chirality['centres']}"),
     ]
@@ -168,9 +169,9 @@ def attach(app: typer.Typer) -> None:
         frames: Optional[str] = typer.Option(None, "--frames", help="Models/frames to use: start:stop:step."),
         fmt: Optional[str] = typer.Option(None, "--format", help="pdb or cif (default: by extension; stdout: pdb)."),
         relax: bool = typer.Option(True, "--relax/--no-relax",
-                                   help="Relax the predicted atoms to ideal covalent bond lengths, peptide bonds "
-                                        "included, and push clashing atoms apart (--no-relax: the network's raw "
-                                        "output)."),
+                                   help="Relax the predicted atoms to ideal covalent geometry (bond lengths, backbone "
+                                        "angles, L chirality, planar peptide bonds) and push clashing atoms apart "
+                                        "(--no-relax: the network's raw output)."),
         device: str = options.Device, quiet: bool = options.Quiet, as_json: bool = options.AsJson,
     ) -> None:
         """Rebuild heavy atoms from one bead per residue (default model: pretrained/backmap.safetensors, or

@@ -11,7 +11,8 @@ superposition):
     reference structure's: atom pairs of one residue closer than 1.9 Å in the
     reference (every covalent heavy-atom bond inside a standard residue is
     shorter, every non-bonded pair longer), and the peptide bond C(i)-N(i+1)
-    between consecutive residues that are bonded (< 1.9 Å) in the reference.
+    between consecutive residues that are bonded (< 1.9 Å) in the reference, with
+    its planarity: how far the torsion omega (CA-C-N-CA) is from 180 degrees.
 ``clashes``
     pairs of heavy atoms of residues that are not sequence neighbours whose
     van der Waals overlap is at least 0.6 Å (ChimeraX's default criterion;
@@ -92,6 +93,15 @@ def _rmsd(squared: np.ndarray) -> float:
     return float(np.sqrt(squared.mean())) if squared.size else float("nan")
 
 
+def _torsion_deg(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray) -> np.ndarray:
+    """Torsion angles (degrees, -180..180) of point quadruples (..., 3)."""
+    b0, b1, b2 = p0 - p1, p2 - p1, p3 - p2
+    b1 = b1 / np.linalg.norm(b1, axis=-1, keepdims=True)
+    v = b0 - (b0 * b1).sum(-1, keepdims=True) * b1
+    w = b2 - (b2 * b1).sum(-1, keepdims=True) * b1
+    return np.degrees(np.arctan2((np.cross(b1, v) * w).sum(-1), (v * w).sum(-1)))
+
+
 def evaluate_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     """Metrics of predicted atom positions (M, A, 3) (relative to the beads, Å) against one split's arrays.
 
@@ -152,6 +162,21 @@ def evaluate_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray]) -
                               "reference_mean_length_a": float(ref_pep[bonded].mean()),
                               "mean_abs_deviation_a": float(np.abs(dev).mean()),
                               "rms_deviation_a": float(np.sqrt((dev ** 2).mean()))})
+        # planarity: the torsion omega = CA(i)-C(i)-N(i+1)-CA(i+1), 180 degrees for a trans peptide bond
+        with_ca = bonded & has("CA").any(1)[prev] & has("CA").any(1)[rows]
+        if with_ca.any():
+            ca_index = has("CA").argmax(1)
+            p, r = prev[with_ca], rows[with_ca]
+
+            def omega(rel):
+                points = [beads[p] + rel[p, ca_index[p]], beads[p] + rel[p, c_index[p]],
+                          beads[r] + rel[r, n_index[r]], beads[r] + rel[r, ca_index[r]]]
+                return np.abs(_torsion_deg(*points))
+
+            off = 180.0 - omega(predicted)
+            peptide_stats.update({"omega_mean_abs_deviation_deg": float(off.mean()),
+                                  "omega_fraction_over_20_deg": float((off > 20).mean()),
+                                  "reference_omega_mean_abs_deviation_deg": float((180.0 - omega(reference)).mean())})
 
     # chirality: centres whose signed volume has the other sign than in the reference (D instead of L)
     from .relax import chiral_graph, chiral_volumes
@@ -209,9 +234,9 @@ def relax_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray], clas
     ``atom_mask``, ``residue_types``, ``bead_positions``, ``previous`` and ``entry`` are used.
     ``angle_weight``: of the bond-angle terms (default :data:`.relax.ANGLE_WEIGHT`; 0: none).
     ``options``: keyword arguments of :func:`.relax.relax_positions` (restraint, repulsion, overlap,
-    chiral_weight).
+    and the weights ``chiral_weight`` and ``trans_weight`` (:func:`.relax.volume_terms`).
     """
-    from .relax import ANGLE_WEIGHT, CHIRAL_WEIGHT, chiral_graph, geometry_terms, relax_positions
+    from .relax import ANGLE_WEIGHT, CHIRAL_WEIGHT, TRANS_WEIGHT, geometry_terms, relax_positions, volume_terms
     from .sterics import Contacts
 
     angle_weight = ANGLE_WEIGHT if angle_weight is None else angle_weight
@@ -222,15 +247,16 @@ def relax_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray], clas
     residue_names = np.asarray(RESIDUE_NAMES)[np.asarray(arrays["residue_types"], dtype=np.int64)]
     atom_residues = np.broadcast_to(np.arange(len(mask))[:, None], mask.shape)[mask]
     atom_names = _LABEL_ATOMS[labels][mask]
+    trans_weight = options.pop("trans_weight", TRANS_WEIGHT)
     pairs, lengths, weights = geometry_terms(residue_names, atom_residues, atom_names, arrays["previous"],
-                                             angle_weight)
+                                             angle_weight, trans_weight)
+    volumes = volume_terms(residue_names, atom_residues, atom_names, arrays["previous"],
+                           options.pop("chiral_weight", CHIRAL_WEIGHT), trans_weight)
     # entries share no coordinate frame: their atoms never meet
     contacts = Contacts.of(_LABEL_ELEMENTS[labels][mask], atom_names, atom_residues, arrays["previous"],
                            groups=arrays["entry"]) if clashes else None
-    chiral_weight = options.pop("chiral_weight", CHIRAL_WEIGHT)
-    chirality = chiral_graph(residue_names, atom_residues, atom_names) if chiral_weight else None
     absolute = relax_positions((beads[:, None] + predicted)[mask], pairs, lengths, contacts=contacts,
-                               weights=weights, chirality=chirality, chiral_weight=chiral_weight, **options)
+                               weights=weights, volumes=volumes, **options)
     out = predicted.copy()
     out[mask] = absolute - np.broadcast_to(beads[:, None], predicted.shape)[mask]
     return out

@@ -29,7 +29,10 @@ Rules:
   the angle between the bonds): every such pair of a residue's bonds, of
   ``C``-``OXT`` with ``CA`` and ``O``, and across the peptide bond (``CA(i)``-``N(i+1)``,
   ``O(i)``-``N(i+1)``, ``C(i)``-``CA(i+1)``); distance = median over the occurrences (at
-  the terminus and across the peptide bond: those whose two bonds are shorter than 1.9 Å).
+  the terminus and across the peptide bond: those whose two bonds are shorter than 1.9 Å);
+* the planar trans peptide bond as 1-4 distances ``CA(i)``-``CA(i+1)`` and
+  ``O(i)``-``CA(i+1)``: median over the linked pairs whose peptide bond is shorter
+  than 1.9 Å and whose residue i+1 is not a proline (X-Pro bonds may be cis).
 
 Lengths are rounded to 0.001 Å.
 """
@@ -58,6 +61,8 @@ CA_CENTRE = ("CA", "N", "C", "CB")
 #: 1-3 pairs across the peptide bond and at the C terminus: (atom of residue i, atom of residue i+1 or i)
 PEPTIDE_ANGLES = (("CA", "N"), ("O", "N"), ("C", "CA"))
 TERMINAL_ANGLES = (("CA", TERMINAL_ATOM), ("O", TERMINAL_ATOM))
+#: 1-4 pairs across a trans peptide bond (atom of residue i, atom of residue i+1): they hold it planar
+PEPTIDE_TRANS = (("CA", "CA"), ("O", "CA"))
 
 
 def collect(files: list[Path]) -> tuple[dict, list[str]]:
@@ -104,6 +109,11 @@ def collect(files: list[Path]) -> tuple[dict, list[str]]:
                 if (int(a), int(b)) in breaks or "C" not in index[a] or "N" not in index[b]:
                     continue
                 peptide.append(float(np.linalg.norm(pos[index[a]["C"]] - pos[index[b]["N"]])))
+                peptide_bond = float(np.linalg.norm(pos[index[a]["C"]] - pos[index[b]["N"]]))
+                for first, second in PEPTIDE_TRANS:
+                    if first in index[a] and second in index[b] and str(structure.residue_names[b]) != "PRO":
+                        distance = float(np.linalg.norm(pos[index[a][first]] - pos[index[b][second]]))
+                        across[("trans", first, second)].append((distance, peptide_bond, peptide_bond))
                 for first, second in PEPTIDE_ANGLES:
                     ends = (index[a].get(first), index[b].get(second))
                     middle = index[a]["C"] if second == "N" else index[b]["N"]  # the atom bonded to both
@@ -191,6 +201,9 @@ def templates(data: dict, used: list[str]) -> dict:
                             for centre in chiral_centres(res)] for res in RESIDUE_NAMES},
         "terminal_angles": [median_angle("terminal", *pair) for pair in TERMINAL_ANGLES],
         "peptide_angles": [median_angle("peptide", *pair) for pair in PEPTIDE_ANGLES],
+        "trans_rule": "1-4 distances across a trans peptide bond (residue i, residue i+1): median over the linked "
+                      f"pairs with a peptide bond shorter than {BOND_CUTOFF_A} A, residue i+1 not PRO",
+        "peptide_trans": [median_angle("trans", *pair) for pair in PEPTIDE_TRANS],
     }
 
 

@@ -1,4 +1,4 @@
-"""Relaxation of backmapped heavy atoms: ideal bonds and backbone angles, no clashes (a step after the network).
+"""Relaxation of backmapped heavy atoms: ideal covalent geometry, no clashes (a step after the network).
 
 The network places every residue's atoms independently, so bond lengths and
 the peptide C(i)-N(i+1) distance come out wrong, and atoms of residues that
@@ -15,7 +15,10 @@ equivariant under rotations and translations to rounding. The bonds
 C-OXT at chain ends, and the peptide bond between
 consecutive residues of one chain that are not separated by a chain break.
 The angles: 1-3 distances A_ab of atom pairs bonded to a common atom, among the
-backbone atoms and CB (:data:`ANGLE_ATOMS`), across the peptide bond too. The
+backbone atoms and CB (:data:`ANGLE_ATOMS`), across the peptide bond too, and
+the 1-4 distances CA-CA and O-CA that make each peptide bond trans (not those
+into a proline, which may be cis), with zero signed volumes that hold every
+peptide group planar (:func:`planar_graph`). The
 chiral centres (:func:`chiral_graph`): signed volumes V that keep every CA (and
 the CB of THR and ILE) in the L configuration, which distances alone cannot tell
 from its mirror image.
@@ -41,8 +44,8 @@ from .residues import RESIDUE_NAMES
 from .sterics import Contacts
 
 __all__ = ["RESTRAINT", "ITERATIONS", "REPULSION", "TARGET_OVERLAP_A", "ANGLE_WEIGHT", "ANGLE_ATOMS",
-           "CHIRAL_WEIGHT", "bond_templates", "bond_graph", "chiral_graph", "chiral_volumes", "geometry_terms",
-           "relax_positions", "relax_structure"]
+           "TRANS_WEIGHT", "CHIRAL_WEIGHT", "bond_templates", "bond_graph", "chiral_graph", "chiral_volumes",
+           "planar_graph", "geometry_terms", "volume_terms", "relax_positions", "relax_structure"]
 
 #: Weight w of the restraint to the network's prediction (Å^-2 relative to the bond terms). Chosen on the
 #: validation entries of the pretrained model's dataset, where the all-atom RMSD is flat in w
@@ -66,6 +69,8 @@ TARGET_OVERLAP_A = 0.0
 #: them out towards one.
 ANGLE_WEIGHT = 1.0
 ANGLE_ATOMS = ("N", "CA", "C", "O", "OXT", "CB")
+#: Weight of the trans-peptide (CA-CA and O-CA 1-4 distance) terms, which keep each peptide bond planar.
+TRANS_WEIGHT = 1.0
 #: Weight of the chiral-volume terms (Å^-4 relative to the bonds): they keep the L configuration at CA (and
 #: THR/ILE's CB) where the network's CB sits near the N-CA-C plane or beyond it.
 CHIRAL_WEIGHT = 1.0
@@ -91,9 +96,11 @@ def _atom_index(n_residues: int, atom_residues, atom_names):
 
 
 def bond_graph(residue_names, atom_residues, atom_names, previous,
-               angles: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Bonded atom pairs (B, 2) and their ideal lengths (B,) in Å; with ``angles``, the 1-3 pairs (two atoms
-    bonded to a common one) and their ideal distances instead, which hold the bond angles.
+               kind: str = "bonds") -> tuple[np.ndarray, np.ndarray]:
+    """Bonded atom pairs (B, 2) and their ideal lengths (B,) in Å (``kind`` "bonds"); for "angles" the 1-3
+    pairs (two atoms bonded to a common one) and their ideal distances, which hold the bond angles; for
+    "trans" the 1-4 pairs CA-CA and O-CA across each peptide bond into a residue other than proline, which
+    hold it planar and trans (X-Pro bonds may be cis).
 
     Parameters
     ----------
@@ -117,17 +124,20 @@ def bond_graph(residue_names, atom_residues, atom_names, previous,
         pairs.append(np.stack([ia[keep], ib[keep]], axis=1))
         lengths.append(np.full(int(keep.sum()), float(length)))
 
-    residues, terminal, peptide = ("angles", "terminal_angles", "peptide_angles") if angles else \
-        ("residues", "terminal", "peptide")
-    for name in RESIDUE_NAMES:
+    residues, terminal, peptide = {"bonds": ("residues", "terminal", "peptide"),
+                                   "angles": ("angles", "terminal_angles", "peptide_angles"),
+                                   "trans": (None, None, "peptide_trans")}[kind]
+    for name in RESIDUE_NAMES if residues else []:
         rows = np.flatnonzero(residue_names == name)
         if len(rows):
             for a, b, length in templates[residues][name]:
                 add(rows, rows, a, b, length)
     every = np.arange(len(residue_names))
-    for a, b, length in templates[terminal]:
+    for a, b, length in templates[terminal] if terminal else []:
         add(every, every, a, b, length)
     linked = np.flatnonzero(previous >= 0)
+    if kind == "trans":
+        linked = linked[residue_names[linked] != "PRO"]
     for a, b, length in templates[peptide]:  # atom a of the previous residue, b of this one
         add(previous[linked], linked, a, b, length)
     if not pairs:
@@ -160,32 +170,65 @@ def chiral_volumes(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.n
     return (gc * dc).sum(-1), np.stack([-(ga + gb + gc), ga, gb, gc], axis=1)
 
 
-def geometry_terms(residue_names, atom_residues, atom_names, previous,
-                   angle_weight: float = ANGLE_WEIGHT) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The covalent pair terms of the relaxation: bonds (weight 1) and, unless ``angle_weight`` is 0, the 1-3
-    pairs of the bond angles among :data:`ANGLE_ATOMS`. Returns pairs (T, 2), ideal distances (T,) in Å and
-    weights (T,)."""
+def planar_graph(residue_names, atom_residues, atom_names, previous) -> np.ndarray:
+    """Atom quadruples (P, 4) as (centre, a, b, c) that are coplanar in every peptide group (cis or trans):
+    C(i) with CA(i), N(i+1), CA(i+1) (the torsion omega at 0 or 180 degrees) and C(i) with CA(i), O(i),
+    N(i+1) (C is sp2). Their signed volumes are held at 0."""
+    residue_names = np.asarray(residue_names, dtype=str)
+    previous = np.asarray(previous, dtype=np.int64)
+    atom_index = _atom_index(len(residue_names), atom_residues, atom_names)
+    linked = np.flatnonzero(previous >= 0)
+    before = previous[linked]
+    groups = []
+    for atoms in (((before, "C"), (before, "CA"), (linked, "N"), (linked, "CA")),
+                  ((before, "C"), (before, "CA"), (before, "O"), (linked, "N"))):
+        index = np.stack([atom_index(rows, name) for rows, name in atoms], axis=1)
+        groups.append(index[(index >= 0).all(axis=1)])
+    return np.concatenate(groups).reshape(-1, 4)
+
+
+def volume_terms(residue_names, atom_residues, atom_names, previous, chiral_weight: float = CHIRAL_WEIGHT,
+                 trans_weight: float = TRANS_WEIGHT) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The signed-volume terms of the relaxation: chiral centres at their L volumes (``chiral_weight``) and
+    peptide groups held planar (``trans_weight``, with the trans 1-4 distances of :func:`geometry_terms`).
+    Returns quadruples (V, 4), target volumes (V,) in Å^3 and weights (V,)."""
+    parts = [(np.zeros((0, 4), np.int64), np.zeros(0), np.zeros(0))]
+    if chiral_weight:
+        centres, volumes = chiral_graph(residue_names, atom_residues, atom_names)
+        parts.append((centres, volumes, np.full(len(volumes), float(chiral_weight))))
+    if trans_weight:
+        planar = planar_graph(residue_names, atom_residues, atom_names, previous)
+        parts.append((planar, np.zeros(len(planar)), np.full(len(planar), float(trans_weight))))
+    return tuple(np.concatenate(arrays) for arrays in zip(*parts))
+
+
+def geometry_terms(residue_names, atom_residues, atom_names, previous, angle_weight: float = ANGLE_WEIGHT,
+                   trans_weight: float = TRANS_WEIGHT) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The covalent pair terms of the relaxation: bonds (weight 1), the 1-3 pairs of the bond angles among
+    :data:`ANGLE_ATOMS` (``angle_weight``) and the 1-4 pairs of trans peptide bonds (``trans_weight``); a
+    weight 0 leaves those out. Returns pairs (T, 2), ideal distances (T,) in Å and weights (T,)."""
     pairs, lengths = bond_graph(residue_names, atom_residues, atom_names, previous)
-    weights = np.ones(len(lengths))
+    parts = [(pairs, lengths, np.ones(len(lengths)))]
     if angle_weight:
-        angle_pairs, angle_lengths = bond_graph(residue_names, atom_residues, atom_names, previous, angles=True)
+        angle_pairs, angle_lengths = bond_graph(residue_names, atom_residues, atom_names, previous, "angles")
         held = np.isin(np.asarray(atom_names, dtype=str)[angle_pairs], ANGLE_ATOMS).all(axis=1)
-        angle_pairs, angle_lengths = angle_pairs[held], angle_lengths[held]
-        pairs, lengths = np.concatenate([pairs, angle_pairs]), np.concatenate([lengths, angle_lengths])
-        weights = np.concatenate([weights, np.full(len(angle_lengths), float(angle_weight))])
-    return pairs, lengths, weights
+        parts.append((angle_pairs[held], angle_lengths[held], np.full(int(held.sum()), float(angle_weight))))
+    if trans_weight:
+        trans_pairs, trans_lengths = bond_graph(residue_names, atom_residues, atom_names, previous, "trans")
+        parts.append((trans_pairs, trans_lengths, np.full(len(trans_lengths), float(trans_weight))))
+    return tuple(np.concatenate(arrays) for arrays in zip(*parts))
 
 
 class _Terms:
     """The energy's pair terms at some positions: the bonds, and (with contacts) the clashing pairs,
     pulled to their target distance with weight ``repulsion`` (one-sided: only while closer)."""
 
-    def __init__(self, pairs, lengths, weights, contacts, repulsion: float, overlap: float, chirality,
-                 chiral_weight: float):
+    def __init__(self, pairs, lengths, weights, contacts, repulsion: float, overlap: float, volumes):
         self.a, self.b, self.ideal, self.weights = pairs[:, 0], pairs[:, 1], lengths, weights
         self.contacts, self.repulsion, self.overlap = contacts, repulsion, overlap
-        self.centres, self.volumes = (np.zeros((0, 4), np.int64), np.zeros(0)) if chirality is None else chirality
-        self.chiral_weight = chiral_weight
+        if volumes is None:
+            volumes = (np.zeros((0, 4), np.int64), np.zeros(0), np.zeros(0))
+        self.centres, self.volumes, self.volume_weights = (np.asarray(v) for v in volumes)
 
     def at(self, x):
         """(a, b, target, weight) of every active term at positions x."""
@@ -199,21 +242,20 @@ class _Terms:
         a, b, target, weight = self.at(x)
         d = x[a] - x[b]
         distance = np.sqrt((d * d).sum(-1) + _EPS)
-        chiral = self.chiral_weight * ((chiral_volumes(x, self.centres)[0] - self.volumes) ** 2).sum()
+        chiral = (self.volume_weights * (chiral_volumes(x, self.centres)[0] - self.volumes) ** 2).sum()
         return float((weight * (distance - target) ** 2).sum() + chiral + restraint * ((x - reference) ** 2).sum())
 
 
 def relax_positions(positions, pairs, lengths, restraint: float = RESTRAINT, iterations: int = ITERATIONS,
                     contacts: Contacts | None = None, repulsion: float = REPULSION,
-                    overlap: float = TARGET_OVERLAP_A, weights=None, chirality=None,
-                    chiral_weight: float = CHIRAL_WEIGHT) -> np.ndarray:
+                    overlap: float = TARGET_OVERLAP_A, weights=None, volumes=None) -> np.ndarray:
     """Minimise the bond (+ clash) + restraint energy (module docstring) from ``positions`` (N, 3), Å.
 
     Gauss-Newton steps (each a sparse direct solve of the normal equations,
     with step halving while the energy would rise), at most ``iterations``,
     until a step moves the atoms by less than 1e-10 Å (RMS). ``pairs`` (T, 2) are held at ``lengths`` (T,)
-    with ``weights`` (T,; default 1: bonds), e.g. from :func:`geometry_terms`; ``chirality`` (centres,
-    volumes) from :func:`chiral_graph` with ``chiral_weight``. With ``contacts``
+    with ``weights`` (T,; default 1: bonds), e.g. from :func:`geometry_terms`; ``volumes`` (quadruples,
+    target signed volumes, weights) from :func:`volume_terms`. With ``contacts``
     (:class:`.sterics.Contacts` of these atoms), pairs that overlap by more than
     ``overlap`` Å are pushed apart with weight ``repulsion``. Returns new
     positions (N, 3) float64; a copy of the input when there are no bonds, or
@@ -231,7 +273,7 @@ def relax_positions(positions, pairs, lengths, restraint: float = RESTRAINT, ite
     reference = start - center  # centred: translation-equivariant and well conditioned
     lengths = np.asarray(lengths, dtype=np.float64)
     weights = np.ones(len(lengths)) if weights is None else np.asarray(weights, dtype=np.float64)
-    terms = _Terms(pairs, lengths, weights, contacts, repulsion, overlap, chirality, chiral_weight)
+    terms = _Terms(pairs, lengths, weights, contacts, repulsion, overlap, volumes)
     k = np.arange(3)
     damping = restraint * identity(3 * n, format="csc")
     x = reference.copy()
@@ -248,11 +290,12 @@ def relax_positions(positions, pairs, lengths, restraint: float = RESTRAINT, ite
                                   - np.bincount(b, residual[:, axis], minlength=n))
         # chiral volumes: residual V - V0 with gradient g_k on each of the term's four atoms
         volume, grads = chiral_volumes(x, terms.centres)
-        chiral_residual = terms.chiral_weight * (volume - terms.volumes)
+        chiral_residual = terms.volume_weights * (volume - terms.volumes)
         np.add.at(gradient, terms.centres, chiral_residual[:, None, None] * grads)
         # the 3x3 blocks (a,a), (b,b), (a,b), (b,a) of every pair term, and (k,l) of every chiral one
         uu = weight[:, None, None] * u[:, :, None] * u[:, None, :]
-        gg = terms.chiral_weight * grads[:, :, None, :, None] * grads[:, None, :, None, :]  # (C, 4, 4, 3, 3)
+        gg = (terms.volume_weights[:, None, None, None, None] * grads[:, :, None, :, None]
+              * grads[:, None, :, None, :])  # (V, 4, 4, 3, 3)
         block_atoms_a = np.concatenate([a, b, a, b, np.repeat(terms.centres, 4, axis=1).ravel()])
         block_atoms_b = np.concatenate([a, b, b, a, np.tile(terms.centres, (1, 4)).ravel()])
         shape = (len(block_atoms_a), 3, 3)
@@ -283,26 +326,26 @@ def relax_positions(positions, pairs, lengths, restraint: float = RESTRAINT, ite
 
 
 def relax_structure(structure: ProteinStructure, restraint: float = RESTRAINT, iterations: int = ITERATIONS,
-                    clashes: bool = True, angle_weight: float = ANGLE_WEIGHT,
-                    chiral_weight: float = CHIRAL_WEIGHT) -> ProteinStructure:
+                    clashes: bool = True, angle_weight: float = ANGLE_WEIGHT, chiral_weight: float = CHIRAL_WEIGHT,
+                    trans_weight: float = TRANS_WEIGHT) -> ProteinStructure:
     """A copy of a heavy-atom structure with every model relaxed (see the module docstring).
 
     Residues follow each other by chain and residue number (:func:`structure_previous`).
-    ``clashes``: push clashing atoms apart too; ``angle_weight`` or ``chiral_weight`` 0: no bond-angle or
-    chirality terms.
+    ``clashes``: push clashing atoms apart too; ``angle_weight``, ``chiral_weight`` or ``trans_weight`` 0:
+    no bond-angle, chirality or trans-peptide terms.
     """
     previous = structure_previous(structure)
     pairs, lengths, weights = geometry_terms(structure.residue_names, structure.atom_residues, structure.atom_names,
-                                             previous, angle_weight)
-    chirality = chiral_graph(structure.residue_names, structure.atom_residues,
-                             structure.atom_names) if chiral_weight else None
+                                             previous, angle_weight, trans_weight)
+    volumes = volume_terms(structure.residue_names, structure.atom_residues, structure.atom_names, previous,
+                           chiral_weight, trans_weight)
     contacts = Contacts.of(structure.elements, structure.atom_names, structure.atom_residues,
                            previous) if clashes else None
     frames = []
     for model, positions in enumerate(structure.positions):
         try:
             frames.append(relax_positions(positions, pairs, lengths, restraint, iterations, contacts,
-                                          weights=weights, chirality=chirality, chiral_weight=chiral_weight))
+                                          weights=weights, volumes=volumes))
         except InputFileError as err:  # atoms piled up: say where, and how to do without
             raise InputFileError(f"{structure.source}, model {model}: cannot relax: {err}; --no-relax skips "
                                  "the relaxation") from None

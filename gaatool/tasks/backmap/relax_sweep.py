@@ -1,13 +1,13 @@
 """How the relaxation's settings trade accuracy for ideal geometry, on one split of a dataset.
 
     python -m gaatool.tasks.backmap.relax_sweep CHECKPOINT DATASET [--split val] [--restraints 0.02,0.1,0.5,2]
-        [--overlaps 0] [--angle-weights 1] [--chiral-weights 1] [--no-clashes]
+        [--overlaps 0] [--angle-weights 1] [--chiral-weights 1] [--trans-weights 1] [--no-clashes]
 
-For each restraint weight, clash overlap, angle weight and chirality weight: heavy-atom, backbone and
+For each restraint weight, clash overlap, angle, chirality and trans-peptide weight: heavy-atom, backbone and
 side-chain RMSD (Å), mean absolute intra-residue bond deviation (Å), mean peptide C-N length (Å),
 clashes and inverted chiral centres, then the unrelaxed prediction. This is how the defaults of
 :mod:`~gaatool.tasks.backmap.relax` (``RESTRAINT``, ``TARGET_OVERLAP_A``, ``ANGLE_WEIGHT``,
-``CHIRAL_WEIGHT``) were chosen (model cards of the backmapping models).
+``CHIRAL_WEIGHT``, ``TRANS_WEIGHT``) were chosen (model cards of the backmapping models).
 """
 from __future__ import annotations
 
@@ -17,25 +17,27 @@ import sys
 
 from ...errors import GaatoolError
 from .evaluate import evaluate_backmap
-from .relax import ANGLE_WEIGHT, CHIRAL_WEIGHT, RESTRAINT, TARGET_OVERLAP_A
+from .relax import ANGLE_WEIGHT, CHIRAL_WEIGHT, RESTRAINT, TARGET_OVERLAP_A, TRANS_WEIGHT
 
 
 def sweep(checkpoint: str, dataset: str, split: str = "val", restraints=(0.02, 0.1, 0.5, 2.0),
           overlaps=(TARGET_OVERLAP_A,), angle_weights=(ANGLE_WEIGHT,), chiral_weights=(CHIRAL_WEIGHT,),
-          clashes: bool = True, device: str = "cpu") -> list[dict]:
-    """One row per (restraint weight, overlap, angle weight, chirality weight), then one with ``restraint``
-    None: no relaxation."""
-    settings = list(itertools.product(restraints, overlaps if clashes else [None], angle_weights, chiral_weights))
+          trans_weights=(TRANS_WEIGHT,), clashes: bool = True, device: str = "cpu") -> list[dict]:
+    """One row per (restraint weight, overlap, angle, chirality and trans weight), then one with
+    ``restraint`` None: no relaxation."""
+    settings = list(itertools.product(restraints, overlaps if clashes else [None], angle_weights, chiral_weights,
+                                      trans_weights))
     rows = []
-    for weight, overlap, angle_weight, chiral_weight in [*settings, (None, None, None, None)]:
+    for weight, overlap, angle_weight, chiral_weight, trans_weight in [*settings, (None,) * 5]:
         options = {"restraint": weight, "clashes": clashes, "angle_weight": angle_weight,
-                   "chiral_weight": chiral_weight}
+                   "chiral_weight": chiral_weight, "trans_weight": trans_weight}
         if overlap is not None:
             options["overlap"] = overlap
         result = evaluate_backmap(checkpoint, dataset, split=split, device=device, relax=weight is not None,
                                   relax_options=options).to_dict()
         rows.append({"restraint": weight, "overlap": overlap, "angle_weight": angle_weight,
-                     "chiral_weight": chiral_weight, "inverted": result["chirality"]["inverted"],
+                     "chiral_weight": chiral_weight, "trans_weight": trans_weight,
+                     "inverted": result["chirality"]["inverted"],
                      "rmsd_a": result["rmsd_a"], "backbone_rmsd_a": result["backbone_rmsd_a"],
                      "sidechain_rmsd_a": result["sidechain_rmsd_a"],
                      "bond_abs_dev_a": result["bonds"]["intra_residue"]["mean_abs_deviation_a"],
@@ -60,11 +62,14 @@ def main(argv: list[str] | None = None) -> None:
                         "terms (0: none)")
     parser.add_argument("--chiral-weights", default=f"{CHIRAL_WEIGHT:g}", help="weights of the chirality terms "
                         "(0: none)")
+    parser.add_argument("--trans-weights", default=f"{TRANS_WEIGHT:g}", help="weights of the trans-peptide terms "
+                        "(0: none)")
     parser.add_argument("--no-clashes", action="store_true", help="no clash terms")
     args = parser.parse_args(argv)
     try:
         rows = sweep(args.checkpoint, args.dataset, args.split, _numbers(args.restraints), _numbers(args.overlaps),
-                     _numbers(args.angle_weights), _numbers(args.chiral_weights), clashes=not args.no_clashes)
+                     _numbers(args.angle_weights), _numbers(args.chiral_weights), _numbers(args.trans_weights),
+                     clashes=not args.no_clashes)
     except (GaatoolError, ValueError) as err:  # bad files or numbers: one line, like the CLI
         sys.exit(f"error: {err}")
     for row in rows:
@@ -73,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             overlap = "no clash terms" if row["overlap"] is None else f"overlap {row['overlap']:g}"
             setting = (f"restraint {row['restraint']:g}, {overlap}, angles {row['angle_weight']:g}, "
-                       f"chirality {row['chiral_weight']:g}")
+                       f"chirality {row['chiral_weight']:g}, trans {row['trans_weight']:g}")
         print(f"{setting}: RMSD {row['rmsd_a']:.3f} A, backbone {row['backbone_rmsd_a']:.3f}, side chains "
               f"{row['sidechain_rmsd_a']:.3f}, bonds {row['bond_abs_dev_a']:.4f}, peptide {row['peptide_a']:.3f}, "
               f"clashes {row['clashes']}, inverted centres {row['inverted']}")

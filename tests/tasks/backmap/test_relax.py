@@ -212,11 +212,11 @@ def test_clashes_are_pushed_apart(structure):
     assert dev.mean() < 0.02 and dev.max() < 0.1  # bonds as ideal as without the clash terms
     rms = lambda a, b: np.sqrt(((a - b) ** 2).sum(-1).mean())  # noqa: E731
     assert rms(relaxed, x) < rms(noisy, x)
-    # relax_structure does the same without its angle terms, and only the bonds when asked
+    # relax_structure does the same without its angle, chirality and trans terms, and only the bonds when asked
     noisy_structure = structure.with_positions(noisy[None])
-    assert np.allclose(relax_structure(noisy_structure, angle_weight=0, chiral_weight=0).positions[0], relaxed)
-    assert np.allclose(relax_structure(noisy_structure, clashes=False, angle_weight=0, chiral_weight=0).positions[0],
-                       bonds_only)
+    bonds = {"angle_weight": 0, "chiral_weight": 0, "trans_weight": 0}
+    assert np.allclose(relax_structure(noisy_structure, **bonds).positions[0], relaxed)
+    assert np.allclose(relax_structure(noisy_structure, clashes=False, **bonds).positions[0], bonds_only)
 
 
 def test_angle_templates_are_one_three_distances():
@@ -299,3 +299,33 @@ def test_relax_structure_is_equivariant_with_every_term(structure):
     a = relax_structure(structure.with_positions(x[None])).positions[0]
     b = relax_structure(structure.with_positions((x @ q.T + shift)[None])).positions[0]
     assert np.abs(a @ q.T + shift - b).max() < 1e-8
+
+
+def _omega_off_trans(x, structure):
+    """|180 - |omega|| in degrees for every peptide bond of a structure at positions x."""
+    previous = structure_previous(structure)
+    atom = lambda r, name: np.flatnonzero((structure.atom_residues == r) & (structure.atom_names == name))[0]  # noqa: E731
+    off = []
+    for r in np.flatnonzero(previous >= 0):
+        p0, p1, p2, p3 = (x[atom(*key)] for key in ((previous[r], "CA"), (previous[r], "C"), (r, "N"), (r, "CA")))
+        b0, b1, b2 = p0 - p1, (p2 - p1) / np.linalg.norm(p2 - p1), p3 - p2
+        v, w = b0 - b0 @ b1 * b1, b2 - b2 @ b1 * b1
+        off.append(180 - abs(np.degrees(np.arctan2(np.cross(b1, v) @ w, v @ w))))
+    return np.array(off)
+
+
+def test_peptide_bonds_are_held_planar_and_trans_except_into_proline(structure):
+    previous = structure_previous(structure)
+    pairs, lengths = bond_graph(structure.residue_names, structure.atom_residues, structure.atom_names, previous,
+                                "trans")
+    into = structure.atom_residues[pairs[:, 1]]
+    n_links = int(((previous >= 0) & (structure.residue_names != "PRO")).sum())
+    assert len(pairs) == 2 * n_links and not np.any(structure.residue_names[into] == "PRO")
+    assert set(np.round(lengths, 3)) == {t[2] for t in bond_templates()["peptide_trans"]}
+    x = structure.positions[0]
+    assert _omega_off_trans(x, structure).mean() < 6  # X-ray: nearly planar
+    noisy = x + np.random.default_rng(3).normal(0.0, 0.3, x.shape)
+    held = _omega_off_trans(relax_structure(structure.with_positions(noisy[None])).positions[0], structure)
+    free = _omega_off_trans(relax_structure(structure.with_positions(noisy[None]), trans_weight=0).positions[0],
+                            structure)
+    assert held.mean() < 6 < free.mean()
