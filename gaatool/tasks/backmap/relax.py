@@ -246,6 +246,16 @@ class _Terms:
         return float((weight * (distance - target) ** 2).sum() + chiral + restraint * ((x - reference) ** 2).sum())
 
 
+def _solve(matrix, rhs):
+    """matrix^-1 rhs for the symmetric positive definite normal matrix: SuperLU in symmetric mode with a
+    minimum-degree order (clash terms join atoms far apart in the chain; this order keeps the factor
+    sparse, and was faster than a general LU in either the natural or a column order)."""
+    from scipy.sparse.linalg import splu
+
+    lu = splu(matrix, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+    return lu.solve(rhs)
+
+
 def relax_positions(positions, pairs, lengths, restraint: float = RESTRAINT, iterations: int = ITERATIONS,
                     contacts: Contacts | None = None, repulsion: float = REPULSION,
                     overlap: float = TARGET_OVERLAP_A, weights=None, volumes=None) -> np.ndarray:
@@ -262,7 +272,6 @@ def relax_positions(positions, pairs, lengths, restraint: float = RESTRAINT, ite
     if the input holds non-finite values or the result would.
     """
     from scipy.sparse import coo_matrix, identity
-    from scipy.sparse.linalg import spsolve
 
     start = np.asarray(positions, dtype=np.float64)
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
@@ -303,10 +312,7 @@ def relax_positions(positions, pairs, lengths, restraint: float = RESTRAINT, ite
         cols = np.broadcast_to(block_atoms_b[:, None, None] * 3 + k[None, None, :], shape).ravel()
         data = np.concatenate([uu, uu, -uu, -uu, gg.reshape(-1, 3, 3)]).ravel()
         normal = coo_matrix((data, (rows, cols)), shape=(3 * n, 3 * n)).tocsc() + damping
-        # atoms come in chain order, so the bonds alone give a nearly banded matrix; clash terms join atoms
-        # far apart in the chain, and a fill-reducing order keeps the factor sparse (5x faster for 6,000 atoms)
-        ordering = "NATURAL" if contacts is None else "COLAMD"
-        step = -spsolve(normal, gradient.ravel(), permc_spec=ordering).reshape(n, 3)
+        step = -_solve(normal, gradient.ravel()).reshape(n, 3)
         if not np.all(np.isfinite(step)):
             break
         t = 1.0
