@@ -168,6 +168,16 @@ def test_pretrained_backmapping_of_an_unseen_protein(tmp_path, bead, limit):
     assert len(pairs) > 0.95 * reference.n_atoms
     rmsd = float(np.sqrt(np.mean([np.sum((a - b) ** 2) for a, b in pairs])))
     assert rmsd < limit, f"{bead}: heavy-atom RMSD {rmsd:.2f} Å"
+    # what a structural biologist checks first: no clashes, no D amino acids
+    from gaatool.tasks.backmap.coarse_grain import structure_previous
+    from gaatool.tasks.backmap.relax import chiral_graph, chiral_volumes
+    from gaatool.tasks.backmap.sterics import CLASH_OVERLAP_A, Contacts
+
+    x = rebuilt.positions[0]
+    contacts = Contacts.of(rebuilt.elements, rebuilt.atom_names, rebuilt.atom_residues, structure_previous(rebuilt))
+    assert len(contacts.overlapping(x, CLASH_OVERLAP_A)[0]) == 0
+    centres, _ = chiral_graph(rebuilt.residue_names, rebuilt.atom_residues, rebuilt.atom_names)
+    assert len(centres) > 100 and np.all(chiral_volumes(x, centres)[0] > 0)
 
 
 def correlated_displacements(positions, lattice, amplitude, rng):
