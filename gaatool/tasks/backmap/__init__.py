@@ -21,6 +21,7 @@ from .dataset import (
 )
 from .evaluate import BackmapEvaluation, evaluate_backmap
 from .rebuild import BackmapResult, backmap_file, backmap_structure, read_coarse_grained
+from .relax import relax_structure
 from .residues import LABELS, RESIDUE_ATOMS, RESIDUE_NAMES
 from .train import BackmapModelOptions, BackmapTrainTask, train_backmap
 
@@ -47,5 +48,6 @@ __all__ = [
     "fetch_entries",
     "neighborhoods",
     "read_coarse_grained",
+    "relax_structure",
     "train_backmap",
 ]
