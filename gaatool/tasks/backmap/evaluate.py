@@ -22,11 +22,11 @@ superposition):
     chiral centres (CA of every residue with a CB, CB of THR and ILE) whose
     signed volume has the other sign than in the reference: D instead of L.
 
-With ``relax=True`` the predictions are first relaxed to the ideal bond
-lengths (:mod:`.relax`): intra-residue template bonds, C-OXT, and the peptide
-bond to the preceding residue where the dataset links them (``previous``:
-same chain, no residue-number gap, both residues complete); clashing atoms of
-one entry are pushed apart.
+With ``relax=True`` the predictions are first relaxed as ``gaatool backmap``
+relaxes them (:mod:`.relax`: ideal covalent geometry, no clashes), the peptide
+bonds where the dataset links residues (``previous``: same chain, no
+residue-number gap, both residues complete); atoms of different entries never
+meet.
 """
 from __future__ import annotations
 
@@ -42,8 +42,10 @@ from ...data.splits import SPLIT_NAMES
 from ...data.store import load_dataset
 from ...errors import ConfigError, InputFileError
 from ...train.device import resolve_device
+from .relax import (ANGLE_WEIGHT, CHIRAL_WEIGHT, TRANS_WEIGHT, chiral_graph, chiral_volumes, geometry_terms,
+                    relax_positions, volume_terms)
 from .residues import LABELS, RESIDUE_NAMES, atom_element, is_backbone
-from .sterics import BONDI_RADII, CLASH_OVERLAP_A, HBOND_ALLOWANCE_A, count_clashes
+from .sterics import BONDI_RADII, CLASH_OVERLAP_A, HBOND_ALLOWANCE_A, Contacts, count_clashes
 from .train import check_vocabulary, predict_atoms, split_tensors
 
 __all__ = ["BackmapEvaluation", "evaluate_backmap", "evaluate_predictions", "relax_predictions", "count_clashes",
@@ -179,8 +181,6 @@ def evaluate_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray]) -
                                   "reference_omega_mean_abs_deviation_deg": float((180.0 - omega(reference)).mean())})
 
     # chirality: centres whose signed volume has the other sign than in the reference (D instead of L)
-    from .relax import chiral_graph, chiral_volumes
-
     flat_names = np.asarray(RESIDUE_NAMES)[types]
     atom_rows = np.broadcast_to(np.arange(len(mask))[:, None], mask.shape)[mask]
     centres, _ = chiral_graph(flat_names, atom_rows, names[mask])
@@ -226,20 +226,15 @@ def evaluate_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray]) -
 
 
 def relax_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray], clashes: bool = True,
-                      angle_weight: float | None = None, **options) -> np.ndarray:
-    """Predicted positions (M, A, 3) relative to the beads, relaxed to ideal bond lengths, clashes pushed
-    apart (see :mod:`.relax`; ``clashes=False``: bond lengths only).
+                      angle_weight: float = ANGLE_WEIGHT, chiral_weight: float = CHIRAL_WEIGHT,
+                      trans_weight: float = TRANS_WEIGHT, **options) -> np.ndarray:
+    """Predicted positions (M, A, 3) relative to the beads, relaxed as :func:`.relax.relax_structure` does.
 
     ``arrays`` as in :func:`evaluate_predictions`; only ``atom_labels``,
     ``atom_mask``, ``residue_types``, ``bead_positions``, ``previous`` and ``entry`` are used.
-    ``angle_weight``: of the bond-angle terms (default :data:`.relax.ANGLE_WEIGHT`; 0: none).
-    ``options``: keyword arguments of :func:`.relax.relax_positions` (restraint, repulsion, overlap,
-    and the weights ``chiral_weight`` and ``trans_weight`` (:func:`.relax.volume_terms`).
+    ``clashes`` and the weights as in :func:`.relax.relax_structure` (0: without those terms);
+    ``options``: keyword arguments of :func:`.relax.relax_positions` (restraint, repulsion, overlap).
     """
-    from .relax import ANGLE_WEIGHT, CHIRAL_WEIGHT, TRANS_WEIGHT, geometry_terms, relax_positions, volume_terms
-    from .sterics import Contacts
-
-    angle_weight = ANGLE_WEIGHT if angle_weight is None else angle_weight
     predicted = np.asarray(predicted, dtype=np.float64)
     mask = np.asarray(arrays["atom_mask"], dtype=bool)
     labels = np.asarray(arrays["atom_labels"], dtype=np.int64)
@@ -247,11 +242,10 @@ def relax_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray], clas
     residue_names = np.asarray(RESIDUE_NAMES)[np.asarray(arrays["residue_types"], dtype=np.int64)]
     atom_residues = np.broadcast_to(np.arange(len(mask))[:, None], mask.shape)[mask]
     atom_names = _LABEL_ATOMS[labels][mask]
-    trans_weight = options.pop("trans_weight", TRANS_WEIGHT)
     pairs, lengths, weights = geometry_terms(residue_names, atom_residues, atom_names, arrays["previous"],
                                              angle_weight, trans_weight)
-    volumes = volume_terms(residue_names, atom_residues, atom_names, arrays["previous"],
-                           options.pop("chiral_weight", CHIRAL_WEIGHT), trans_weight)
+    volumes = volume_terms(residue_names, atom_residues, atom_names, arrays["previous"], chiral_weight,
+                           trans_weight)
     # entries share no coordinate frame: their atoms never meet
     contacts = Contacts.of(_LABEL_ELEMENTS[labels][mask], atom_names, atom_residues, arrays["previous"],
                            groups=arrays["entry"]) if clashes else None
