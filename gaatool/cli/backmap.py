@@ -146,6 +146,8 @@ def evaluate_backmap(
         ("peptide omega off 180° mean (°)", peptide.get("omega_mean_abs_deviation_deg", float("nan"))),
         ("clashes predicted / reference", f"{result.clashes['predicted']} / {result.clashes['reference']}"),
         ("chiral centres inverted (D for L)", f"{result.chirality['inverted']} of {result.chirality['centres']}"),
+        ("disulfides formed / reference (spurious)", f"{result.disulfides['formed']} / "
+         f"{result.disulfides['reference']} ({result.disulfides['spurious']})"),
     ]
     relaxed = ", relaxed" if result.relax else ""
     console.print(render.table(f"{checkpoint} on {split} ({result.model}{relaxed})", ["metric", "value"], rows))

@@ -21,6 +21,9 @@ superposition):
 ``chirality``
     chiral centres (CA of every residue with a CB, CB of THR and ILE) whose
     signed volume has the other sign than in the reference: D instead of L.
+``disulfides``
+    cysteine pairs whose SG atoms are closer than 2.5 Å in the reference, how
+    many of them are as close in the prediction, and spurious close pairs.
 
 With ``relax=True`` the predictions are first relaxed as ``gaatool backmap``
 relaxes them (:mod:`.relax`: ideal covalent geometry, no clashes), the peptide
@@ -42,8 +45,8 @@ from ...data.splits import SPLIT_NAMES
 from ...data.store import load_dataset
 from ...errors import ConfigError, InputFileError
 from ...train.device import resolve_device
-from .relax import (ANGLE_WEIGHT, CHIRAL_WEIGHT, TRANS_WEIGHT, chiral_graph, chiral_volumes, geometry_terms,
-                    relax_positions, volume_terms)
+from .relax import (ANGLE_WEIGHT, CHIRAL_WEIGHT, TRANS_WEIGHT, chiral_graph, chiral_volumes, disulfide_terms,
+                    geometry_terms, relax_positions, volume_terms)
 from .residues import LABELS, RESIDUE_NAMES, atom_element, is_backbone
 from .sterics import BONDI_RADII, CLASH_OVERLAP_A, HBOND_ALLOWANCE_A, Contacts, count_clashes
 from .train import check_vocabulary, predict_atoms, split_tensors
@@ -52,6 +55,7 @@ __all__ = ["BackmapEvaluation", "evaluate_backmap", "evaluate_predictions", "rel
            "BONDI_RADII", "BOND_CUTOFF_A", "CLASH_OVERLAP_A", "HBOND_ALLOWANCE_A"]
 
 BOND_CUTOFF_A = 1.9
+DISULFIDE_CUTOFF_A = 2.5
 
 _LABEL_ATOMS = np.array([atom for _, atom in LABELS])
 _LABEL_BACKBONE = np.array([is_backbone(atom) for _, atom in LABELS])
@@ -77,6 +81,7 @@ class BackmapEvaluation:
     bonds: dict[str, dict[str, float]]
     clashes: dict[str, Any]
     chirality: dict[str, Any] = field(default_factory=dict)
+    disulfides: dict[str, Any] = field(default_factory=dict)
     entries: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -87,7 +92,8 @@ class BackmapEvaluation:
             "n_residues": self.n_residues, "n_atoms": self.n_atoms, "rmsd_a": self.rmsd_a,
             "backbone_rmsd_a": self.backbone_rmsd_a, "sidechain_rmsd_a": self.sidechain_rmsd_a,
             "per_residue": self.per_residue, "bonds": self.bonds,
-            "clashes": self.clashes, "chirality": self.chirality, "warnings": self.warnings,
+            "clashes": self.clashes, "chirality": self.chirality, "disulfides": self.disulfides,
+            "warnings": self.warnings,
         }
 
 
@@ -189,8 +195,22 @@ def evaluate_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray]) -
     chirality = {"centres": int(len(centres)), "inverted": int(flipped.sum()),
                  "definition": "CA (and THR/ILE CB) whose signed volume has the other sign than the reference's"}
 
-    # clashes, per entry
+    # disulfides: CYS SG pairs of one entry closer than 2.5 Å in the reference, and in the prediction
     entries = np.asarray(arrays["entry"])
+    sulfur_rows = np.flatnonzero(has("SG").any(1))
+    sulfur_index = has("SG").argmax(1)[sulfur_rows]
+
+    def sulfur_bonds(rel):
+        x = beads[sulfur_rows] + rel[sulfur_rows, sulfur_index]
+        close = np.linalg.norm(x[:, None] - x[None], axis=-1) < DISULFIDE_CUTOFF_A
+        return np.triu(close & (entries[sulfur_rows][:, None] == entries[sulfur_rows][None]), 1)
+
+    ss_reference, ss_predicted = sulfur_bonds(reference), sulfur_bonds(predicted)
+    disulfides = {"reference": int(ss_reference.sum()), "formed": int((ss_reference & ss_predicted).sum()),
+                  "spurious": int((ss_predicted & ~ss_reference).sum()),
+                  "definition": f"CYS SG pairs closer than {DISULFIDE_CUTOFF_A} A"}
+
+    # clashes, per entry
     clashes_pred = clashes_ref = 0
     for entry in np.unique(entries):
         rows_e = np.flatnonzero(entries == entry)
@@ -218,6 +238,7 @@ def evaluate_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray]) -
         "per_residue": per_residue,
         "bonds": {"intra_residue": intra, "peptide": peptide_stats},
         "chirality": chirality,
+        "disulfides": disulfides,
         "clashes": {"predicted": clashes_pred, "reference": clashes_ref,
                     "predicted_per_1000_atoms": 1000.0 * clashes_pred / max(n_atoms, 1),
                     "definition": "heavy atoms of non-adjacent residues with vdW overlap >= 0.6 A "
@@ -227,12 +248,12 @@ def evaluate_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray]) -
 
 def relax_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray], clashes: bool = True,
                       angle_weight: float = ANGLE_WEIGHT, chiral_weight: float = CHIRAL_WEIGHT,
-                      trans_weight: float = TRANS_WEIGHT, **options) -> np.ndarray:
+                      trans_weight: float = TRANS_WEIGHT, disulfides: bool = True, **options) -> np.ndarray:
     """Predicted positions (M, A, 3) relative to the beads, relaxed as :func:`.relax.relax_structure` does.
 
     ``arrays`` as in :func:`evaluate_predictions`; only ``atom_labels``,
     ``atom_mask``, ``residue_types``, ``bead_positions``, ``previous`` and ``entry`` are used.
-    ``clashes`` and the weights as in :func:`.relax.relax_structure` (0: without those terms);
+    ``clashes``, ``disulfides`` and the weights as in :func:`.relax.relax_structure` (0: without those terms);
     ``options``: keyword arguments of :func:`.relax.relax_positions` (restraint, repulsion, overlap).
     """
     predicted = np.asarray(predicted, dtype=np.float64)
@@ -246,11 +267,18 @@ def relax_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray], clas
                                              angle_weight, trans_weight)
     volumes = volume_terms(residue_names, atom_residues, atom_names, arrays["previous"], chiral_weight,
                            trans_weight)
+    start = (beads[:, None] + predicted)[mask]
     # entries share no coordinate frame: their atoms never meet
+    exempt = np.zeros((0, 2), np.int64)
+    if disulfides:
+        extra_pairs, extra_lengths, extra_weights, exempt = disulfide_terms(
+            residue_names, atom_residues, atom_names, start, angle_weight, groups=arrays["entry"])
+        pairs, lengths = np.concatenate([pairs, extra_pairs]), np.concatenate([lengths, extra_lengths])
+        weights = np.concatenate([weights, extra_weights])
     contacts = Contacts.of(_LABEL_ELEMENTS[labels][mask], atom_names, atom_residues, arrays["previous"],
-                           groups=arrays["entry"]) if clashes else None
-    absolute = relax_positions((beads[:, None] + predicted)[mask], pairs, lengths, contacts=contacts,
-                               weights=weights, volumes=volumes, **options)
+                           groups=arrays["entry"]).exempting(exempt) if clashes else None
+    absolute = relax_positions(start, pairs, lengths, contacts=contacts, weights=weights, volumes=volumes,
+                               **options)
     out = predicted.copy()
     out[mask] = absolute - np.broadcast_to(beads[:, None], predicted.shape)[mask]
     return out

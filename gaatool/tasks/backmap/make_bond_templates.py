@@ -30,6 +30,8 @@ Rules:
   ``C``-``OXT`` with ``CA`` and ``O``, and across the peptide bond (``CA(i)``-``N(i+1)``,
   ``O(i)``-``N(i+1)``, ``C(i)``-``CA(i+1)``); distance = median over the occurrences (at
   the terminus and across the peptide bond: those whose two bonds are shorter than 1.9 Å);
+* disulfide bonds: ``SG``-``SG`` of two cysteines closer than 2.5 Å, and the 1-3
+  distances ``CB``-``SG`` across them: medians over those pairs;
 * the planar trans peptide bond as 1-4 distances ``CA(i)``-``CA(i+1)`` and
   ``O(i)``-``CA(i+1)``: median over the linked pairs whose peptide bond is shorter
   than 1.9 Å and whose residue i+1 is not a proline (X-Pro bonds may be cis).
@@ -50,6 +52,7 @@ from .coarse_grain import chain_breaks
 from .residues import RESIDUE_ATOMS, RESIDUE_NAMES, TERMINAL_ATOM
 
 BOND_CUTOFF_A = 1.9
+DISULFIDE_CUTOFF_A = 2.5
 EXCLUDED_ENTRIES = ("1AKU", "3PXF", "4ZEY", "7GSA")
 SOURCE_DIR = Path("pretrained/inputs/pdb")
 OUTPUT = Path(__file__).with_name("bond_templates.json")
@@ -73,6 +76,7 @@ def collect(files: list[Path]) -> tuple[dict, list[str]]:
     peptide: list[float] = []
     across: dict[tuple[str, str, str], list[tuple[float, float, float]]] = defaultdict(list)
     volumes: dict[tuple[str, ...], list[float]] = defaultdict(list)
+    bridges: dict[str, list[float]] = defaultdict(list)
     counts: dict[str, int] = defaultdict(int)
     used = []
     for path in files:
@@ -103,6 +107,14 @@ def collect(files: list[Path]) -> tuple[dict, list[str]]:
                     if first in index[r]:
                         across[("terminal", first, TERMINAL_ATOM)].append(_angle_pair(
                             pos, index[r][first], index[r]["C"], index[r][TERMINAL_ATOM]))
+        sg = [(index[r]["SG"], index[r].get("CB")) for r in range(structure.n_residues)
+              if str(structure.residue_names[r]) == "CYS" and "SG" in index[r]]
+        for k, (s1, b1) in enumerate(sg):
+            for s2, b2 in sg[k + 1:]:
+                if np.linalg.norm(pos[s1] - pos[s2]) < DISULFIDE_CUTOFF_A:
+                    bridges["SS"].append(float(np.linalg.norm(pos[s1] - pos[s2])))
+                    bridges["CB-SG"] += [float(np.linalg.norm(pos[b] - pos[s])) for b, s in ((b1, s2), (b2, s1))
+                                         if b is not None]
         breaks = set(chain_breaks(structure))
         for _, residues in structure.chains():
             for a, b in zip(residues[:-1], residues[1:]):
@@ -120,7 +132,7 @@ def collect(files: list[Path]) -> tuple[dict, list[str]]:
                     if None not in ends:
                         across[("peptide", first, second)].append(_angle_pair(pos, ends[0], middle, ends[1]))
     return ({"pairs": pair_d, "oxt": oxt, "peptide": peptide, "across": across, "volumes": volumes,
-             "counts": counts}, used)
+             "bridges": bridges, "counts": counts}, used)
 
 
 def chiral_centres(residue: str) -> tuple[tuple[str, str, str, str], ...]:
@@ -204,6 +216,11 @@ def templates(data: dict, used: list[str]) -> dict:
         "trans_rule": "1-4 distances across a trans peptide bond (residue i, residue i+1): median over the linked "
                       f"pairs with a peptide bond shorter than {BOND_CUTOFF_A} A, residue i+1 not PRO",
         "peptide_trans": [median_angle("trans", *pair) for pair in PEPTIDE_TRANS],
+        "disulfide_rule": f"CYS SG pairs closer than {DISULFIDE_CUTOFF_A} A: bond SG-SG and 1-3 distance CB-SG across "
+                          "it, medians",
+        "disulfide": [["SG", "SG", round(float(np.median(data["bridges"]["SS"])), 3)],
+                      ["CB", "SG", round(float(np.median(data["bridges"]["CB-SG"])), 3)]],
+        "disulfide_count": len(data["bridges"]["SS"]),
     }
 
 

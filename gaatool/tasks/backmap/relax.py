@@ -27,7 +27,9 @@ real X-ray structures; made by :mod:`.make_bond_templates`). The clash terms (wi
 :class:`.sterics.Contacts`) act only while a pair of atoms that the clash
 criterion counts is closer than T_ab, the sum of their van der Waals radii
 (less 0.4 Å for N/O pairs, which may hydrogen-bond), so the energy stays smooth.
-Side-chain angles and torsions are not restrained, and disulfide bonds are not added.
+Cysteines whose SG atoms the network puts close together are bonded as
+disulfides (:func:`disulfide_graph`). Side-chain angles and torsions are not
+restrained.
 """
 from __future__ import annotations
 
@@ -44,8 +46,9 @@ from .residues import RESIDUE_NAMES
 from .sterics import Contacts
 
 __all__ = ["RESTRAINT", "ITERATIONS", "REPULSION", "TARGET_OVERLAP_A", "ANGLE_WEIGHT", "ANGLE_ATOMS",
-           "TRANS_WEIGHT", "CHIRAL_WEIGHT", "bond_templates", "bond_graph", "chiral_graph", "chiral_volumes",
-           "planar_graph", "geometry_terms", "volume_terms", "relax_positions", "relax_structure"]
+           "TRANS_WEIGHT", "CHIRAL_WEIGHT", "DISULFIDE_DETECT_A", "bond_templates", "bond_graph", "chiral_graph",
+           "chiral_volumes", "disulfide_graph", "disulfide_terms", "planar_graph", "geometry_terms", "volume_terms",
+           "relax_positions", "relax_structure"]
 
 #: Weight w of the restraint to the network's prediction (Å^-2 relative to the bond terms). Chosen on the
 #: validation entries of the pretrained model's dataset, where the all-atom RMSD is flat in w
@@ -69,6 +72,10 @@ TARGET_OVERLAP_A = 0.0
 #: them out towards one.
 ANGLE_WEIGHT = 1.0
 ANGLE_ATOMS = ("N", "CA", "C", "O", "OXT", "CB")
+#: SG atoms of two cysteines closer than this (Å) in the network's prediction are bonded (2.02 Å): on the
+#: validation entries of the centroid model, 3 of the 5 disulfides come out closer (1.5-2.9 Å), the other 2
+#: at 3.6-3.7 Å, and no pair of zinc-binding cysteines (3.6-3.9 Å apart in the structures) closer than 3.26.
+DISULFIDE_DETECT_A = 3.0
 #: Weight of the chiral-volume terms (Å^-4 relative to the bonds): they keep the L configuration at CA (and
 #: THR/ILE's CB) where the network's CB sits near the N-CA-C plane or beyond it. Validation entries, centroid
 #: model: inverted centres 46 -> 0, RMSD 0.840 -> 0.833 Å (``--angle-weights 1 --chiral-weights 0,1
@@ -173,6 +180,50 @@ def chiral_volumes(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.n
     da, db, dc = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0], p[:, 3] - p[:, 0]
     ga, gb, gc = np.cross(db, dc), np.cross(dc, da), np.cross(da, db)  # V = (da x db) . dc
     return (gc * dc).sum(-1), np.stack([-(ga + gb + gc), ga, gb, gc], axis=1)
+
+
+def disulfide_graph(residue_names, atom_residues, atom_names, positions, groups=None) -> tuple[np.ndarray, ...]:
+    """Disulfide bonds between cysteines whose SG atoms are closer than :data:`DISULFIDE_DETECT_A` at
+    ``positions`` (N, 3) (each SG in one bond at most, closest first; only within a group of residues).
+
+    Returns bond pairs (B, 2) with their ideal lengths (B,), and the 1-3 pairs CB-SG across each bond
+    (A, 2) with theirs (A,)."""
+    residue_names = np.asarray(residue_names, dtype=str)
+    atom_residues = np.asarray(atom_residues, dtype=np.int64)
+    atom_names = np.asarray(atom_names, dtype=str)
+    atom_index = _atom_index(len(residue_names), atom_residues, atom_names)
+    cys = np.flatnonzero(residue_names == "CYS")
+    sulfur, beta = atom_index(cys, "SG"), atom_index(cys, "CB")
+    cys, sulfur, beta = cys[sulfur >= 0], sulfur[sulfur >= 0], beta[sulfur >= 0]
+    groups = np.zeros(len(residue_names), np.int64) if groups is None else np.asarray(groups)
+    x = np.asarray(positions, dtype=np.float64)[sulfur]
+    distance = np.linalg.norm(x[:, None] - x[None], axis=-1)
+    same_group = groups[cys][:, None] == groups[cys][None]
+    first, second = np.nonzero(np.triu(distance < DISULFIDE_DETECT_A, 1) & same_group)
+    used, bonds = set(), []
+    for k in np.argsort(distance[first, second], kind="stable"):
+        a, b = int(first[k]), int(second[k])
+        if a not in used and b not in used:
+            used.update((a, b))
+            bonds.append((a, b))
+    bonds = np.asarray(bonds, dtype=np.int64).reshape(-1, 2)
+    (_, _, ss_length), (_, _, cb_length) = bond_templates()["disulfide"]
+    angle_pairs = np.concatenate([np.stack([beta[bonds[:, 0]], sulfur[bonds[:, 1]]], axis=1),
+                                  np.stack([beta[bonds[:, 1]], sulfur[bonds[:, 0]]], axis=1)])
+    angle_pairs = angle_pairs[(angle_pairs >= 0).all(axis=1)]
+    return (sulfur[bonds], np.full(len(bonds), float(ss_length)), angle_pairs,
+            np.full(len(angle_pairs), float(cb_length)))
+
+
+def disulfide_terms(residue_names, atom_residues, atom_names, positions, angle_weight: float = ANGLE_WEIGHT,
+                    groups=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The disulfide bonds found at ``positions`` (:func:`disulfide_graph`) as pair terms: pairs (T, 2),
+    ideal distances (T,), weights (T,: 1 for the bonds, ``angle_weight`` for CB-SG), and the CB-SG pairs
+    (A, 2), closer than their van der Waals radii, for :meth:`.sterics.Contacts.exempting`."""
+    bonds, bond_lengths, angles, angle_lengths = disulfide_graph(residue_names, atom_residues, atom_names,
+                                                                 positions, groups)
+    weights = np.concatenate([np.ones(len(bonds)), np.full(len(angles), float(angle_weight))])
+    return np.concatenate([bonds, angles]), np.concatenate([bond_lengths, angle_lengths]), weights, angles
 
 
 def planar_graph(residue_names, atom_residues, atom_names, previous) -> np.ndarray:
@@ -339,25 +390,29 @@ def relax_positions(positions, pairs, lengths, restraint: float = RESTRAINT, ite
 
 def relax_structure(structure: ProteinStructure, restraint: float = RESTRAINT, iterations: int = ITERATIONS,
                     clashes: bool = True, angle_weight: float = ANGLE_WEIGHT, chiral_weight: float = CHIRAL_WEIGHT,
-                    trans_weight: float = TRANS_WEIGHT) -> ProteinStructure:
+                    trans_weight: float = TRANS_WEIGHT, disulfides: bool = True) -> ProteinStructure:
     """A copy of a heavy-atom structure with every model relaxed (see the module docstring).
 
     Residues follow each other by chain and residue number (:func:`structure_previous`).
     ``clashes``: push clashing atoms apart too; ``angle_weight``, ``chiral_weight`` or ``trans_weight`` 0:
-    no bond-angle, chirality or trans-peptide terms.
+    no bond-angle, chirality or trans-peptide terms; ``disulfides``: bond the cysteines whose SG atoms are
+    close in each model (:func:`disulfide_graph`).
     """
     previous = structure_previous(structure)
-    pairs, lengths, weights = geometry_terms(structure.residue_names, structure.atom_residues, structure.atom_names,
-                                             previous, angle_weight, trans_weight)
-    volumes = volume_terms(structure.residue_names, structure.atom_residues, structure.atom_names, previous,
-                           chiral_weight, trans_weight)
+    names = (structure.residue_names, structure.atom_residues, structure.atom_names)
+    pairs, lengths, weights = geometry_terms(*names, previous, angle_weight, trans_weight)
+    volumes = volume_terms(*names, previous, chiral_weight, trans_weight)
     contacts = Contacts.of(structure.elements, structure.atom_names, structure.atom_residues,
                            previous) if clashes else None
     frames = []
     for model, positions in enumerate(structure.positions):
+        frame_pairs, frame_lengths, frame_weights, exempt = disulfide_terms(*names, positions, angle_weight) \
+            if disulfides else (np.zeros((0, 2), np.int64), np.zeros(0), np.zeros(0), np.zeros((0, 2), np.int64))
         try:
-            frames.append(relax_positions(positions, pairs, lengths, restraint, iterations, contacts,
-                                          weights=weights, volumes=volumes))
+            frames.append(relax_positions(
+                positions, np.concatenate([pairs, frame_pairs]), np.concatenate([lengths, frame_lengths]),
+                restraint, iterations, None if contacts is None else contacts.exempting(exempt),
+                weights=np.concatenate([weights, frame_weights]), volumes=volumes))
         except InputFileError as err:  # atoms piled up: say where, and how to do without
             raise InputFileError(f"{structure.source}, model {model}: cannot relax: {err}; --no-relax skips "
                                  "the relaxation") from None

@@ -22,14 +22,15 @@ from .relax import ANGLE_WEIGHT, CHIRAL_WEIGHT, RESTRAINT, TARGET_OVERLAP_A, TRA
 
 def sweep(checkpoint: str, dataset: str, split: str = "val", restraints=(0.02, 0.1, 0.5, 2.0),
           overlaps=(TARGET_OVERLAP_A,), angle_weights=(ANGLE_WEIGHT,), chiral_weights=(CHIRAL_WEIGHT,),
-          trans_weights=(TRANS_WEIGHT,), clashes: bool = True, device: str = "cpu") -> list[dict]:
+          trans_weights=(TRANS_WEIGHT,), clashes: bool = True, disulfides: bool = True,
+          device: str = "cpu") -> list[dict]:
     """One row per (restraint weight, overlap, angle, chirality and trans weight), then one with
     ``restraint`` None: no relaxation."""
     settings = list(itertools.product(restraints, overlaps if clashes else [None], angle_weights, chiral_weights,
                                       trans_weights))
     rows = []
     for weight, overlap, angle_weight, chiral_weight, trans_weight in [*settings, (None,) * 5]:
-        options = {"restraint": weight, "clashes": clashes, "angle_weight": angle_weight,
+        options = {"restraint": weight, "clashes": clashes, "disulfides": disulfides, "angle_weight": angle_weight,
                    "chiral_weight": chiral_weight, "trans_weight": trans_weight}
         if overlap is not None:
             options["overlap"] = overlap
@@ -38,6 +39,7 @@ def sweep(checkpoint: str, dataset: str, split: str = "val", restraints=(0.02, 0
         rows.append({"restraint": weight, "overlap": overlap, "angle_weight": angle_weight,
                      "chiral_weight": chiral_weight, "trans_weight": trans_weight,
                      "inverted": result["chirality"]["inverted"],
+                     "disulfides": f"{result['disulfides']['formed']}/{result['disulfides']['reference']}",
                      "rmsd_a": result["rmsd_a"], "backbone_rmsd_a": result["backbone_rmsd_a"],
                      "sidechain_rmsd_a": result["sidechain_rmsd_a"],
                      "bond_abs_dev_a": result["bonds"]["intra_residue"]["mean_abs_deviation_a"],
@@ -65,11 +67,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trans-weights", default=f"{TRANS_WEIGHT:g}", help="weights of the trans-peptide terms "
                         "(0: none)")
     parser.add_argument("--no-clashes", action="store_true", help="no clash terms")
+    parser.add_argument("--no-disulfides", action="store_true", help="no disulfide bonds")
     args = parser.parse_args(argv)
     try:
         rows = sweep(args.checkpoint, args.dataset, args.split, _numbers(args.restraints), _numbers(args.overlaps),
                      _numbers(args.angle_weights), _numbers(args.chiral_weights), _numbers(args.trans_weights),
-                     clashes=not args.no_clashes)
+                     clashes=not args.no_clashes, disulfides=not args.no_disulfides)
     except (GaatoolError, ValueError) as err:  # bad files or numbers: one line, like the CLI
         sys.exit(f"error: {err}")
     for row in rows:
@@ -81,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
                        f"chirality {row['chiral_weight']:g}, trans {row['trans_weight']:g}")
         print(f"{setting}: RMSD {row['rmsd_a']:.3f} A, backbone {row['backbone_rmsd_a']:.3f}, side chains "
               f"{row['sidechain_rmsd_a']:.3f}, bonds {row['bond_abs_dev_a']:.4f}, peptide {row['peptide_a']:.3f}, "
-              f"clashes {row['clashes']}, inverted centres {row['inverted']}")
+              f"clashes {row['clashes']}, inverted centres {row['inverted']}, disulfides {row['disulfides']}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ on heavy atoms with Bondi radii (C 1.70, N 1.55, O 1.52, S 1.80).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -92,7 +92,8 @@ class Contacts:
 
     The pairs the clash criterion counts (module docstring): atoms of residues in
     the same group (entry or model) that are neither the same residue nor
-    peptide-bonded (``previous``), except disulfide S-S pairs.
+    peptide-bonded (``previous``), except disulfide S-S pairs and the atom pairs in
+    ``exempt`` (e.g. CB-SG across a disulfide bond, held at 3.0 Å by the relaxation).
     """
 
     radii: np.ndarray  # (N,) Å
@@ -101,6 +102,11 @@ class Contacts:
     residues: np.ndarray  # (N,) residue index of each atom
     previous: np.ndarray  # (R,) peptide-bonded predecessor of each residue, -1 for none
     groups: np.ndarray  # (R,) residues of different groups never meet
+    exempt: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))  # (K, 2) atom pairs
+
+    def exempting(self, pairs) -> "Contacts":
+        """The same contacts without the atom pairs ``pairs`` (K, 2)."""
+        return replace(self, exempt=np.asarray(pairs, dtype=np.int64).reshape(-1, 2))
 
     @classmethod
     def of(cls, elements, atom_names, atom_residues, previous, groups=None) -> "Contacts":
@@ -120,6 +126,10 @@ class Contacts:
         ri, rj = self.residues[i], self.residues[j]
         keep = (ri != rj) & (self.previous[ri] != rj) & (self.previous[rj] != ri)
         keep &= (self.groups[ri] == self.groups[rj]) & ~(self.sulfur[i] & self.sulfur[j])
+        if len(self.exempt):
+            n = len(self.residues)
+            exempt = self.exempt.min(axis=1) * n + self.exempt.max(axis=1)
+            keep &= ~np.isin(np.minimum(i, j) * n + np.maximum(i, j), exempt)
         i, j = i[keep], j[keep]
         target = self.radii[i] + self.radii[j] - overlap - HBOND_ALLOWANCE_A * (self.polar[i] & self.polar[j])
         distance = np.linalg.norm(positions[i] - positions[j], axis=-1)

@@ -27,6 +27,7 @@ def test_reference_scores_perfectly(test_split):
     assert m["clashes"]["reference"] <= 2  # a good X-ray model hardly clashes
     assert sum(v["residues"] for v in m["per_residue"].values()) == m["n_residues"] == 66
     assert m["chirality"]["inverted"] == 0 and m["chirality"]["centres"] > 0.8 * 66
+    assert m["disulfides"]["formed"] == m["disulfides"]["reference"] and m["disulfides"]["spurious"] == 0
     peptide = m["bonds"]["peptide"]
     assert peptide["omega_mean_abs_deviation_deg"] == peptide["reference_omega_mean_abs_deviation_deg"] < 6
     assert peptide["omega_fraction_over_20_deg"] < 0.05

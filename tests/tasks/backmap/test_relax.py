@@ -11,8 +11,8 @@ from gaatool.errors import InputFileError
 from gaatool.io.structure import ProteinStructure, read_structure, write_structure
 from gaatool.tasks.backmap.coarse_grain import coarse_grain, structure_previous
 from gaatool.tasks.backmap.relax import (ANGLE_ATOMS, ANGLE_WEIGHT, TARGET_OVERLAP_A, bond_graph, bond_templates,
-                                         chiral_graph, chiral_volumes, geometry_terms, relax_positions,
-                                         relax_structure)
+                                         chiral_graph, chiral_volumes, disulfide_graph, geometry_terms,
+                                         relax_positions, relax_structure)
 from gaatool.tasks.backmap.sterics import CLASH_OVERLAP_A, Contacts
 from gaatool.tasks.backmap.residues import RESIDUE_ATOMS, RESIDUE_NAMES
 
@@ -214,7 +214,7 @@ def test_clashes_are_pushed_apart(structure):
     assert rms(relaxed, x) < rms(noisy, x)
     # relax_structure does the same without its angle, chirality and trans terms, and only the bonds when asked
     noisy_structure = structure.with_positions(noisy[None])
-    bonds = {"angle_weight": 0, "chiral_weight": 0, "trans_weight": 0}
+    bonds = {"angle_weight": 0, "chiral_weight": 0, "trans_weight": 0, "disulfides": False}
     assert np.allclose(relax_structure(noisy_structure, **bonds).positions[0], relaxed)
     assert np.allclose(relax_structure(noisy_structure, clashes=False, **bonds).positions[0], bonds_only)
 
@@ -329,3 +329,34 @@ def test_peptide_bonds_are_held_planar_and_trans_except_into_proline(structure):
     free = _omega_off_trans(relax_structure(structure.with_positions(noisy[None]), trans_weight=0).positions[0],
                             structure)
     assert held.mean() < 6 < free.mean()
+
+
+def test_close_cysteines_are_bonded_as_disulfides(pdb_files):
+    """Hen lysozyme's four disulfides, pulled apart to 2.3-2.8 Å (as the network leaves them), are bonded
+    again; a cysteine pair 3.5 Å apart (as around a zinc ion) is not."""
+    lysozyme = read_structure(pdb_files / "1AKI.cif.gz")
+    names, residues = lysozyme.atom_names, lysozyme.atom_residues
+    sulfur = np.flatnonzero(names == "SG")
+    x = lysozyme.positions[0].copy()
+    distance = np.linalg.norm(x[sulfur][:, None] - x[sulfur][None], axis=-1)
+    first, second = np.nonzero(np.triu(distance < 2.5, 1))
+    assert len(first) == 4
+    templates = bond_templates()
+    assert templates["disulfide"][0][:2] == ["SG", "SG"] and 1.98 < templates["disulfide"][0][2] < 2.06
+    for k, (a, b) in enumerate(zip(sulfur[first], sulfur[second])):  # stretch each bond along itself
+        stretch = 0.35 + 0.15 * k
+        direction = (x[b] - x[a]) / np.linalg.norm(x[b] - x[a])
+        x[residues == residues[b]] += stretch * direction
+    relaxed = relax_structure(lysozyme.with_positions(x[None])).positions[0]
+    unbonded = relax_structure(lysozyme.with_positions(x[None]), disulfides=False).positions[0]
+    ss = lambda y: np.linalg.norm(y[sulfur[first]] - y[sulfur[second]], axis=-1)  # noqa: E731
+    assert np.all(ss(x) > 2.3) and np.all(np.abs(ss(relaxed) - templates["disulfide"][0][2]) < 0.05)
+    assert np.all(ss(unbonded) > 2.3)
+    contacts = Contacts.of(lysozyme.elements, names, residues, structure_previous(lysozyme))
+    assert len(contacts.overlapping(relaxed, CLASH_OVERLAP_A)[0]) == 0
+    # a pair 3.5 Å apart stays unbonded
+    far = lysozyme.positions[0].copy()
+    a, b = sulfur[first[0]], sulfur[second[0]]
+    far[residues == residues[b]] += 1.5 * (far[b] - far[a]) / np.linalg.norm(far[b] - far[a])
+    bonds, *_ = disulfide_graph(lysozyme.residue_names, residues, names, far)
+    assert len(bonds) == 3 and not np.any(np.isin(bonds, [a, b]))
