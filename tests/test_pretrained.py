@@ -170,7 +170,7 @@ def test_pretrained_backmapping_of_an_unseen_protein(tmp_path, bead, limit):
     assert rmsd < limit, f"{bead}: heavy-atom RMSD {rmsd:.2f} Å"
     # what a structural biologist checks first: no clashes, no D amino acids
     from gaatool.tasks.backmap.coarse_grain import structure_previous
-    from gaatool.tasks.backmap.relax import chiral_graph, chiral_volumes
+    from gaatool.tasks.backmap.covalent import chiral_graph, chiral_volumes
     from gaatool.tasks.backmap.sterics import CLASH_OVERLAP_A, Contacts
 
     x = rebuilt.positions[0]

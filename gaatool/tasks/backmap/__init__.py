@@ -6,8 +6,8 @@
 * :mod:`.train`: loss, metric and the training task (GAA model or transformer baseline);
 * :mod:`.evaluate`: RMSD (all, backbone, side chain, per residue), bond deviations, clashes;
 * :mod:`.rebuild`: apply a checkpoint to CG structures and trajectories;
-* :mod:`.relax`: relax predicted atoms to ideal covalent geometry (``bond_templates.json``), L chirality, planar
-  peptides, no clashes;
+* :mod:`.relax`: relax predicted atoms to ideal covalent geometry, no clashes;
+* :mod:`.covalent`: ideal covalent geometry (bonds, angles, chirality, planar peptides, disulfides);
 * :mod:`.sterics`: what counts as a clash, and which atom pairs may clash.
 """
 from .coarse_grain import BEAD_KINDS, bead_positions, chain_breaks, coarse_grain, neighborhoods

@@ -45,8 +45,9 @@ from ...data.splits import SPLIT_NAMES
 from ...data.store import load_dataset
 from ...errors import ConfigError, InputFileError
 from ...train.device import resolve_device
-from .relax import (ANGLE_WEIGHT, CHIRAL_WEIGHT, TRANS_WEIGHT, chiral_graph, chiral_volumes, disulfide_terms,
-                    geometry_terms, relax_positions, volume_terms)
+from .covalent import chiral_graph, chiral_volumes
+from .relax import (ANGLE_WEIGHT, CHIRAL_WEIGHT, TRANS_WEIGHT, disulfide_terms, geometry_terms, relax_positions,
+                    volume_terms)
 from .residues import LABELS, RESIDUE_NAMES, atom_element, is_backbone
 from .sterics import BONDI_RADII, CLASH_OVERLAP_A, HBOND_ALLOWANCE_A, Contacts, count_clashes
 from .train import check_vocabulary, predict_atoms, split_tensors

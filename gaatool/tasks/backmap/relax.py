@@ -11,44 +11,38 @@ meet in space may overlap. :func:`relax_positions` moves the atoms to the minimu
 (lengths in Å) by Gauss-Newton in float64 from the prediction (sparse direct
 solves; at most a fixed number of iterations), which is deterministic and
 equivariant under rotations and translations to rounding. The bonds
-(:func:`bond_graph`): every covalent heavy-atom bond of the residue's template,
+(:func:`.covalent.bond_graph`): every covalent heavy-atom bond of the residue's template,
 C-OXT at chain ends, and the peptide bond between
 consecutive residues of one chain that are not separated by a chain break.
 The angles: 1-3 distances A_ab of atom pairs bonded to a common atom, among the
 backbone atoms and CB (:data:`ANGLE_ATOMS`), across the peptide bond too, and
 the 1-4 distances CA-CA and O-CA that make each peptide bond trans (not those
 into a proline, which may be cis), with zero signed volumes that hold every
-peptide group planar (:func:`planar_graph`). The
-chiral centres (:func:`chiral_graph`): signed volumes V that keep every CA (and
+peptide group planar (:func:`.covalent.planar_graph`). The
+chiral centres (:func:`.covalent.chiral_graph`): signed volumes V that keep every CA (and
 the CB of THR and ILE) in the L configuration, which distances alone cannot tell
 from its mirror image.
-Ideal lengths, 1-3 distances and volumes come from ``bond_templates.json`` (medians over
-real X-ray structures; made by :mod:`.make_bond_templates`). The clash terms (with
+Ideal lengths, 1-3 distances and volumes: :mod:`.covalent`. The clash terms (with
 :class:`.sterics.Contacts`) act only while a pair of atoms that the clash
 criterion counts is closer than T_ab, the sum of their van der Waals radii
 (less 0.4 Å for N/O pairs, which may hydrogen-bond), so the energy stays smooth.
 Cysteines whose SG atoms the network puts close together are bonded as
-disulfides (:func:`disulfide_graph`). Side-chain angles and torsions are not
+disulfides (:func:`.covalent.disulfide_graph`). Side-chain angles and torsions are not
 restrained.
 """
 from __future__ import annotations
-
-import json
-from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 
 from ...errors import InputFileError
 from ...io.structure import ProteinStructure
 from .coarse_grain import structure_previous
-from .residues import RESIDUE_NAMES
+from .covalent import bond_graph, chiral_graph, chiral_volumes, disulfide_graph, planar_graph
 from .sterics import Contacts
 
 __all__ = ["RESTRAINT", "ITERATIONS", "REPULSION", "TARGET_OVERLAP_A", "ANGLE_WEIGHT", "ANGLE_ATOMS",
-           "TRANS_WEIGHT", "CHIRAL_WEIGHT", "DISULFIDE_DETECT_A", "bond_templates", "bond_graph", "chiral_graph",
-           "chiral_volumes", "disulfide_graph", "disulfide_terms", "planar_graph", "geometry_terms", "volume_terms",
-           "relax_positions", "relax_structure"]
+           "TRANS_WEIGHT", "CHIRAL_WEIGHT", "disulfide_terms", "geometry_terms", "volume_terms", "relax_positions",
+           "relax_structure"]
 
 #: Weight w of the restraint to the network's prediction (Å^-2 relative to the bond terms). Chosen on the
 #: validation entries of the pretrained model's dataset, where the all-atom RMSD is flat in w
@@ -72,10 +66,6 @@ TARGET_OVERLAP_A = 0.0
 #: them out towards one.
 ANGLE_WEIGHT = 1.0
 ANGLE_ATOMS = ("N", "CA", "C", "O", "OXT", "CB")
-#: SG atoms of two cysteines closer than this (Å) in the network's prediction are bonded (2.02 Å): on the
-#: validation entries of the centroid model, 3 of the 5 disulfides come out closer (1.5-2.9 Å), the other 2
-#: at 3.6-3.7 Å, and no pair of zinc-binding cysteines (3.6-3.9 Å apart in the structures) closer than 3.26.
-DISULFIDE_DETECT_A = 3.0
 #: Weight of the chiral-volume terms (Å^-4 relative to the bonds): they keep the L configuration at CA (and
 #: THR/ILE's CB) where the network's CB sits near the N-CA-C plane or beyond it. Validation entries, centroid
 #: model: inverted centres 46 -> 0, RMSD 0.840 -> 0.833 Å (``--angle-weights 1 --chiral-weights 0,1
@@ -88,159 +78,15 @@ TRANS_WEIGHT = 1.0
 _EPS = 1e-12  # inside the square root: a finite gradient where two atoms coincide
 
 
-@lru_cache(maxsize=1)
-def bond_templates() -> dict:
-    """The contents of ``bond_templates.json``: ``residues`` (name -> [[a, b, L], ...]), ``terminal``, ``peptide``."""
-    text = resources.files(__package__).joinpath("bond_templates.json").read_text()
-    return json.loads(text)
-
-
-def _atom_index(n_residues: int, atom_residues, atom_names):
-    """index(rows, name): the atom of that name in each residue of ``rows`` (-1 where there is none)."""
-    atom_residues = np.asarray(atom_residues, dtype=np.int64)
-    atom_names = np.asarray(atom_names, dtype=str)
-    vocabulary, codes = np.unique(atom_names, return_inverse=True)
-    code_of = {str(name): k for k, name in enumerate(vocabulary)}
-    table = np.full((n_residues, len(vocabulary) + 1), -1, dtype=np.int64)  # last column: absent atom
-    table[atom_residues, codes] = np.arange(len(atom_names))
-    return lambda rows, name: table[rows, code_of.get(name, len(vocabulary))]
-
-
-def bond_graph(residue_names, atom_residues, atom_names, previous,
-               kind: str = "bonds") -> tuple[np.ndarray, np.ndarray]:
-    """Bonded atom pairs (B, 2) and their ideal lengths (B,) in Å (``kind`` "bonds"); for "angles" the 1-3
-    pairs (two atoms bonded to a common one) and their ideal distances, which hold the bond angles; for
-    "trans" the 1-4 pairs CA-CA and O-CA across each peptide bond into a residue other than proline, which
-    hold it planar and trans (X-Pro bonds may be cis).
-
-    Parameters
-    ----------
-    residue_names : (R,) str, standard residue names
-    atom_residues : (N,) int, residue index of each atom
-    atom_names : (N,) str
-    previous : (R,) int
-        Residue peptide-bonded to each residue's N (its C), -1 for none.
-
-    Pairs whose atoms are missing are left out.
-    """
-    residue_names = np.asarray(residue_names, dtype=str)
-    previous = np.asarray(previous, dtype=np.int64)
-    atom_index = _atom_index(len(residue_names), atom_residues, atom_names)
-    templates = bond_templates()
-    pairs, lengths = [], []
-
-    def add(rows_a, rows_b, name_a, name_b, length):
-        ia, ib = atom_index(rows_a, name_a), atom_index(rows_b, name_b)
-        keep = (ia >= 0) & (ib >= 0)
-        pairs.append(np.stack([ia[keep], ib[keep]], axis=1))
-        lengths.append(np.full(int(keep.sum()), float(length)))
-
-    residues, terminal, peptide = {"bonds": ("residues", "terminal", "peptide"),
-                                   "angles": ("angles", "terminal_angles", "peptide_angles"),
-                                   "trans": (None, None, "peptide_trans")}[kind]
-    for name in RESIDUE_NAMES if residues else []:
-        rows = np.flatnonzero(residue_names == name)
-        if len(rows):
-            for a, b, length in templates[residues][name]:
-                add(rows, rows, a, b, length)
-    every = np.arange(len(residue_names))
-    for a, b, length in templates[terminal] if terminal else []:
-        add(every, every, a, b, length)
-    linked = np.flatnonzero(previous >= 0)
-    if kind == "trans":
-        linked = linked[residue_names[linked] != "PRO"]
-    for a, b, length in templates[peptide]:  # atom a of the previous residue, b of this one
-        add(previous[linked], linked, a, b, length)
-    if not pairs:
-        return np.zeros((0, 2), np.int64), np.zeros(0)
-    return np.concatenate(pairs).astype(np.int64), np.concatenate(lengths)
-
-
-def chiral_graph(residue_names, atom_residues, atom_names) -> tuple[np.ndarray, np.ndarray]:
-    """Chiral centres (C, 4) as atom indices (centre, a, b, c) and their ideal signed volumes (C,) in Å^3,
-    ((a - centre) x (b - centre)) . (c - centre): CA of every residue with a CB (L amino acids), CB of THR
-    and ILE. Centres with a missing atom are left out."""
-    residue_names = np.asarray(residue_names, dtype=str)
-    atom_index = _atom_index(len(residue_names), atom_residues, atom_names)
-    centres, volumes = [np.zeros((0, 4), np.int64)], [np.zeros(0)]
-    for name, chiral in bond_templates()["chirality"].items():
-        rows = np.flatnonzero(residue_names == name)
-        for *atoms, volume in chiral if len(rows) else []:
-            index = np.stack([atom_index(rows, atom) for atom in atoms], axis=1)
-            index = index[(index >= 0).all(axis=1)]
-            centres.append(index)
-            volumes.append(np.full(len(index), float(volume)))
-    return np.concatenate(centres), np.concatenate(volumes)
-
-
-def chiral_volumes(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Signed volumes (C,) of quadruples (centre, a, b, c) (C, 4) at positions x,
-    ((a - centre) x (b - centre)) . (c - centre), and their gradients (C, 4, 3) by atom."""
-    p = x[centres]
-    da, db, dc = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0], p[:, 3] - p[:, 0]
-    ga, gb, gc = np.cross(db, dc), np.cross(dc, da), np.cross(da, db)  # V = (da x db) . dc
-    return (gc * dc).sum(-1), np.stack([-(ga + gb + gc), ga, gb, gc], axis=1)
-
-
-def disulfide_graph(residue_names, atom_residues, atom_names, positions, groups=None) -> tuple[np.ndarray, ...]:
-    """Disulfide bonds between cysteines whose SG atoms are closer than :data:`DISULFIDE_DETECT_A` at
-    ``positions`` (N, 3) (each SG in one bond at most, closest first; only within a group of residues).
-
-    Returns bond pairs (B, 2) with their ideal lengths (B,), and the 1-3 pairs CB-SG across each bond
-    (A, 2) with theirs (A,)."""
-    residue_names = np.asarray(residue_names, dtype=str)
-    atom_residues = np.asarray(atom_residues, dtype=np.int64)
-    atom_names = np.asarray(atom_names, dtype=str)
-    atom_index = _atom_index(len(residue_names), atom_residues, atom_names)
-    cys = np.flatnonzero(residue_names == "CYS")
-    sulfur, beta = atom_index(cys, "SG"), atom_index(cys, "CB")
-    cys, sulfur, beta = cys[sulfur >= 0], sulfur[sulfur >= 0], beta[sulfur >= 0]
-    groups = np.zeros(len(residue_names), np.int64) if groups is None else np.asarray(groups)
-    x = np.asarray(positions, dtype=np.float64)[sulfur]
-    distance = np.linalg.norm(x[:, None] - x[None], axis=-1)
-    same_group = groups[cys][:, None] == groups[cys][None]
-    first, second = np.nonzero(np.triu(distance < DISULFIDE_DETECT_A, 1) & same_group)
-    used, bonds = set(), []
-    for k in np.argsort(distance[first, second], kind="stable"):
-        a, b = int(first[k]), int(second[k])
-        if a not in used and b not in used:
-            used.update((a, b))
-            bonds.append((a, b))
-    bonds = np.asarray(bonds, dtype=np.int64).reshape(-1, 2)
-    (_, _, ss_length), (_, _, cb_length) = bond_templates()["disulfide"]
-    angle_pairs = np.concatenate([np.stack([beta[bonds[:, 0]], sulfur[bonds[:, 1]]], axis=1),
-                                  np.stack([beta[bonds[:, 1]], sulfur[bonds[:, 0]]], axis=1)])
-    angle_pairs = angle_pairs[(angle_pairs >= 0).all(axis=1)]
-    return (sulfur[bonds], np.full(len(bonds), float(ss_length)), angle_pairs,
-            np.full(len(angle_pairs), float(cb_length)))
-
-
 def disulfide_terms(residue_names, atom_residues, atom_names, positions, angle_weight: float = ANGLE_WEIGHT,
                     groups=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The disulfide bonds found at ``positions`` (:func:`disulfide_graph`) as pair terms: pairs (T, 2),
+    """The disulfide bonds found at ``positions`` (:func:`.covalent.disulfide_graph`) as pair terms: pairs (T, 2),
     ideal distances (T,), weights (T,: 1 for the bonds, ``angle_weight`` for CB-SG), and the CB-SG pairs
     (A, 2), closer than their van der Waals radii, for :meth:`.sterics.Contacts.exempting`."""
     bonds, bond_lengths, angles, angle_lengths = disulfide_graph(residue_names, atom_residues, atom_names,
                                                                  positions, groups)
     weights = np.concatenate([np.ones(len(bonds)), np.full(len(angles), float(angle_weight))])
     return np.concatenate([bonds, angles]), np.concatenate([bond_lengths, angle_lengths]), weights, angles
-
-
-def planar_graph(residue_names, atom_residues, atom_names, previous) -> np.ndarray:
-    """Atom quadruples (P, 4) as (centre, a, b, c) that are coplanar in every peptide group (cis or trans):
-    C(i) with CA(i), N(i+1), CA(i+1) (the torsion omega at 0 or 180 degrees) and C(i) with CA(i), O(i),
-    N(i+1) (C is sp2). Their signed volumes are held at 0."""
-    residue_names = np.asarray(residue_names, dtype=str)
-    previous = np.asarray(previous, dtype=np.int64)
-    atom_index = _atom_index(len(residue_names), atom_residues, atom_names)
-    linked = np.flatnonzero(previous >= 0)
-    before = previous[linked]
-    groups = []
-    for atoms in (((before, "C"), (before, "CA"), (linked, "N"), (linked, "CA")),
-                  ((before, "C"), (before, "CA"), (before, "O"), (linked, "N"))):
-        index = np.stack([atom_index(rows, name) for rows, name in atoms], axis=1)
-        groups.append(index[(index >= 0).all(axis=1)])
-    return np.concatenate(groups).reshape(-1, 4)
 
 
 def volume_terms(residue_names, atom_residues, atom_names, previous, chiral_weight: float = CHIRAL_WEIGHT,
@@ -396,7 +242,7 @@ def relax_structure(structure: ProteinStructure, restraint: float = RESTRAINT, i
     Residues follow each other by chain and residue number (:func:`structure_previous`).
     ``clashes``: push clashing atoms apart too; ``angle_weight``, ``chiral_weight`` or ``trans_weight`` 0:
     no bond-angle, chirality or trans-peptide terms; ``disulfides``: bond the cysteines whose SG atoms are
-    close in each model (:func:`disulfide_graph`).
+    close in each model (:func:`.covalent.disulfide_graph`).
     """
     previous = structure_previous(structure)
     names = (structure.residue_names, structure.atom_residues, structure.atom_names)

@@ -10,9 +10,9 @@ from scipy.spatial.transform import Rotation
 from gaatool.errors import InputFileError
 from gaatool.io.structure import ProteinStructure, read_structure, write_structure
 from gaatool.tasks.backmap.coarse_grain import coarse_grain, structure_previous
-from gaatool.tasks.backmap.relax import (ANGLE_ATOMS, ANGLE_WEIGHT, TARGET_OVERLAP_A, bond_graph, bond_templates,
-                                         chiral_graph, chiral_volumes, disulfide_graph, geometry_terms,
-                                         relax_positions, relax_structure)
+from gaatool.tasks.backmap.covalent import bond_graph, bond_templates, chiral_graph, chiral_volumes, disulfide_graph
+from gaatool.tasks.backmap.relax import (ANGLE_ATOMS, ANGLE_WEIGHT, TARGET_OVERLAP_A, geometry_terms, relax_positions,
+                                         relax_structure)
 from gaatool.tasks.backmap.sterics import CLASH_OVERLAP_A, Contacts
 from gaatool.tasks.backmap.residues import RESIDUE_ATOMS, RESIDUE_NAMES
 
@@ -304,7 +304,9 @@ def test_relax_structure_is_equivariant_with_every_term(structure):
 def _omega_off_trans(x, structure):
     """|180 - |omega|| in degrees for every peptide bond of a structure at positions x."""
     previous = structure_previous(structure)
-    atom = lambda r, name: np.flatnonzero((structure.atom_residues == r) & (structure.atom_names == name))[0]  # noqa: E731
+    def atom(r, name):
+        return np.flatnonzero((structure.atom_residues == r) & (structure.atom_names == name))[0]
+
     off = []
     for r in np.flatnonzero(previous >= 0):
         p0, p1, p2, p3 = (x[atom(*key)] for key in ((previous[r], "CA"), (previous[r], "C"), (r, "N"), (r, "CA")))
