@@ -49,7 +49,11 @@ def sweep(checkpoint: str, dataset: str, split: str = "val", restraints=(0.02, 0
 
 
 def _numbers(text: str) -> list[float]:
-    return [float(part) for part in text.split(",")]
+    """Comma-separated numbers (an argparse type: a bad one is a usage error)."""
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,23 +61,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("checkpoint")
     parser.add_argument("dataset")
     parser.add_argument("--split", default="val")
-    parser.add_argument("--restraints", default=f"{RESTRAINT:g},0.1,0.5,2")
-    parser.add_argument("--overlaps", default=f"{TARGET_OVERLAP_A:g}", help="van der Waals overlaps left by the "
+    parser.add_argument("--restraints", type=_numbers, default=f"{RESTRAINT:g},0.1,0.5,2")
+    parser.add_argument("--overlaps", type=_numbers, default=f"{TARGET_OVERLAP_A:g}", help="van der Waals overlaps left by the "
                         "clash terms (Å)")
-    parser.add_argument("--angle-weights", default=f"{ANGLE_WEIGHT:g}", help="weights of the backbone angle "
+    parser.add_argument("--angle-weights", type=_numbers, default=f"{ANGLE_WEIGHT:g}", help="weights of the backbone angle "
                         "terms (0: none)")
-    parser.add_argument("--chiral-weights", default=f"{CHIRAL_WEIGHT:g}", help="weights of the chirality terms "
+    parser.add_argument("--chiral-weights", type=_numbers, default=f"{CHIRAL_WEIGHT:g}", help="weights of the chirality terms "
                         "(0: none)")
-    parser.add_argument("--trans-weights", default=f"{TRANS_WEIGHT:g}", help="weights of the trans-peptide terms "
+    parser.add_argument("--trans-weights", type=_numbers, default=f"{TRANS_WEIGHT:g}", help="weights of the trans-peptide terms "
                         "(0: none)")
     parser.add_argument("--no-clashes", action="store_true", help="no clash terms")
     parser.add_argument("--no-disulfides", action="store_true", help="no disulfide bonds")
     args = parser.parse_args(argv)
     try:
-        rows = sweep(args.checkpoint, args.dataset, args.split, _numbers(args.restraints), _numbers(args.overlaps),
-                     _numbers(args.angle_weights), _numbers(args.chiral_weights), _numbers(args.trans_weights),
-                     clashes=not args.no_clashes, disulfides=not args.no_disulfides)
-    except (GaatoolError, ValueError) as err:  # bad files or numbers: one line, like the CLI
+        rows = sweep(args.checkpoint, args.dataset, args.split, args.restraints, args.overlaps, args.angle_weights,
+                     args.chiral_weights, args.trans_weights, clashes=not args.no_clashes,
+                     disulfides=not args.no_disulfides)
+    except GaatoolError as err:  # bad files: one line, like the CLI
         sys.exit(f"error: {err}")
     for row in rows:
         if row["restraint"] is None:
