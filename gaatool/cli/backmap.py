@@ -159,7 +159,26 @@ def evaluate_backmap(
 
 
 def attach(app: typer.Typer) -> None:
-    """Add the top-level `gaatool backmap` command."""
+    """Add the top-level `gaatool backmap` and `gaatool coarse-grain` commands."""
+
+    @app.command("coarse-grain")
+    def coarse_grain(
+        file: Path = typer.Argument(..., help="All-atom protein structure (PDB/mmCIF/BinaryCIF, .gz ok, "
+                                              "'-' = stdin); every model is coarse-grained."),
+        out: Path = typer.Option(..., "-o", "--out", help="Output .pdb or .cif (.gz ok); '-' = stdout."),
+        bead: str = typer.Option("centroid", "--bead", help="Bead per residue: centroid of the heavy atoms (the "
+                                                            "default model's), com, or ca (a C-alpha trace)."),
+        fmt: Optional[str] = typer.Option(None, "--format", help="pdb or cif (default: by extension; stdout: pdb)."),
+        quiet: bool = options.Quiet,
+    ) -> None:
+        """One bead per residue from an all-atom structure: the input `gaatool backmap` expects."""
+        from ..tasks.backmap.coarse_grain import coarse_grain_file
+
+        beads = coarse_grain_file(file, out, bead=bead, fmt=fmt)
+        if not quiet and str(out) != "-":
+            skipped = f" (left out: {_skipped_text(beads.skipped)})" if beads.skipped else ""
+            render.stderr_console().print(f"wrote {out}: {beads.n_models} model(s), {beads.n_residues} {bead} "
+                                          f"beads{skipped}")
 
     @app.command("backmap")
     def backmap(

@@ -178,3 +178,42 @@ def test_sequence_offsets_model_end_to_end(cli, trained, tmp_path):
     error = cli("train", "backmap", trained / "ds.npz", "-o", tmp_path / "t", "--model", "transformer",
                 "--sequence-offsets", "2").one_line_error()
     assert "transformer" in error
+
+
+def test_coarse_grain_then_backmap(cli, trained, tmp_path, pdb_files):
+    """`gaatool coarse-grain` makes the one-bead-per-residue file that `gaatool backmap` reads, from every model."""
+    source = pdb_files / "1CKB.pdb.gz"
+    reference = read_structure(source)
+    beads = tmp_path / "cg.cif"
+    result = cli("coarse-grain", source, "-o", beads)
+    assert result.code == 0 and "wrote" in result.err and "beads" in result.err
+    cg = read_structure(beads, heavy_only=False)
+    assert cg.n_residues == cg.n_atoms == reference.n_residues and set(cg.atom_names) == {"BB"}
+    assert np.allclose(cg.positions, coarse_grain(reference).positions, atol=1e-3)
+    assert cli("backmap", beads, "-o", tmp_path / "aa.pdb", "-m", trained / "run" / "best.safetensors",
+               "--device", "cpu", "--quiet").code == 0
+    assert read_structure(tmp_path / "aa.pdb").n_residues == reference.n_residues
+    # C-alpha traces are named CA (what backmap's model choice looks for), to stdout as PDB
+    result = cli("coarse-grain", source, "-o", "-", "--bead", "ca", "--quiet")
+    assert result.code == 0 and result.err == ""
+    trace = parse_structure(result.out, "pdb")
+    assert set(trace.atom_names) == {"CA"}
+    ca = reference.atom_names == "CA"
+    assert np.allclose(trace.positions[0], reference.positions[0][ca], atol=1e-3)
+    # every model of an ensemble
+    two = tmp_path / "two.pdb"
+    write_structure(reference.with_positions(np.stack([reference.positions[0], reference.positions[0] + 1.0])), two)
+    assert cli("coarse-grain", two, "-o", tmp_path / "two_cg.pdb", "--quiet").code == 0
+    assert read_structure(tmp_path / "two_cg.pdb", all_models=True, heavy_only=False).n_models == 2
+
+
+def test_coarse_grain_bad_input(cli, tmp_path, pdb_files):
+    out = tmp_path / "cg.pdb"
+    assert "no such file" in cli("coarse-grain", tmp_path / "missing.pdb", "-o", out).one_line_error()
+    assert "bead kind" in cli("coarse-grain", pdb_files / "1CKB.pdb.gz", "-o", out, "--bead", "x").one_line_error()
+    assert "format" in cli("coarse-grain", pdb_files / "1CKB.pdb.gz", "-o", tmp_path / "cg.xyz").one_line_error()
+    (tmp_path / "junk.pdb").write_text("not a structure\n")
+    cli("coarse-grain", tmp_path / "junk.pdb", "-o", out).one_line_error()
+    assert not out.exists()
+    # an all-atom file given to backmap points to coarse-grain
+    assert "gaatool coarse-grain" in cli("backmap", pdb_files / "1CKB.pdb.gz", "-o", out).one_line_error()

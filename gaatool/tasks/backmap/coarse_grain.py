@@ -19,7 +19,7 @@ import numpy as np
 
 from ...data.neighbors import nearest_neighbors
 from ...errors import ConfigError, InputFileError
-from ...io.structure import ProteinStructure
+from ...io.structure import MD_RESIDUE_ALIASES, ProteinStructure, read_structure, structure_format, write_structure
 from .residues import residue_index
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "ATOMIC_MASSES",
     "bead_positions",
     "coarse_grain",
+    "coarse_grain_file",
     "check_coarse_grained",
     "chain_breaks",
     "structure_previous",
@@ -96,14 +97,34 @@ def bead_positions(structure: ProteinStructure, bead: str = "centroid") -> np.nd
 
 
 def coarse_grain(structure: ProteinStructure, bead: str = "centroid") -> ProteinStructure:
-    """The one-bead-per-residue structure: atom ``BB`` (element C) at each bead, same residues and chains."""
+    """The one-bead-per-residue structure: atom ``BB`` (element C) at each bead, same residues and chains;
+    for ``ca`` beads atom ``CA``, a C-alpha trace as ``gaatool backmap`` recognises one."""
     beads = bead_positions(structure, bead)
     n = structure.n_residues
+    name = "CA" if bead == "ca" else BEAD_ATOM_NAME
     return ProteinStructure(
         residue_names=structure.residue_names, residue_numbers=structure.residue_numbers,
         insertion_codes=structure.insertion_codes, chain_ids=structure.chain_ids,
-        atom_names=[BEAD_ATOM_NAME] * n, elements=["C"] * n, atom_residues=np.arange(n), positions=beads,
+        atom_names=[name] * n, elements=["C"] * n, atom_residues=np.arange(n), positions=beads,
         entry_id=structure.entry_id, source=structure.source, skipped=dict(structure.skipped))
+
+
+def coarse_grain_file(path, out, bead: str = "centroid", fmt: str | None = None, stdin=None,
+                      stdout=None) -> ProteinStructure:
+    """Coarse-grain every model of an all-atom structure file (PDB/mmCIF/BinaryCIF, ``-`` = stdin) to one
+    bead per residue and write it to ``out`` (``.pdb``/``.cif``, ``-`` = stdout): the input of
+    ``gaatool backmap``. Force-field residue names (``HSD``, ``CYX``, ...) are read as standard ones."""
+    _check_bead(bead)
+    if str(out) != "-":
+        fmt = fmt or structure_format(out)  # a bad output name fails before any work
+    if fmt is not None and fmt not in ("pdb", "cif"):
+        raise ConfigError(f"unknown output format {fmt!r}; use pdb or cif")
+    structure = read_structure(path, all_models=True, stdin=stdin, residue_aliases=MD_RESIDUE_ALIASES)
+    if structure.n_residues == 0:
+        raise InputFileError(f"{path}: no amino-acid residues to coarse-grain")
+    beads = coarse_grain(structure, bead)
+    write_structure(beads, out, fmt=fmt, stdout=stdout)
+    return beads
 
 
 def check_coarse_grained(structure: ProteinStructure) -> None:
@@ -114,7 +135,8 @@ def check_coarse_grained(structure: ProteinStructure) -> None:
         r = int(bad[0])
         raise InputFileError(
             f"{structure.source}: residue {structure.residue_label(r)} has {counts[r]} atoms; backmapping needs a "
-            "coarse-grained structure with exactly one bead per residue")
+            "coarse-grained structure with exactly one bead per residue (from an all-atom structure: "
+            "`gaatool coarse-grain`; from a multi-bead model such as Martini: keep one bead per residue)")
 
 
 def chain_breaks(structure: ProteinStructure) -> list[tuple[int, int]]:
