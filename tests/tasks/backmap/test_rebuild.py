@@ -176,8 +176,8 @@ def test_c_alpha_traces_get_the_ca_model(monkeypatch, tmp_path, tiny_backmap_che
     (folder / "backmap.safetensors").write_bytes(tiny_backmap_checkpoint.read_bytes())
     beads = structure_text(coarse_grain(read_structure(pdb_files / "1CKB.pdb.gz"), "ca"), "pdb")
     trace, other = tmp_path / "trace.pdb", tmp_path / "beads.pdb"
-    trace.write_text(beads.replace(" BB ", " CA "))
-    other.write_text(beads)
+    trace.write_text(beads)  # coarse_grain names C-alpha beads CA
+    other.write_text(beads.replace(" CA ", " BB "))
     # no CA model installed: the centroid model, with a warning that says why the atoms will sit off
     result = backmap_file(trace, tmp_path / "a.pdb")
     assert Path(result.checkpoint).name == "backmap.safetensors"
