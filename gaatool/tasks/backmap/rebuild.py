@@ -151,7 +151,7 @@ def backmap_structure(beads: ProteinStructure, model: torch.nn.Module, neighbors
 
     ``beads`` has one atom per residue; ``neighbors`` must be the K the model
     was trained with. Memory is bounded by ``batch_size`` residues per step.
-    ``relax``: relax every frame to ideal bond lengths, clashes pushed apart (:func:`.relax.relax_structure`).
+    ``relax``: relax every frame to ideal covalent geometry, clashes pushed apart (:func:`.relax.relax_structure`).
     """
     check_coarse_grained(beads)
     types = residue_types_of(beads)
@@ -220,7 +220,7 @@ def backmap_file(path: str | os.PathLike, out: str | os.PathLike | None, checkpo
     fmt : str, optional
         ``pdb`` or ``cif``; default from ``out``'s extension (stdout: pdb).
     relax : bool
-        Relax the network's atoms to ideal bond lengths and push clashing atoms apart (see :mod:`.relax`).
+        Relax the network's atoms to ideal covalent geometry and push clashing atoms apart (see :mod:`.relax`).
     """
     if out is not None and str(out) != "-":
         fmt = fmt or structure_format(out)  # a bad output name fails before any work
