@@ -191,8 +191,8 @@ def attach(app: typer.Typer) -> None:
         fmt: Optional[str] = typer.Option(None, "--format", help="pdb or cif (default: by extension; stdout: pdb)."),
         relax: bool = typer.Option(True, "--relax/--no-relax",
                                    help="Relax the predicted atoms to ideal covalent geometry (bond lengths, backbone "
-                                        "angles, L chirality, planar peptide bonds) and push clashing atoms apart "
-                                        "(--no-relax: the network's raw output)."),
+                                        "angles, L chirality, planar peptide bonds, disulfides) and push clashing "
+                                        "atoms apart (--no-relax: the network's raw output)."),
         device: str = options.Device, quiet: bool = options.Quiet, as_json: bool = options.AsJson,
     ) -> None:
         """Rebuild heavy atoms from one bead per residue (default model: pretrained/backmap.safetensors, or
