@@ -52,6 +52,7 @@ __all__ = [
     "read_structure",
     "parse_structure",
     "write_structure",
+    "output_format",
     "structure_text",
     "structure_format",
     "STRUCTURE_FORMATS",
@@ -240,6 +241,21 @@ def structure_format(path: str | os.PathLike) -> str:
             return fmt
     raise ConfigError(f"{path}: cannot tell the structure format from the extension; use .pdb, .ent, .cif or "
                       ".mmcif (optionally .gz)")
+
+
+def output_format(out: str | os.PathLike | None, fmt: str | None = None) -> str | None:
+    """The format (``pdb``/``cif``) a structure will be written to ``out`` in: ``fmt`` or the extension; None
+    for stdout (``-``) or no output without ``fmt``. Raises ConfigError for a bad name or format, so that a
+    command fails before any work.
+
+    >>> output_format("out.cif.gz"), output_format("-"), output_format("-", "cif")
+    ('cif', None, 'cif')
+    """
+    if out is not None and str(out) != "-":
+        fmt = fmt or structure_format(out)
+    if fmt is not None and fmt not in STRUCTURE_FORMATS:
+        raise ConfigError(f"unknown output format {fmt!r}; use pdb or cif")
+    return fmt
 
 
 def _sniff_format(text: str) -> str:

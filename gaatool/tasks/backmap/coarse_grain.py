@@ -19,7 +19,7 @@ import numpy as np
 
 from ...data.neighbors import nearest_neighbors
 from ...errors import ConfigError, InputFileError
-from ...io.structure import MD_RESIDUE_ALIASES, ProteinStructure, read_structure, structure_format, write_structure
+from ...io.structure import MD_RESIDUE_ALIASES, ProteinStructure, output_format, read_structure, write_structure
 from .residues import residue_index
 
 __all__ = [
@@ -115,10 +115,7 @@ def coarse_grain_file(path, out, bead: str = "centroid", fmt: str | None = None,
     bead per residue and write it to ``out`` (``.pdb``/``.cif``, ``-`` = stdout): the input of
     ``gaatool backmap``. Force-field residue names (``HSD``, ``CYX``, ...) are read as standard ones."""
     _check_bead(bead)
-    if str(out) != "-":
-        fmt = fmt or structure_format(out)  # a bad output name fails before any work
-    if fmt is not None and fmt not in ("pdb", "cif"):
-        raise ConfigError(f"unknown output format {fmt!r}; use pdb or cif")
+    fmt = output_format(out, fmt)  # a bad output name fails before any work
     structure = read_structure(path, all_models=True, stdin=stdin, residue_aliases=MD_RESIDUE_ALIASES)
     if structure.n_residues == 0:
         raise InputFileError(f"{path}: no amino-acid residues to coarse-grain")

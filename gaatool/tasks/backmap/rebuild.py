@@ -25,7 +25,7 @@ import torch
 
 from ...checkpoint import load_model
 from ...errors import CheckpointError, ConfigError, InputFileError
-from ...io.structure import MD_RESIDUE_ALIASES, ProteinStructure, read_structure, structure_format, write_structure
+from ...io.structure import MD_RESIDUE_ALIASES, ProteinStructure, output_format, read_structure, write_structure
 from ...io.trajectory import is_trajectory, read_trajectory
 from ...train.device import resolve_device
 from .coarse_grain import (chain_breaks, chain_segments, check_coarse_grained, neighborhoods, residue_types_of,
@@ -222,10 +222,7 @@ def backmap_file(path: str | os.PathLike, out: str | os.PathLike | None, checkpo
     relax : bool
         Relax the network's atoms to ideal covalent geometry and push clashing atoms apart (see :mod:`.relax`).
     """
-    if out is not None and str(out) != "-":
-        fmt = fmt or structure_format(out)  # a bad output name fails before any work
-    if fmt is not None and fmt not in ("pdb", "cif"):
-        raise ConfigError(f"unknown output format {fmt!r}; use pdb or cif")
+    fmt = output_format(out, fmt)  # a bad output name fails before any work
     beads, warnings = read_coarse_grained(path, top=top, frames=frames, stdin=stdin)
     if checkpoint is None:  # a C-alpha trace gets the model trained on CA beads, where one is installed
         try:
