@@ -46,10 +46,9 @@ from ...data.store import load_dataset
 from ...errors import ConfigError, InputFileError
 from ...train.device import resolve_device
 from .covalent import chiral_graph, chiral_volumes
-from .relax import (ANGLE_WEIGHT, CHIRAL_WEIGHT, TRANS_WEIGHT, disulfide_terms, geometry_terms, relax_positions,
-                    volume_terms)
+from .relax import ANGLE_WEIGHT, CHIRAL_WEIGHT, TRANS_WEIGHT, Relaxation
 from .residues import LABELS, RESIDUE_NAMES, atom_element, is_backbone
-from .sterics import BONDI_RADII, CLASH_OVERLAP_A, HBOND_ALLOWANCE_A, Contacts, count_clashes
+from .sterics import BONDI_RADII, CLASH_OVERLAP_A, HBOND_ALLOWANCE_A, count_clashes
 from .train import check_vocabulary, predict_atoms, split_tensors
 
 __all__ = ["BackmapEvaluation", "evaluate_backmap", "evaluate_predictions", "relax_predictions", "count_clashes",
@@ -263,23 +262,11 @@ def relax_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray], clas
     beads = np.asarray(arrays["bead_positions"], dtype=np.float64)
     residue_names = np.asarray(RESIDUE_NAMES)[np.asarray(arrays["residue_types"], dtype=np.int64)]
     atom_residues = np.broadcast_to(np.arange(len(mask))[:, None], mask.shape)[mask]
-    atom_names = _LABEL_ATOMS[labels][mask]
-    pairs, lengths, weights = geometry_terms(residue_names, atom_residues, atom_names, arrays["previous"],
-                                             angle_weight, trans_weight)
-    volumes = volume_terms(residue_names, atom_residues, atom_names, arrays["previous"], chiral_weight,
-                           trans_weight)
-    start = (beads[:, None] + predicted)[mask]
     # entries share no coordinate frame: their atoms never meet
-    exempt = np.zeros((0, 2), np.int64)
-    if disulfides:
-        extra_pairs, extra_lengths, extra_weights, exempt = disulfide_terms(
-            residue_names, atom_residues, atom_names, start, angle_weight, groups=arrays["entry"])
-        pairs, lengths = np.concatenate([pairs, extra_pairs]), np.concatenate([lengths, extra_lengths])
-        weights = np.concatenate([weights, extra_weights])
-    contacts = Contacts.of(_LABEL_ELEMENTS[labels][mask], atom_names, atom_residues, arrays["previous"],
-                           groups=arrays["entry"]).exempting(exempt) if clashes else None
-    absolute = relax_positions(start, pairs, lengths, contacts=contacts, weights=weights, volumes=volumes,
-                               **options)
+    relaxation = Relaxation(residue_names, atom_residues, _LABEL_ATOMS[labels][mask], _LABEL_ELEMENTS[labels][mask],
+                            arrays["previous"], groups=arrays["entry"], clashes=clashes, angle_weight=angle_weight,
+                            chiral_weight=chiral_weight, trans_weight=trans_weight, disulfides=disulfides)
+    absolute = relaxation((beads[:, None] + predicted)[mask], **options)
     out = predicted.copy()
     out[mask] = absolute - np.broadcast_to(beads[:, None], predicted.shape)[mask]
     return out

@@ -234,31 +234,55 @@ def relax_positions(positions, pairs, lengths, restraint: float = RESTRAINT, ite
     return result if np.all(np.isfinite(result)) else start.copy()
 
 
+class Relaxation:
+    """The relaxation of one set of atoms (a structure's, or a dataset split's): its covalent, chirality,
+    planarity and contact terms, built once, applied to any positions of those atoms (models, frames).
+
+    ``groups`` (R,): residues of different groups never meet (entries of a dataset). ``clashes``: push
+    clashing atoms apart; ``angle_weight``, ``chiral_weight`` or ``trans_weight`` 0: no bond-angle,
+    chirality or trans-peptide terms; ``disulfides``: bond the cysteines whose SG atoms are close in the
+    positions relaxed (:func:`.covalent.disulfide_graph`).
+    """
+
+    def __init__(self, residue_names, atom_residues, atom_names, elements, previous, groups=None, *,
+                 clashes: bool = True, angle_weight: float = ANGLE_WEIGHT, chiral_weight: float = CHIRAL_WEIGHT,
+                 trans_weight: float = TRANS_WEIGHT, disulfides: bool = True):
+        self.names = (residue_names, atom_residues, atom_names)
+        self.groups, self.angle_weight, self.disulfides = groups, angle_weight, disulfides
+        self.pairs, self.lengths, self.weights = geometry_terms(*self.names, previous, angle_weight, trans_weight)
+        self.volumes = volume_terms(*self.names, previous, chiral_weight, trans_weight)
+        self.contacts = Contacts.of(elements, atom_names, atom_residues, previous, groups) if clashes else None
+
+    def __call__(self, positions, **options) -> np.ndarray:
+        """:func:`relax_positions` of ``positions`` (N, 3) with these terms (and the disulfides found there);
+        ``options``: its restraint, iterations, repulsion and overlap."""
+        pairs, lengths, weights, exempt = self.pairs, self.lengths, self.weights, np.zeros((0, 2), np.int64)
+        if self.disulfides:
+            bridge_pairs, bridge_lengths, bridge_weights, exempt = disulfide_terms(
+                *self.names, positions, self.angle_weight, self.groups)
+            pairs, lengths = np.concatenate([pairs, bridge_pairs]), np.concatenate([lengths, bridge_lengths])
+            weights = np.concatenate([weights, bridge_weights])
+        contacts = None if self.contacts is None else self.contacts.exempting(exempt)
+        return relax_positions(positions, pairs, lengths, contacts=contacts, weights=weights, volumes=self.volumes,
+                               **options)
+
+
 def relax_structure(structure: ProteinStructure, restraint: float = RESTRAINT, iterations: int = ITERATIONS,
                     clashes: bool = True, angle_weight: float = ANGLE_WEIGHT, chiral_weight: float = CHIRAL_WEIGHT,
                     trans_weight: float = TRANS_WEIGHT, disulfides: bool = True) -> ProteinStructure:
     """A copy of a heavy-atom structure with every model relaxed (see the module docstring).
 
-    Residues follow each other by chain and residue number (:func:`structure_previous`).
-    ``clashes``: push clashing atoms apart too; ``angle_weight``, ``chiral_weight`` or ``trans_weight`` 0:
-    no bond-angle, chirality or trans-peptide terms; ``disulfides``: bond the cysteines whose SG atoms are
-    close in each model (:func:`.covalent.disulfide_graph`).
+    Residues follow each other by chain and residue number (:func:`structure_previous`); ``clashes``,
+    the weights and ``disulfides`` as in :class:`Relaxation`.
     """
-    previous = structure_previous(structure)
-    names = (structure.residue_names, structure.atom_residues, structure.atom_names)
-    pairs, lengths, weights = geometry_terms(*names, previous, angle_weight, trans_weight)
-    volumes = volume_terms(*names, previous, chiral_weight, trans_weight)
-    contacts = Contacts.of(structure.elements, structure.atom_names, structure.atom_residues,
-                           previous) if clashes else None
+    relaxation = Relaxation(structure.residue_names, structure.atom_residues, structure.atom_names,
+                            structure.elements, structure_previous(structure), clashes=clashes,
+                            angle_weight=angle_weight, chiral_weight=chiral_weight, trans_weight=trans_weight,
+                            disulfides=disulfides)
     frames = []
     for model, positions in enumerate(structure.positions):
-        frame_pairs, frame_lengths, frame_weights, exempt = disulfide_terms(*names, positions, angle_weight) \
-            if disulfides else (np.zeros((0, 2), np.int64), np.zeros(0), np.zeros(0), np.zeros((0, 2), np.int64))
         try:
-            frames.append(relax_positions(
-                positions, np.concatenate([pairs, frame_pairs]), np.concatenate([lengths, frame_lengths]),
-                restraint, iterations, None if contacts is None else contacts.exempting(exempt),
-                weights=np.concatenate([weights, frame_weights]), volumes=volumes))
+            frames.append(relaxation(positions, restraint=restraint, iterations=iterations))
         except InputFileError as err:  # atoms piled up: say where, and how to do without
             raise InputFileError(f"{structure.source}, model {model}: cannot relax: {err}; --no-relax skips "
                                  "the relaxation") from None

@@ -62,14 +62,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("dataset")
     parser.add_argument("--split", default="val")
     parser.add_argument("--restraints", type=_numbers, default=f"{RESTRAINT:g},0.1,0.5,2")
-    parser.add_argument("--overlaps", type=_numbers, default=f"{TARGET_OVERLAP_A:g}", help="van der Waals overlaps left by the "
-                        "clash terms (Å)")
-    parser.add_argument("--angle-weights", type=_numbers, default=f"{ANGLE_WEIGHT:g}", help="weights of the backbone angle "
-                        "terms (0: none)")
-    parser.add_argument("--chiral-weights", type=_numbers, default=f"{CHIRAL_WEIGHT:g}", help="weights of the chirality terms "
-                        "(0: none)")
-    parser.add_argument("--trans-weights", type=_numbers, default=f"{TRANS_WEIGHT:g}", help="weights of the trans-peptide terms "
-                        "(0: none)")
+    parser.add_argument("--overlaps", type=_numbers, default=f"{TARGET_OVERLAP_A:g}",
+                        help="van der Waals overlaps left by the clash terms (Å)")
+    parser.add_argument("--angle-weights", type=_numbers, default=f"{ANGLE_WEIGHT:g}",
+                        help="weights of the backbone angle terms (0: none)")
+    parser.add_argument("--chiral-weights", type=_numbers, default=f"{CHIRAL_WEIGHT:g}",
+                        help="weights of the chirality terms (0: none)")
+    parser.add_argument("--trans-weights", type=_numbers, default=f"{TRANS_WEIGHT:g}",
+                        help="weights of the trans-peptide terms (0: none)")
     parser.add_argument("--no-clashes", action="store_true", help="no clash terms")
     parser.add_argument("--no-disulfides", action="store_true", help="no disulfide bonds")
     args = parser.parse_args(argv)
