@@ -132,14 +132,19 @@ class _Terms:
         if volumes is None:
             volumes = (np.zeros((0, 4), np.int64), np.zeros(0), np.zeros(0))
         self.centres, self.volumes, self.volume_weights = (np.asarray(v) for v in volumes)
+        self._last = (None, None)  # the positions last searched for contacts, and the terms found there
 
     def at(self, x):
-        """(a, b, target, weight) of every active term at positions x."""
+        """(a, b, target, weight) of every active term at positions x. The contact search of the last
+        positions is kept: the step accepted by the line search is where the next step starts."""
         if self.contacts is None:
             return self.a, self.b, self.ideal, self.weights
-        i, j, target = self.contacts.overlapping(x, self.overlap)
-        return (np.concatenate([self.a, i]), np.concatenate([self.b, j]), np.concatenate([self.ideal, target]),
-                np.concatenate([self.weights, np.full(len(i), self.repulsion)]))
+        if self._last[0] is not x:
+            i, j, target = self.contacts.overlapping(x, self.overlap)
+            self._last = (x, (np.concatenate([self.a, i]), np.concatenate([self.b, j]),
+                              np.concatenate([self.ideal, target]),
+                              np.concatenate([self.weights, np.full(len(i), self.repulsion)])))
+        return self._last[1]
 
     def energy(self, x, reference, restraint) -> float:
         a, b, target, weight = self.at(x)
@@ -220,14 +225,14 @@ def relax_positions(positions, pairs, lengths, restraint: float = RESTRAINT, ite
             break
         t = 1.0
         while t >= 1e-3:
-            trial = terms.energy(x + t * step, reference, restraint)
+            candidate = x + t * step
+            trial = terms.energy(candidate, reference, restraint)
             if trial <= energy:
                 break
             t *= 0.5
         else:
             break  # no decrease: at the minimum to rounding
-        x = x + t * step
-        energy = trial
+        x, energy = candidate, trial
         if t * np.sqrt((step * step).sum() / n) < 1e-10:
             break
     result = x + center
