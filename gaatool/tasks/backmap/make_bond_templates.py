@@ -49,6 +49,7 @@ import numpy as np
 from ...errors import InputFileError
 from ...io.structure import read_structure
 from .coarse_grain import chain_breaks
+from .covalent import chiral_volumes
 from .residues import RESIDUE_ATOMS, RESIDUE_NAMES, TERMINAL_ATOM
 
 BOND_CUTOFF_A = 1.9
@@ -100,7 +101,8 @@ def collect(files: list[Path]) -> tuple[dict, list[str]]:
                         pair_d[(res, a, b)].append(float(np.linalg.norm(pos[index[r][a]] - pos[index[r][b]])))
             for centre in chiral_centres(res):
                 if all(atom in index[r] for atom in centre):
-                    volumes[(res, *centre)].append(signed_volume(pos[[index[r][atom] for atom in centre]]))
+                    quadruple = np.array([[index[r][atom] for atom in centre]])
+                    volumes[(res, *centre)].append(float(chiral_volumes(pos, quadruple)[0][0]))
             if "C" in index[r] and TERMINAL_ATOM in index[r]:
                 oxt.append(float(np.linalg.norm(pos[index[r]["C"]] - pos[index[r][TERMINAL_ATOM]])))
                 for first, _ in TERMINAL_ANGLES:
@@ -139,12 +141,6 @@ def chiral_centres(residue: str) -> tuple[tuple[str, str, str, str], ...]:
     """The chiral centres of a standard residue as (centre, a, b, c) atom names."""
     ca = (CA_CENTRE,) if "CB" in RESIDUE_ATOMS[residue] else ()
     return ca + CHIRAL_CENTRES.get(residue, ())
-
-
-def signed_volume(points: np.ndarray) -> float:
-    """((a - centre) x (b - centre)) . (c - centre) of points (4, 3): centre, a, b, c."""
-    centre, a, b, c = np.asarray(points, dtype=np.float64)
-    return float(np.dot(np.cross(a - centre, b - centre), c - centre))
 
 
 def _angle_pair(pos: np.ndarray, a: int, middle: int, b: int) -> tuple[float, float, float]:
