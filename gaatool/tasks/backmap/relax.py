@@ -54,26 +54,27 @@ ITERATIONS = 20
 #: (T_ab = r_a + r_b - overlap). Chosen on the validation entries of the backmapping models' dataset, where
 #: every choice left no clash and the RMSD is flat in the overlap (the centroid model 0.865 / 0.863 /
 #: 0.861 Å at 0.4 / 0.2 / 0 Å, 0.867 with bonds only; C-alpha 1.398 / 1.397 / 1.395, 1.404):
-#: ``python -m gaatool.tasks.backmap.relax_sweep CHECKPOINT DATASET --overlaps 0.4,0.2,0``.
+#: ``python -m gaatool.tasks.backmap.relax_sweep CHECKPOINT DATASET --restraints 0.02 --overlaps 0.4,0.2,0
+#: --angle-weights 0 --chiral-weights 0 --trans-weights 0 --no-disulfides``, and with ``--no-clashes`` too.
 REPULSION = 1.0
 TARGET_OVERLAP_A = 0.0
 #: Weight of the bond-angle (1-3 distance) terms relative to the bonds, and the atoms they hold: the backbone
 #: and CB, which the beads place well. On the validation entries these angles brought the centroid model's
 #: RMSD from 0.861 to 0.840 Å (backbone 0.597 -> 0.540, side chains 1.068 -> 1.065; C-alpha model 1.395 ->
 #: 1.382, paper inputs 1.560 -> 1.549; ``python -m gaatool.tasks.backmap.relax_sweep CHECKPOINT DATASET
-#: --restraints 0.02 --angle-weights 0,1``). Holding the side-chain angles as well made the side chains worse
-#: in a trial on the same entries: the network's side chains are averages over rotamers, ideal angles push
-#: them out towards one.
+#: --restraints 0.02 --angle-weights 0,1 --chiral-weights 0 --trans-weights 0 --no-disulfides``). Holding the
+#: side-chain angles as well made the side chains worse in a trial on the same entries: the network's side
+#: chains are averages over rotamers, ideal angles push them out towards one.
 ANGLE_WEIGHT = 1.0
 ANGLE_ATOMS = ("N", "CA", "C", "O", "OXT", "CB")
 #: Weight of the chiral-volume terms (Å^-4 relative to the bonds): they keep the L configuration at CA (and
 #: THR/ILE's CB) where the network's CB sits near the N-CA-C plane or beyond it. Validation entries, centroid
-#: model: inverted centres 46 -> 0, RMSD 0.840 -> 0.833 Å (``--angle-weights 1 --chiral-weights 0,1
-#: --trans-weights 0``).
+#: model: inverted centres 46 -> 0, RMSD 0.840 -> 0.833 Å (``--restraints 0.02 --angle-weights 1
+#: --chiral-weights 0,1 --trans-weights 0 --no-disulfides``).
 CHIRAL_WEIGHT = 1.0
 #: Weight of the trans-peptide terms: CA-CA and O-CA 1-4 distances (trans) and zero signed volumes of the
 #: peptide groups (planar). Validation entries, centroid model: RMSD 0.833 -> 0.823 Å, backbone 0.520 ->
-#: 0.496 Å (``--trans-weights 0,1,3``; 3 gives the same).
+#: 0.496 Å (``--restraints 0.02 --trans-weights 0,1,3 --no-disulfides``; 3 gives the same).
 TRANS_WEIGHT = 1.0
 _EPS = 1e-12  # inside the square root: a finite gradient where two atoms coincide
 
