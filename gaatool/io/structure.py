@@ -312,6 +312,8 @@ def read_structure(path: str | os.PathLike, all_models: bool = False, heavy_only
         return _read_bcif(path, all_models, heavy_only, residue_aliases)
     if path.name.lower().endswith(".gro"):
         return _read_gro(path, all_models, heavy_only, residue_aliases)
+    if path.name.lower().endswith(".gz"):
+        _check_gzip(path)
     import gemmi
 
     try:
@@ -329,6 +331,17 @@ def read_structure(path: str | os.PathLike, all_models: bool = False, heavy_only
         raise InputFileError(f"{path}: cannot read as PDB or mmCIF ({_first_line(err)}); "
                              "check that it is a complete text PDB/mmCIF file") from err
     return _from_gemmi(st, str(path), _entry_id(st, path), all_models, heavy_only, residue_aliases)
+
+
+def _check_gzip(path: Path) -> None:
+    """Raise InputFileError unless the gzip stream of ``path`` is complete: gemmi reads a .gz file cut
+    between two records without complaint, which would give the structure in part."""
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 22):
+                pass
+    except (OSError, EOFError) as err:  # gzip.BadGzipFile and zlib errors are OSErrors or EOFErrors
+        raise InputFileError(f"{path}: damaged or truncated gzip data ({_first_line(err)})") from err
 
 
 def _read_gro(path: Path, all_models: bool, heavy_only: bool,

@@ -172,6 +172,13 @@ def test_bad_inputs_give_one_line_errors(tmp_path, pdb_files):
     with pytest.raises(InputFileError) as err:
         read_structure(truncated)
     assert "\n" not in str(err.value) and "cut.pdb" in str(err.value)
+    # a .gz cut anywhere, even just before its end: an error, never part of the structure
+    packed = (pdb_files / "1AJJ.pdb.gz").read_bytes()
+    for size in (len(packed) // 3, len(packed) - 20):
+        cut = tmp_path / f"cut{size}.pdb.gz"
+        cut.write_bytes(packed[:size])
+        with pytest.raises(InputFileError, match=rf"cut{size}\.pdb\.gz: .*(truncated|cannot read)"):
+            read_structure(cut)
     bcif = tmp_path / "x.bcif"
     bcif.write_bytes(b"\x00\x01binary")
     with pytest.raises(InputFileError, match="not a readable BinaryCIF file"):
