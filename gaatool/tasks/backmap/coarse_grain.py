@@ -32,6 +32,7 @@ __all__ = [
     "check_coarse_grained",
     "chain_breaks",
     "structure_previous",
+    "spaced_like_ca_trace",
     "neighborhoods",
     "ca_counts",
     "chain_segments",
@@ -162,6 +163,34 @@ def structure_previous(structure: ProteinStructure) -> np.ndarray:
             if (int(a), int(b)) not in breaks:
                 previous[b] = a
     return previous
+
+
+#: C-alpha atoms of consecutive residues sit 3.8 Å apart (trans peptides), residue centroids anywhere from about 3
+#: to 7 Å: of the consecutive beads of the 48 training and external entries (pretrained/inputs), 97.8-100% per
+#: entry lie in this range for C-alpha traces, 2.6-26.7% for centroid and 3.9-24.4% for centre-of-mass beads
+#: (``python docs/examples/bead_spacing.py``).
+CA_SPACING_A = (3.6, 4.0)
+#: The share of consecutive beads within CA_SPACING_A above which beads are taken for a C-alpha trace.
+CA_SPACING_SHARE = 0.6
+#: Fewer peptide-bonded bead pairs than this say too little about the kind of bead.
+MIN_BONDED_BEADS = 8
+
+
+def spaced_like_ca_trace(structure: ProteinStructure) -> tuple[bool, float] | None:
+    """Whether one-bead-per-residue beads are spaced like C-alpha atoms, and the share of consecutive
+    beads (first model) spaced 3.6-4.0 Å apart that says so; None with fewer than 8 consecutive pairs.
+
+    The atom names of bead files do not say where a bead sits: tools write centroids named CA (so that
+    viewers draw a trace) and C-alpha positions named otherwise.
+    """
+    previous = structure_previous(structure)
+    bonded = np.flatnonzero(previous >= 0)
+    if len(bonded) < MIN_BONDED_BEADS:
+        return None
+    positions = structure.positions[0]
+    spacing = np.linalg.norm(positions[bonded] - positions[previous[bonded]], axis=-1)
+    share = float(np.mean((spacing >= CA_SPACING_A[0]) & (spacing <= CA_SPACING_A[1])))
+    return share >= CA_SPACING_SHARE, share
 
 
 def chain_segments(structure: ProteinStructure) -> tuple[np.ndarray, np.ndarray]:

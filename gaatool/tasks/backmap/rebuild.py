@@ -28,8 +28,8 @@ from ...errors import CheckpointError, ConfigError, InputFileError
 from ...io.structure import MD_RESIDUE_ALIASES, ProteinStructure, output_format, read_structure, write_structure
 from ...io.trajectory import is_trajectory, read_trajectory
 from ...train.device import resolve_device
-from .coarse_grain import (chain_breaks, chain_segments, check_coarse_grained, neighborhoods, residue_types_of,
-                           sequence_offsets)
+from .coarse_grain import (CA_SPACING_A, chain_breaks, chain_segments, check_coarse_grained, neighborhoods,
+                           residue_types_of, sequence_offsets, spaced_like_ca_trace)
 from .residues import MAX_ATOMS, atom_element, residue_labels
 from .train import check_vocabulary, predict_atoms
 
@@ -38,7 +38,7 @@ __all__ = ["PRETRAINED_NAME", "PRETRAINED_CA_NAME", "pretrained_checkpoint", "in
 
 #: File name of the pretrained model (see :mod:`gaatool.tasks.pretrained`).
 PRETRAINED_NAME = "backmap.safetensors"
-#: The pretrained model for CA beads, chosen when every bead atom of the input is named CA.
+#: The pretrained model for CA beads, chosen for inputs that are C-alpha traces (:func:`input_bead_kind`).
 PRETRAINED_CA_NAME = "backmap-ca.safetensors"
 
 
@@ -53,16 +53,43 @@ def pretrained_checkpoint(bead: str = "centroid") -> Path:
     return pretrained_path(PRETRAINED_CA_NAME if bead == "ca" else PRETRAINED_NAME)
 
 
+def _named_ca(beads: ProteinStructure) -> bool:
+    return bool(beads.n_atoms and np.all(beads.atom_names == "CA"))
+
+
 def input_bead_kind(beads: ProteinStructure) -> str:
-    """``ca`` when every bead atom is named CA (a C-alpha trace), else ``centroid``."""
-    return "ca" if beads.n_atoms and bool(np.all(beads.atom_names == "CA")) else "centroid"
+    """``ca`` for a C-alpha trace, else ``centroid`` (centroid and centre-of-mass beads sit alike).
+
+    Told by the spacing of consecutive beads (:func:`~.coarse_grain.spaced_like_ca_trace`), or by
+    the atom names (all CA) when the chains have fewer than 8 peptide-bonded pairs.
+    """
+    spacing = spaced_like_ca_trace(beads)
+    if spacing is None:
+        return "ca" if _named_ca(beads) else "centroid"
+    return "ca" if spacing[0] else "centroid"
+
+
+def _bead_notes(beads: ProteinStructure) -> list[str]:
+    """A note when the bead names and their spacing disagree (the spacing decides)."""
+    spacing = spaced_like_ca_trace(beads)
+    if spacing is None or spacing[0] == _named_ca(beads):
+        return []
+    like, share = spacing
+    what = "C-alpha atoms" if like else "residue centroids, not C-alpha atoms"
+    named = "are not all named CA" if like else "are named CA"
+    return [f"{beads.source}: the beads {named} but are spaced like {what} ({share:.0%} of consecutive beads "
+            f"{CA_SPACING_A[0]}-{CA_SPACING_A[1]} Å apart); taken for {'a C-alpha trace' if like else 'centroid beads'}"]
 
 
 def _bead_warning(beads: ProteinStructure, model_bead: str, checkpoint: Path) -> list[str]:
-    if input_bead_kind(beads) == "ca" and model_bead != "ca":
-        return [f"{beads.source}: the beads are CA atoms but {checkpoint.name} was trained on {model_bead} beads, "
+    kind = input_bead_kind(beads)
+    if (kind == "ca") == (model_bead == "ca"):
+        return []
+    if kind == "ca":
+        return [f"{beads.source}: the beads are C-alpha atoms but {checkpoint.name} was trained on {model_bead} beads, "
                 "so the atoms will sit off; use a model trained with --bead ca"]
-    return []
+    return [f"{beads.source}: the beads are not C-alpha atoms but {checkpoint.name} was trained on C-alpha beads, "
+            "so the atoms will sit off; use a model trained with --bead centroid"]
 
 
 @dataclass
@@ -232,7 +259,7 @@ def backmap_file(path: str | os.PathLike, out: str | os.PathLike | None, checkpo
     checkpoint = Path(checkpoint)
     model, metadata = load_model(checkpoint, task="backmap")
     check_vocabulary(metadata, str(checkpoint))
-    warnings += _bead_warning(beads, str(metadata.get("bead", "centroid")), checkpoint)
+    warnings += _bead_notes(beads) + _bead_warning(beads, str(metadata.get("bead", "centroid")), checkpoint)
     target = resolve_device(device)
     atoms = backmap_structure(beads, model.to(target), int(metadata.get("neighbors", 16)), target, batch_size,
                               relax=relax)

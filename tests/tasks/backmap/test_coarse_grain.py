@@ -13,6 +13,7 @@ from gaatool.tasks.backmap.coarse_grain import (
     coarse_grain,
     neighborhoods,
     residue_types_of,
+    spaced_like_ca_trace,
 )
 
 
@@ -37,6 +38,21 @@ def test_bead_kinds(lysozyme):
     assert np.all(np.linalg.norm(com[cys] - centroid[cys], axis=1) > 0.05)
     with pytest.raises(ConfigError):
         bead_positions(s, "martini")
+
+
+def test_c_alpha_traces_are_told_by_their_spacing(lysozyme):
+    """Consecutive C-alpha atoms sit 3.8 Å apart, centroid and centre-of-mass beads do not, whatever their names."""
+    like, share = spaced_like_ca_trace(coarse_grain(lysozyme, "ca"))
+    assert like and share > 0.95
+    for kind in ("centroid", "com"):
+        like, share = spaced_like_ca_trace(coarse_grain(lysozyme, kind))
+        assert not like and share < 0.3
+    # too few peptide-bonded pairs to tell: 8 residues (7 pairs), or 14 with a numbering gap after every second
+    assert spaced_like_ca_trace(coarse_grain(lysozyme.select_residues(np.arange(129) < 9), "ca")) is not None
+    assert spaced_like_ca_trace(coarse_grain(lysozyme.select_residues(np.arange(129) < 8), "ca")) is None
+    gapped = coarse_grain(lysozyme.select_residues(np.arange(129) < 14), "ca")
+    gapped.residue_numbers = gapped.residue_numbers + 10 * (np.arange(14) // 2)
+    assert spaced_like_ca_trace(gapped) is None
 
 
 def test_ca_bead_needs_a_ca(lysozyme):

@@ -181,9 +181,41 @@ def test_c_alpha_traces_get_the_ca_model(monkeypatch, tmp_path, tiny_backmap_che
     # no CA model installed: the centroid model, with a warning that says why the atoms will sit off
     result = backmap_file(trace, tmp_path / "a.pdb")
     assert Path(result.checkpoint).name == "backmap.safetensors"
-    assert any("beads are CA atoms" in w for w in result.warnings)
+    assert any("beads are C-alpha atoms" in w for w in result.warnings)
     (folder / "backmap-ca.safetensors").write_bytes(tiny_backmap_checkpoint.read_bytes())
     update_metadata(folder / "backmap-ca.safetensors", {"bead": "ca"})
     result = backmap_file(trace, tmp_path / "b.pdb")
-    assert Path(result.checkpoint).name == "backmap-ca.safetensors" and not any("CA atoms" in w for w in result.warnings)
-    assert Path(backmap_file(other, tmp_path / "c.pdb").checkpoint).name == "backmap.safetensors"
+    assert Path(result.checkpoint).name == "backmap-ca.safetensors" and not any("C-alpha" in w for w in result.warnings)
+    # the spacing of the beads decides, not their names: a C-alpha trace named BB ...
+    result = backmap_file(other, tmp_path / "c.pdb")
+    assert Path(result.checkpoint).name == "backmap-ca.safetensors"
+    assert any("not all named CA but are spaced like C-alpha atoms" in w for w in result.warnings)
+    # ... and centroid beads named CA (as tools write them for viewers)
+    centroids = tmp_path / "centroids.pdb"
+    centroids.write_text(structure_text(coarse_grain(read_structure(pdb_files / "1CKB.pdb.gz")), "pdb")
+                         .replace(" BB ", " CA "))
+    result = backmap_file(centroids, tmp_path / "d.pdb")
+    assert Path(result.checkpoint).name == "backmap.safetensors"
+    assert any("named CA but are spaced like residue centroids" in w for w in result.warnings)
+    # a model for the other kind of bead, chosen by hand, gets a warning either way
+    result = backmap_file(centroids, tmp_path / "e.pdb", checkpoint=folder / "backmap-ca.safetensors")
+    assert any("not C-alpha atoms but backmap-ca.safetensors" in w for w in result.warnings)
+    result = backmap_file(other, tmp_path / "f.pdb", checkpoint=folder / "backmap.safetensors")
+    assert any("are C-alpha atoms but backmap.safetensors" in w for w in result.warnings)
+
+
+def test_short_bead_chains_are_told_by_their_names(monkeypatch, tmp_path, tiny_backmap_checkpoint, pdb_files):
+    """Fewer than 8 peptide-bonded beads say too little: the atom names decide, without a note."""
+    import gaatool.tasks.pretrained as pretrained
+    from gaatool.checkpoint import update_metadata
+
+    monkeypatch.setattr(pretrained, "pretrained_dirs", lambda: [tmp_path])
+    (tmp_path / "backmap.safetensors").write_bytes(tiny_backmap_checkpoint.read_bytes())
+    (tmp_path / "backmap-ca.safetensors").write_bytes(tiny_backmap_checkpoint.read_bytes())
+    update_metadata(tmp_path / "backmap-ca.safetensors", {"bead": "ca"})
+    lysozyme = read_structure(pdb_files / "1AKI.cif.gz")
+    short = coarse_grain(lysozyme.select_residues(np.arange(lysozyme.n_residues) < 6))
+    path = tmp_path / "short.pdb"
+    path.write_text(structure_text(short, "pdb").replace(" BB ", " CA "))
+    result = backmap_file(path, tmp_path / "out.pdb")
+    assert Path(result.checkpoint).name == "backmap-ca.safetensors" and not result.warnings
