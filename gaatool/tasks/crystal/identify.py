@@ -280,6 +280,8 @@ class Identifier:
             raise InputFileError(f"{frame.source}: frame {frame.index} has {frame.n_particles} particles; identify "
                                  f"needs at least {self.neighbors + 1}")
         types = self.model_types(frame)
+        if frame.box is None:
+            self._note_open_boundaries(frame)
         scale = self.scale or self.measure_scale(frame)
         box = None if frame.box is None else frame.box / scale
         # the neighbour search is built once and queried chunk by chunk: memory stays bounded by the chunk
@@ -306,6 +308,16 @@ class Identifier:
         if self.threshold is not None:
             labels[confidence < self.threshold] = UNKNOWN
         return FrameLabels(frame.index, labels, confidence, scale)
+
+    def _note_open_boundaries(self, frame: Frame) -> None:
+        """Say (once per file) that a frame without a box is taken as a cluster with a surface: a periodic
+        snapshot written without its box (a plain XYZ file) gets wrong labels near its faces otherwise."""
+        span = np.ptp(frame.positions, axis=0)
+        note = (f"{frame.source}: no periodic box, so the particles are taken as a cluster whose surface "
+                f"particles have cut-off neighbour shells (they span {span[0]:.4g} x {span[1]:.4g} x {span[2]:.4g}); "
+                "for a periodic snapshot give --box Lx,Ly,Lz")
+        if not any(n.startswith(f"{frame.source}: no periodic box") for n in self.notes):
+            self.notes.append(note)
 
     def _model_for(self, n_particles: int):
         """The model, compiled (once, at the chunk size) for frames big enough that compiling pays."""

@@ -197,6 +197,13 @@ def test_xyz_input_with_and_without_lattice(tiny_crystal_checkpoint, tmp_path):
     boxed = identify_file(bare, tiny_crystal_checkpoint, device="cpu", box=np.diag(lattice).tolist())
     np.testing.assert_array_equal(boxed.frames[0].labels, with_box.frames[0].labels)
     assert cluster.frames[0].labels.shape == boxed.frames[0].labels.shape
+    # a frame without a box may be a periodic snapshot written without it: the note says how it was taken
+    def box_notes(result):
+        return [note for note in result.notes if "no periodic box" in note]
+
+    assert len(box_notes(cluster)) == 1 and box_notes(cluster)[0].startswith(f"{bare}: no periodic box")
+    assert "--box Lx,Ly,Lz" in box_notes(cluster)[0]
+    assert not box_notes(with_box) and not box_notes(boxed)
 
 
 def test_bad_inputs_give_one_line_errors_and_no_output(tiny_crystal_checkpoint, cubic_gsd, tmp_path, cli):
