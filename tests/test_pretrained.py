@@ -36,6 +36,20 @@ def test_pretrained_crystal_recognises_thermal_metals_in_any_units(identifier, n
     assert fraction > 0.95, f"{name}: only {fraction:.1%} labelled correctly"
 
 
+@pytest.mark.parametrize("name, counts", [("cI2-W", (2, 2, 2)), ("hP2-Mg", (2, 2, 2)), ("cF4-Cu", (2, 2, 2)),
+                                          ("cP2-CsCl", (2, 2, 2)), ("cF8-C", (2, 2, 2))])
+def test_pretrained_crystal_labels_small_simulation_cells(identifier, name, counts):
+    """16-64 atoms in a periodic box narrower than the 12-neighbour shell, as in ab initio MD, with thermal
+    noise, in Å: the neighbours come from as many copies of the box as needed, and the labels are right."""
+    cell = prototype_cell(name).with_unit_nearest_neighbor().supercell(counts)
+    rng = np.random.default_rng(3)
+    length = 2.5
+    positions = add_noise(cell.positions, 0.05, rng) * length
+    frame = Frame(positions, cell.lattice * length, cell.types, ["A", "B"][: int(cell.types.max()) + 1])
+    result = identifier.label(frame)
+    assert np.mean(np.array(identifier.class_names)[result.labels] == name) == 1.0
+
+
 def test_pretrained_cards_exist_for_every_checkpoint():
     from pathlib import Path
 

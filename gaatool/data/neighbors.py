@@ -14,8 +14,11 @@ deals with the conventions around it:
   ranked by the float64 distances, so two neighbours closer in distance than
   float32 can resolve still come out in their true order;
 * a box too small for the requested neighbour count (the k-th neighbour
-  beyond half the narrowest box width, where periodic images would be counted
-  twice) raises instead of silently returning wrong neighbours.
+  beyond half the narrowest box width, where a single search would count some
+  periodic images twice and miss others) is searched as a supercell of enough
+  copies of the box along its narrow directions, so that small simulation cells
+  (a 16-atom bcc or hcp cell of an ab initio MD run) get their true
+  neighbours: several of them may then be images of one particle.
 """
 from __future__ import annotations
 
@@ -30,6 +33,9 @@ DISTANCE_CHUNK = 65536
 # Candidates beyond k that freud returns for the float64 re-ranking: enough for a
 # near-tie (in float32) of this many extra points at the k-th place.
 EXTRA_CANDIDATES = 2
+
+# Most points a supercell of a small box may hold (the frame's points times its copies).
+MAX_SUPERCELL_POINTS = 4_000_000
 
 __all__ = ["nearest_neighbors", "NeighborFinder", "bond_vectors", "perpendicular_widths", "standard_orientation"]
 
@@ -113,8 +119,10 @@ def nearest_neighbors(positions, box, k: int) -> tuple[np.ndarray, np.ndarray]:
     Raises
     ------
     InputFileError
-        If N < K + 1, the box is degenerate, or the box is too small for K
-        neighbours (the K-th neighbour farther than half the narrowest box width).
+        If N < K + 1, the box is degenerate, or a box too small for K neighbours
+        would need a supercell of more than :data:`MAX_SUPERCELL_POINTS` points
+        (a nearly flat box). A small box otherwise gives the true neighbours,
+        some of them periodic images of one particle (possibly of itself).
 
     >>> pos = np.array([[0.0, 0, 0], [1.0, 0, 0], [0, 2.0, 0]])
     >>> idx, r_ij = nearest_neighbors(pos, None, 1)
@@ -151,40 +159,70 @@ class NeighborFinder:
         if not np.all(np.isfinite(positions)):
             raise InputFileError("positions contain NaN or infinite coordinates")
 
+        self.positions, self.n, self.k = positions, n, k
         if box is None:
             centered = positions - positions.mean(axis=0)
             # Any two points are closer than the cube's diagonal 2*sqrt(3)*extent,
             # so a box of twice that never lets a periodic image get in.
             extent = float(np.abs(centered).max())
-            length = 4.0 * np.sqrt(3.0) * extent + 2.0
-            fbox = freud.box.Box.cube(length)
-            points = centered
-            lattice = transform = None
+            self.lattice = self.half_width = None
+            self._index(freud.box.Box.cube(4.0 * np.sqrt(3.0) * extent + 2.0), centered)
         else:
-            lattice = np.asarray(box, dtype=np.float64)
-            problem = lattice_problem(lattice)
+            self.lattice = np.asarray(box, dtype=np.float64)
+            problem = lattice_problem(self.lattice)
             if problem is not None:
                 raise InputFileError(problem)
-            hoomd_lattice, transform = standard_orientation(lattice)
-            fbox = _freud_box(hoomd_lattice)
-            fractional = np.linalg.solve(lattice.T, positions.T).T
-            points = fbox.make_absolute(fractional - np.floor(fractional))
+            self._periodic_search((1, 1, 1))
+
+    def _index(self, fbox, points) -> None:
+        import freud
 
         self.points = np.ascontiguousarray(points, dtype=np.float32)
         try:
             self._query = freud.locality.AABBQuery(fbox, self.points)
         except (RuntimeError, ValueError) as err:
             raise InputFileError(f"neighbour search failed: {err}") from err
-        self.positions, self.lattice, self.transform, self.n, self.k = positions, lattice, transform, n, k
-        self.half_width = None if lattice is None else 0.5 * float(perpendicular_widths(lattice).min())
+
+    def _periodic_search(self, copies: tuple[int, int, int]) -> None:
+        """Index the box repeated ``copies`` times along its lattice vectors (the frame's points first)."""
+        self.copies = copies
+        shifts = np.stack(np.meshgrid(*[np.arange(c) for c in copies], indexing="ij"), -1).reshape(-1, 3)
+        self.search_lattice = np.asarray(copies, dtype=np.float64)[:, None] * self.lattice
+        self.search_positions = (self.positions if len(shifts) == 1 else
+                                 (self.positions[None] + (shifts @ self.lattice)[:, None]).reshape(-1, 3))
+        hoomd_lattice, self.transform = standard_orientation(self.search_lattice)
+        fbox = _freud_box(hoomd_lattice)
+        fractional = np.linalg.solve(self.search_lattice.T, self.search_positions.T).T
+        self._index(fbox, fbox.make_absolute(fractional - np.floor(fractional)))
+        self.half_width = 0.5 * float(perpendicular_widths(self.search_lattice).min())
+
+    def _more_copies(self, farthest: float) -> bool:
+        """Repeat the box along each direction narrower than twice ``farthest`` (with a margin); False
+        when the supercell would exceed MAX_SUPERCELL_POINTS."""
+        # the farthest neighbour found in too small a box may fall short of the true one: the caller asks again
+        factors = [max(1, int(np.ceil(2.2 * farthest / width))) for width in perpendicular_widths(self.search_lattice)]
+        copies = tuple(c * f for c, f in zip(self.copies, factors))
+        if self.n * int(np.prod(copies)) > MAX_SUPERCELL_POINTS:
+            return False
+        self._periodic_search(copies)
+        return True
 
     def query(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """(neighbor_index (M, K), r_ij (M, K, 3)) of points start..stop-1, as :func:`nearest_neighbors`."""
         start, stop = max(0, int(start)), min(self.n, int(stop))
+        while True:
+            found = self._query_range(start, stop)
+            if found is not None:
+                return found
+
+    def _query_range(self, start: int, stop: int):
+        """The neighbours of points start..stop-1, or None when the box had to be repeated (ask again)."""
         m, k, positions, lattice = stop - start, self.k, self.positions, self.lattice
+        if lattice is not None:
+            positions, lattice = self.search_positions, self.search_lattice
         # freud's exclude_ii compares query and point *positions in their arrays*, which differ for a
         # range; ask for the point itself too and drop it, plus a few candidates for the float64 ranking
-        candidates = min(self.n, k + 1 + EXTRA_CANDIDATES)
+        candidates = min(len(self.points), k + 1 + EXTRA_CANDIDATES)
         try:
             nlist = self._query.query(self.points[start:stop], {"num_neighbors": candidates, "exclude_ii": False})
             nlist = nlist.toNeighborList()
@@ -200,7 +238,7 @@ class NeighborFinder:
             raise InputFileError(
                 f"neighbour search found {counts.min()} instead of {k} neighbours for some particles"
             )
-        delta = positions[j] - positions[i]
+        delta = positions[j] - self.positions[i]
         if lattice is not None:
             # freud's float32 vector only picks the image; the lattice translation
             # it implies is an exact integer vector, applied to the float64 difference.
@@ -212,17 +250,18 @@ class NeighborFinder:
         # sorted by point, then distance: the first k rows of each point's group
         first_row = np.cumsum(counts) - counts
         keep = order[(first_row[:, None] + np.arange(k)).reshape(-1)]
-        neighbor_index = j[keep].reshape(m, k)
+        neighbor_index = j[keep].reshape(m, k) % self.n  # copies of the box: the particle itself
         r_ij = delta[keep].reshape(m, k, 3)
         distances = distances[keep]
-        if lattice is not None:
+        if lattice is not None and m:
             farthest = float(distances.max())
             if farthest >= self.half_width:
+                if self._more_copies(farthest):
+                    return None
                 raise InputFileError(
-                    f"the periodic box is too small for {k} neighbours: a {k}th neighbour lies at "
-                    f"{farthest:.4g}, beyond half the narrowest box width ({self.half_width:.4g}); "
-                    "use a larger (replicated) box or fewer neighbours"
-                )
+                    f"the periodic box is too small for {k} neighbours: one lies at {farthest:.4g}, beyond half "
+                    f"the narrowest width ({self.half_width:.4g}) of {int(np.prod(self.copies))} copies of the "
+                    "box; is the box right?")
         return neighbor_index, r_ij
 
 

@@ -109,10 +109,6 @@ def test_errors():
         nearest_neighbors(np.zeros((8, 3)), None, 12)
     with pytest.raises(InputFileError, match="degenerate"):
         nearest_neighbors(np.random.default_rng(0).normal(size=(20, 3)), np.diag([1.0, 1.0, 0.0]) + [[0, 0, 0], [0, 0, 0], [1, 1, 0]], 4)
-    # 16 points in a box of width 2: the 12th neighbour would be counted through a periodic image.
-    positions, lattice = cubic_crystal([[0, 0, 0], [0.5, 0.5, 0.5]], (2, 2, 2))
-    with pytest.raises(InputFileError, match="periodic box is too small for 12 neighbours"):
-        nearest_neighbors(positions, lattice, 12)
     with pytest.raises(InputFileError, match="NaN"):
         nearest_neighbors(np.full((20, 3), np.nan), None, 4)
     with pytest.raises(InputFileError, match="at least 1"):
@@ -185,3 +181,44 @@ def test_nearest_neighbor_distance_in_chunks(monkeypatch):
     expected = float(np.median(np.linalg.norm(r_ij[:, 0], axis=-1)))
     monkeypatch.setattr(neighbors, "DISTANCE_CHUNK", 257)
     assert neighbors.nearest_neighbor_distance(positions, 12 * np.eye(3)) == expected
+
+
+def brute_force_images(positions, lattice, k, reach=4):
+    """k nearest points among all periodic images within ``reach`` boxes (the point itself excluded, its
+    images not): (index (N, k), r_ij (N, k, 3)), for boxes smaller than the neighbour shell."""
+    shifts = np.stack(np.meshgrid(*[np.arange(-reach, reach + 1)] * 3, indexing="ij"), -1).reshape(-1, 3) @ lattice
+    n = len(positions)
+    candidates = (positions[None, :, None, :] + shifts[None, None]) - positions[:, None, None, :]  # (N, N, S, 3)
+    candidates = candidates.reshape(n, -1, 3)
+    lengths = np.linalg.norm(candidates, axis=-1)
+    lengths[lengths == 0] = np.inf
+    order = np.argsort(lengths, axis=1)[:, :k]
+    return order // len(shifts), np.take_along_axis(candidates, order[..., None], axis=1)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_boxes_smaller_than_the_neighbour_shell_are_searched_as_supercells(seed):
+    """A 16-point triclinic box whose 12th neighbours lie beyond half its width (as in a small ab initio MD
+    cell): every neighbour is the true one, several of them images of one point."""
+    rng = np.random.default_rng(seed)
+    lattice = np.diag([2.0, 2.2, 1.8]) + rng.uniform(-0.3, 0.3, size=(3, 3))
+    positions = rng.uniform(size=(16, 3)) @ lattice
+    index, r_ij = nearest_neighbors(positions, lattice, 12)
+    expected_index, expected_r = brute_force_images(positions, lattice, 12)
+    np.testing.assert_array_equal(index, expected_index)
+    np.testing.assert_allclose(r_ij, expected_r, atol=1e-12)
+    assert np.linalg.norm(r_ij, axis=-1).max() > 0.5 * perpendicular_widths(lattice).min()
+    assert any(len(set(row)) < 12 for row in index)  # images of one point
+    # chunked queries grow the supercell as they go: the same answer
+    finder = NeighborFinder(positions, lattice, 12)
+    parts = [finder.query(start, start + 5) for start in range(0, 16, 5)]
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), index)
+
+
+def test_a_flat_box_that_needs_too_many_copies_is_refused(monkeypatch):
+    from gaatool.data import neighbors
+
+    positions, lattice = cubic_crystal([[0, 0, 0], [0.5, 0.5, 0.5]], (2, 2, 2))
+    monkeypatch.setattr(neighbors, "MAX_SUPERCELL_POINTS", 64)
+    with pytest.raises(InputFileError, match="periodic box is too small for 12 neighbours.*is the box right"):
+        nearest_neighbors(positions, lattice, 12)

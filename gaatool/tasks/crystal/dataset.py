@@ -272,7 +272,7 @@ def perfect_crystal(cell: UnitCell, min_particles: int, neighbors: int, noise: f
         supercell = unit.supercell(counts)
         try:
             _, r_ij = nearest_neighbors(supercell.positions, supercell.lattice, neighbors)
-        except InputFileError:  # box still too small for the neighbour count: widen and retry
+        except InputFileError:  # a nearly flat supercell the search refuses: widen and retry
             reach = max(2.0 * reach, 1.0)
             continue
         kth = float(np.linalg.norm(r_ij[:, -1], axis=-1).max())
