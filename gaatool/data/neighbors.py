@@ -250,7 +250,7 @@ class NeighborFinder:
         # sorted by point, then distance: the first k rows of each point's group
         first_row = np.cumsum(counts) - counts
         keep = order[(first_row[:, None] + np.arange(k)).reshape(-1)]
-        neighbor_index = j[keep].reshape(m, k) % self.n  # copies of the box: the particle itself
+        neighbor_index = j[keep].reshape(m, k) % self.n  # a copy in the supercell -> the particle it copies
         r_ij = delta[keep].reshape(m, k, 3)
         distances = distances[keep]
         if lattice is not None and m:
