@@ -9,6 +9,9 @@ extension               reader
 ``.lammpstrj``,         :func:`gaatool.io.lammps.read_lammps_dump` (LAMMPS
 ``.lammpsdump``,        text dumps, also gzipped, or any file whose first
 ``.dump``               line is ``ITEM:``)
+``POSCAR*``,            :func:`gaatool.io.vasp.read_vasp` (VASP: one frame;
+``CONTCAR*``,           ``XDATCAR*``: every configuration of an ab initio
+``*.vasp``, ``XDATCAR*``  MD run, also gzipped), by the file name
 ======================  ===================================================
 
 XYZ frames without a lattice (or with ``pbc="F F F"``) are non-periodic
@@ -92,7 +95,7 @@ def _frame_from_xyz(xyz_frame, path: Path, index: int, box) -> Frame:
 
 
 def read_frames(path: str | os.PathLike, frames: slice | None = None, box=None) -> Iterator[Frame]:
-    """Frames of a GSD, (extended) XYZ or LAMMPS dump file.
+    """Frames of a GSD, (extended) XYZ, LAMMPS dump or VASP (POSCAR, CONTCAR, XDATCAR) file.
 
     Parameters
     ----------
@@ -118,12 +121,17 @@ def read_frames(path: str | os.PathLike, frames: slice | None = None, box=None) 
         ``box`` given for frames that have their own.
     """
     from .lammps import is_lammps_dump, read_lammps_dump
+    from .vasp import read_vasp, vasp_kind
 
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".gz" and Path(path.stem).suffix.lower() in (".xyz", ".extxyz"):
         suffix = Path(path.stem).suffix.lower()  # gzipped XYZ: read through gzip
     lattice = as_lattice(box)
+    if vasp_kind(path) is not None:
+        if lattice is not None:
+            raise ConfigError(f"{path}: VASP files carry their own cell; do not also give a box")
+        return read_vasp(path, frames)
     if suffix != ".gsd" and suffix not in (".xyz", ".extxyz") and is_lammps_dump(path):
         if lattice is not None:
             raise ConfigError(f"{path}: LAMMPS dump frames carry their own box; do not also give a box")
@@ -131,7 +139,8 @@ def read_frames(path: str | os.PathLike, frames: slice | None = None, box=None) 
     if suffix not in SUPPORTED_EXTENSIONS:
         raise InputFileError(
             f"{path}: unknown file type {suffix or '(no extension)'!r}; gaatool reads "
-            f"{', '.join(SUPPORTED_EXTENSIONS)} (XYZ and LAMMPS dumps also gzipped)"
+            f"{', '.join(SUPPORTED_EXTENSIONS)} (XYZ and LAMMPS dumps also gzipped) and VASP POSCAR, CONTCAR, "
+            "XDATCAR files"
         )
     if suffix == ".gsd":
         from .gsd import read_gsd

@@ -80,7 +80,7 @@ def test_unknown_extension_and_missing_file(tmp_path):
     with pytest.raises(InputFileError, match=r"unknown file type '\.pdb'.*\.gsd, \.xyz, \.extxyz"):
         read_frames(tmp_path / "protein.pdb")
     with pytest.raises(InputFileError, match="no extension"):
-        read_frames(tmp_path / "POSCAR")
+        read_frames(tmp_path / "snapshot")
     with pytest.raises(InputFileError, match="no such file"):
         read_frames(tmp_path / "missing.xyz")
 

@@ -387,88 +387,16 @@ def _read_cif(path: Path, name: str) -> UnitCell:
 
 
 def read_poscar(path: str | os.PathLike, name: str | None = None) -> UnitCell:
-    """Read a VASP POSCAR/CONTCAR file (VASP 4 or 5 layout) as a :class:`UnitCell`.
+    """Read a VASP POSCAR/CONTCAR file (VASP 4 or 5 layout) as a :class:`UnitCell`
+    (:func:`gaatool.io.vasp.read_poscar_cell`: scale forms, species line, selective dynamics, Direct or
+    Cartesian coordinates; VASP 4 files get types ``X0, X1, ...``)."""
+    from ...io.vasp import read_poscar_cell
 
-    Handles the scale line (one factor, a negative volume, or three factors),
-    the optional species line (VASP 4 files get types ``X0, X1, ...``), optional
-    ``Selective dynamics``, and ``Direct``/``Cartesian`` coordinates.
-    """
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as err:
-        raise InputFileError(f"{path}: cannot read ({err.strerror or err})") from err
-    lines = [line.split("!")[0].split("#")[0].strip() if i > 0 else line for i, line in enumerate(lines)]
-
-    def fail(what: str) -> InputFileError:
-        return InputFileError(f"{path}: not a valid POSCAR file ({what})")
-
-    try:
-        scale = [float(v) for v in lines[1].split()]
-        lattice = np.array([[float(v) for v in lines[i].split()[:3]] for i in (2, 3, 4)])
-    except (IndexError, ValueError) as err:
-        raise fail("scale or lattice lines are malformed") from err
-    if lattice.shape != (3, 3):
-        raise fail("lattice lines need 3 numbers each")
-    cursor = 5
-    if cursor >= len(lines):
-        raise fail("missing species counts")
-    tokens = lines[cursor].split()
-    species: list[str] | None = None
-    if tokens and not tokens[0].lstrip("+-").isdigit():
-        # Strip VASP 6 "/hash" suffixes of POTCAR-derived names.
-        species = [t.split("/")[0].split("_")[0] for t in tokens]
-        cursor += 1
-    try:
-        counts = [int(v) for v in lines[cursor].split()]
-    except (IndexError, ValueError) as err:
-        raise fail("species counts line is malformed") from err
-    cursor += 1
-    if species is None:
-        species = [f"X{i}" for i in range(len(counts))]
-    if len(species) != len(counts) or not counts or min(counts) < 0 or sum(counts) == 0:
-        raise fail(f"{len(species)} species names for {len(counts)} counts")
-    if cursor < len(lines) and lines[cursor][:1] in ("S", "s"):
-        cursor += 1
-    if cursor >= len(lines):
-        raise fail("missing coordinate mode line")
-    mode = lines[cursor][:1].lower()
-    cursor += 1
-    if mode not in ("d", "c", "k"):
-        raise fail(f"coordinate mode {lines[cursor - 1]!r} is neither Direct nor Cartesian")
-    n = sum(counts)
-    try:
-        coords = np.array([[float(v) for v in lines[cursor + i].split()[:3]] for i in range(n)])
-    except (IndexError, ValueError) as err:
-        raise fail(f"expected {n} coordinate lines") from err
-    if coords.shape != (n, 3):
-        raise fail(f"expected {n} coordinate lines of 3 numbers")
-
-    if len(scale) == 1 and scale[0] < 0:
-        factor = (-scale[0] / abs(np.linalg.det(lattice))) ** (1.0 / 3.0)
-        scale_vec = np.full(3, factor)
-    elif len(scale) == 1:
-        scale_vec = np.full(3, scale[0])
-    elif len(scale) == 3 and min(scale) > 0:
-        # Per VASP, three factors scale the x, y, z Cartesian components.
-        scale_vec = np.array(scale)
-    else:
-        raise fail("scale line needs 1 number or 3 positive numbers")
-    if mode == "d":
-        fractional = coords
-        lattice = lattice * scale_vec
-    else:
-        lattice = lattice * scale_vec
-        coords = coords * scale_vec
-        try:
-            fractional = np.linalg.solve(lattice.T, coords.T).T
-        except np.linalg.LinAlgError as err:
-            raise InputFileError(f"{path}: POSCAR lattice is degenerate") from err
-    types = np.repeat(np.arange(len(counts)), counts)
-    # Merge repeated species names (e.g. "Si O Si") into one type each.
-    labels = [species[t] for t in types]
-    types, type_names = _types_from_labels(labels)
-    return UnitCell(name or path.stem, lattice, fractional, types, type_names, str(path))
+    cell = read_poscar_cell(path)
+    # repeated species names (e.g. "Si O Si") share one type
+    types, type_names = _types_from_labels(cell.labels)
+    return UnitCell(name or path.stem, cell.lattice, cell.fractional, types, type_names, str(path))
 
 
 def _read_gsd_cell(path: Path, name: str) -> UnitCell:

@@ -347,3 +347,31 @@ def test_uncertainty_note_names_frames_where_most_particles_are_uncertain():
     assert uncertainty_note([frame(3, 80)]) is None
     low = FrameLabels(2, np.zeros(100, dtype=np.int32), np.full(100, 0.7, dtype=np.float32), 1.0)
     assert uncertainty_note([low]).startswith("most particles have confidence below 0.8 in frame 2 (100%)")
+
+
+def test_vasp_xdatcar_in_labelled_xyz_out(tiny_crystal_checkpoint, tmp_path, cli):
+    """An ab initio MD run's XDATCAR (fractional coordinates, species by name) labels like the same frames as
+    extended XYZ."""
+    positions, lattice, types = crystal("cP2-CsCl", 9)
+    symbols = np.array(["Cl", "Cs"])[types]
+    order = np.argsort(types, kind="stable")  # VASP lists the atoms species by species
+    moved = [positions[order], positions[order] + 0.05]
+    lines = ["CsCl 600 K", "1.0", *(" ".join(f"{v:.10f}" for v in row) for row in lattice),
+             "Cl Cs", " ".join(str(int(np.sum(types == t))) for t in (0, 1))]
+    for step, frame in enumerate(moved, 1):
+        lines.append(f"Direct configuration= {step}")
+        lines += [" ".join(f"{v:.12f}" for v in row) for row in frame @ np.linalg.inv(lattice)]
+    xdatcar, out = tmp_path / "XDATCAR", tmp_path / "labels.xyz"
+    xdatcar.write_text("\n".join(lines) + "\n")
+    code, stdout, stderr = cli("identify", xdatcar, "-m", tiny_crystal_checkpoint, "-o", out, "--json",
+                               "--device", "cpu")
+    assert code == 0, stderr
+    assert [f["particles"] for f in json.loads(stdout)["frames"]] == [len(positions)] * 2
+    reference = tmp_path / "same.extxyz"
+    write_extxyz(reference, [XYZFrame(symbols[order], p, lattice=lattice, pbc=(True, True, True)) for p in moved])
+    expected = identify_file(reference, tiny_crystal_checkpoint, device="cpu")
+    from gaatool.io.xyz import read_xyz
+
+    for frame, labelled in zip(read_xyz(out), expected.frames):
+        np.testing.assert_array_equal(frame.arrays["structure"], labelled.labels)
+        np.testing.assert_allclose(frame.lattice, lattice, atol=1e-9)

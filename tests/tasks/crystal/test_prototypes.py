@@ -182,17 +182,18 @@ def test_poscar_scale_forms_and_vasp4(tmp_path):
 @pytest.mark.parametrize(
     "mangle, message",
     [
-        (lambda lines: lines[:3], "malformed"),
-        (lambda lines: lines[:7] + ["Direct"] + lines[8:10], "coordinate lines"),
-        (lambda lines: lines[:7] + ["Spherical"] + lines[8:], "neither Direct nor Cartesian"),
-        (lambda lines: lines[:6] + ["4 x"] + lines[7:], "counts line is malformed"),
+        (lambda lines: lines[:3], "line 3: the file ends before the lattice"),
+        (lambda lines: lines[:7] + ["Direct"] + lines[8:10], "line 10: the file ends after 2 of 8 coordinate lines"),
+        (lambda lines: lines[:7] + ["Polar"] + lines[8:], "line 8: coordinate mode 'Polar' is neither"),
+        (lambda lines: lines[:6] + ["4 x"] + lines[7:], "line 7: the species counts are not whole numbers"),
+        (lambda lines: lines[:1] + ["1.0 -2.0"] + lines[2:], "line 2: the scale line needs 1 number or 3 positive"),
     ],
 )
 def test_poscar_errors(tmp_path, mangle, message):
     _, text = zincblende_poscar()
     path = tmp_path / "POSCAR"
     path.write_text("\n".join(mangle(text.splitlines())) + "\n")
-    with pytest.raises(InputFileError, match=rf"POSCAR: not a valid POSCAR file \(.*{message}"):
+    with pytest.raises(InputFileError, match=rf"POSCAR: not a valid POSCAR file at {message}"):
         load_unit_cell(path)
 
 
