@@ -225,7 +225,7 @@ def test_pretrained_crystal_under_correlated_thermal_motion(identifier, name, mi
 @pytest.mark.parametrize("molecule, test_file, limit", [
     ("ethanol", "ethanol_md17_test_300.npz", 20.0),
     ("aspirin", "aspirin_md17_test_200.npz", ASPIRIN_LIMIT_MEV),
-    ("malonaldehyde", "malonaldehyde_md17_test_200.npz", 50.0),
+    ("malonaldehyde", "malonaldehyde_md17_test_200.npz", 40.0),
     ("uracil", "uracil_md17_test_200.npz", 45.0),
     ("benzene", "benzene_md17_test_200.npz", 25.0),
     ("toluene", "toluene_md17_test_200.npz", 40.0),
