@@ -22,7 +22,7 @@ from ..errors import InputFileError
 from .frame import Frame, describe_selection
 from .text import CountedLines, decoding_errors, open_text
 
-__all__ = ["VaspCell", "read_poscar_cell", "read_vasp", "vasp_kind"]
+__all__ = ["VaspCell", "count_configurations", "read_poscar_cell", "read_vasp", "vasp_kind"]
 
 
 def vasp_kind(path: str | os.PathLike) -> str | None:
@@ -198,8 +198,17 @@ def _frame(path: Path, index: int, positions: np.ndarray, lattice: np.ndarray, l
     return Frame(positions, lattice, types, names, source=str(path), index=index)
 
 
+def count_configurations(path: str | os.PathLike) -> int:
+    """Number of configurations of an XDATCAR, without parsing coordinates."""
+    with open_text(path, "an XDATCAR file") as handle:
+        lines = CountedLines(handle)
+        with decoding_errors(path, lines, "an XDATCAR file"):
+            return sum(1 for line in iter(lines.next, None)
+                       if line.split()[:1] and line.split()[0].lower() in ("direct", "cartesian", "configuration="))
+
+
 def read_vasp(path: str | os.PathLike, frames: slice | None = None) -> Iterator[Frame]:
-    """Frames of a POSCAR/CONTCAR (one) or an XDATCAR (one per configuration), periodic, in Å.
+    """Frames of a POSCAR/CONTCAR (one) or an XDATCAR (one per configuration, streamed), periodic, in Å.
 
     ``frames``: 0-based Python slice over the file's frames; all by default.
     Raises InputFileError for a missing, empty, truncated or malformed file
@@ -209,10 +218,20 @@ def read_vasp(path: str | os.PathLike, frames: slice | None = None) -> Iterator[
     if vasp_kind(path) == "poscar":
         cell = read_poscar_cell(path)
         found = [_frame(path, 0, cell.fractional @ cell.lattice, cell.lattice, cell.labels)]
-    else:
-        found = [_frame(path, *values) for values in _xdatcar_frames(path)]
-    chosen = range(len(found)) if frames is None else range(len(found))[frames]
-    if len(chosen) == 0:
+        chosen = range(1) if frames is None else range(1)[frames]
+        if len(chosen) == 0:
+            raise InputFileError(f"{path}: frame selection {describe_selection(frames)} selects none of its 1 frames")
+        return iter(found)
+    if frames is None:
+        open_text(path, "an XDATCAR file").close()  # a missing file fails here, not at the first next()
+        return (_frame(path, *values) for values in _xdatcar_frames(path))
+    total = count_configurations(path)
+    order = list(range(total)[frames])
+    if not order:
         raise InputFileError(f"{path}: frame selection {describe_selection(frames)} selects none of its "
-                             f"{len(found)} frames")
-    return (found[i] for i in chosen)
+                             f"{total} frames")
+    wanted = set(order)
+    chosen = (_frame(path, *values) for values in _xdatcar_frames(path) if values[0] in wanted)
+    if order != sorted(order):  # a reversed selection: the file streams forwards only
+        return iter(sorted(chosen, key=lambda f: order.index(f.index)))
+    return chosen

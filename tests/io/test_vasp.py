@@ -42,6 +42,7 @@ def test_xdatcar_frames_in_order_with_selection(tmp_path, fractional):
         assert frame.type_names == ["O", "Si"] and frame.types.tolist() == [1, 1, 0, 0, 0, 0]
     assert [f.index for f in read_frames(path, slice(-1, None))] == [2]
     assert [f.index for f in read_frames(path, slice(None, None, 2))] == [0, 2]
+    assert [f.index for f in read_frames(path, slice(None, None, -1))] == [2, 1, 0]
     with pytest.raises(InputFileError, match="selects none of its 3 frames"):
         list(read_frames(path, slice(5, 9)))
     with pytest.raises(ConfigError, match="carry their own cell"):
