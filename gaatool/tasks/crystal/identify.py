@@ -259,10 +259,12 @@ class Identifier:
             mapped = [None] * len(names)
         missing = sorted({names[t] for t in used if mapped[t] is None})
         if missing:
+            example = ",".join(f"{name}={model}" for name, model in zip(missing, self.type_names))
+            alike = ",".join(f"{name}={self.type_names[0]}" for name in missing)
+            hint = (f"--type-map {example} (an ordered compound, as CsCl or ZnS), or --type-map {alike} "
+                    "(one kind of particle, as in a substitutional alloy)" if len(missing) > 1 else f"--type-map {example}")
             raise InputFileError(f"{frame.source}: frame {frame.index} has particle types {missing} that the model "
-                                 f"does not know (its types: {self.type_names}); pass --type-map, e.g. "
-                                 "--type-map " + ",".join(f"{name}={model}" for name, model in
-                                                          zip(missing, self.type_names)))
+                                 f"does not know (its types: {self.type_names}); pass {hint}")
         lookup = np.array([self.type_names.index(m) if m is not None else -1 for m in mapped], dtype=np.int64)
         return lookup[frame.types]
 

@@ -157,8 +157,12 @@ def test_element_names_of_a_training_cell_map_like_that_cell(tiny_crystal_checkp
     assert not np.array_equal(automatic.confidence, swapped.confidence)  # the mapping is not a no-op
     # an old checkpoint without the species record: element names need --type-map as before
     identifier.species = {}
-    with pytest.raises(InputFileError, match="pass --type-map"):
+    with pytest.raises(InputFileError, match="pass --type-map Cl=A,Cs=B .an ordered compound.*, or --type-map "
+                                             "Cl=A,Cs=A .one kind of particle"):
         identifier.label(named)
+    alike = Identifier(tiny_crystal_checkpoint, device="cpu", type_map={"Cl": "A", "Cs": "A"}).label(named)
+    one_kind = identifier.label(Frame(positions, lattice, np.zeros_like(types), ["Cl"]))
+    np.testing.assert_array_equal(alike.confidence, one_kind.confidence)  # the second option: one component
 
 
 def test_identify_command_says_how_it_mapped_element_names(tiny_crystal_checkpoint, tmp_path, cli):
