@@ -168,8 +168,10 @@ def _evaluation_summary(result: dict, as_json: bool) -> None:
 @evaluate_app.command("forces")
 def evaluate_forces_command(
     checkpoint: Path = typer.Argument(..., help="A forces checkpoint (.safetensors)."),
-    dataset: Path = typer.Argument(..., help="Dataset from `gaatool data md17` (or dataset.npz of a run)."),
-    split: str = typer.Option("test", "--split", help="train, val or test."),
+    dataset: Path = typer.Argument(..., help="Dataset from `gaatool data md17` (or dataset.npz of a run), or "
+                                    "frames with energies and forces (MD17/rMD17 .npz, sGDML or extended XYZ): all "
+                                    "of them."),
+    split: str = typer.Option("test", "--split", help="train, val or test (of a dataset)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a force parity plot (PNG) here."),
     batch_size: int = typer.Option(64, "--batch-size", help="Frames per forward pass."),
     device: str = options.Device, as_json: bool = options.AsJson,

@@ -21,7 +21,7 @@ from .._version import __version__
 from ..errors import InputFileError
 from ..io.atomic import atomic_path
 
-__all__ = ["save_dataset", "load_dataset", "read_metadata", "METADATA_KEY", "FORMAT_VERSION"]
+__all__ = ["save_dataset", "load_dataset", "read_metadata", "is_dataset_file", "METADATA_KEY", "FORMAT_VERSION"]
 
 #: Archive member holding the JSON metadata (UTF-8 bytes as uint8).
 METADATA_KEY = "__gaatool_metadata__"
@@ -119,6 +119,16 @@ def _metadata(path: Path, archive, expected_task: str | None) -> dict[str, Any]:
             f"{path}: is a {meta['task']!r} dataset; expected a {expected_task!r} dataset"
         )
     return meta
+
+
+def is_dataset_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an npz archive with gaatool metadata (its member list only; nothing is loaded)."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return f"{METADATA_KEY}.npy" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def read_metadata(path: str | os.PathLike, expected_task: str | None = None) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ...data.splits import SPLIT_NAMES
-from ...data.store import load_dataset, save_dataset
+from ...data.store import is_dataset_file, load_dataset, save_dataset
 from ...errors import ConfigError, InputFileError
 from ...io.xyz import ELEMENTS
 from ...units import kcal_per_mol_to_mev
@@ -41,6 +41,7 @@ __all__ = [
     "ForcesDataset",
     "build_md17_dataset",
     "load_forces_dataset",
+    "load_frames_or_dataset",
 ]
 
 TASK = "forces"
@@ -303,3 +304,20 @@ def load_forces_dataset(path: str | os.PathLike) -> ForcesDataset:
                                    forces.astype(np.float64), indices.astype(np.int64))
     name = str(meta.get("molecule", path.stem))
     return ForcesDataset(name, z.astype(np.int64), splits, meta, path)
+
+
+def load_frames_or_dataset(path: str | os.PathLike) -> ForcesDataset:
+    """A dataset file of ``gaatool data md17``, or any file of frames with energies and forces
+    (:func:`~.md17.read_molecular_file`: MD17 / rMD17 npz, sGDML or extended XYZ) as a dataset whose
+    test split holds all its frames, in file order (train and val empty): what a user evaluating a
+    model on frames of their own has.
+    """
+    if is_dataset_file(path):
+        return load_forces_dataset(path)
+    data = read_molecular_file(path)
+    n = data.atomic_numbers.shape[0]
+    empty = ForcesSplit(np.zeros((0, n, 3)), np.zeros(0), np.zeros((0, n, 3)), np.zeros(0, dtype=np.int64))
+    frames = ForcesSplit(data.positions, data.energies, data.forces, np.arange(data.n_frames, dtype=np.int64))
+    return ForcesDataset(data.name, data.atomic_numbers, {"train": empty, "val": empty, "test": frames},
+                         metadata={"units": dict(UNITS), "provenance": dict(data.provenance), "frames_file": True},
+                         path=Path(path))

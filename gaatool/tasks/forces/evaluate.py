@@ -13,7 +13,7 @@ from ...errors import ConfigError
 from ...io.xyz import ELEMENTS
 from ...units import KCAL_PER_MOL_IN_MEV
 from ..plots import save_parity_plot
-from .dataset import ForcesDataset, load_forces_dataset
+from .dataset import ForcesDataset, load_frames_or_dataset
 from .predict import ForceFieldPredictor
 
 __all__ = ["ForcesEvaluation", "evaluate_forces", "force_metrics"]
@@ -80,7 +80,9 @@ def force_metrics(reference: np.ndarray, predicted: np.ndarray) -> dict[str, flo
 def evaluate_forces(checkpoint: str | os.PathLike | ForceFieldPredictor, dataset: str | os.PathLike | ForcesDataset,
                     split: str = "test", device: str = "auto", batch_size: int = 64,
                     parity_png: str | os.PathLike | None = None) -> ForcesEvaluation:
-    """Evaluate a force field on ``split`` of a forces dataset; optionally write a force parity plot (PNG).
+    """Evaluate a force field on ``split`` of a forces dataset, or on every frame of a file of frames with
+    energies and forces (MD17 / rMD17 npz, sGDML or extended XYZ; see
+    :func:`~.dataset.load_frames_or_dataset`); optionally write a force parity plot (PNG).
 
     Raises
     ------
@@ -95,8 +97,11 @@ def evaluate_forces(checkpoint: str | os.PathLike | ForceFieldPredictor, dataset
         raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_NAMES)}")
     predictor = checkpoint if isinstance(checkpoint, ForceFieldPredictor) else \
         ForceFieldPredictor.from_checkpoint(checkpoint, device=device, batch_size=batch_size)
-    data = dataset if isinstance(dataset, ForcesDataset) else load_forces_dataset(dataset)
+    data = dataset if isinstance(dataset, ForcesDataset) else load_frames_or_dataset(dataset)
     where = str(data.path) if data.path is not None else data.name
+    if data.metadata.get("frames_file") and split != "test":
+        raise ConfigError(f"{where}: a file of frames, not a dataset of `gaatool data md17`: all its frames are "
+                          "evaluated, as the test split (leave out --split)")
     part = data.splits[split]
     if part.n_frames == 0:
         raise ConfigError(f"{where}: the {split} split is empty; choose another split")

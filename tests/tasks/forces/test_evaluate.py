@@ -82,3 +82,32 @@ def test_bad_inputs(run, tmp_path):
     with pytest.raises(InputFileError):
         evaluate_forces(checkpoint, tmp_path / "missing.npz", device="cpu", parity_png=plot)
     assert not plot.exists()
+
+
+def test_files_of_frames_are_evaluated_whole(run, tmp_path, md17_50):
+    """A user's own labelled frames (an MD17 npz, an extended XYZ with energy and forces) need no dataset: all
+    their frames are evaluated, with the numbers a dataset holding the same frames as its test split gives."""
+    checkpoint, _ = run
+    whole = build_md17_dataset("ethanol", source=md17_50, seed=1, n_train=0, n_val=0, n_test=50,
+                               output=tmp_path / "whole.npz")
+    expected = evaluate_forces(checkpoint, whole.path, device="cpu")
+    direct = evaluate_forces(checkpoint, md17_50, device="cpu")
+    assert direct.n_frames == 50 and direct.dataset == str(md17_50)
+    assert direct.force_mae_mev_per_a == pytest.approx(expected.force_mae_mev_per_a, rel=1e-9)
+    assert direct.energy_mae_mev == pytest.approx(expected.energy_mae_mev, rel=1e-9)
+    from gaatool.io.xyz import XYZFrame, write_extxyz
+    from gaatool.tasks.forces.md17 import read_molecular_file
+
+    data = read_molecular_file(md17_50)
+    xyz = tmp_path / "frames.extxyz"
+    symbols = np.array(["H", "C", "O"])[[[1, 6, 8].index(z) for z in data.atomic_numbers]]
+    write_extxyz(xyz, [XYZFrame(symbols, p, info={"energy": float(e)}, arrays={"forces": f})
+                       for p, e, f in zip(data.positions[:10], data.energies[:10], data.forces[:10])])
+    first_ten = evaluate_forces(checkpoint, xyz, device="cpu")
+    assert first_ten.n_frames == 10 and first_ten.force_mae_mev_per_a > 0
+    with pytest.raises(ConfigError, match="a file of frames, not a dataset.*leave out --split"):
+        evaluate_forces(checkpoint, md17_50, split="val", device="cpu")
+    unlabelled = tmp_path / "bare.xyz"
+    write_extxyz(unlabelled, [XYZFrame(symbols, data.positions[0])])
+    with pytest.raises(InputFileError, match="frame 1 has no numeric energy"):
+        evaluate_forces(checkpoint, unlabelled, device="cpu")
