@@ -158,6 +158,21 @@ def evaluate_backmap(
         console.print(f"warning: {warning}")
 
 
+def default_output(file: Path, tag: str, fmt: str | None) -> Path:
+    """Where a command writes without -o: ``<input name>_<tag>.pdb`` (``.cif`` for mmCIF input or --format cif)
+    in the current folder; stdout for stdin input.
+
+    >>> default_output(Path("data/1abc.cif.gz"), "backmapped", None), default_output(Path("cg.pdb"), "cg", "cif")
+    (PosixPath('1abc_backmapped.cif'), PosixPath('cg_cg.cif'))
+    """
+    if str(file) == "-":
+        return Path("-")
+    name = file.name[:-3] if file.name.lower().endswith(".gz") else file.name
+    stem, _, suffix = name.rpartition(".")
+    stem, suffix = (stem, suffix.lower()) if stem else (name, "")
+    return Path(f"{stem}_{tag}.{fmt or ('cif' if suffix in ('cif', 'mmcif', 'bcif') else 'pdb')}")
+
+
 def attach(app: typer.Typer) -> None:
     """Add the top-level `gaatool backmap` and `gaatool coarse-grain` commands."""
 
@@ -165,7 +180,8 @@ def attach(app: typer.Typer) -> None:
     def coarse_grain(
         file: Path = typer.Argument(..., help="All-atom protein structure (PDB/mmCIF/BinaryCIF, .gz ok, "
                                               "'-' = stdin); every model is coarse-grained."),
-        out: Path = typer.Option(..., "-o", "--out", help="Output .pdb or .cif (.gz ok); '-' = stdout."),
+        out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output .pdb or .cif (.gz ok); '-' = stdout. "
+                                           "Default: <input name>_cg.pdb here (.cif for mmCIF input)."),
         bead: str = typer.Option("centroid", "--bead", help="Bead per residue: centroid of the heavy atoms (the "
                                                             "default model's), com, or ca (a C-alpha trace)."),
         fmt: Optional[str] = typer.Option(None, "--format", help="pdb or cif (default: by extension; stdout: pdb)."),
@@ -174,6 +190,7 @@ def attach(app: typer.Typer) -> None:
         """One bead per residue from an all-atom structure: the input `gaatool backmap` expects."""
         from ..tasks.backmap.coarse_grain import coarse_grain_file
 
+        out = out if out is not None else default_output(file, "cg", fmt)
         beads = coarse_grain_file(file, out, bead=bead, fmt=fmt)
         if not quiet and str(out) != "-":
             skipped = f" (left out: {_skipped_text(beads.skipped)})" if beads.skipped else ""
@@ -184,7 +201,8 @@ def attach(app: typer.Typer) -> None:
     def backmap(
         file: Path = typer.Argument(..., help="Coarse-grained structure (PDB/mmCIF/BinaryCIF, .gz ok, '-' = stdin; or GROMACS .gro) "
                                               "or a .dcd/.xtc trajectory with --top."),
-        out: Path = typer.Option(..., "-o", "--out", help="Output .pdb or .cif (.gz ok); '-' = stdout."),
+        out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output .pdb or .cif (.gz ok); '-' = stdout. "
+                                           "Default: <input name>_backmapped.pdb here (.cif for mmCIF input)."),
         model: Optional[Path] = options.Model,
         top: Optional[Path] = typer.Option(None, "--top", help="PDB/mmCIF/.gro of the beads of a .dcd/.xtc trajectory."),
         frames: Optional[str] = typer.Option(None, "--frames", help="Models/frames to use: start:stop:step."),
@@ -200,6 +218,7 @@ def attach(app: typer.Typer) -> None:
         from ..errors import ConfigError
         from ..tasks.backmap.rebuild import backmap_file
 
+        out = out if out is not None else default_output(file, "backmapped", fmt)
         if as_json and str(out) == "-":
             raise ConfigError("--json and -o - both write to stdout; write the structure to a file")
         result = backmap_file(file, out, checkpoint=model, top=top, frames=options.parse_frames(frames), fmt=fmt,

@@ -217,3 +217,17 @@ def test_coarse_grain_bad_input(cli, tmp_path, pdb_files):
     assert not out.exists()
     # an all-atom file given to backmap points to coarse-grain
     assert "gaatool coarse-grain" in cli("backmap", pdb_files / "1CKB.pdb.gz", "-o", out).one_line_error()
+
+
+def test_without_o_the_output_is_named_after_the_input(cli, trained, tmp_path, pdb_files, monkeypatch):
+    """`gaatool backmap cg.pdb` (as the docs show it) and `gaatool coarse-grain 1abc.cif` work without -o: the
+    output goes to <input name>_backmapped.pdb / _cg.cif in the current folder."""
+    monkeypatch.chdir(tmp_path)
+    result = cli("coarse-grain", pdb_files / "1CKB.pdb.gz", "--quiet")
+    assert result.code == 0 and (tmp_path / "1CKB_cg.pdb").exists()
+    result = cli("backmap", "1CKB_cg.pdb", "-m", trained / "run" / "best.safetensors", "--device", "cpu")
+    assert result.code == 0 and "wrote 1CKB_cg_backmapped.pdb" in result.err
+    assert read_structure(tmp_path / "1CKB_cg_backmapped.pdb").n_residues == 65
+    assert cli("coarse-grain", pdb_files / "1AKI.cif.gz", "--quiet").code == 0 and (tmp_path / "1AKI_cg.cif").exists()
+    assert cli("coarse-grain", pdb_files / "1AKI.cif.gz", "--format", "pdb", "--quiet").code == 0
+    assert (tmp_path / "1AKI_cg.pdb").exists()
