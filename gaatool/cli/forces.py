@@ -186,7 +186,8 @@ def evaluate_forces_command(
 @predict_app.command("forces")
 def predict_forces_command(
     path: Path = typer.Argument(..., help="XYZ, extended XYZ or npz structures (- for XYZ on stdin)."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output: .xyz/.extxyz (extended XYZ), .npz, or - (stdout)."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output: .xyz/.extxyz (extended XYZ), .npz, or - "
+                                       "(stdout). Default: <input name>_forces.extxyz here (stdout for stdin)."),
     model: Optional[Path] = options.Model,
     frames: Optional[str] = typer.Option(None, "--frames", help="start:stop:step (0-based) or one index."),
     batch_size: int = typer.Option(64, "--batch-size", help="Frames per forward pass."),
@@ -203,6 +204,9 @@ def predict_forces_command(
     from ..errors import ConfigError
     from ..tasks.forces.predict import predict_file
 
+    if out is None:  # named after the input, as backmap's output
+        name = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
+        out = Path("-") if str(path) == "-" else Path(f"{name.rpartition('.')[0] or name}_forces.extxyz")
     if str(out) == "-" and as_json:
         raise ConfigError("-o - writes the structures to stdout, so --json cannot; write to a file or drop --json")
     result = predict_file(path, model, output=out, device=device, frames=options.parse_frames(frames),

@@ -116,6 +116,14 @@ def test_predict_forces(cli, trained, tmp_path, extxyz):
         assert code == 0 and npz["forces"].shape == (5, 9, 3)
 
 
+def test_predict_forces_without_o_names_the_output_after_the_input(cli, trained, tmp_path, extxyz, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = cli("predict", "forces", extxyz, "-m", trained / "run" / "best.safetensors", "--device", "cpu")
+    written = tmp_path / f"{extxyz.name.rpartition('.')[0]}_forces.extxyz"
+    assert result.code == 0 and f"wrote {written.name}" in result.err
+    assert len(read_xyz(written)) == 5
+
+
 def test_predict_forces_errors(cli, trained, tmp_path, extxyz):
     model = trained / "run" / "best.safetensors"
     wrong = tmp_path / "wrong.xyz"
