@@ -159,18 +159,10 @@ def evaluate_backmap(
 
 
 def default_output(file: Path, tag: str, fmt: str | None) -> Path:
-    """Where a command writes without -o: ``<input name>_<tag>.pdb`` (``.cif`` for mmCIF input or --format cif)
-    in the current folder; stdout for stdin input.
-
-    >>> default_output(Path("data/1abc.cif.gz"), "backmapped", None), default_output(Path("cg.pdb"), "cg", "cif")
-    (PosixPath('1abc_backmapped.cif'), PosixPath('cg_cg.cif'))
-    """
-    if str(file) == "-":
-        return Path("-")
+    """:func:`~.options.named_after` the input, as .pdb (.cif for mmCIF input or ``fmt`` cif)."""
     name = file.name[:-3] if file.name.lower().endswith(".gz") else file.name
-    stem, _, suffix = name.rpartition(".")
-    stem, suffix = (stem, suffix.lower()) if stem else (name, "")
-    return Path(f"{stem}_{tag}.{fmt or ('cif' if suffix in ('cif', 'mmcif', 'bcif') else 'pdb')}")
+    mmcif = name.rpartition(".")[2].lower() in ("cif", "mmcif", "bcif")
+    return options.named_after(file, tag, fmt or ("cif" if mmcif else "pdb"))
 
 
 def attach(app: typer.Typer) -> None:

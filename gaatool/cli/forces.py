@@ -204,9 +204,7 @@ def predict_forces_command(
     from ..errors import ConfigError
     from ..tasks.forces.predict import predict_file
 
-    if out is None:  # named after the input, as backmap's output
-        name = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
-        out = Path("-") if str(path) == "-" else Path(f"{name.rpartition('.')[0] or name}_forces.extxyz")
+    out = out if out is not None else options.named_after(path, "forces", "extxyz")
     if str(out) == "-" and as_json:
         raise ConfigError("-o - writes the structures to stdout, so --json cannot; write to a file or drop --json")
     result = predict_file(path, model, output=out, device=device, frames=options.parse_frames(frames),

@@ -76,3 +76,16 @@ def parse_frames(text):
     from ..io.readers import parse_frame_selection
 
     return parse_frame_selection(text)
+
+
+def named_after(file: Path, tag: str, extension: str) -> Path:
+    """Where a command writes when no -o is given: ``<input name>_<tag>.<extension>`` in the current folder
+    (the input's own extension and .gz dropped); ``-`` (stdout) for stdin input.
+
+    >>> named_after(Path("data/1abc.cif.gz"), "backmapped", "cif"), named_after(Path("-"), "forces", "extxyz")
+    (PosixPath('1abc_backmapped.cif'), PosixPath('-'))
+    """
+    if str(file) == "-":
+        return Path("-")
+    name = file.name[:-3] if file.name.lower().endswith(".gz") else file.name
+    return Path(f"{name.rpartition('.')[0] or name}_{tag}.{extension}")
