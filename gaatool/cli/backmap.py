@@ -118,8 +118,9 @@ def train_backmap(
 @evaluate_app.command("backmap")
 def evaluate_backmap(
     checkpoint: Path = typer.Argument(..., help="A backmap checkpoint (.safetensors)."),
-    dataset: Path = typer.Argument(..., help="Dataset from `gaatool data pdb`."),
-    split: str = typer.Option("test", "--split", help="train, val or test."),
+    dataset: Path = typer.Argument(..., help="Dataset from `gaatool data pdb`, or an all-atom structure "
+                                    "(PDB/mmCIF/BinaryCIF): all its residues."),
+    split: str = typer.Option("test", "--split", help="train, val or test (of a dataset)."),
     batch_size: int = typer.Option(512, "--batch-size"),
     relax: bool = typer.Option(False, "--relax/--no-relax",
                                help="Relax the predictions to ideal covalent geometry, clashes pushed apart, first "

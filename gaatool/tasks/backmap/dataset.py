@@ -375,8 +375,12 @@ def _assign_splits(entries: list[str], config: BackmapDatasetConfig) -> dict[str
 
 
 def build_backmap_dataset(paths: Sequence[str | os.PathLike], config: BackmapDatasetConfig | None = None,
-                          progress: Callable[[str], None] | None = None) -> BackmapDataset:
+                          progress: Callable[[str], None] | None = None, every_entry_in: str | None = None
+                          ) -> BackmapDataset:
     """Read structure files and build the backmapping dataset (see the module docstring).
+
+    ``every_entry_in``: put every entry in this split (``test``: structures to evaluate a model on)
+    instead of assigning splits by ``config``.
 
     Files that cannot be read as PDB/mmCIF, hold no standard residues, or repeat
     an entry already read are skipped and reported in ``skipped_files``.
@@ -420,7 +424,7 @@ def build_backmap_dataset(paths: Sequence[str | os.PathLike], config: BackmapDat
         reasons = "; ".join(f"{Path(s).name}: {r}" for s, r in skipped_files[:3])
         raise InputFileError(f"no usable structures ({reasons})")
     names = sorted(per_entry)
-    splits = _assign_splits(names, config)
+    splits = _assign_splits(names, config) if every_entry_in is None else dict.fromkeys(names, every_entry_in)
     arrays_out: dict[str, np.ndarray] = {}
     entries: list[EntrySummary] = []
     for name in names:

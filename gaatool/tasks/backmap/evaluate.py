@@ -42,10 +42,11 @@ import torch
 
 from ...checkpoint import load_model
 from ...data.splits import SPLIT_NAMES
-from ...data.store import load_dataset
+from ...data.store import is_dataset_file, load_dataset
 from ...errors import ConfigError, InputFileError
 from ...train.device import resolve_device
 from .covalent import chiral_graph, chiral_volumes
+from .dataset import BackmapDatasetConfig, build_backmap_dataset
 from .relax import ANGLE_WEIGHT, CHIRAL_WEIGHT, TRANS_WEIGHT, Relaxation
 from .residues import LABELS, RESIDUE_NAMES, atom_element, is_backbone
 from .sterics import BONDI_RADII, CLASH_OVERLAP_A, HBOND_ALLOWANCE_A, count_clashes
@@ -283,7 +284,18 @@ def evaluate_backmap(checkpoint: str | Path, dataset: str | Path, split: str = "
         raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_NAMES)}")
     model, metadata = load_model(checkpoint, task="backmap")
     check_vocabulary(metadata, str(checkpoint))
-    arrays, dataset_metadata = load_dataset(dataset, expected_task="backmap")
+    if is_dataset_file(dataset):
+        arrays, dataset_metadata = load_dataset(dataset, expected_task="backmap")
+    else:  # all-atom structures of one's own: beads and neighbourhoods as the checkpoint was trained on
+        if split != "test":
+            raise ConfigError(f"{dataset}: a structure file, not a dataset of `gaatool data pdb`: its residues are "
+                              "evaluated, as the test split (leave out --split)")
+        built = build_backmap_dataset(
+            [dataset], BackmapDatasetConfig(bead=str(metadata.get("bead", "centroid")),
+                                            neighbors=int(metadata.get("neighbors", 16))), every_entry_in="test")
+        if built.skipped_files:
+            raise InputFileError(f"{dataset}: {built.skipped_files[0][1]}")
+        arrays, dataset_metadata = built.arrays, built.metadata
     check_vocabulary(dataset_metadata, str(dataset))
     for key in ("bead", "neighbors"):
         if key in metadata and dataset_metadata.get(key) != metadata[key]:

@@ -87,6 +87,18 @@ def test_evaluate_checkpoint(tiny_backmap_checkpoint, small_backmap_dataset):
         evaluate_backmap(tiny_backmap_checkpoint, small_backmap_dataset, split="holdout")
 
 
+def test_evaluate_an_all_atom_structure_file(tiny_backmap_checkpoint, small_backmap_dataset, pdb_files):
+    """A user's own protein, as a structure file: beads and neighbourhoods as the checkpoint was trained on, every
+    residue evaluated; the numbers equal those of a dataset holding the entry as its test split."""
+    direct = evaluate_backmap(tiny_backmap_checkpoint, pdb_files / "1A8O.cif.gz", device="cpu")
+    via_dataset = evaluate_backmap(tiny_backmap_checkpoint, small_backmap_dataset, split="test", device="cpu")
+    assert direct.entries == ["1A8O"] and direct.n_residues == via_dataset.n_residues == 66
+    assert direct.rmsd_a == pytest.approx(via_dataset.rmsd_a, rel=1e-9)
+    assert direct.dataset == str(pdb_files / "1A8O.cif.gz")
+    with pytest.raises(ConfigError, match="a structure file, not a dataset.*leave out --split"):
+        evaluate_backmap(tiny_backmap_checkpoint, pdb_files / "1A8O.cif.gz", split="val", device="cpu")
+
+
 def test_evaluate_refuses_mismatched_dataset(tiny_backmap_checkpoint, pdb_files, tmp_path):
     from gaatool.tasks.backmap.dataset import BackmapDatasetConfig, build_backmap_dataset
 
