@@ -18,7 +18,11 @@ deals with the conventions around it:
   periodic images twice and miss others) is searched as a supercell of enough
   copies of the box along its narrow directions, so that small simulation cells
   (a 16-atom bcc or hcp cell of an ab initio MD run) get their true
-  neighbours: several of them may then be images of one particle.
+  neighbours: several of them may then be images of one particle;
+* boxes periodic along some axes only (a slab: ``pbc = (True, True, False)``)
+  are searched with each open axis's lattice vector stretched so that the
+  particles' extent along it plus an empty gap fills it, the gap wider than
+  the farthest neighbour found: no particle can reach across it.
 """
 from __future__ import annotations
 
@@ -96,7 +100,7 @@ def _freud_box(hoomd_lattice: np.ndarray):
     return freud.box.Box.from_matrix(hoomd_lattice.T)
 
 
-def nearest_neighbors(positions, box, k: int) -> tuple[np.ndarray, np.ndarray]:
+def nearest_neighbors(positions, box, k: int, pbc=None) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest neighbours of every point, sorted by distance.
 
     Parameters
@@ -107,6 +111,9 @@ def nearest_neighbors(positions, box, k: int) -> tuple[np.ndarray, np.ndarray]:
         Rows are the periodic lattice vectors; None for a non-periodic system.
     k : int
         Number of neighbours K per point (a point is never its own neighbour).
+    pbc : sequence of 3 bool, optional
+        Which lattice vectors are periodic (default: all); the others bound
+        nothing (a slab's vacuum direction).
 
     Returns
     -------
@@ -129,7 +136,7 @@ def nearest_neighbors(positions, box, k: int) -> tuple[np.ndarray, np.ndarray]:
     >>> idx[:, 0].tolist(), r_ij[2, 0].tolist()
     ([1, 0, 0], [0.0, -2.0, 0.0])
     """
-    finder = NeighborFinder(positions, box, k)
+    finder = NeighborFinder(positions, box, k, pbc)
     return finder.query(0, finder.n)
 
 
@@ -144,7 +151,7 @@ class NeighborFinder:
     [[0]]
     """
 
-    def __init__(self, positions, box, k: int):
+    def __init__(self, positions, box, k: int, pbc=None):
         import freud
 
         positions = np.asarray(positions, dtype=np.float64)
@@ -166,13 +173,33 @@ class NeighborFinder:
             # so a box of twice that never lets a periodic image get in.
             extent = float(np.abs(centered).max())
             self.lattice = self.half_width = None
+            self.open_axes = []
             self._index(freud.box.Box.cube(4.0 * np.sqrt(3.0) * extent + 2.0), centered)
         else:
-            self.lattice = np.asarray(box, dtype=np.float64)
+            self.lattice = np.array(box, dtype=np.float64)  # a copy: open axes stretch it
             problem = lattice_problem(self.lattice)
             if problem is not None:
                 raise InputFileError(problem)
+            self.open_axes = [] if pbc is None else [axis for axis in range(3) if not pbc[axis]]
+            if len(self.open_axes) == 3:
+                raise InputFileError("a box that is periodic along no axis; give no box for a non-periodic frame")
+            # open axes: each lattice vector stretched to the particles' extent plus a gap as wide as the
+            # widest periodic direction to begin with (widened while a neighbour reaches as far)
+            widths = perpendicular_widths(self.lattice)
+            start = max(widths[axis] for axis in range(3) if axis not in self.open_axes)
+            self.gaps = {axis: start for axis in self.open_axes}
+            self._stretch_open_axes()
             self._periodic_search((1, 1, 1))
+
+    def _stretch_open_axes(self) -> None:
+        """Scale each open axis's lattice vector so that its width is the particles' extent along it plus its gap."""
+        for axis in self.open_axes:
+            others = [a for a in range(3) if a != axis]
+            normal = np.cross(self.lattice[others[0]], self.lattice[others[1]])
+            normal /= np.linalg.norm(normal)
+            extent = float(np.ptp(self.positions @ normal))
+            width = float(perpendicular_widths(self.lattice)[axis])
+            self.lattice[axis] *= (extent + self.gaps[axis]) / width
 
     def _index(self, fbox, points) -> None:
         import freud
@@ -200,7 +227,12 @@ class NeighborFinder:
         """Repeat the box along each direction narrower than twice ``farthest`` (with a margin); False
         when the supercell would exceed MAX_SUPERCELL_POINTS."""
         # the farthest neighbour found in too small a box may fall short of the true one: the caller asks again
-        factors = [max(1, int(np.ceil(2.2 * farthest / width))) for width in perpendicular_widths(self.search_lattice)]
+        factors = [1 if axis in self.open_axes else max(1, int(np.ceil(2.2 * farthest / width)))
+                   for axis, width in enumerate(perpendicular_widths(self.search_lattice))]
+        for axis in self.open_axes:  # an open axis is never repeated: its gap grows instead
+            if perpendicular_widths(self.search_lattice)[axis] <= 2.2 * farthest:
+                self.gaps[axis] = max(self.gaps[axis], 2.2 * farthest)
+        self._stretch_open_axes()
         copies = tuple(c * f for c, f in zip(self.copies, factors))
         if self.n * int(np.prod(copies)) > MAX_SUPERCELL_POINTS:
             return False
@@ -255,6 +287,13 @@ class NeighborFinder:
         distances = distances[keep]
         if lattice is not None and m:
             farthest = float(distances.max())
+            narrow = [axis for axis in self.open_axes if self.gaps[axis] <= farthest]
+            if narrow:  # a neighbour may lie across the gap: widen it, index again, ask again
+                for axis in narrow:
+                    self.gaps[axis] = 2.2 * farthest
+                self._stretch_open_axes()
+                self._periodic_search(self.copies)
+                return None
             if farthest >= self.half_width:
                 if self._more_copies(farthest):
                     return None
@@ -292,7 +331,7 @@ def bond_vectors(positions, neighbors, box=None) -> np.ndarray:
     return candidates[np.arange(len(best)), best].reshape(delta.shape)
 
 
-def nearest_neighbor_distance(positions, box) -> float:
+def nearest_neighbor_distance(positions, box, pbc=None) -> float:
     """The length unit of crystal environments: median over points of the distance to the closest point.
 
     positions (N, 3); box (3, 3) lattice rows or None -> float, same unit as positions.
@@ -303,7 +342,7 @@ def nearest_neighbor_distance(positions, box) -> float:
     >>> round(nearest_neighbor_distance(np.array([[0.0, 0, 0], [1.5, 0, 0], [0, 2.0, 0]]), None), 6)
     1.5
     """
-    finder = NeighborFinder(positions, box, 1)
+    finder = NeighborFinder(positions, box, 1, pbc)
     # in chunks: the search's temporary arrays stay bounded for frames of millions of particles
     distances = [np.linalg.norm(finder.query(start, start + DISTANCE_CHUNK)[1][:, 0], axis=-1)
                  for start in range(0, finder.n, DISTANCE_CHUNK)]

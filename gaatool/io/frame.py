@@ -143,6 +143,9 @@ class Frame:
         File the frame came from (used in error messages).
     index : int
         Position of the frame in that file (0-based).
+    pbc : tuple of 3 bool or None
+        Which lattice vectors of ``box`` are periodic: all of them (None given with a box) or some, as
+        for a slab (``(True, True, False)``: no particle interacts across the third); None without a box.
 
     Raises
     ------
@@ -162,6 +165,7 @@ class Frame:
     type_names: list[str]
     source: str = "<memory>"
     index: int = 0
+    pbc: tuple[bool, bool, bool] | None = None
 
     def __post_init__(self) -> None:
         where = f"{self.source}: frame {self.index}"
@@ -179,6 +183,14 @@ class Frame:
             if problem is not None:
                 raise InputFileError(f"{where}: {problem}")
             self.box = box
+            pbc = (True, True, True) if self.pbc is None else tuple(bool(flag) for flag in self.pbc)
+            if len(pbc) != 3 or not any(pbc):
+                raise InputFileError(f"{where}: pbc must be 3 flags, at least one periodic, with a box (got {pbc})")
+            self.pbc = pbc
+        elif self.pbc is not None and any(self.pbc):
+            raise InputFileError(f"{where}: periodic flags {tuple(self.pbc)} without a box")
+        else:
+            self.pbc = None
         types = np.asarray(self.types)
         if types.shape != (positions.shape[0],):
             raise InputFileError(
@@ -209,5 +221,5 @@ class Frame:
         return np.asarray(self.type_names, dtype=str)[self.types]
 
     def with_box(self, box: Sequence | np.ndarray | None) -> "Frame":
-        """A copy with another box (any form accepted by :func:`as_lattice`)."""
-        return dataclasses.replace(self, box=as_lattice(box))
+        """A copy with another box (any form accepted by :func:`as_lattice`), periodic along all its axes."""
+        return dataclasses.replace(self, box=as_lattice(box), pbc=None)

@@ -13,7 +13,8 @@ are the ``element`` column when the dump has one, else the ``type`` numbers
 (names ``"1"``, ``"2"``, ..., so ``--type-map 1=A,2=B`` maps them). Rows are put
 in atom-id order when there is an ``id`` column: LAMMPS writes them in processor
 order, which changes from frame to frame. Boundaries: ``pp pp pp`` is periodic,
-all of ``f``/``s``/``m`` non-periodic; mixed boundaries are refused, as for XYZ.
+all of ``f``/``s``/``m`` non-periodic; mixed ones (``pp pp f``: a slab) are periodic
+along the ``pp`` axes only.
 Gzipped dumps (``.gz``) are read as they are.
 """
 from __future__ import annotations
@@ -94,22 +95,19 @@ def _numbers(cursor: _Cursor, line: str, frame: int, count: int, what: str) -> l
 
 
 def _box(cursor: _Cursor, header: str, frame: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(lattice rows, origin, periodic) from a BOX BOUNDS section; refuses mixed boundaries."""
+    """(lattice rows, origin, periodic flags (3,)) from a BOX BOUNDS section."""
     words = header.split()[3:]  # after "ITEM: BOX BOUNDS"
     general = "abc" in words
     flags = [w for w in words if w not in ("xy", "xz", "yz", "abc", "origin")]
     if len(flags) != 3:
         raise cursor.fail(frame, f"BOX BOUNDS needs 3 boundary flags (e.g. pp pp pp), found {' '.join(flags)!r}")
-    periodic = [f == "pp" for f in flags]
-    if any(periodic) and not all(periodic):
-        raise cursor.fail(frame, f"periodic along some axes only (boundary {' '.join(flags)}); gaatool "
-                                 "supports fully periodic or non-periodic frames")
+    periodic = tuple(f == "pp" for f in flags)
     if general:  # LAMMPS >= 2024 general triclinic: rows a, b, c with the origin as 4th number
         rows = [_numbers(cursor, cursor.require("the box", frame), frame, 4, "a box vector and origin")
                 for _ in range(3)]
         lattice = np.array([r[:3] for r in rows])
         origin = np.array([r[3] for r in rows])
-        return lattice, origin, all(periodic)
+        return lattice, origin, periodic
     tilted = "xy" in words
     rows = [_numbers(cursor, cursor.require("the box", frame), frame, 3 if tilted else 2, "box bounds")
             for _ in range(3)]
@@ -120,7 +118,7 @@ def _box(cursor: _Cursor, header: str, frame: int) -> tuple[np.ndarray, np.ndarr
     xhi = xhi_b - max(0.0, xy, xz, xy + xz)
     ylo, yhi = ylo_b - min(0.0, yz), yhi_b - max(0.0, yz)
     lattice = np.array([[xhi - xlo, 0.0, 0.0], [xy, yhi - ylo, 0.0], [xz, yz, zhi_b - zlo_b]])
-    return lattice, np.array([xlo, ylo, zlo_b]), all(periodic)
+    return lattice, np.array([xlo, ylo, zlo_b]), periodic
 
 
 def _atoms(cursor: _Cursor, header: str, frame: int, n_atoms: int, lattice: np.ndarray, origin: np.ndarray):
@@ -202,7 +200,7 @@ def _frames(path: Path) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndar
                     raise cursor.fail(frame, "ATOMS before NUMBER OF ATOMS and BOX BOUNDS")
                 lattice, origin, periodic = box
                 positions, types = _atoms(cursor, line, frame, n_atoms, lattice, origin)
-                yield positions, lattice if periodic else None, types
+                yield positions, lattice if any(periodic) else None, types, periodic if any(periodic) else None
                 frame += 1
                 line = cursor.next()
 
@@ -262,17 +260,17 @@ def read_lammps_dump(path: str | os.PathLike, frames: slice | None = None) -> It
 
     def in_file_order() -> Iterator[Frame]:
         wanted = None if order is None else set(order)
-        for index, (positions, lattice, type_per_atom) in enumerate(_frames(path)):
+        for index, (positions, lattice, type_per_atom, periodic) in enumerate(_frames(path)):
             if wanted is None or index in wanted:
-                yield _frame(path, index, positions, lattice, type_per_atom)
+                yield _frame(path, index, positions, lattice, type_per_atom, periodic)
 
     if order is not None and order != sorted(order):  # a reversed selection: the file streams forwards only
         return iter(sorted(in_file_order(), key=lambda f: order.index(f.index)))
     return in_file_order()
 
 
-def _frame(path: Path, index: int, positions, lattice, type_per_atom: np.ndarray) -> Frame:
+def _frame(path: Path, index: int, positions, lattice, type_per_atom: np.ndarray, periodic=None) -> Frame:
     names = sorted(set(type_per_atom.tolist()), key=_sort_key)
     lookup = {name: k for k, name in enumerate(names)}
     types = np.fromiter((lookup[t] for t in type_per_atom.tolist()), dtype=np.int64, count=len(type_per_atom))
-    return Frame(positions, lattice, types, names, source=str(path), index=index)
+    return Frame(positions, lattice, types, names, source=str(path), index=index, pbc=periodic)

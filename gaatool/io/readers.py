@@ -15,7 +15,8 @@ extension               reader
 ======================  ===================================================
 
 XYZ frames without a lattice (or with ``pbc="F F F"``) are non-periodic
-unless ``box`` is given. XYZ types are the element symbols, sorted
+unless ``box`` is given; ``pbc="T T F"`` makes a slab, periodic along the
+first two lattice vectors only. XYZ types are the element symbols, sorted
 alphabetically, so the same species get the same type id in every frame.
 """
 from __future__ import annotations
@@ -68,16 +69,11 @@ def parse_frame_selection(text: str | None) -> slice | None:
 
 def _frame_from_xyz(xyz_frame, path: Path, index: int, box) -> Frame:
     where = f"{path}: frame {index}"
-    lattice = None
+    lattice = periodic = None
     if xyz_frame.lattice is not None:
         pbc = np.ones(3, bool) if xyz_frame.pbc is None else np.asarray(xyz_frame.pbc, dtype=bool)
-        if pbc.all():
-            lattice = np.asarray(xyz_frame.lattice, dtype=np.float64)
-        elif pbc.any():
-            raise InputFileError(
-                f"{where} is periodic along some axes only (pbc={''.join('T' if p else 'F' for p in pbc)}); "
-                "gaatool supports fully periodic or non-periodic frames"
-            )
+        if pbc.any():  # periodic along some axes only: a slab or a wire, open along the others
+            lattice, periodic = np.asarray(xyz_frame.lattice, dtype=np.float64), tuple(bool(p) for p in pbc)
     if lattice is not None and box is not None:
         raise ConfigError(f"{where} has its own lattice; do not also give a box")
     if lattice is None:
@@ -91,6 +87,7 @@ def _frame_from_xyz(xyz_frame, path: Path, index: int, box) -> Frame:
         type_names=[str(t) for t in type_names],
         source=str(path),
         index=index,
+        pbc=periodic,
     )
 
 
@@ -161,7 +158,7 @@ def read_frames(path: str | os.PathLike, frames: slice | None = None, box=None) 
         # Checked up front so the error comes from this call, not mid-iteration.
         for i in chosen:
             own = xyz_frames[i].lattice is not None and (
-                xyz_frames[i].pbc is None or bool(np.all(xyz_frames[i].pbc))
+                xyz_frames[i].pbc is None or bool(np.any(xyz_frames[i].pbc))
             )
             if own:
                 raise ConfigError(f"{path}: frame {i} has its own lattice; do not also give a box")

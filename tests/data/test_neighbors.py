@@ -222,3 +222,35 @@ def test_a_flat_box_that_needs_too_many_copies_is_refused(monkeypatch):
     monkeypatch.setattr(neighbors, "MAX_SUPERCELL_POINTS", 64)
     with pytest.raises(InputFileError, match="periodic box is too small for 12 neighbours.*is the box right"):
         nearest_neighbors(positions, lattice, 12)
+
+
+def brute_force_open(positions, lattice, k, pbc, reach=3):
+    """k nearest points among images along the periodic axes only (as brute_force_images)."""
+    ranges = [np.arange(-reach, reach + 1) if periodic else np.array([0]) for periodic in pbc]
+    shifts = np.stack(np.meshgrid(*ranges, indexing="ij"), -1).reshape(-1, 3) @ lattice
+    n = len(positions)
+    candidates = ((positions[None, :, None, :] + shifts[None, None]) - positions[:, None, None, :]).reshape(n, -1, 3)
+    lengths = np.linalg.norm(candidates, axis=-1)
+    lengths[lengths == 0] = np.inf
+    order = np.argsort(lengths, axis=1)[:, :k]
+    return order // len(shifts), np.take_along_axis(candidates, order[..., None], axis=1)
+
+
+@pytest.mark.parametrize("pbc", [(True, True, False), (False, True, True), (True, False, False)])
+def test_boxes_periodic_along_some_axes_only(pbc):
+    """A slab (or a wire): no neighbour across an open axis, however thin its cell along it; the periodic axes as
+    usual, small ones included."""
+    rng = np.random.default_rng(sum(pbc) * 7 + pbc[0])
+    lattice = np.diag([3.0, 3.2, 2.9]) + rng.uniform(-0.3, 0.3, size=(3, 3))
+    positions = rng.uniform(size=(40, 3)) @ lattice
+    index, r_ij = nearest_neighbors(positions, lattice, 12, pbc=pbc)
+    expected_index, expected_r = brute_force_open(positions, lattice, 12, pbc)
+    np.testing.assert_array_equal(index, expected_index)
+    np.testing.assert_allclose(r_ij, expected_r, atol=1e-12)
+    fully = nearest_neighbors(positions, lattice, 12)[1]
+    assert not np.allclose(np.linalg.norm(fully, axis=-1), np.linalg.norm(r_ij, axis=-1))  # the open axis matters
+    lattice_before = lattice.copy()
+    NeighborFinder(positions, lattice, 12, pbc=pbc)
+    np.testing.assert_array_equal(lattice, lattice_before)  # the caller's box is left alone
+    with pytest.raises(InputFileError, match="periodic along no axis"):
+        NeighborFinder(positions, lattice, 12, pbc=(False, False, False))

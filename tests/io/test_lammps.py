@@ -136,7 +136,6 @@ def test_sniffed_by_content_and_box_refused(tmp_path, positions):
 
 @pytest.mark.parametrize("damage, message", [
     (lambda t: t[: t.rindex("\n", 0, len(t) - 1)], r"frame 0 is truncated \(file ends before atom 20 of 20\)"),
-    (lambda t: t.replace("pp pp pp", "pp pp ff"), r"frame 0, line 5: periodic along some axes only"),
     (lambda t: t.replace("id type x y z", "id type vx vy vz"), r"frame 0, line 9: ATOMS has no position columns"),
     (lambda t: t.replace("ITEM: NUMBER OF ATOMS\n20", "ITEM: NUMBER OF ATOMS\ntwenty"),
      r"frame 0, line 4: expected 1 numbers for the atom count"),
@@ -163,3 +162,13 @@ def test_nan_and_binary_input(tmp_path, positions):
     binary.write_bytes(b"ITEM: TIMESTEP\n\xff\xfe\x00\x81")
     with pytest.raises(InputFileError, match="not a text file"):
         list(read_frames(binary))
+
+
+def test_mixed_boundaries_make_a_slab(tmp_path, positions):
+    path = tmp_path / "slab.lammpstrj"
+    path.write_text(dump_frame(positions, [1] * 20).replace("pp pp pp", "pp pp ff"))
+    (frame,) = read_frames(path)
+    assert frame.pbc == (True, True, False) and frame.box is not None
+    path.write_text(dump_frame(positions, [1] * 20).replace("pp pp pp", "ff ss fm"))
+    (frame,) = read_frames(path)
+    assert frame.box is None and frame.pbc is None

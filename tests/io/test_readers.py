@@ -55,8 +55,11 @@ def test_pbc_flags(tmp_path, positions):
     assert next(iter(read_frames(off))).box is None
     partial = tmp_path / "slab.xyz"
     partial.write_text(xyz_text(positions, ["C"] * 6, LATTICE, pbc="T T F"))
-    with pytest.raises(InputFileError, match=r"slab\.xyz: frame 0 is periodic along some axes only \(pbc=TTF\)"):
-        list(read_frames(partial))
+    (slab,) = read_frames(partial)  # a slab: periodic along the first two lattice vectors only
+    np.testing.assert_allclose(slab.box, LATTICE)
+    assert slab.pbc == (True, True, False)
+    with pytest.raises(ConfigError, match="has its own lattice"):
+        read_frames(partial, box=[10, 10, 10])
 
 
 def test_gsd_dispatch(tmp_path, positions):

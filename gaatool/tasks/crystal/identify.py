@@ -175,7 +175,7 @@ class IdentifyResult:
                                          "label it again")
                 yield XYZFrame(
                     symbols=np.asarray(frame.type_names)[frame.types], positions=frame.positions,
-                    lattice=frame.box, pbc=None if frame.box is None else np.ones(3, bool),
+                    lattice=frame.box, pbc=None if frame.box is None else np.array(frame.pbc),
                     info={"frame": labelled.index, "class_names": ",".join(self.class_names)},
                     arrays={"structure": labelled.labels.astype(np.int64), "structure_name": names[labelled.labels],
                             "confidence": labelled.confidence.astype(np.float64)})
@@ -270,7 +270,7 @@ class Identifier:
 
     def measure_scale(self, frame: Frame) -> float:
         """Length unit of the frame, measured as for the training data (median nearest-neighbour distance)."""
-        distance = nearest_neighbor_distance(frame.positions, frame.box)
+        distance = nearest_neighbor_distance(frame.positions, frame.box, frame.pbc)
         if not distance > 0:
             raise InputFileError(f"{frame.source}: frame {frame.index} has overlapping particles "
                                  "(nearest-neighbour distance 0); cannot set the length scale")
@@ -287,7 +287,7 @@ class Identifier:
         scale = self.scale or self.measure_scale(frame)
         box = None if frame.box is None else frame.box / scale
         # the neighbour search is built once and queried chunk by chunk: memory stays bounded by the chunk
-        finder = NeighborFinder(frame.positions / scale, box, self.neighbors)
+        finder = NeighborFinder(frame.positions / scale, box, self.neighbors, frame.pbc)
         probabilities = np.empty((frame.n_particles, len(self.class_names)), dtype=np.float32)
         # the neighbours again for the averaging: int32 keeps 10^6 particles at 48 MB
         neighbors = np.empty((frame.n_particles, self.neighbors), dtype=np.int32) if self.smooth else None

@@ -379,3 +379,23 @@ def test_vasp_xdatcar_in_labelled_xyz_out(tiny_crystal_checkpoint, tmp_path, cli
     for frame, labelled in zip(read_xyz(out), expected.frames):
         np.testing.assert_array_equal(frame.arrays["structure"], labelled.labels)
         np.testing.assert_allclose(frame.lattice, lattice, atol=1e-9)
+
+
+def test_a_slab_is_open_along_its_free_axis(tiny_crystal_checkpoint, tmp_path):
+    """pbc="T T F" (an ASE slab, LAMMPS 'pp pp f'): the same environments as the slab in a fully periodic box with
+    ample vacuum, even when the file's third lattice vector is no longer than the slab is thick."""
+    positions, lattice, types = crystal("cF4-Cu", 5)
+    symbols = np.array(["Cu"] * len(positions))
+    tight, vacuum = tmp_path / "tight.extxyz", tmp_path / "vacuum.extxyz"
+    write_extxyz(tight, [XYZFrame(symbols, positions, lattice=lattice, pbc=(True, True, False))])
+    padded = lattice.copy()
+    padded[2] *= 4.0  # three thicknesses of vacuum: no image within reach
+    write_extxyz(vacuum, [XYZFrame(symbols, positions, lattice=padded, pbc=(True, True, True))])
+    slab = identify_file(tight, tiny_crystal_checkpoint, device="cpu").frames[0]
+    reference = identify_file(vacuum, tiny_crystal_checkpoint, device="cpu").frames[0]
+    np.testing.assert_array_equal(slab.labels, reference.labels)
+    np.testing.assert_allclose(slab.confidence, reference.confidence, atol=1e-6)
+    periodic = tmp_path / "periodic.extxyz"
+    write_extxyz(periodic, [XYZFrame(symbols, positions, lattice=lattice, pbc=(True, True, True))])
+    assert not np.allclose(identify_file(periodic, tiny_crystal_checkpoint, device="cpu").frames[0].confidence,
+                           slab.confidence)  # the open axis matters
