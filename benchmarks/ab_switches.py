@@ -14,6 +14,8 @@
     python -m benchmarks.ab_switches piece-size           # backmapping (256, training 64), crystal (1024, training
                                                           # 256), ethanol energy+forces 128: the shipped CPU piece
                                                           # sizes, or 8192 tuples per piece everywhere
+    python -m benchmarks.ab_switches derived-weights      # ethanol and aspirin energy+forces, batch 1: weights folded
+                                                          # once while frozen (nn/frozen.py), or on every call
     python -m benchmarks.ab_switches workspace            # crystal inference 1024 and 256, backmapping inference 256:
                                                           # the big no-grad products into reused per-thread buffers
                                                           # (nn/workspace.py), or fresh tensors from malloc
@@ -52,6 +54,7 @@ import gaatool.models.forces as forces_model
 import gaatool.nn.masking as masking
 import gaatool.nn.mlp as mlp
 import gaatool.nn.workspace as workspace
+import gaatool.nn.frozen as frozen
 import gaatool.tasks.forces.train as forces_train
 
 
@@ -96,6 +99,10 @@ def _piece_size(on: bool) -> None:
     sizes = _SHIPPED_PIECES if on else (SMALL_PIECE_TUPLES,) * 4
     (chunks.CPU_CHUNK_TUPLES, backmap_model.CPU_CHUNK_TUPLES, backmap_model.TRAIN_CPU_CHUNK_TUPLES,
      crystal_model.CPU_CHUNK_TUPLES) = sizes
+
+
+def _derived_weights(on: bool) -> None:
+    frozen.KEEP_DERIVED = on
 
 
 def _workspace(on: bool) -> None:
@@ -149,6 +156,8 @@ SWITCHES = {
     "piece-size": (_piece_size, [CaseSpec("backmap", "inference", 256), CaseSpec("backmap", "train", 64),
                                  CaseSpec("crystal", "inference", 1024), CaseSpec("crystal", "train", 256),
                                  CaseSpec("ethanol", "inference", 128)], False),
+    "derived-weights": (_derived_weights, [CaseSpec("ethanol", "inference", 1), CaseSpec("aspirin", "inference", 1)],
+                        False),
     "workspace": (_workspace, [CaseSpec("crystal", "inference", 1024), CaseSpec("crystal", "inference", 256),
                                CaseSpec("backmap", "inference", 256)], False),
     "short-softmax": (_short_softmax, [CaseSpec("crystal", "inference", 1024), CaseSpec("crystal", "train", 256)],

@@ -292,6 +292,7 @@ def test_ab_switches_flip_and_restore_the_change():
     import gaatool.nn.chunks as chunks
     import gaatool.nn.compiled as compiled
     import gaatool.nn.workspace as workspace
+    import gaatool.nn.frozen as frozen
     import gaatool.tasks.forces.train as forces_train
     from benchmarks.ab_switches import SWITCHES
 
@@ -299,7 +300,8 @@ def test_ab_switches_flip_and_restore_the_change():
         return (mlp.FUSE_MAX_INPUTS, backmap_model.CPU_CHUNK_TUPLES, backmap_model.TRAIN_CPU_CHUNK_TUPLES,
                 forces_model.frozen_parameters, forces_train.MIN_PIECE_TUPLES, chunks._worker_pool,
                 compiled.CPU_CPP_WRAPPER, attention.PairSum.materialize,
-                crystal_model.CPU_CHUNK_TUPLES, masking.SHORT_SET, chunks.CPU_CHUNK_TUPLES, workspace.ENABLED)
+                crystal_model.CPU_CHUNK_TUPLES, masking.SHORT_SET, chunks.CPU_CHUNK_TUPLES, workspace.ENABLED,
+                frozen.KEEP_DERIVED)
 
     before = state()
     for name, (switch, cases, _) in SWITCHES.items():

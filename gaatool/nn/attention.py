@@ -16,6 +16,7 @@ from torch.nn import functional
 from ..ga.invariants import invariant_count, pair_invariants, tuple_invariants
 from ..ga.products import slot_view
 from . import workspace
+from .frozen import derived_while_frozen
 from .geometry import Geometry
 from .masking import masked_softmax
 from .merge import Join, TupleMerge
@@ -321,11 +322,16 @@ class TupleAttentionBase(nn.Module):
             return (core, None) if split_bias else core
         last = net[-1]
         kernel = self.join.input_kernel(join_index)
-        if kernel is None:  # mean join: a scale
-            weight, bias = self.join.input_map(join_index, last.weight), last.bias
-            bias = None if bias is None else self.join.input_map(join_index, bias)
-        else:
-            weight, bias = kernel.t() @ last.weight, None if last.bias is None else last.bias @ kernel
+
+        def folded():
+            if kernel is None:  # mean join: a scale
+                bias = last.bias
+                return (self.join.input_map(join_index, last.weight),
+                        None if bias is None else self.join.input_map(join_index, bias))
+            return kernel.t() @ last.weight, None if last.bias is None else last.bias @ kernel
+
+        weight, bias = derived_while_frozen(self, ("joined", join_index), [*last.parameters(), *self.join.parameters()],
+                                            folded)
         first_layers = net[:-1]
         # consumed by the product below at once: the hidden layer may use the reused buffer
         hidden = first_layers(invariants, "hidden") if isinstance(first_layers, ValueMLP) else first_layers(invariants)

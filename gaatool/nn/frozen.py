@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
+import torch
 from torch import nn
 
-__all__ = ["frozen_parameters"]
+__all__ = ["frozen_parameters", "derived_while_frozen", "KEEP_DERIVED"]
+
+#: Keep derived weights at all (the A/B switch of ``benchmarks.ab_switches derived-weights``).
+KEEP_DERIVED = True
 
 
 @contextmanager
@@ -40,3 +44,31 @@ def frozen_parameters(module: nn.Module | Iterable[nn.Parameter]) -> Iterator[No
     finally:
         for parameter in changed:
             parameter.requires_grad_(True)
+
+
+def derived_while_frozen(owner: nn.Module, key: object, parameters: Sequence[torch.Tensor],
+                         compute: Callable[[], object]):
+    """``compute()``, kept on ``owner`` for as long as ``parameters`` take no gradient and stay unchanged.
+
+    Layers fold their weights into other forms on every call (a fused layer norm's quadratic form, a
+    join kernel folded into a value net's last layer): a few small operations per layer, a fixed
+    part of a one-molecule force call of about 1,000 operations (``python -m benchmarks.ab_switches
+    derived-weights --rounds 6``, 2-core EPYC, ms per molecule, kept / folded every call: ethanol
+    at batch 1 11.6-13.2 / 12.2-13.2 in the five rounds of each without a 20 ms outlier, aspirin
+    55.9-69.6 / 61.6-79.6; ``benchmarks/results/ab-switches-cpu-amd-epyc-session14-derived.txt``). Under
+    :func:`frozen_parameters` (force inference) or with gradients off (crystal and backmapping
+    inference) their results are the same from call to call until a parameter changes; any change
+    (an optimiser step, ``load_state_dict``, ``.double()``) gives a new version or storage, which
+    computes them again. Never while tracing for torch.compile.
+    """
+    if (not KEEP_DERIVED or torch.compiler.is_compiling()
+            or (torch.is_grad_enabled() and any(p.requires_grad for p in parameters))):
+        return compute()
+    stamp = tuple((p.data_ptr(), p._version, p.dtype, p.device, p.shape) for p in parameters)
+    cache = owner.__dict__.setdefault("_derived_while_frozen", {})
+    hit = cache.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    value = compute()
+    cache[key] = (stamp, value)
+    return value

@@ -13,6 +13,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..ga.products import slot_view
+from .frozen import derived_while_frozen
 
 __all__ = ["MERGE_MODES", "TupleMerge", "Join"]
 
@@ -55,7 +56,11 @@ class TupleMerge(nn.Module):
             term = values / float(self.rank)
             return [term if then is None else term @ then] * self.rank
         # project each point once, then broadcast: cheaper than projecting every tuple
-        return [values @ (kernel if then is None else kernel @ then) for kernel in self.kernels]
+        if then is None:
+            return [values @ kernel for kernel in self.kernels]
+        folded = derived_while_frozen(self, ("then", then.data_ptr()), [*self.kernels, then],
+                                      lambda: [kernel @ then for kernel in self.kernels])
+        return [values @ kernel for kernel in folded]
 
     @property
     def symmetric(self) -> bool:

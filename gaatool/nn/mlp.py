@@ -5,6 +5,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from . import workspace
+from .frozen import derived_while_frozen
 from .swish import Swish
 
 import torch
@@ -101,16 +102,19 @@ def linear_layer_norm(x: torch.Tensor, linear: nn.Linear, norm: nn.LayerNorm, ou
     step. Equal up to rounding. With ``out_slot`` the result may be that :mod:`.workspace` slot's
     reused buffer (no-grad CPU inference), for callers that consume it before the slot's next use.
     """
-    weight, bias = linear.weight, linear.bias
-    if bias is None:
-        bias = weight.new_zeros(weight.shape[0])
-    extended = torch.cat([weight, bias.unsqueeze(-1)], dim=-1)  # (H, I + 1)
-    centred = extended - extended.mean(dim=0, keepdim=True)
-    form = centred.t() @ centred / centred.shape[0]  # (I + 1, I + 1)
+    def folded():
+        weight, bias = linear.weight, linear.bias
+        if bias is None:
+            bias = weight.new_zeros(weight.shape[0])
+        extended = torch.cat([weight, bias.unsqueeze(-1)], dim=-1)  # (H, I + 1)
+        centred = extended - extended.mean(dim=0, keepdim=True)
+        form = centred.t() @ centred / centred.shape[0]  # (I + 1, I + 1)
+        return form, (centred if norm.weight is None else centred * norm.weight.unsqueeze(-1))
+
+    form, kernel = derived_while_frozen(linear, "layer_norm", [*linear.parameters(), *norm.parameters()], folded)
     x1 = torch.cat([x, x.new_ones(*x.shape[:-1], 1)], dim=-1)
     variance = ((x1 @ form) * x1).sum(dim=-1, keepdim=True).clamp_min(0.0)
     scaled = x1 * torch.rsqrt(variance + norm.eps)
-    kernel = centred if norm.weight is None else centred * norm.weight.unsqueeze(-1)
     if out_slot is None:
         return nn.functional.linear(scaled, kernel, norm.bias)
     return workspace.linear(scaled, kernel, norm.bias, out_slot)
