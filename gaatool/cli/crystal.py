@@ -116,7 +116,7 @@ def attach(app: typer.Typer) -> None:
 
     @app.command("identify")
     def identify(
-        path: Path = typer.Argument(..., help="Snapshot file: .gsd, .xyz/.extxyz, a LAMMPS text dump (.lammpstrj, .dump) or a VASP POSCAR, CONTCAR or XDATCAR; - reads stdin."),
+        path: Path = typer.Argument(..., help="Snapshot file: .gsd, .xyz/.extxyz, a LAMMPS text dump (.lammpstrj, .dump) or data file (.data, .lmp), or a VASP POSCAR, CONTCAR or XDATCAR; - reads stdin."),
         out: Optional[Path] = typer.Option(None, "-o", "--out",
                                            help="Write labels: .npz (arrays), .xyz/.extxyz (labelled frames; - for stdout) "
                                            "or .gsd (a labelled copy of a .gsd input)."),

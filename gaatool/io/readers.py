@@ -12,6 +12,8 @@ extension               reader
 ``POSCAR*``,            :func:`gaatool.io.vasp.read_vasp` (VASP: one frame;
 ``CONTCAR*``,           ``XDATCAR*``: every configuration of an ab initio
 ``*.vasp``, ``XDATCAR*``  MD run, also gzipped), by the file name
+``*.data``, ``*.lmp``,  :func:`gaatool.io.lammps_data.read_lammps_data`
+``data.*``              (a LAMMPS data file: one frame, periodic)
 ======================  ===================================================
 
 XYZ frames without a lattice (or with ``pbc="F F F"``) are non-periodic
@@ -92,7 +94,7 @@ def _frame_from_xyz(xyz_frame, path: Path, index: int, box) -> Frame:
 
 
 def read_frames(path: str | os.PathLike, frames: slice | None = None, box=None) -> Iterator[Frame]:
-    """Frames of a GSD, (extended) XYZ, LAMMPS dump or VASP (POSCAR, CONTCAR, XDATCAR) file.
+    """Frames of a GSD, (extended) XYZ, LAMMPS dump or data, or VASP (POSCAR, CONTCAR, XDATCAR) file.
 
     Parameters
     ----------
@@ -118,6 +120,7 @@ def read_frames(path: str | os.PathLike, frames: slice | None = None, box=None) 
         ``box`` given for frames that have their own.
     """
     from .lammps import is_lammps_dump, read_lammps_dump
+    from .lammps_data import is_lammps_data, read_lammps_data
     from .vasp import read_vasp, vasp_kind
 
     path = Path(path)
@@ -129,6 +132,10 @@ def read_frames(path: str | os.PathLike, frames: slice | None = None, box=None) 
         if lattice is not None:
             raise ConfigError(f"{path}: VASP files carry their own cell; do not also give a box")
         return read_vasp(path, frames)
+    if is_lammps_data(path):
+        if lattice is not None:
+            raise ConfigError(f"{path}: LAMMPS data files carry their own box; do not also give a box")
+        return read_lammps_data(path, frames)
     if suffix != ".gsd" and suffix not in (".xyz", ".extxyz") and is_lammps_dump(path):
         if lattice is not None:
             raise ConfigError(f"{path}: LAMMPS dump frames carry their own box; do not also give a box")
@@ -136,8 +143,8 @@ def read_frames(path: str | os.PathLike, frames: slice | None = None, box=None) 
     if suffix not in SUPPORTED_EXTENSIONS:
         raise InputFileError(
             f"{path}: unknown file type {suffix or '(no extension)'!r}; gaatool reads "
-            f"{', '.join(SUPPORTED_EXTENSIONS)} (XYZ and LAMMPS dumps also gzipped) and VASP POSCAR, CONTCAR, "
-            "XDATCAR files"
+            f"{', '.join(SUPPORTED_EXTENSIONS)} (XYZ and LAMMPS dumps also gzipped), LAMMPS data files "
+            "(.data, .lmp) and VASP POSCAR, CONTCAR, XDATCAR files"
         )
     if suffix == ".gsd":
         from .gsd import read_gsd
