@@ -68,8 +68,11 @@ class _Reader:
         return InputFileError(f"{self.path}: not a valid LAMMPS data file at line {self.lines.number}: {problem}")
 
     def next(self) -> str | None:
+        """The next line without its comment (None at the end); the Atoms title keeps its ``# style``."""
         line = self.lines.next()
-        return None if line is None else line.split("#")[0].strip() if not line.lstrip().startswith("Atoms") else line
+        if line is None or line.lstrip().startswith("Atoms"):
+            return line
+        return line.split("#")[0].strip()
 
 
 def read_lammps_data(path: str | os.PathLike, frames: slice | None = None) -> Iterator[Frame]:
