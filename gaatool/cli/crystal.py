@@ -174,10 +174,24 @@ def attach(app: typer.Typer) -> None:
         names = result.class_names + ["unknown"]
         rows = [[f.index, len(f.labels)] + [100 * x for x in f.fractions(len(result.class_names))]
                 for f in result.frames]
+        if len(rows) > TABLE_FRAMES:  # a long trajectory: its ends and the whole, not a screenful per frame
+            import numpy as np
+
+            half = TABLE_FRAMES // 2
+            counts = np.array([len(f.labels) for f in result.frames], dtype=float)
+            shares = np.array([row[2:] for row in rows])
+            whole = (counts[:, None] * shares).sum(0) / counts.sum()
+            rows = rows[:half] + [[f"... {len(rows) - 2 * half} more", ""] + [""] * len(names)] + rows[-half:] + [
+                [f"all {len(rows)}", int(counts.sum())] + whole.tolist()]
         console = render.stderr_console()
         console.print(render.table(f"{result.source}: % of particles per structure", ["frame", "N"] + names, rows))
         for note in result.notes:
             console.print(f"note: {note}", markup=False)
+
+
+#: Frames listed in identify's table; longer trajectories show their first and last frames and all of them together
+#: (--json lists every frame).
+TABLE_FRAMES = 20
 
 
 def _parse_box(text: Optional[str]):

@@ -399,3 +399,26 @@ def test_a_slab_is_open_along_its_free_axis(tiny_crystal_checkpoint, tmp_path):
     write_extxyz(periodic, [XYZFrame(symbols, positions, lattice=lattice, pbc=(True, True, True))])
     assert not np.allclose(identify_file(periodic, tiny_crystal_checkpoint, device="cpu").frames[0].confidence,
                            slab.confidence)  # the open axis matters
+
+
+def test_identify_table_of_a_long_trajectory(tmp_path, cli, tiny_crystal_checkpoint):
+    """More than 20 frames: the table lists the first and last 10 and a row for all of them (particle-weighted),
+    the JSON every frame."""
+    import numpy as np
+
+    from gaatool.io.xyz import XYZFrame, write_extxyz
+
+    rng = np.random.default_rng(0)
+    lattice = np.eye(3) * 4 * 3.6
+    cells = np.stack(np.meshgrid(*[np.arange(4)] * 3, indexing="ij"), -1).reshape(-1, 1, 3)
+    basis = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    ideal = ((cells + basis) * 3.6).reshape(-1, 3)
+    frames = [XYZFrame(np.array(["Cu"] * len(ideal)), ideal + rng.normal(0, 0.3, ideal.shape), lattice=lattice)
+              for _ in range(25)]
+    path = tmp_path / "long.extxyz"
+    write_extxyz(path, frames)
+    table = cli("identify", path, "-m", tiny_crystal_checkpoint, "--device", "cpu")
+    assert table.code == 0 and "... 5 more" in table.err and "all 25" in table.err
+    assert "│ 9 " in table.err and "│ 15 " in table.err and "│ 12 " not in table.err
+    listed = json.loads(cli("identify", path, "-m", tiny_crystal_checkpoint, "--device", "cpu", "--json").out)
+    assert len(listed["frames"]) == 25
