@@ -172,20 +172,47 @@ def read_frames(path: str | os.PathLike, frames: slice | None = None, box=None) 
     return (_frame_from_xyz(xyz_frames[i], path, i, lattice) for i in chosen)
 
 
+def _stdin_name(data: bytes) -> str:
+    """A file name that makes :func:`read_frames` read ``data`` as what it is: GSD (its magic number), a LAMMPS
+    dump (``ITEM:``), a LAMMPS data file (an ``N atoms`` header line), a VASP XDATCAR (``Direct configuration=``)
+    or POSCAR (scale and lattice lines), else XYZ."""
+    if data.startswith(GSD_MAGIC):
+        return "stdin.gsd"
+    if data.lstrip().startswith(b"ITEM:"):
+        return "stdin.lammpstrj"
+    head = data[:65536].decode("utf-8", errors="replace").splitlines()
+    if any(line.split()[1:2] == ["atoms"] and line.split()[0].isdigit() for line in head[1:40]):
+        return "stdin.data"
+    if any(line.split()[:2] in (["Direct", "configuration="], ["Cartesian", "configuration="]) for line in head):
+        return "XDATCAR"
+
+    def numbers(line: str) -> int:
+        try:
+            return len([float(v) for v in line.split()])
+        except ValueError:
+            return -1
+
+    # an XYZ file starts with its atom count; a POSCAR with a title, then its scale and lattice lines
+    if (len(head) > 7 and not head[0].strip().isdigit() and numbers(head[1]) in (1, 3)
+            and all(numbers(line) >= 3 for line in head[2:5])):
+        return "POSCAR"
+    return "stdin.xyz"
+
+
 @contextlib.contextmanager
 def stdin_snapshot(stream: BinaryIO | None = None) -> Iterator[Path]:
     """Standard input saved to a temporary file named after its content, for readers that need a path.
 
-    GSD (by its magic number), LAMMPS dump (first line ``ITEM:``) or XYZ
-    (anything else), each also gzipped. Errors raised inside the block name
-    ``stdin`` instead of the temporary file, which is removed afterwards.
+    GSD (by its magic number), LAMMPS dump (first line ``ITEM:``) or data
+    file, VASP XDATCAR or POSCAR, or XYZ (anything else), each also gzipped.
+    Errors raised inside the block name ``stdin`` instead of the temporary
+    file, which is removed afterwards.
     """
     data = read_stdin(stream)
     if not data.strip():
-        raise InputFileError("stdin: no input (empty); pipe a GSD, XYZ or LAMMPS dump file in")
-    suffix = ".gsd" if data.startswith(GSD_MAGIC) else ".lammpstrj" if data.lstrip().startswith(b"ITEM:") else ".xyz"
+        raise InputFileError("stdin: no input (empty); pipe a GSD, XYZ, LAMMPS dump or data, or VASP file in")
     with tempfile.TemporaryDirectory(prefix="gaatool-stdin-") as folder:
-        path = Path(folder) / f"stdin{suffix}"
+        path = Path(folder) / _stdin_name(data)
         path.write_bytes(data)
         try:
             yield path

@@ -139,3 +139,20 @@ def test_gzipped_xyz_reads_like_the_plain_file(tmp_path, positions):
     assert "\n" not in str(err.value) and "cut.xyz.gz" in str(err.value)
     with pytest.raises(InputFileError, match=r"unknown file type '\.gz'"):
         read_frames(tmp_path / "frames.gsd.gz")
+
+
+def test_stdin_content_is_told_apart():
+    """What comes on stdin is read as what it is: the temporary file's name picks the reader."""
+    from gaatool.io.readers import GSD_MAGIC, _stdin_name
+
+    xyz = "3\nenergy=1.5\nC 0 0 0\nH 1 0 0\nH 0 1 0\n"
+    numeric_xyz = "3\n-97208.4\n6 0 0 0\n1 1 0 0\n1 0 1 0\n1 0 0 1\n1 1 1 1\n1 2 2 2\n"  # count, energy, Z x y z
+    poscar = "Cu fcc\n1.0\n3.6 0 0\n0 3.6 0\n0 0 3.6\nCu\n4\nDirect\n0 0 0\n0.5 0.5 0\n0.5 0 0.5\n0 0.5 0.5\n"
+    xdatcar = poscar.replace("Direct\n", "Direct configuration=     1\n")
+    data = "LAMMPS data\n\n4 atoms\n1 atom types\n\n0 3.6 xlo xhi\n0 3.6 ylo yhi\n0 3.6 zlo zhi\n\nAtoms # atomic\n"
+    names = {"xyz": xyz, "numeric xyz": numeric_xyz, "POSCAR": poscar, "XDATCAR": xdatcar, "data": data,
+             "dump": "ITEM: TIMESTEP\n0\n"}
+    found = {key: _stdin_name(text.encode()) for key, text in names.items()}
+    assert found == {"xyz": "stdin.xyz", "numeric xyz": "stdin.xyz", "POSCAR": "POSCAR", "XDATCAR": "XDATCAR",
+                     "data": "stdin.data", "dump": "stdin.lammpstrj"}
+    assert _stdin_name(GSD_MAGIC + b"rest") == "stdin.gsd"
