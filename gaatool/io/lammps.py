@@ -243,7 +243,7 @@ def read_lammps_dump(path: str | os.PathLike, frames: slice | None = None) -> It
     ------
     InputFileError
         Missing, empty, truncated or malformed file (naming the frame and
-        line), mixed boundaries, missing columns, an empty selection.
+        line), missing columns, an empty selection.
     """
     path = Path(path)
     order = None
