@@ -236,8 +236,8 @@ def read_lammps_dump(path: str | os.PathLike, frames: slice | None = None) -> It
     -------
     iterator of Frame
         Positions in the dump's length unit, lattice rows (None for a
-        non-periodic box), types from ``element`` or ``type``; ``index`` is
-        the frame's position in the file.
+        non-periodic box; ``pbc`` flags for mixed boundaries), types from
+        ``element`` or ``type``; ``index`` is the frame's position in the file.
 
     Raises
     ------
