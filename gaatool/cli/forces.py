@@ -161,6 +161,9 @@ def _evaluation_summary(result: dict, as_json: bool) -> None:
     title = f"{result['checkpoint']} on {result['dataset']} ({result['split']}, {result['n_frames']} frames)"
     console = render.stderr_console()
     console.print(render.table(title, ["metric", "value"], rows))
+    if result.get("labels"):
+        what = "the original MD17 labels it keeps (old_*)" if result["labels"] == "md17" else "its own (recomputed) labels"
+        console.print(f"note: rMD17 file, against {what}; --labels md17|rmd17 picks", markup=False)
     if result.get("parity_plot"):
         console.print(f"wrote {result['parity_plot']}")
 
@@ -174,12 +177,16 @@ def evaluate_forces_command(
     split: str = typer.Option("test", "--split", help="train, val or test (of a dataset)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a force parity plot (PNG) here."),
     batch_size: int = typer.Option(64, "--batch-size", help="Frames per forward pass."),
+    labels: str = typer.Option("auto", "--labels", metavar="auto|md17|rmd17",
+                               help="An rMD17 .npz's labels: its own (rmd17), the original MD17 ones it keeps "
+                                    "(md17), or those the model was trained on (auto)."),
     device: str = options.Device, as_json: bool = options.AsJson,
 ) -> None:
     """Force MAE per component (paper Table 1), RMSE, energy MAE and cosine similarity."""
     from ..tasks.forces.evaluate import evaluate_forces
 
-    result = evaluate_forces(checkpoint, dataset, split=split, device=device, batch_size=batch_size, parity_png=plot)
+    result = evaluate_forces(checkpoint, dataset, split=split, device=device, batch_size=batch_size, parity_png=plot,
+                             labels=labels)
     _evaluation_summary(result.to_dict(), as_json)
 
 

@@ -306,15 +306,16 @@ def load_forces_dataset(path: str | os.PathLike) -> ForcesDataset:
     return ForcesDataset(name, z.astype(np.int64), splits, meta, path)
 
 
-def load_frames_or_dataset(path: str | os.PathLike) -> ForcesDataset:
+def load_frames_or_dataset(path: str | os.PathLike, labels: str = "rmd17") -> ForcesDataset:
     """A dataset file of ``gaatool data md17``, or any file of frames with energies and forces
     (:func:`~.md17.read_molecular_file`: MD17 / rMD17 npz, sGDML or extended XYZ) as a dataset whose
     test split holds all its frames, in file order (train and val empty): what a user evaluating a
-    model on frames of their own has.
+    model on frames of their own has. ``labels``: an rMD17 file's label set (``rmd17``, or ``md17``
+    for the original labels it keeps).
     """
     if is_dataset_file(path):
         return load_forces_dataset(path)
-    data = read_molecular_file(path)
+    data = read_molecular_file(path, labels=labels)
     n = data.atomic_numbers.shape[0]
     empty = ForcesSplit(np.zeros((0, n, 3)), np.zeros(0), np.zeros((0, n, 3)), np.zeros(0, dtype=np.int64))
     frames = ForcesSplit(data.positions, data.energies, data.forces, np.arange(data.n_frames, dtype=np.int64))

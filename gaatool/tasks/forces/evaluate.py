@@ -14,6 +14,7 @@ from ...io.xyz import ELEMENTS
 from ...units import KCAL_PER_MOL_IN_MEV
 from ..plots import save_parity_plot
 from .dataset import ForcesDataset, load_frames_or_dataset
+from .md17 import LABEL_SETS, has_md17_labels, trained_labels
 from .predict import ForceFieldPredictor
 
 __all__ = ["ForcesEvaluation", "evaluate_forces", "force_metrics"]
@@ -79,10 +80,13 @@ def force_metrics(reference: np.ndarray, predicted: np.ndarray) -> dict[str, flo
 
 def evaluate_forces(checkpoint: str | os.PathLike | ForceFieldPredictor, dataset: str | os.PathLike | ForcesDataset,
                     split: str = "test", device: str = "auto", batch_size: int = 64,
-                    parity_png: str | os.PathLike | None = None) -> ForcesEvaluation:
+                    parity_png: str | os.PathLike | None = None, labels: str = "auto") -> ForcesEvaluation:
     """Evaluate a force field on ``split`` of a forces dataset, or on every frame of a file of frames with
     energies and forces (MD17 / rMD17 npz, sGDML or extended XYZ; see
     :func:`~.dataset.load_frames_or_dataset`); optionally write a force parity plot (PNG).
+
+    ``labels`` (an rMD17 npz of frames): ``rmd17`` its own, ``md17`` the original MD17 labels it keeps,
+    ``auto`` those the checkpoint was trained on where the file has them (:func:`~.md17.trained_labels`).
 
     Raises
     ------
@@ -97,7 +101,13 @@ def evaluate_forces(checkpoint: str | os.PathLike | ForceFieldPredictor, dataset
         raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_NAMES)}")
     predictor = checkpoint if isinstance(checkpoint, ForceFieldPredictor) else \
         ForceFieldPredictor.from_checkpoint(checkpoint, device=device, batch_size=batch_size)
-    data = dataset if isinstance(dataset, ForcesDataset) else load_frames_or_dataset(dataset)
+    if labels not in ("auto", *LABEL_SETS):
+        raise ConfigError(f"--labels must be auto, {' or '.join(LABEL_SETS)}, got {labels!r}")
+    if labels == "auto":
+        wanted = trained_labels(predictor.metadata)
+        labels = wanted if wanted == "rmd17" or (not isinstance(dataset, ForcesDataset)
+                                                 and has_md17_labels(dataset)) else "rmd17"
+    data = dataset if isinstance(dataset, ForcesDataset) else load_frames_or_dataset(dataset, labels)
     where = str(data.path) if data.path is not None else data.name
     if data.metadata.get("frames_file") and split != "test":
         raise ConfigError(f"{where}: a file of frames, not a dataset of `gaatool data md17`: all its frames are "
@@ -123,7 +133,8 @@ def evaluate_forces(checkpoint: str | os.PathLike | ForceFieldPredictor, dataset
         energy_rmse_mev=float(np.sqrt(np.mean(energy_error**2))) * KCAL_PER_MOL_IN_MEV,
         energy_trained=bool(meta.get("energy_trained", False)),
         per_element_force_mae_mev_per_a=per_element,
-        extra={"model_molecule": meta.get("molecule"), "epoch": meta.get("epoch")},
+        extra={"model_molecule": meta.get("molecule"), "epoch": meta.get("epoch"),
+               "labels": data.metadata.get("provenance", {}).get("labels")},
     )
     if parity_png is not None:
         save_parity_plot(part.forces * KCAL_PER_MOL_IN_MEV, forces * KCAL_PER_MOL_IN_MEV, parity_png,

@@ -267,8 +267,15 @@ def _build(name: str, z, R, E, F, where: str) -> MolecularData:
                          energies=energies, forces=forces)
 
 
-def _read_npz(path: Path, name: str | None = None) -> MolecularData:
-    """Read an sGDML (z, R, E, F) or rMD17 (nuclear_charges, coords, energies, forces) npz."""
+#: Labels of an rMD17 npz: its own (``rmd17``: PBE/def2-SVP, recomputed) or the original MD17 ones it keeps
+#: in ``old_energies`` / ``old_forces`` (``md17``). They differ by far more than a model's error: ethanol's
+#: forces by 182 meV/Å on average (tests/files/md17/rmd17_ethanol_50.npz).
+LABEL_SETS = ("rmd17", "md17")
+
+
+def _read_npz(path: Path, name: str | None = None, labels: str = "rmd17") -> MolecularData:
+    """Read an sGDML (z, R, E, F) or rMD17 (nuclear_charges, coords, energies, forces) npz; ``labels`` picks an
+    rMD17 file's label set (:data:`LABEL_SETS`)."""
     # Checked first: np.load would try to unpickle anything that is not npz/npy, and say so.
     if path.is_file() and not zipfile.is_zipfile(path):
         raise InputFileError(f"{path}: not an npz file (no zip archive inside); the file is damaged "
@@ -291,6 +298,10 @@ def _read_npz(path: Path, name: str | None = None) -> MolecularData:
                 file_name = _as_text(archive["name"]) if "name" in keys else None
             elif set(_RMD17_KEYS) <= keys:
                 z, R, E, F = (archive[k] for k in _RMD17_KEYS)
+                if labels == "md17":
+                    if not {"old_energies", "old_forces"} <= keys:
+                        raise InputFileError(f"{path}: has no old_energies / old_forces (the original MD17 labels)")
+                    E, F = archive["old_energies"], archive["old_forces"]
                 fmt, stored, file_name = "rmd17-npz", None, None
             else:
                 raise InputFileError(
@@ -310,6 +321,8 @@ def _read_npz(path: Path, name: str | None = None) -> MolecularData:
         )
     data = _build(name or file_name or path.stem, z, R, E, F, str(path))
     data.provenance.update(format=fmt, fingerprint=fingerprint, fingerprint_verified=stored is not None)
+    if fmt == "rmd17-npz":
+        data.provenance.update(labels=labels, has_md17_labels={"old_energies", "old_forces"} <= keys)
     return data
 
 
@@ -347,7 +360,25 @@ def _read_xyz_data(path, name: str | None) -> MolecularData:
     return data
 
 
-def read_molecular_file(path: str | os.PathLike, name: str | None = None) -> MolecularData:
+def has_md17_labels(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an rMD17 npz that keeps the original MD17 labels (``old_energies``, ``old_forces``)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return {"nuclear_charges.npy", "old_energies.npy", "old_forces.npy"} <= names
+
+
+def trained_labels(metadata: dict) -> str:
+    """``md17`` or ``rmd17``: the label set a forces checkpoint was trained on, from its data provenance."""
+    provenance = metadata.get("data", {}).get("provenance", {})
+    revised = provenance.get("revised") or (provenance.get("format") == "rmd17-npz"
+                                            and provenance.get("labels", "rmd17") == "rmd17")
+    return "rmd17" if revised else "md17"
+
+
+def read_molecular_file(path: str | os.PathLike, name: str | None = None, labels: str = "rmd17") -> MolecularData:
     """Read frames with energies and forces from a local file.
 
     Accepted: an sGDML npz (keys ``R, E, F, z``; an embedded ``md5`` is
@@ -355,6 +386,8 @@ def read_molecular_file(path: str | os.PathLike, name: str | None = None) -> Mol
     the sGDML xyz export, or extended XYZ with ``species``/``pos``/``forces``
     columns and ``energy=`` per frame. ``"-"`` reads XYZ from stdin.
     Units are taken as Å, kcal/mol and kcal/mol/Å (the MD17 convention).
+    ``labels="md17"`` reads an rMD17 npz's original MD17 labels (``old_*``)
+    instead of its own.
 
     Raises
     ------
@@ -371,8 +404,10 @@ def read_molecular_file(path: str | os.PathLike, name: str | None = None) -> Mol
         raise InputFileError(f"{path}: no such file; check the path")
     with open(path, "rb") as handle:
         magic = handle.read(4)
+    if labels not in LABEL_SETS:
+        raise ConfigError(f"labels must be one of {', '.join(LABEL_SETS)}, got {labels!r}")
     if path.suffix.lower() == ".npz" or magic.startswith(b"PK"):
-        data = _read_npz(path, name)
+        data = _read_npz(path, name, labels)
     else:
         data = _read_xyz_data(path, name)
     data.provenance.update(source="file", file=str(path), sha256=_dl.sha256_file(path), units=dict(_UNITS))

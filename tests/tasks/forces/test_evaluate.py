@@ -111,3 +111,27 @@ def test_files_of_frames_are_evaluated_whole(run, tmp_path, md17_50):
     write_extxyz(unlabelled, [XYZFrame(symbols, data.positions[0])])
     with pytest.raises(InputFileError, match="frame 1 has no numeric energy"):
         evaluate_forces(checkpoint, unlabelled, device="cpu")
+
+
+def test_rmd17_files_are_evaluated_against_the_labels_the_model_learned(run, rmd17_50, tmp_path):
+    """An rMD17 npz holds its own labels and the original MD17 ones (old_*), which differ by far more than a
+    model's error: a model trained on MD17 is measured against the MD17 labels unless --labels says otherwise."""
+    from gaatool.checkpoint import update_metadata
+    from gaatool.tasks.forces.md17 import read_molecular_file
+
+    checkpoint, _ = run
+    auto = evaluate_forces(checkpoint, rmd17_50, device="cpu")
+    md17 = evaluate_forces(checkpoint, rmd17_50, device="cpu", labels="md17")
+    own = evaluate_forces(checkpoint, rmd17_50, device="cpu", labels="rmd17")
+    assert auto.to_dict()["labels"] == "md17" and own.to_dict()["labels"] == "rmd17"
+    assert auto.force_mae_mev_per_a == md17.force_mae_mev_per_a != own.force_mae_mev_per_a
+    old = read_molecular_file(rmd17_50, labels="md17")
+    new = read_molecular_file(rmd17_50)
+    assert not np.allclose(old.forces, new.forces) and np.array_equal(old.positions, new.positions)
+    # a model trained on rMD17 labels is measured against them
+    revised = tmp_path / "revised.safetensors"
+    revised.write_bytes(Path(checkpoint).read_bytes())
+    update_metadata(revised, {"data": {"provenance": {"revised": True}}})
+    assert evaluate_forces(revised, rmd17_50, device="cpu").to_dict()["labels"] == "rmd17"
+    with pytest.raises(ConfigError, match="--labels must be"):
+        evaluate_forces(checkpoint, rmd17_50, device="cpu", labels="dft")
