@@ -2,9 +2,11 @@
 
 For every structure in the given folders (default: the training and external entries of the
 pretrained backmapping models), the beads of each kind (centroid, centre of mass, C-alpha; as
-``gaatool coarse-grain --bead`` makes them) and the share of peptide-bonded consecutive beads spaced
-within ``CA_SPACING_A`` (3.6-4.0 Å), per entry: its range over the entries, then its median.
-``gaatool backmap`` takes beads with a share of at least ``CA_SPACING_SHARE`` (0.6) for a C-alpha trace.
+``gaatool coarse-grain --bead`` makes them), as they are and with Gaussian noise of 0.1 and 0.3 Å
+per coordinate (beads of a coarse-grained simulation), and the median and interquartile range of
+the distances between peptide-bonded consecutive beads: their ranges over the entries, and how many
+entries ``gaatool backmap`` takes for C-alpha traces (median at most ``CA_MEDIAN_A``, range at most
+``CA_SPREAD_A``).
 
     python docs/examples/bead_spacing.py [FOLDER ...]
 """
@@ -15,11 +17,14 @@ import numpy as np
 
 from gaatool.errors import InputFileError
 from gaatool.io.structure import read_structure
-from gaatool.tasks.backmap.coarse_grain import BEAD_KINDS, CA_SPACING_SHARE, coarse_grain, spaced_like_ca_trace
+from gaatool.tasks.backmap.coarse_grain import BEAD_KINDS, bead_spacing, coarse_grain, spaced_like_ca_trace
+
+NOISE_A = (0.0, 0.1, 0.3)
 
 root = Path(__file__).resolve().parents[2]
 folders = [Path(f) for f in sys.argv[1:]] or [root / "pretrained/inputs/pdb", root / "pretrained/inputs/pdb_external"]
-shares = {kind: [] for kind in BEAD_KINDS}
+rng = np.random.default_rng(0)
+found = {(kind, noise): [] for kind in BEAD_KINDS for noise in NOISE_A}
 for path in sorted(p for folder in folders for p in folder.iterdir() if not p.name.endswith((".md", ".txt"))):
     structure = read_structure(path)
     for kind in BEAD_KINDS:
@@ -28,10 +33,12 @@ for path in sorted(p for folder in folders for p in folder.iterdir() if not p.na
         except InputFileError as error:  # a residue without its CA atom: no C-alpha trace of this entry
             print(f"skipped: {error}")
             continue
-        spacing = spaced_like_ca_trace(beads)
-        if spacing is not None:
-            shares[kind].append(spacing[1])
-for kind, values in shares.items():
+        for noise in NOISE_A:
+            moved = beads.with_positions(beads.positions + rng.normal(0, noise, beads.positions.shape))
+            if bead_spacing(moved) is not None:
+                found[(kind, noise)].append((*bead_spacing(moved), spaced_like_ca_trace(moved)))
+for (kind, noise), values in found.items():
     values = np.array(values)
-    print(f"{kind:8s} {len(values)} entries: {values.min():.1%}-{values.max():.1%} of consecutive beads 3.6-4.0 Å apart "
-          f"(median {np.median(values):.1%}); taken for C-alpha traces: {np.sum(values >= CA_SPACING_SHARE)}")
+    print(f"{kind:8s} noise {noise:.1f} Å, {len(values)} entries: median {values[:, 0].min():.2f}-{values[:, 0].max():.2f} Å, "
+          f"interquartile range {values[:, 1].min():.2f}-{values[:, 1].max():.2f} Å; "
+          f"taken for C-alpha traces: {int(values[:, 2].sum())}")

@@ -33,6 +33,7 @@ __all__ = [
     "chain_breaks",
     "structure_previous",
     "spaced_like_ca_trace",
+    "bead_spacing",
     "neighborhoods",
     "ca_counts",
     "chain_segments",
@@ -165,32 +166,44 @@ def structure_previous(structure: ProteinStructure) -> np.ndarray:
     return previous
 
 
-#: C-alpha atoms of consecutive residues sit 3.8 Å apart (trans peptides), residue centroids anywhere from about 3
-#: to 7 Å: of the consecutive beads of the 48 training and external entries (pretrained/inputs), 97.8-100% per
-#: entry lie in this range for C-alpha traces, 2.6-26.7% for centroid and 3.9-24.4% for centre-of-mass beads
-#: (``python docs/examples/bead_spacing.py``).
-CA_SPACING_A = (3.6, 4.0)
-#: The share of consecutive beads within CA_SPACING_A above which beads are taken for a C-alpha trace.
-CA_SPACING_SHARE = 0.6
+#: C-alpha atoms of consecutive residues sit 3.8 Å apart (trans peptides), residue centroids anywhere from about
+#: 3 to 7 Å. Per entry of the 48 training and external entries (pretrained/inputs), the median and interquartile
+#: range of consecutive bead distances: C-alpha traces 3.80-3.86 and 0.01-0.06 Å, and with Gaussian noise of
+#: 0.3 Å per coordinate (a hot or soft coarse-grained simulation) 3.78-3.91 and 0.42-0.65 Å; centroid beads
+#: 4.13-5.11 and 0.97-1.45 Å, centre-of-mass beads 4.29-5.18 and 0.86-1.45 Å, with that noise no lower
+#: (``python docs/examples/bead_spacing.py``, which also adds the noise).
+CA_MEDIAN_A = 4.1
+#: Largest interquartile range of consecutive bead distances (Å) of a C-alpha trace.
+CA_SPREAD_A = 0.8
 #: Fewer peptide-bonded bead pairs than this say too little about the kind of bead.
 MIN_BONDED_BEADS = 8
 
 
-def spaced_like_ca_trace(structure: ProteinStructure) -> tuple[bool, float] | None:
-    """Whether one-bead-per-residue beads are spaced like C-alpha atoms, and the share of consecutive
-    beads (first model) spaced 3.6-4.0 Å apart that says so; None with fewer than 8 consecutive pairs.
-
-    The atom names of bead files do not say where a bead sits: tools write centroids named CA (so that
-    viewers draw a trace) and C-alpha positions named otherwise.
-    """
+def bead_spacing(structure: ProteinStructure) -> tuple[float, float] | None:
+    """Median and interquartile range (Å) of the distances between peptide-bonded consecutive beads (first
+    model); None with fewer than :data:`MIN_BONDED_BEADS` such pairs."""
     previous = structure_previous(structure)
     bonded = np.flatnonzero(previous >= 0)
     if len(bonded) < MIN_BONDED_BEADS:
         return None
     positions = structure.positions[0]
     spacing = np.linalg.norm(positions[bonded] - positions[previous[bonded]], axis=-1)
-    share = float(np.mean((spacing >= CA_SPACING_A[0]) & (spacing <= CA_SPACING_A[1])))
-    return share >= CA_SPACING_SHARE, share
+    upper, lower = np.percentile(spacing, [75, 25])
+    return float(np.median(spacing)), float(upper - lower)
+
+
+def spaced_like_ca_trace(structure: ProteinStructure) -> bool | None:
+    """Whether one-bead-per-residue beads are spaced like C-alpha atoms (median consecutive distance at most
+    :data:`CA_MEDIAN_A`, spread at most :data:`CA_SPREAD_A`); None with too few consecutive pairs to tell.
+
+    The atom names of bead files do not say where a bead sits: tools write centroids named CA (so that
+    viewers draw a trace) and C-alpha positions named otherwise.
+    """
+    spacing = bead_spacing(structure)
+    if spacing is None:
+        return None
+    median, spread = spacing
+    return median <= CA_MEDIAN_A and spread <= CA_SPREAD_A
 
 
 def chain_segments(structure: ProteinStructure) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,7 @@ from ...errors import CheckpointError, ConfigError, InputFileError
 from ...io.structure import MD_RESIDUE_ALIASES, ProteinStructure, output_format, read_structure, write_structure
 from ...io.trajectory import is_trajectory, read_trajectory
 from ...train.device import resolve_device
-from .coarse_grain import (CA_SPACING_A, chain_breaks, chain_segments, check_coarse_grained, neighborhoods,
+from .coarse_grain import (bead_spacing, chain_breaks, chain_segments, check_coarse_grained, neighborhoods,
                            residue_types_of, sequence_offsets, spaced_like_ca_trace)
 from .residues import MAX_ATOMS, atom_element, residue_labels
 from .train import check_vocabulary, predict_atoms
@@ -63,22 +63,22 @@ def input_bead_kind(beads: ProteinStructure) -> str:
     Told by the spacing of consecutive beads (:func:`~.coarse_grain.spaced_like_ca_trace`), or by
     the atom names (all CA) when the chains have fewer than 8 peptide-bonded pairs.
     """
-    spacing = spaced_like_ca_trace(beads)
-    if spacing is None:
+    like = spaced_like_ca_trace(beads)
+    if like is None:
         return "ca" if _named_ca(beads) else "centroid"
-    return "ca" if spacing[0] else "centroid"
+    return "ca" if like else "centroid"
 
 
 def _bead_notes(beads: ProteinStructure) -> list[str]:
     """A note when the bead names and their spacing disagree (the spacing decides)."""
-    spacing = spaced_like_ca_trace(beads)
-    if spacing is None or spacing[0] == _named_ca(beads):
+    like = spaced_like_ca_trace(beads)
+    if like is None or like == _named_ca(beads):
         return []
-    like, share = spacing
+    median, spread = bead_spacing(beads)
     what = "C-alpha atoms" if like else "residue centroids, not C-alpha atoms"
     named = "are not all named CA" if like else "are named CA"
-    return [f"{beads.source}: the beads {named} but are spaced like {what} ({share:.0%} of consecutive beads "
-            f"{CA_SPACING_A[0]}-{CA_SPACING_A[1]} Å apart); taken for {'a C-alpha trace' if like else 'centroid beads'}"]
+    return [f"{beads.source}: the beads {named} but are spaced like {what} (consecutive beads {median:.2f} Å apart, "
+            f"interquartile range {spread:.2f} Å); taken for {'a C-alpha trace' if like else 'centroid beads'}"]
 
 
 def _bead_warning(beads: ProteinStructure, model_bead: str, checkpoint: Path) -> list[str]:
