@@ -61,6 +61,9 @@ def md17(
     revised: bool = typer.Option(False, "--revised", help="Use the revised MD17 (rMD17)."),
     source: Optional[Path] = typer.Option(None, "--from", help="Local npz / sGDML xyz / extended XYZ "
                                           "(or rmd17.tar.bz2 with --revised) instead of downloading."),
+    labels: str = typer.Option("rmd17", "--labels", metavar="rmd17|md17",
+                               help="With --from an rMD17 .npz: its own labels (rmd17) or the original MD17 ones "
+                                    "it keeps (md17; the pretrained models' labels)."),
     split: str = typer.Option("paper", "--split", help="paper (random, seeded) or published (rMD17 splits)."),
     published_split: int = typer.Option(1, "--published-split", help="Which published rMD17 split (1-5)."),
     n_train: Optional[int] = typer.Option(None, "--n-train", help="Training frames (paper split: 1000)."),
@@ -79,7 +82,7 @@ def md17(
     with _download_progress(quiet or as_json) as progress:
         dataset = build_md17_dataset(molecule, source=source, revised=revised, split=split, seed=seed,
                                      n_train=n_train, n_val=n_val, n_test=n_test, published_index=published_split,
-                                     cache=cache, output=out, progress=progress)
+                                     cache=cache, output=out, progress=progress, labels=labels)
     _dataset_summary(dataset.to_dict(), as_json)
 
 

@@ -202,6 +202,7 @@ def build_md17_dataset(
     download: bool = True,
     output: str | os.PathLike | None = None,
     progress: Callable[[int, int | None], None] | None = None,
+    labels: str = "rmd17",
 ) -> ForcesDataset:
     """Build a train/val/test dataset of one MD17 (or rMD17) molecule.
 
@@ -224,6 +225,8 @@ def build_md17_dataset(
         Seeds the random choices.
     cache, download, progress
         See :func:`gaatool.tasks.forces.md17.load_md17`.
+    labels
+        For a ``source`` rMD17 npz: its own labels (``rmd17``) or the original MD17 ones it keeps (``md17``).
     output
         If given, the dataset file is written there (atomically).
 
@@ -244,11 +247,11 @@ def build_md17_dataset(
     if molecule is None and source is None:
         raise ConfigError("name a molecule (--molecule) or give a local file (--from FILE)")
     if molecule is None:
-        data = read_molecular_file(source)
+        data = read_molecular_file(source, labels=labels)
         data.provenance.update(molecule=data.name, revised=bool(revised))
     else:
         data = load_md17(molecule, revised=revised, source=source, cache=cache, download=download,
-                         progress=progress)
+                         progress=progress, labels=labels)
     indices, split_meta = _choose_split(data, split, seed, _sizes(n_train, n_val, n_test, None), published_index)
     split_meta["source_frames"] = data.n_frames
     parts = {

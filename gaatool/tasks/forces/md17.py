@@ -573,6 +573,7 @@ def load_md17(
     *,
     timeout: float = 60,
     progress: Callable[[int, int | None], None] | None = None,
+    labels: str = "rmd17",
 ) -> MolecularData:
     """Load one molecule of MD17 (or rMD17 with ``revised=True``), downloading it if needed.
 
@@ -592,6 +593,8 @@ def load_md17(
         If False, never use the network: the data must be cached or given.
     timeout, progress
         Passed to :func:`gaatool.io.download.download`.
+    labels
+        For a ``source`` rMD17 npz: ``rmd17`` (its own) or ``md17`` (the original labels, ``old_*``).
 
     Returns
     -------
@@ -614,7 +617,7 @@ def load_md17(
         if revised and str(source) != "-" and src.is_file() and _is_archive(src):
             data = _load_rmd17(molecule, root, src, download=False, timeout=timeout, progress=progress)
         else:
-            data = read_molecular_file(source, name=molecule)
+            data = read_molecular_file(source, name=molecule, labels=labels)
             _check_formula(data, molecule, str(source))
     elif revised:
         data = _load_rmd17(molecule, root, None, download, timeout, progress)

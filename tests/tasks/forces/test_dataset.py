@@ -142,3 +142,19 @@ def test_test_only_dataset_evaluates_but_does_not_train(tmp_path, md17_50):
     assert dataset.splits["test"].n_frames == 20 and dataset.splits["train"].n_frames == 0
     with pytest.raises(ConfigError, match="train split is empty"):
         ForcesTrainTask(dataset, ForcesModelOptions(), batch_size=4)
+
+
+def test_rmd17_file_with_its_original_md17_labels(rmd17_50, tmp_path):
+    """data md17 --from rmd17.npz --labels md17: the old_* labels the pretrained models learned, recorded so."""
+    from gaatool.tasks.forces.md17 import trained_labels
+
+    dataset = build_md17_dataset("ethanol", source=rmd17_50, labels="md17", n_train=0, n_val=0, n_test=50,
+                                 output=tmp_path / "old.npz")
+    with np.load(rmd17_50) as archive:
+        old_forces = archive["old_forces"]
+    test = dataset.splits["test"]
+    np.testing.assert_allclose(test.forces, old_forces[test.indices])
+    assert dataset.metadata["provenance"]["labels"] == "md17"
+    assert trained_labels({"data": {"provenance": dataset.metadata["provenance"]}}) == "md17"
+    own = build_md17_dataset("ethanol", source=rmd17_50, n_train=0, n_val=0, n_test=50)
+    assert trained_labels({"data": {"provenance": own.metadata["provenance"]}}) == "rmd17"
