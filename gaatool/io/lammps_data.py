@@ -33,21 +33,16 @@ _STYLE_BY_COLUMNS = {5: "atomic", 8: "atomic", 7: "full", 10: "full"}
 
 
 def is_lammps_data(path: str | os.PathLike) -> bool:
-    """A LAMMPS data file by name (``*.data``, ``*.lmp``, ``data.*``) whose header counts atoms.
+    """A LAMMPS data file by name: ``*.data``, ``*.lmp``, or ``data.*`` with no other known extension.
 
-    >>> is_lammps_data("missing.xyz")
-    False
+    >>> is_lammps_data("relaxed.data"), is_lammps_data("data.Cu_fcc"), is_lammps_data("data.xyz")
+    (True, True, False)
     """
-    path = Path(path)
-    name = path.name.lower()
-    if not (name.endswith((".data", ".lmp")) or name.startswith("data.")) or not path.is_file():
-        return False
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            lines = [handle.readline() for _ in range(40)]
-    except OSError:
-        return False
-    return any(line.split()[1:2] == ["atoms"] for line in lines[1:])
+    name = Path(path).name.lower()
+    if name.endswith((".data", ".lmp")):
+        return True
+    return name.startswith("data.") and Path(name).suffix not in (".xyz", ".extxyz", ".gsd", ".lammpstrj",
+                                                                   ".lammpsdump", ".dump", ".gz")
 
 
 def _numbers(reader: "_Reader", line: str, count: int, what: str) -> list[float]:

@@ -82,7 +82,7 @@ class _Header:
 def _header(reader: _Reader, first: str | None = None, frame: int | None = None) -> _Header:
     """The header after its comment line (``first``: that line, already read; None: read it now)."""
     if first is None and reader.next(comment=True) is None:
-        raise reader.fail("the file is empty")
+        raise InputFileError(f"{reader.path}: the file is empty")
     try:
         scale = [float(v) for v in reader.require("the scale line", frame).split()]
     except ValueError as err:

@@ -54,7 +54,12 @@ def test_triclinic_box_and_names(tmp_path, system):
     np.testing.assert_allclose(frame.box, [[7.0, 0, 0], [1.0, 7.0, 0], [-0.5, 0.25, 8.0]])
     with pytest.raises(ConfigError, match="carry their own box"):
         read_frames(path, box=[10, 10, 10])
-    assert not is_lammps_data(tmp_path / "missing.data")
+    with pytest.raises(InputFileError, match="no such file"):
+        read_frames(tmp_path / "missing.data")
+    junk = tmp_path / "junk.data"
+    junk.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(InputFileError, match="junk.data: not a"):
+        list(read_frames(junk))
 
 
 @pytest.mark.parametrize("damage, message", [
