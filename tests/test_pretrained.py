@@ -230,7 +230,7 @@ def test_pretrained_crystal_under_correlated_thermal_motion(identifier, name, mi
     ("benzene", "benzene_md17_test_200.npz", 25.0),
     ("toluene", "toluene_md17_test_200.npz", 40.0),
     ("naphthalene", "naphthalene_md17_test_200.npz", 50.0),
-    ("salicylic", "salicylic_md17_test_200.npz", 50.0),
+    ("salicylic", "salicylic_md17_test_200.npz", 45.0),
 ])
 def test_pretrained_force_fields_on_held_out_md17_frames(molecule, test_file, limit):
     """predict_file without a checkpoint picks the molecule's own model; force MAE on held-out frames (meV/Å)."""
