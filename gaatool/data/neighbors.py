@@ -223,16 +223,21 @@ class NeighborFinder:
         self._index(fbox, fbox.make_absolute(fractional - np.floor(fractional)))
         self.half_width = 0.5 * float(perpendicular_widths(self.search_lattice).min())
 
+    def _widen_gaps(self, axes: list[int], farthest: float) -> None:
+        """Widen the gaps of these open axes to 2.2 times ``farthest`` (never narrower) and stretch their vectors."""
+        for axis in axes:
+            self.gaps[axis] = max(self.gaps[axis], 2.2 * farthest)
+        self._stretch_open_axes()
+
     def _more_copies(self, farthest: float) -> bool:
         """Repeat the box along each direction narrower than twice ``farthest`` (with a margin); False
         when the supercell would exceed MAX_SUPERCELL_POINTS."""
         # the farthest neighbour found in too small a box may fall short of the true one: the caller asks again
+        widths = perpendicular_widths(self.search_lattice)
         factors = [1 if axis in self.open_axes else max(1, int(np.ceil(2.2 * farthest / width)))
-                   for axis, width in enumerate(perpendicular_widths(self.search_lattice))]
-        for axis in self.open_axes:  # an open axis is never repeated: its gap grows instead
-            if perpendicular_widths(self.search_lattice)[axis] <= 2.2 * farthest:
-                self.gaps[axis] = max(self.gaps[axis], 2.2 * farthest)
-        self._stretch_open_axes()
+                   for axis, width in enumerate(widths)]
+        # an open axis is never repeated: its gap grows instead
+        self._widen_gaps([axis for axis in self.open_axes if widths[axis] <= 2.2 * farthest], farthest)
         copies = tuple(c * f for c, f in zip(self.copies, factors))
         if self.n * int(np.prod(copies)) > MAX_SUPERCELL_POINTS:
             return False
@@ -289,9 +294,7 @@ class NeighborFinder:
             farthest = float(distances.max())
             narrow = [axis for axis in self.open_axes if self.gaps[axis] <= farthest]
             if narrow:  # a neighbour may lie across the gap: widen it, index again, ask again
-                for axis in narrow:
-                    self.gaps[axis] = 2.2 * farthest
-                self._stretch_open_axes()
+                self._widen_gaps(narrow, farthest)
                 self._periodic_search(self.copies)
                 return None
             if farthest >= self.half_width:

@@ -314,12 +314,12 @@ class Identifier:
     def _note_open_boundaries(self, frame: Frame) -> None:
         """Say (once per file) that a frame without a box is taken as a cluster with a surface: a periodic
         snapshot written without its box (a plain XYZ file) gets wrong labels near its faces otherwise."""
+        if any(n.startswith(f"{frame.source}: no periodic box") for n in self.notes):
+            return
         span = np.ptp(frame.positions, axis=0)
-        note = (f"{frame.source}: no periodic box, so the particles are taken as a cluster whose surface "
-                f"particles have cut-off neighbour shells (they span {span[0]:.4g} x {span[1]:.4g} x {span[2]:.4g}); "
-                "for a periodic snapshot give --box Lx,Ly,Lz")
-        if not any(n.startswith(f"{frame.source}: no periodic box") for n in self.notes):
-            self.notes.append(note)
+        self.notes.append(f"{frame.source}: no periodic box, so the particles are taken as a cluster whose surface "
+                          f"particles have cut-off neighbour shells (they span {span[0]:.4g} x {span[1]:.4g} x "
+                          f"{span[2]:.4g}); for a periodic snapshot give --box Lx,Ly,Lz")
 
     def _model_for(self, n_particles: int):
         """The model, compiled (once, at the chunk size) for frames big enough that compiling pays."""
