@@ -21,7 +21,7 @@ from .._version import __version__
 from ..errors import InputFileError
 from ..io.atomic import atomic_path
 
-__all__ = ["save_dataset", "load_dataset", "read_metadata", "is_dataset_file", "METADATA_KEY", "FORMAT_VERSION"]
+__all__ = ["save_dataset", "load_dataset", "read_metadata", "is_dataset_file", "npz_members", "METADATA_KEY", "FORMAT_VERSION"]
 
 #: Archive member holding the JSON metadata (UTF-8 bytes as uint8).
 METADATA_KEY = "__gaatool_metadata__"
@@ -121,14 +121,19 @@ def _metadata(path: Path, archive, expected_task: str | None) -> dict[str, Any]:
     return meta
 
 
-def is_dataset_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is an npz archive with gaatool metadata (its member list only; nothing is loaded)."""
-    path = Path(path)
+def npz_members(path: str | os.PathLike) -> set[str]:
+    """The array names of an npz archive, from its member list only (nothing is loaded); empty for anything
+    that is not one."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return f"{METADATA_KEY}.npy" in archive.namelist()
+            return {name[:-4] for name in archive.namelist() if name.endswith(".npy")}
     except (OSError, zipfile.BadZipFile):
-        return False
+        return set()
+
+
+def is_dataset_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an npz archive with gaatool metadata."""
+    return METADATA_KEY in npz_members(path)
 
 
 def read_metadata(path: str | os.PathLike, expected_task: str | None = None) -> dict[str, Any]:

@@ -103,10 +103,9 @@ def evaluate_forces(checkpoint: str | os.PathLike | ForceFieldPredictor, dataset
         ForceFieldPredictor.from_checkpoint(checkpoint, device=device, batch_size=batch_size)
     if labels not in ("auto", *LABEL_SETS):
         raise ConfigError(f"--labels must be auto, {' or '.join(LABEL_SETS)}, got {labels!r}")
-    if labels == "auto":
-        wanted = trained_labels(predictor.metadata)
-        labels = wanted if wanted == "rmd17" or (not isinstance(dataset, ForcesDataset)
-                                                 and has_md17_labels(dataset)) else "rmd17"
+    if labels == "auto":  # the model's labels where the file has them; else the file's own
+        has_old = not isinstance(dataset, ForcesDataset) and has_md17_labels(dataset)
+        labels = "md17" if trained_labels(predictor.metadata) == "md17" and has_old else "rmd17"
     data = dataset if isinstance(dataset, ForcesDataset) else load_frames_or_dataset(dataset, labels)
     where = str(data.path) if data.path is not None else data.name
     if data.metadata.get("frames_file") and split != "test":

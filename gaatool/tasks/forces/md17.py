@@ -34,6 +34,7 @@ from typing import Callable
 
 import numpy as np
 
+from ...data.store import npz_members
 from ...errors import ConfigError, DownloadError, InputFileError
 from ...io import download as _dl
 from ...io.xyz import ELEMENTS, atomic_number, iter_xyz
@@ -322,7 +323,7 @@ def _read_npz(path: Path, name: str | None = None, labels: str = "rmd17") -> Mol
     data = _build(name or file_name or path.stem, z, R, E, F, str(path))
     data.provenance.update(format=fmt, fingerprint=fingerprint, fingerprint_verified=stored is not None)
     if fmt == "rmd17-npz":
-        data.provenance.update(labels=labels, has_md17_labels={"old_energies", "old_forces"} <= keys)
+        data.provenance.update(labels=labels)
     return data
 
 
@@ -362,12 +363,7 @@ def _read_xyz_data(path, name: str | None) -> MolecularData:
 
 def has_md17_labels(path: str | os.PathLike) -> bool:
     """Whether ``path`` is an rMD17 npz that keeps the original MD17 labels (``old_energies``, ``old_forces``)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
-    return {"nuclear_charges.npy", "old_energies.npy", "old_forces.npy"} <= names
+    return {"nuclear_charges", "old_energies", "old_forces"} <= npz_members(path)
 
 
 def trained_labels(metadata: dict) -> str:
