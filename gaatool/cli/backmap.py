@@ -177,7 +177,7 @@ def attach(app: typer.Typer) -> None:
                                            "Default: <input name>_cg.pdb here (.cif for mmCIF input)."),
         bead: str = typer.Option("centroid", "--bead", help="Bead per residue: centroid of the heavy atoms (the "
                                                             "default model's), com, or ca (a C-alpha trace)."),
-        fmt: Optional[str] = typer.Option(None, "--format", help="pdb or cif (default: by extension; stdout: pdb)."),
+        fmt: Optional[str] = options.StructureFormat,
         quiet: bool = options.Quiet,
     ) -> None:
         """One bead per residue from an all-atom structure: the input `gaatool backmap` expects."""
@@ -199,7 +199,7 @@ def attach(app: typer.Typer) -> None:
         model: Optional[Path] = options.Model,
         top: Optional[Path] = typer.Option(None, "--top", help="PDB/mmCIF/.gro of the beads of a .dcd/.xtc trajectory."),
         frames: Optional[str] = typer.Option(None, "--frames", help="Models/frames to use: start:stop:step."),
-        fmt: Optional[str] = typer.Option(None, "--format", help="pdb or cif (default: by extension; stdout: pdb)."),
+        fmt: Optional[str] = options.StructureFormat,
         relax: bool = typer.Option(True, "--relax/--no-relax",
                                    help="Relax the predicted atoms to ideal covalent geometry (bond lengths, backbone "
                                         "angles, L chirality, planar peptide bonds, disulfides) and push clashing "

@@ -15,6 +15,7 @@ Seed = typer.Option(0, "--seed", help="Random seed.")
 Quiet = typer.Option(False, "--quiet", "-q", help="No progress output.")
 AsJson = typer.Option(False, "--json", help="Print the result as JSON on stdout.")
 Model = typer.Option(None, "--model", "-m", help="Checkpoint (.safetensors); default: the pretrained model.")
+StructureFormat = typer.Option(None, "--format", help="pdb or cif (default: by extension; stdout: pdb).")
 
 # the engine options every `train` command takes
 Epochs = typer.Option(800, "--epochs", help="Maximum number of epochs.")

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InputFileError
 from .frame import Frame, describe_selection
-from .text import CountedLines, decoding_errors, open_text
+from .text import FileLines, decoding_errors, open_text
 
 __all__ = ["ATOM_STYLES", "is_lammps_data", "read_lammps_data"]
 
@@ -45,7 +45,7 @@ def is_lammps_data(path: str | os.PathLike) -> bool:
                                                                    ".lammpsdump", ".dump", ".gz")
 
 
-def _numbers(reader: "_Reader", line: str, count: int, what: str) -> list[float]:
+def _numbers(reader: "_Lines", line: str, count: int, what: str) -> list[float]:
     try:
         values = [float(v) for v in line.split()[:count]]
     except ValueError:
@@ -55,16 +55,11 @@ def _numbers(reader: "_Reader", line: str, count: int, what: str) -> list[float]
     return values
 
 
-class _Reader:
-    def __init__(self, path: Path, lines: CountedLines):
-        self.path, self.lines = path, lines
+class _Lines(FileLines):
+    """Lines of a data file; the Atoms title keeps its ``# style`` comment."""
 
-    def fail(self, problem: str) -> InputFileError:
-        return InputFileError(f"{self.path}: not a valid LAMMPS data file at line {self.lines.number}: {problem}")
-
-    def next(self) -> str | None:
-        """The next line without its comment (None at the end); the Atoms title keeps its ``# style``."""
-        line = self.lines.next()
+    def content(self) -> str | None:
+        line = self.next()
         if line is None or line.lstrip().startswith("Atoms"):
             return line
         return line.split("#")[0].strip()
@@ -80,18 +75,17 @@ def read_lammps_data(path: str | os.PathLike, frames: slice | None = None) -> It
     if len(chosen) == 0:
         raise InputFileError(f"{path}: frame selection {describe_selection(frames)} selects none of its 1 frames")
     with open_text(path, "a LAMMPS data file") as handle:
-        lines = CountedLines(handle)
-        reader = _Reader(path, lines)
-        with decoding_errors(path, lines, "a LAMMPS data file"):
+        reader = _Lines(handle, path, "LAMMPS data")
+        with decoding_errors(path, reader, "a LAMMPS data file"):
             return iter([_read(reader)])
 
 
-def _read(reader: _Reader) -> Frame:
-    if reader.lines.next() is None:  # the first line is a title
+def _read(reader: _Lines) -> Frame:
+    if reader.next() is None:  # the first line is a title
         raise InputFileError(f"{reader.path}: the file is empty")
     n_atoms, bounds, tilt = None, {}, (0.0, 0.0, 0.0)
     while True:
-        line = reader.next()
+        line = reader.content()
         if line is None:
             raise reader.fail("the file ends before its Atoms section")
         words = line.split()
@@ -118,7 +112,7 @@ def _read(reader: _Reader) -> Frame:
     ids, types, positions = np.empty(n_atoms, dtype=np.int64), [], np.empty((n_atoms, 3))
     row, width = 0, None
     while row < n_atoms:
-        text = reader.next()
+        text = reader.content()
         if text is None:
             raise reader.fail(f"the file ends after {row} of {n_atoms} atoms")
         fields = text.split()
@@ -151,12 +145,12 @@ def _read(reader: _Reader) -> Frame:
                  source=str(reader.path), index=0)
 
 
-def _skip_section(reader: _Reader) -> None:
+def _skip_section(reader: _Lines) -> None:
     """Skip a section's lines: a blank line, then data lines up to the next blank line."""
     seen_data = False
     while True:
-        position = reader.lines.handle.tell()
-        line = reader.next()
+        position = reader.handle.tell()
+        line = reader.content()
         if line is None:
             return
         if not line.split():
@@ -164,7 +158,7 @@ def _skip_section(reader: _Reader) -> None:
                 return
             continue
         if line.split()[0][0].isalpha():  # the next section's title: give it back
-            reader.lines.handle.seek(position)
-            reader.lines.number -= 1
+            reader.handle.seek(position)
+            reader.number -= 1
             return
         seen_data = True

@@ -10,7 +10,7 @@ from typing import IO, BinaryIO, Iterator
 
 from ..errors import InputFileError
 
-__all__ = ["open_text", "CountedLines", "decoding_errors", "read_stdin"]
+__all__ = ["open_text", "CountedLines", "FileLines", "decoding_errors", "read_stdin"]
 
 
 def open_text(path: str | os.PathLike, what: str) -> IO[str]:
@@ -43,6 +43,41 @@ class CountedLines:
         if not line:
             return None
         self.number += 1
+        return line
+
+
+class FileLines(CountedLines):
+    """Counted lines of one text file, with one-line errors naming the file, the line and, in a
+    trajectory, the frame: ``path: not a valid <what> file at frame F (line L): problem``.
+
+    :meth:`next` gives raw lines, :meth:`content` lines without their comments (after any of
+    :attr:`COMMENT_MARKS`).
+    """
+
+    COMMENT_MARKS: tuple[str, ...] = ("#",)
+
+    def __init__(self, handle: IO[str], path: str | os.PathLike, what: str):
+        super().__init__(handle)
+        self.path, self.what = path, what
+
+    def content(self) -> str | None:
+        """The next line without its comment, stripped; None at the end."""
+        line = self.next()
+        if line is None:
+            return None
+        for mark in self.COMMENT_MARKS:
+            line = line.split(mark)[0]
+        return line.strip()
+
+    def fail(self, problem: str, frame: int | None = None) -> InputFileError:
+        where = f"frame {frame} (line {self.number})" if frame is not None else f"line {self.number}"
+        return InputFileError(f"{self.path}: not a valid {self.what} file at {where}: {problem}")
+
+    def require(self, what: str, frame: int | None = None) -> str:
+        """:meth:`content`, or an error saying the file ends before ``what``."""
+        line = self.content()
+        if line is None:
+            raise self.fail(f"the file ends before {what}", frame)
         return line
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import InputFileError
 from .frame import Frame, describe_selection
-from .text import CountedLines, decoding_errors, open_text
+from .text import CountedLines, FileLines, decoding_errors, open_text
 
 __all__ = ["VaspCell", "count_configurations", "read_poscar_cell", "read_vasp", "vasp_kind"]
 
@@ -49,27 +49,10 @@ class VaspCell:
     labels: list[str]
 
 
-class _Reader:
-    """Lines of a VASP file without comments (``!``, ``#``; the first line is kept whole), counted."""
+class _Lines(FileLines):
+    """Lines of a VASP file; comments start at ``!`` or ``#`` (the first line, a title, is read raw)."""
 
-    def __init__(self, path: Path, lines: CountedLines, what: str):
-        self.path, self.lines, self.what = path, lines, what
-
-    def fail(self, problem: str, frame: int | None = None) -> InputFileError:
-        where = f"frame {frame} (line {self.lines.number})" if frame is not None else f"line {self.lines.number}"
-        return InputFileError(f"{self.path}: not a valid {self.what} file at {where}: {problem}")
-
-    def next(self, comment: bool = False) -> str | None:
-        line = self.lines.next()
-        if line is None or comment:
-            return line
-        return line.split("!")[0].split("#")[0].strip()
-
-    def require(self, what: str, frame: int | None = None) -> str:
-        line = self.next()
-        if line is None:
-            raise self.fail(f"the file ends before {what}", frame)
-        return line
+    COMMENT_MARKS = ("!", "#")
 
 
 @dataclass
@@ -79,9 +62,9 @@ class _Header:
     labels: list[str]
 
 
-def _header(reader: _Reader, first: str | None = None, frame: int | None = None) -> _Header:
+def _header(reader: _Lines, first: str | None = None, frame: int | None = None) -> _Header:
     """The header after its comment line (``first``: that line, already read; None: read it now)."""
-    if first is None and reader.next(comment=True) is None:
+    if first is None and reader.next() is None:
         raise InputFileError(f"{reader.path}: the file is empty")
     try:
         scale = [float(v) for v in reader.require("the scale line", frame).split()]
@@ -119,10 +102,10 @@ def _header(reader: _Reader, first: str | None = None, frame: int | None = None)
     return _Header(factors, lattice * factors, labels)
 
 
-def _coordinates(reader: _Reader, n: int, frame: int | None = None) -> np.ndarray:
+def _coordinates(reader: _Lines, n: int, frame: int | None = None) -> np.ndarray:
     rows = []
     for _ in range(n):
-        line = reader.next()
+        line = reader.content()
         if line is None:
             raise reader.fail(f"the file ends after {len(rows)} of {n} coordinate lines", frame)
         try:
@@ -134,7 +117,7 @@ def _coordinates(reader: _Reader, n: int, frame: int | None = None) -> np.ndarra
     return np.array(rows, dtype=np.float64).reshape(n, 3)
 
 
-def _fractional(lattice: np.ndarray, cartesian: np.ndarray, reader: _Reader, frame: int | None = None) -> np.ndarray:
+def _fractional(lattice: np.ndarray, cartesian: np.ndarray, reader: _Lines, frame: int | None = None) -> np.ndarray:
     try:
         return np.linalg.solve(lattice.T, cartesian.T).T
     except np.linalg.LinAlgError as err:
@@ -145,9 +128,8 @@ def read_poscar_cell(path: str | os.PathLike) -> VaspCell:
     """The structure of a POSCAR/CONTCAR file (VASP 4 or 5 layout), as in the file (no symmetry applied)."""
     path = Path(path)
     with open_text(path, "a POSCAR file") as handle:
-        lines = CountedLines(handle)
-        reader = _Reader(path, lines, "POSCAR")
-        with decoding_errors(path, lines, "a POSCAR file"):
+        reader = _Lines(handle, path, "POSCAR")
+        with decoding_errors(path, reader, "a POSCAR file"):
             header = _header(reader)
             mode = reader.require("the coordinate mode line")
             if mode[:1] in ("S", "s"):  # Selective dynamics
@@ -165,12 +147,11 @@ def read_poscar_cell(path: str | os.PathLike) -> VaspCell:
 def _xdatcar_frames(path: Path) -> Iterator[tuple[int, np.ndarray, np.ndarray, list[str]]]:
     """(index, Cartesian positions, lattice, labels) of every configuration, streamed."""
     with open_text(path, "an XDATCAR file") as handle:
-        lines = CountedLines(handle)
-        reader = _Reader(path, lines, "XDATCAR")
-        with decoding_errors(path, lines, "an XDATCAR file"):
+        reader = _Lines(handle, path, "XDATCAR")
+        with decoding_errors(path, reader, "an XDATCAR file"):
             header, index = None, 0
             while True:
-                line = reader.next(comment=True)
+                line = reader.next()
                 if line is None:
                     break
                 words = line.split()
