@@ -19,6 +19,13 @@
     python -m benchmarks.ab_switches workspace            # crystal inference 1024 and 256, backmapping inference 256:
                                                           # the big no-grad products into reused per-thread buffers
                                                           # (nn/workspace.py), or fresh tensors from malloc
+    python -m benchmarks.ab_switches tuple-workspace      # backmapping inference 256: the tuple values and hidden
+                                                          # layers of non-symmetric tuple sums (translation,
+                                                          # refinements, concat-merge blocks) into reused
+                                                          # per-thread buffers, or fresh tensors
+    python -m benchmarks.ab_switches row-blocks           # backmapping inference 256, crystal inference 1024: score
+                                                          # and scale nets in blocks of 8192 rows (hidden layer in
+                                                          # cache), or each piece's rows at once
     python -m benchmarks.ab_switches short-softmax        # crystal inference 1024 and training 256: softmax over
                                                           # sets of < 32 from elementwise ops, or torch's kernel
     python -m benchmarks.ab_switches frozen-parameters    # ethanol energy+forces, batch 1 and 128
@@ -29,8 +36,10 @@
     python -m benchmarks.ab_switches cpp-wrapper          # compiled ethanol energy+forces, batch 1: graphs called
                                                           # through inductor's C++ wrapper, or from Python
 
-Each case is prepared once per state (switches read when a model is built take effect there); each
-round times it with the change on, then off (median of 7 calls after 2 warm-ups); printed: ms per
+``--threads N`` sets torch's CPU threads (default: torch's choice, all cores); ``A+B`` flips several
+switches together; ``--alternate CALLS`` times single calls alternating on/off call by call and prints
+medians and quartiles (for noisy machines). Each case is prepared once per state (switches read when
+a model is built take effect there); each round times it with the change on, then off (median of 7 calls after 2 warm-ups); printed: ms per
 item of every round. Compiled cases (cpp-wrapper) compile in the warm-ups. Same machine caveats
 as benchmarks/run.py (idle machine).
 """
@@ -38,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -111,6 +121,34 @@ def _workspace(on: bool) -> None:
         workspace.release()  # buffers held while "off" runs would change its heap
 
 
+_TUPLE_SUM = (attention.TupleSum.materialize, attention.TupleSum.through)
+
+
+def _fresh_tuple_values(self: attention.TupleSum) -> torch.Tensor:
+    # the code before session 15: tuple values and hidden layers as fresh tensors
+    if self._values is None:
+        self._values = attention._broadcast_sum([self.expand(self.core, None), *self.terms])
+    return self._values
+
+
+def _fresh_through(self: attention.TupleSum, net) -> torch.Tensor:
+    first = attention._leading_linear(net)
+    if first is None or not self._terms_widen():
+        return net(self.materialize())
+    hidden = [self.expand(torch.nn.functional.linear(self.core, first.weight, first.bias), None)]
+    hidden += [torch.nn.functional.linear(term, first.weight) for term in self.terms]
+    return net[1:](attention._broadcast_sum(hidden))
+
+
+def _tuple_workspace(on: bool) -> None:
+    attention.TupleSum.materialize, attention.TupleSum.through = (
+        _TUPLE_SUM if on else (_fresh_tuple_values, _fresh_through))
+
+
+def _row_blocks(on: bool) -> None:
+    attention.BLOCK_ROWS = 8192 if on else 1 << 62
+
+
 def _short_softmax(on: bool) -> None:
     masking.SHORT_SET = 32 if on else 0
 
@@ -160,6 +198,9 @@ SWITCHES = {
                         False),
     "workspace": (_workspace, [CaseSpec("crystal", "inference", 1024), CaseSpec("crystal", "inference", 256),
                                CaseSpec("backmap", "inference", 256)], False),
+    "tuple-workspace": (_tuple_workspace, [CaseSpec("backmap", "inference", 256)], False),
+    "row-blocks": (_row_blocks, [CaseSpec("backmap", "inference", 256), CaseSpec("crystal", "inference", 1024)],
+                   False),
     "short-softmax": (_short_softmax, [CaseSpec("crystal", "inference", 1024), CaseSpec("crystal", "train", 256)],
                       False),
     "frozen-parameters": (_frozen_parameters, [CaseSpec("ethanol", "inference", 1),
@@ -182,25 +223,68 @@ def _median_ms_per_item(step, batch: int) -> float:
     return sorted(times)[3] * 1e3 / batch
 
 
+def _combined(names: list[str]):
+    """One switch flipping every named one; the cases of all of them (each once), compile if any does."""
+    entries = [SWITCHES[name] for name in names]
+    cases = list({spec.key: spec for _, specs, _ in entries for spec in specs}.values())
+
+    def switch(on: bool) -> None:
+        for function, _, _ in entries:
+            function(on)
+
+    return switch, cases, any(compile for _, _, compile in entries)
+
+
+def _alternating(steps: dict, switch, calls: int, batch: int) -> dict[str, list[float]]:
+    """ms per item of single calls, the states alternating call by call (on, off, off, on, ...)."""
+    for state, step in steps.items():
+        switch(state == "on")
+        step(), step()
+    times = {"on": [], "off": []}
+    for call in range(calls):
+        for state in (("on", "off") if call % 2 == 0 else ("off", "on")):
+            switch(state == "on")
+            start = time.perf_counter()
+            steps[state]()
+            times[state].append((time.perf_counter() - start) * 1e3 / batch)
+    return times
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("switch", choices=sorted(SWITCHES))
+    parser.add_argument("switch", help=f"one of {', '.join(sorted(SWITCHES))}, or several joined by + (all on / all off)")
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--alternate", type=int, default=0, metavar="CALLS",
+                        help="instead of rounds: this many single calls per state, alternating call by call")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
-    switch, cases, compile = SWITCHES[args.switch]
+    names = args.switch.split("+")
+    unknown = [name for name in names if name not in SWITCHES]
+    if unknown:
+        parser.error(f"unknown switch {unknown[0]!r}; choose from {', '.join(sorted(SWITCHES))}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    switch, cases, compile = SWITCHES[names[0]] if len(names) == 1 else _combined(names)
     for spec in cases:
         steps = {}
         for state in ("on", "off"):
             switch(state == "on")
             steps[state] = prepare(spec, implementations=("gaatool",), compile=compile).steps["gaatool"]
+        label = f"{args.switch} {spec.key} ({torch.get_num_threads()} threads), ms/item"
+        if args.alternate:
+            times = _alternating(steps, switch, args.alternate, spec.batch)
+            switch(True)
+            print(label + ": " + ", ".join(
+                f"{state} median {statistics.median(t):.4f} (quartiles {' - '.join(f'{q:.4f}' for q in statistics.quantiles(t, n=4)[::2])})"
+                for state, t in times.items()))
+            continue
         times = {"on": [], "off": []}
         for _ in range(args.rounds):
             for state in ("on", "off"):
                 switch(state == "on")
                 times[state].append(round(_median_ms_per_item(steps[state], spec.batch), 4))
         switch(True)
-        print(f"{args.switch} {spec.key} ({torch.get_num_threads()} threads), ms/item: "
-              f"on {times['on']}, off {times['off']}")
+        print(f"{label}: on {times['on']}, off {times['off']}")
 
 
 if __name__ == "__main__":

@@ -301,7 +301,8 @@ def test_ab_switches_flip_and_restore_the_change():
                 forces_model.frozen_parameters, forces_train.MIN_PIECE_TUPLES, chunks._worker_pool,
                 compiled.CPU_CPP_WRAPPER, attention.PairSum.materialize,
                 crystal_model.CPU_CHUNK_TUPLES, masking.SHORT_SET, chunks.CPU_CHUNK_TUPLES, workspace.ENABLED,
-                frozen.KEEP_DERIVED)
+                frozen.KEEP_DERIVED, attention.TupleSum.materialize, attention.TupleSum.through,
+                attention.BLOCK_ROWS)
 
     before = state()
     for name, (switch, cases, _) in SWITCHES.items():
@@ -310,6 +311,27 @@ def test_ab_switches_flip_and_restore_the_change():
         switch(True)
         assert state() == before, name  # on = as shipped
         assert cases
+
+
+def test_ab_switches_combine_and_alternate():
+    import gaatool.nn.attention as attention
+    from benchmarks.ab_switches import SWITCHES, _alternating, _combined
+
+    switch, cases, compile = _combined(["tuple-workspace", "row-blocks"])
+    assert [spec.key for spec in cases] == ["backmap-inference-b256", "crystal-inference-b1024"] and not compile
+    shipped = (attention.TupleSum.through, attention.BLOCK_ROWS)
+    switch(False)
+    assert attention.TupleSum.through != shipped[0] and attention.BLOCK_ROWS != shipped[1]  # both flipped
+    switch(True)
+    assert (attention.TupleSum.through, attention.BLOCK_ROWS) == shipped
+    states = []
+    flags = []
+    steps = {"on": lambda: states.append(("on", flags[-1])), "off": lambda: states.append(("off", flags[-1]))}
+    times = _alternating(steps, flags.append, calls=3, batch=2)
+    assert [len(times["on"]), len(times["off"])] == [3, 3]
+    assert all((state == "on") == flag for state, flag in states)  # each step ran in its own state
+    assert [state for state, _ in states[4:]] == ["on", "off", "off", "on", "on", "off"]  # alternating, after warm-ups
+    assert "row-blocks" in SWITCHES
 
 
 def test_force_training_step_is_the_engines_with_pieces_side_by_side():

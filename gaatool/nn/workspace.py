@@ -4,10 +4,11 @@ torch's CPU tensors come from malloc, and with glibc's defaults a freed block
 of a few MiB goes back to the kernel: the next piece's tuple hidden layer of the
 same size is fresh memory whose pages fault in one by one, zero-filled. The
 ``gaatool`` command avoids that for the whole process (:mod:`gaatool.allocator`);
-a library call cannot change malloc for its caller, so the pair path of the
-attention layers writes its three big products, the value net's hidden layer,
-its output (the pair values) and the score net's hidden layer, into buffers that
-each thread keeps and reuses for every layer and piece. gaatool alone with
+a library call cannot change malloc for its caller, so the attention layers
+write their big results, the value net's hidden layer, the layer's core (its
+output, per pair or per tuple), the tuple values and the score and scale nets'
+hidden layers, into buffers that each thread keeps and reuses for every layer
+and piece (slots "hidden", "core", "tuple_values"). gaatool alone with
 glibc's defaults (``python -m benchmarks.bench_allocator``, 2-core EPYC,
 session 12): crystal inference at batch 1024 0.057 -> 0.041 ms per environment
 (20,859 -> 3,362 page faults per call), at batch 256 0.070 -> 0.055 (5,996 -> 1),
@@ -29,7 +30,7 @@ import weakref
 import torch
 from torch.nn import functional
 
-__all__ = ["linear", "release", "ENABLED", "MIN_ELEMENTS"]
+__all__ = ["applies", "linear", "add", "index_select", "release", "ENABLED", "MIN_ELEMENTS"]
 
 #: Reuse buffers at all (the A/B switch of ``benchmarks.ab_switches workspace``).
 ENABLED = True
@@ -53,10 +54,15 @@ _all_slots: "weakref.WeakSet[_Slots]" = weakref.WeakSet()  # every live thread's
 _lock = threading.Lock()
 
 
-def _applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    return (ENABLED and x.device.type == "cpu" and not torch.is_grad_enabled() and x.dtype == weight.dtype
+def applies(x: torch.Tensor) -> bool:
+    """Whether results computed from ``x`` may go to reused buffers: CPU floats, nothing recording a graph."""
+    return (ENABLED and x.device.type == "cpu" and not torch.is_grad_enabled()
             and x.dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled("cpu")
             and not torch.compiler.is_compiling())
+
+
+def _applies(x: torch.Tensor, other: torch.Tensor) -> bool:
+    return x.dtype == other.dtype and x.device == other.device and applies(x)
 
 
 def _buffer(slot: str, count: int, dtype: torch.dtype) -> torch.Tensor:
@@ -89,6 +95,32 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, slo
     else:
         torch.addmm(bias, flat, weight.t(), out=out)
     return out.view(*x.shape[:-1], cols)
+
+
+def add(a: torch.Tensor, b: torch.Tensor, slot: str) -> torch.Tensor:
+    """``a + b`` (broadcast), written into this thread's ``slot`` buffer when that applies.
+
+    The result is then a view of the buffer, valid until the slot's next use on this thread.
+    """
+    shape = torch.broadcast_shapes(a.shape, b.shape)
+    count = shape.numel()
+    if count < MIN_ELEMENTS or not _applies(a, b):
+        return a + b
+    out = _buffer(slot, count, a.dtype).view(shape)
+    return torch.add(a, b, out=out)
+
+
+def index_select(x: torch.Tensor, dim: int, index: torch.Tensor, slot: str) -> torch.Tensor:
+    """``x.index_select(dim, index)``, written into this thread's ``slot`` buffer when that applies.
+
+    The result is then a view of the buffer, valid until the slot's next use on this thread.
+    """
+    shape = list(x.shape)
+    shape[dim] = index.numel()
+    count = torch.Size(shape).numel()
+    if count < MIN_ELEMENTS or not applies(x):
+        return x.index_select(dim, index)
+    return torch.index_select(x, dim, index, out=_buffer(slot, count, x.dtype).view(shape))
 
 
 def release() -> None:

@@ -6,6 +6,7 @@ import threading
 import pytest
 import torch
 
+import gaatool.nn.attention as attention
 import gaatool.nn.workspace as workspace
 from gaatool.models.backmap import Backmapper
 from gaatool.models.crystal import CrystalClassifier
@@ -14,8 +15,10 @@ from gaatool.nn import Vector2VectorAttention, VectorAttention
 
 @pytest.fixture
 def small_buffers(monkeypatch):
-    """Buffers for every product, however small, and none left from other tests."""
+    """Buffers for every product, however small, nets in blocks of a few rows (not dividing the row counts
+    evenly), and no buffers left from other tests."""
     monkeypatch.setattr(workspace, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(attention, "BLOCK_ROWS", 7)
     workspace.release()
     yield
     workspace.release()
@@ -60,7 +63,7 @@ def test_crystal_classifier_gives_the_same_logits(small_buffers, monkeypatch, dt
             return model(scale * r, types, mask)
 
     reference, first, second = _both_ways(call, monkeypatch)
-    assert _slots() == {"hidden", "pair_values"}  # the value and score nets' products went to the buffers
+    assert _slots() == {"hidden", "core"}  # the value and score nets' products went to the buffers
     tolerance = 1e-12 if dtype == torch.float64 else 1e-5
     torch.testing.assert_close(first, reference, rtol=tolerance, atol=tolerance)
     torch.testing.assert_close(second, reference, rtol=tolerance, atol=tolerance)
@@ -91,27 +94,35 @@ def test_backmapper_gives_the_same_vectors(small_buffers, monkeypatch, merge):
     types = torch.randint(0, 20, (3, 6), generator=g)
     center = torch.randint(0, 20, (3,), generator=g)
     labels = torch.randint(0, 187, (3, 5), generator=g)
+    neighbor_mask = torch.ones(3, 6, dtype=torch.bool)
+    neighbor_mask[1, 4:] = False
+    atom_mask = torch.ones(3, 5, dtype=torch.bool)
+    atom_mask[2, 3:] = False
 
     def call(scale=1.0):
         with torch.no_grad():
-            return model(scale * r, types, center, labels)
+            return model(scale * r, types, center, labels, neighbor_mask, atom_mask)
 
     reference, first, second = _both_ways(call, monkeypatch)
-    assert _slots()  # some product went to a buffer
+    # concat: the refinements' tuple values too (expanded pair cores, terms added in place)
+    assert _slots() == ({"hidden", "core"} if merge == "mean" else {"hidden", "core", "tuple_values"})
     torch.testing.assert_close(first, reference, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(second, reference, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("layer_class", [VectorAttention, Vector2VectorAttention])
-def test_attention_layers_give_the_same_outputs(small_buffers, monkeypatch, layer_class):
+@pytest.mark.parametrize("settings", [{}, {"merge": "concat", "join": "concat"},
+                                      {"merge": "concat", "invariant_mode": "partial"}, {"rank": 3}])
+def test_attention_layers_give_the_same_outputs(small_buffers, monkeypatch, layer_class, settings):
     torch.manual_seed(4)
-    layer = layer_class(8).double().eval()
+    layer = layer_class(8, **settings).double().eval()
     positions = torch.randn(2, 5, 3, dtype=torch.float64)
     values = torch.randn(2, 5, 8, dtype=torch.float64)
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
 
     def call(scale=1.0):
         with torch.no_grad():
-            return layer(scale * positions, values)
+            return layer(scale * positions, values, mask)
 
     reference, first, second = _both_ways(call, monkeypatch)
     torch.testing.assert_close(first, reference, rtol=1e-12, atol=1e-12)
