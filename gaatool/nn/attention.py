@@ -415,12 +415,36 @@ class TupleAttentionBase(nn.Module):
         weight, bias = derived_while_frozen(self, ("joined", join_index), [*last.parameters(), *self.join.parameters()],
                                             folded)
         first_layers = net[:-1]
-        # consumed by the product below at once: the hidden layer may use the reused buffer
-        hidden = first_layers(invariants, "hidden") if isinstance(first_layers, ValueMLP) else first_layers(invariants)
-        # the core of the layer's PairSum or TupleSum: dead once its layer is done, so a reused buffer
-        if split_bias:
-            return workspace.linear(hidden, weight, None, "core"), bias
-        return workspace.linear(hidden, weight, bias, "core")
+        core_bias = None if split_bias else bias
+        rows = invariants.numel() // max(invariants.shape[-1], 1)
+        if (isinstance(first_layers, ValueMLP) and rows > 2 * BLOCK_ROWS and workspace.applies(invariants)
+                and weight.dtype == invariants.dtype):
+            core = self._core_in_blocks(first_layers, invariants.reshape(rows, invariants.shape[-1]), weight, core_bias)
+            core = core.view(*invariants.shape[:-1], weight.shape[0])
+        else:
+            # consumed by the product below at once: the hidden layer may use the reused buffer
+            hidden = first_layers(invariants, "hidden") if isinstance(first_layers, ValueMLP) else first_layers(invariants)
+            # the core of the layer's PairSum or TupleSum: dead once its layer is done, so a reused buffer
+            core = workspace.linear(hidden, weight, core_bias, "core")
+        return (core, bias) if split_bias else core
+
+    @staticmethod
+    def _core_in_blocks(first_layers: ValueMLP, invariants: torch.Tensor, weight: torch.Tensor,
+                        bias: torch.Tensor | None) -> torch.Tensor:
+        """(rows, I) -> (rows, C) in the "core" buffer, BLOCK_ROWS rows at a time: each block's hidden layer
+        (64 wide, in the "hidden" buffer) stays in cache for its activation and the last product, where
+        a piece's whole hidden layer (10 MiB for a crystal piece of 512 environments) passed through
+        memory three times."""
+        rows = invariants.shape[0]
+        core = workspace.empty("core", (rows, weight.shape[0]), invariants.dtype)
+        for start in range(0, rows, BLOCK_ROWS):
+            stop = min(rows, start + BLOCK_ROWS)
+            hidden = first_layers(invariants[start:stop], "hidden")
+            if bias is None:
+                torch.mm(hidden, weight.t(), out=core[start:stop])
+            else:
+                torch.addmm(bias, hidden, weight.t(), out=core[start:stop])
+        return core
 
     def uses_pair_symmetry(self) -> bool:
         """Evaluate V once per unordered pair: exact when rank-2 'single' invariants (symmetric) feed V.

@@ -30,7 +30,7 @@ import weakref
 import torch
 from torch.nn import functional
 
-__all__ = ["applies", "linear", "add", "index_select", "release", "ENABLED", "MIN_ELEMENTS"]
+__all__ = ["applies", "empty", "linear", "add", "index_select", "release", "ENABLED", "MIN_ELEMENTS"]
 
 #: Reuse buffers at all (the A/B switch of ``benchmarks.ab_switches workspace``).
 ENABLED = True
@@ -78,6 +78,12 @@ def _buffer(slot: str, count: int, dtype: torch.dtype) -> torch.Tensor:
         with torch.inference_mode(False):  # a normal tensor: writable in and outside inference mode
             storage = cache[(slot, dtype)] = torch.empty(count, dtype=dtype)
     return storage[:count]
+
+
+def empty(slot: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised tensor of ``shape`` in this thread's ``slot`` buffer (CPU; callers check :func:`applies`),
+    valid until the slot's next use on this thread."""
+    return _buffer(slot, torch.Size(shape).numel(), dtype).view(shape)
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, slot: str) -> torch.Tensor:
