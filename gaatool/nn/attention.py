@@ -153,10 +153,10 @@ class TupleSum:
         allocated (they are dead once their layer is done). ``core`` is owned by this object.
         """
         if self._values is None:
-            shape = (*self._tuple_shape(), self.core.shape[-1])
             if workspace.applies(self.core) and not self._terms_widen():
                 values = self.expand(self.core, "tuple_values")
-                if values.shape == shape and all(t.dtype == values.dtype for t in self.terms):
+                if (values.shape[:-1] == self._tuple_shape()
+                        and all(t.dtype == values.dtype and t.device == values.device for t in self.terms)):
                     for term in self.terms:
                         values.add_(term)
                     self._values = values
