@@ -23,6 +23,9 @@
                                                           # layers of non-symmetric tuple sums (translation,
                                                           # refinements, concat-merge blocks) into reused
                                                           # per-thread buffers, or fresh tensors
+    python -m benchmarks.ab_switches dropout-mask         # crystal training 256, backmapping training 64: dropout as
+                                                          # one product with a float mask holding the scale, or
+                                                          # x * keep * scale (before session 15)
     python -m benchmarks.ab_switches row-blocks           # backmapping inference 256, crystal inference 1024: score
                                                           # and scale nets in blocks of 8192 rows (hidden layer in
                                                           # cache), or each piece's rows at once
@@ -145,6 +148,22 @@ def _tuple_workspace(on: bool) -> None:
         _TUPLE_SUM if on else (_fresh_tuple_values, _fresh_through))
 
 
+_DROPOUT = mlp.FastDropout.forward
+
+
+def _dropout_before_session15(self: mlp.FastDropout, x: torch.Tensor) -> torch.Tensor:
+    if not self.training or self.threshold == 0:
+        return x
+    if x.device.type != "cpu":
+        return torch.nn.functional.dropout(x, self.p, training=True)
+    keep = mlp.random_bytes(x.shape) >= self.threshold
+    return x * keep * (256.0 / (256 - self.threshold))
+
+
+def _float_mask(on: bool) -> None:
+    mlp.FastDropout.forward = _DROPOUT if on else _dropout_before_session15
+
+
 def _row_blocks(on: bool) -> None:
     attention.BLOCK_ROWS = 8192 if on else 1 << 62
 
@@ -199,6 +218,7 @@ SWITCHES = {
     "workspace": (_workspace, [CaseSpec("crystal", "inference", 1024), CaseSpec("crystal", "inference", 256),
                                CaseSpec("backmap", "inference", 256)], False),
     "tuple-workspace": (_tuple_workspace, [CaseSpec("backmap", "inference", 256)], False),
+    "dropout-mask": (_float_mask, [CaseSpec("crystal", "train", 256), CaseSpec("backmap", "train", 64)], False),
     "row-blocks": (_row_blocks, [CaseSpec("backmap", "inference", 256), CaseSpec("crystal", "inference", 1024)],
                    False),
     "short-softmax": (_short_softmax, [CaseSpec("crystal", "inference", 1024), CaseSpec("crystal", "train", 256)],
