@@ -23,6 +23,8 @@
                                                           # layers of non-symmetric tuple sums (translation,
                                                           # refinements, concat-merge blocks) into reused
                                                           # per-thread buffers, or fresh tensors
+    python -m benchmarks.ab_switches broadcast-shape      # ethanol and aspirin energy+forces, batch 1: broadcast shapes
+                                                          # by gaatool.nn.shapes (~2 us) or torch.broadcast_shapes (~20 us)
     python -m benchmarks.ab_switches dropout-mask         # crystal training 256, backmapping training 64: dropout as
                                                           # one product with a float mask holding the scale, or
                                                           # x * keep * scale (before session 15)
@@ -164,6 +166,14 @@ def _float_mask(on: bool) -> None:
     mlp.FastDropout.forward = _DROPOUT if on else _dropout_before_session15
 
 
+_BROADCAST_SHAPE = attention.broadcast_shape
+
+
+def _broadcast_shape(on: bool) -> None:
+    # off: torch.broadcast_shapes, as before session 15
+    attention.broadcast_shape = workspace.broadcast_shape = _BROADCAST_SHAPE if on else torch.broadcast_shapes
+
+
 def _row_blocks(on: bool) -> None:
     attention.BLOCK_ROWS = 8192 if on else 1 << 62
 
@@ -218,6 +228,8 @@ SWITCHES = {
     "workspace": (_workspace, [CaseSpec("crystal", "inference", 1024), CaseSpec("crystal", "inference", 256),
                                CaseSpec("backmap", "inference", 256)], False),
     "tuple-workspace": (_tuple_workspace, [CaseSpec("backmap", "inference", 256)], False),
+    "broadcast-shape": (_broadcast_shape, [CaseSpec("ethanol", "inference", 1), CaseSpec("aspirin", "inference", 1)],
+                        False),
     "dropout-mask": (_float_mask, [CaseSpec("crystal", "train", 256), CaseSpec("backmap", "train", 64)], False),
     "row-blocks": (_row_blocks, [CaseSpec("backmap", "inference", 256), CaseSpec("crystal", "inference", 1024)],
                    False),

@@ -21,6 +21,7 @@ from .geometry import Geometry
 from .masking import masked_softmax
 from .merge import Join, TupleMerge
 from .mlp import FastDropout, ValueMLP, score_net as make_score_net, value_net as make_value_net
+from .shapes import broadcast_shape
 
 __all__ = ["VectorAttention", "AttentionOutput", "TupleAttentionBase", "TupleSum"]
 
@@ -72,7 +73,7 @@ def _broadcast_sum(parts: list[torch.Tensor], out_slot: str | None = None) -> to
         best, best_size = (0, 1), None
         for a in range(len(parts)):
             for b in range(a + 1, len(parts)):
-                size = torch.broadcast_shapes(parts[a].shape, parts[b].shape).numel()
+                size = broadcast_shape(parts[a].shape, parts[b].shape).numel()
                 if best_size is None or size < best_size:
                     best, best_size = (a, b), size
         a, b = parts[best[0]], parts[best[1]]
@@ -169,7 +170,7 @@ class TupleSum:
 
     def _terms_widen(self) -> bool:
         tuple_shape = self._tuple_shape()
-        return any(torch.broadcast_shapes(tuple_shape, t.shape[:-1]) != tuple_shape for t in self.terms)
+        return any(broadcast_shape(tuple_shape, t.shape[:-1]) != tuple_shape for t in self.terms)
 
     def through(self, net: nn.Module) -> torch.Tensor:
         """net(tuple values); a leading Linear is applied part by part when terms add axes.
@@ -188,7 +189,7 @@ class TupleSum:
         hidden += [functional.linear(term, first.weight) for term in self.terms]
         if not fresh:
             return net[1:](_broadcast_sum(hidden))
-        shape = torch.broadcast_shapes(*(part.shape for part in hidden))
+        shape = broadcast_shape(*(part.shape for part in hidden))
         if shape[0] < 2 or any(part.dim() != len(shape) for part in hidden) or not workspace.applies(hidden[0]):
             return net[1:](_broadcast_sum(hidden, "hidden"))
         # blocks of the leading (batch) axis; parts that broadcast along it are used whole
@@ -230,7 +231,7 @@ class PairSum:
                 dtype = torch.promote_types(core.dtype, term.dtype)
                 core, term = core.to(dtype), term.to(dtype)
             pairs, width = core.shape[-2:]
-            batch = torch.broadcast_shapes(core.shape[:-2], term.shape[:-2])
+            batch = broadcast_shape(core.shape[:-2], term.shape[:-2])
             core3 = core.expand(*batch, pairs, width).reshape(-1, pairs, width)
             term3 = term.expand(*batch, layout.n, width).reshape(-1, layout.n, width)
             incidence = layout.incidence(term.dtype).expand(core3.shape[0], pairs, layout.n)

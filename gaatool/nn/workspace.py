@@ -30,6 +30,8 @@ import weakref
 import torch
 from torch.nn import functional
 
+from .shapes import broadcast_shape
+
 __all__ = ["applies", "empty", "linear", "add", "index_select", "release", "ENABLED", "MIN_ELEMENTS"]
 
 #: Reuse buffers at all (the A/B switch of ``benchmarks.ab_switches workspace``).
@@ -108,7 +110,7 @@ def add(a: torch.Tensor, b: torch.Tensor, slot: str) -> torch.Tensor:
 
     The result is then a view of the buffer, valid until the slot's next use on this thread.
     """
-    shape = torch.broadcast_shapes(a.shape, b.shape)
+    shape = broadcast_shape(a.shape, b.shape)
     count = shape.numel()
     if count < MIN_ELEMENTS or not _applies(a, b):
         return a + b
