@@ -90,7 +90,7 @@ def _leading_linear(net: nn.Module) -> nn.Linear | None:
 BLOCK_ROWS = 8192
 
 
-def _in_blocks(rest: nn.Module, hidden_of: Callable[[int, int], torch.Tensor], items: int,
+def _in_blocks(rest: Callable[[torch.Tensor], torch.Tensor], hidden_of: Callable[[int, int], torch.Tensor], items: int,
                rows_per_item: int) -> torch.Tensor:
     """rest(hidden) for the items [start, stop) of the leading axis at a time, concatenated.
 
@@ -106,10 +106,22 @@ def _in_blocks(rest: nn.Module, hidden_of: Callable[[int, int], torch.Tensor], i
     return torch.cat([rest(hidden_of(start, min(items, start + step))) for start in range(0, items, step)])
 
 
+def _after_first(net: nn.Sequential) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``net[1:]`` as a function, without making the slice (a new module per call)."""
+    modules = list(net)[1:]
+
+    def rest(x: torch.Tensor) -> torch.Tensor:
+        for module in modules:
+            x = module(x)
+        return x
+
+    return rest
+
+
 def _rows_through(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """net(x) for a net Linear ... Linear (a fresh result), the first layer's output in the "hidden"
     buffer, in blocks of rows where that applies."""
-    first, rest = net[0], net[1:]
+    first, rest = net[0], _after_first(net)
     rows = x.numel() // max(x.shape[-1], 1)
     if rows <= 2 * BLOCK_ROWS or not workspace.applies(x):
         return rest(workspace.linear(x, first.weight, first.bias, "hidden"))
@@ -188,12 +200,12 @@ class TupleSum:
         hidden = [self.expand(functional.linear(self.core, first.weight, first.bias), None)]
         hidden += [functional.linear(term, first.weight) for term in self.terms]
         if not fresh:
-            return net[1:](_broadcast_sum(hidden))
+            return _after_first(net)(_broadcast_sum(hidden))
         shape = broadcast_shape(*(part.shape for part in hidden))
         if shape[0] < 2 or any(part.dim() != len(shape) for part in hidden) or not workspace.applies(hidden[0]):
-            return net[1:](_broadcast_sum(hidden, "hidden"))
+            return _after_first(net)(_broadcast_sum(hidden, "hidden"))
         # blocks of the leading (batch) axis; parts that broadcast along it are used whole
-        return _in_blocks(net[1:], lambda start, stop: _broadcast_sum(
+        return _in_blocks(_after_first(net), lambda start, stop: _broadcast_sum(
             [part[start:stop] if part.shape[0] > 1 else part for part in hidden], "hidden"),
             shape[0], shape[1:-1].numel())
 
@@ -415,22 +427,21 @@ class TupleAttentionBase(nn.Module):
 
         weight, bias = derived_while_frozen(self, ("joined", join_index), [*last.parameters(), *self.join.parameters()],
                                             folded)
-        first_layers = net[:-1]
         core_bias = None if split_bias else bias
         rows = invariants.numel() // max(invariants.shape[-1], 1)
-        if (isinstance(first_layers, ValueMLP) and rows > 2 * BLOCK_ROWS and workspace.applies(invariants)
+        if (isinstance(net, ValueMLP) and rows > 2 * BLOCK_ROWS and workspace.applies(invariants)
                 and weight.dtype == invariants.dtype):
-            core = self._core_in_blocks(first_layers, invariants.reshape(rows, invariants.shape[-1]), weight, core_bias)
+            core = self._core_in_blocks(net, invariants.reshape(rows, invariants.shape[-1]), weight, core_bias)
             core = core.view(*invariants.shape[:-1], weight.shape[0])
         else:
             # consumed by the product below at once: the hidden layer may use the reused buffer
-            hidden = first_layers(invariants, "hidden") if isinstance(first_layers, ValueMLP) else first_layers(invariants)
+            hidden = net.hidden(invariants, "hidden") if isinstance(net, ValueMLP) else net[:-1](invariants)
             # the core of the layer's PairSum or TupleSum: dead once its layer is done, so a reused buffer
             core = workspace.linear(hidden, weight, core_bias, "core")
         return (core, bias) if split_bias else core
 
     @staticmethod
-    def _core_in_blocks(first_layers: ValueMLP, invariants: torch.Tensor, weight: torch.Tensor,
+    def _core_in_blocks(net: ValueMLP, invariants: torch.Tensor, weight: torch.Tensor,
                         bias: torch.Tensor | None) -> torch.Tensor:
         """(rows, I) -> (rows, C) in the "core" buffer, BLOCK_ROWS rows at a time: each block's hidden layer
         (64 wide, in the "hidden" buffer) stays in cache for its activation and the last product, where
@@ -440,7 +451,7 @@ class TupleAttentionBase(nn.Module):
         core = workspace.empty("core", (rows, weight.shape[0]), invariants.dtype)
         for start in range(0, rows, BLOCK_ROWS):
             stop = min(rows, start + BLOCK_ROWS)
-            hidden = first_layers(invariants[start:stop], "hidden")
+            hidden = net.hidden(invariants[start:stop], "hidden")
             if bias is None:
                 torch.mm(hidden, weight.t(), out=core[start:stop])
             else:

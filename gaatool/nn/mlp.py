@@ -139,7 +139,15 @@ class ValueMLP(nn.Sequential):
         """``out_slot``: the fused first layer's output may go to that :mod:`.workspace` buffer, for a
         caller that consumes the result before the slot's next use; a later Linear (whose output is
         fresh) allows the "hidden" slot by itself."""
-        modules = list(self)
+        return self._run(list(self), x, out_slot)
+
+    def hidden(self, x: torch.Tensor, out_slot: str | None = None) -> torch.Tensor:
+        """``self[:-1](x, out_slot)``, every layer but the last, without making the slice (a new module
+        per call: ~30 us, seven times per one-molecule force call)."""
+        return self._run(list(self)[:-1], x, out_slot)
+
+    @staticmethod
+    def _run(modules: list[nn.Module], x: torch.Tensor, out_slot: str | None) -> torch.Tensor:
         if (len(modules) >= 2 and isinstance(modules[0], nn.Linear) and isinstance(modules[1], nn.LayerNorm)
                 and modules[0].in_features <= FUSE_MAX_INPUTS
                 and tuple(modules[1].normalized_shape) == (modules[0].out_features,)):
