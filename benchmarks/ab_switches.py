@@ -25,6 +25,8 @@
                                                           # per-thread buffers, or fresh tensors
     python -m benchmarks.ab_switches broadcast-shape      # ethanol and aspirin energy+forces, batch 1: broadcast shapes
                                                           # by gaatool.nn.shapes (~2 us) or torch.broadcast_shapes (~20 us)
+    python -m benchmarks.ab_switches fuse-min-rows        # ethanol and aspirin energy+forces batch 1, ethanol training 8:
+                                                          # Linear + LayerNorm fused from 1024 rows on, or at any size
     python -m benchmarks.ab_switches dropout-mask         # crystal training 256, backmapping training 64: dropout as
                                                           # one product with a float mask holding the scale, or
                                                           # x * keep * scale (before session 15)
@@ -174,6 +176,11 @@ def _broadcast_shape(on: bool) -> None:
     attention.broadcast_shape = workspace.broadcast_shape = _BROADCAST_SHAPE if on else torch.broadcast_shapes
 
 
+def _fuse_min_rows(on: bool) -> None:
+    # off: fused at any size, as before session 15
+    mlp.FUSE_MIN_ROWS = 1024 if on else 0
+
+
 def _row_blocks(on: bool) -> None:
     attention.BLOCK_ROWS = 8192 if on else 1 << 62
 
@@ -230,6 +237,8 @@ SWITCHES = {
     "tuple-workspace": (_tuple_workspace, [CaseSpec("backmap", "inference", 256)], False),
     "broadcast-shape": (_broadcast_shape, [CaseSpec("ethanol", "inference", 1), CaseSpec("aspirin", "inference", 1)],
                         False),
+    "fuse-min-rows": (_fuse_min_rows, [CaseSpec("ethanol", "inference", 1), CaseSpec("aspirin", "inference", 1),
+                                       CaseSpec("ethanol", "train", 8)], False),
     "dropout-mask": (_float_mask, [CaseSpec("crystal", "train", 256), CaseSpec("backmap", "train", 64)], False),
     "row-blocks": (_row_blocks, [CaseSpec("backmap", "inference", 256), CaseSpec("crystal", "inference", 1024)],
                    False),

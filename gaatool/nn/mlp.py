@@ -89,6 +89,13 @@ def score_net(n_dim: int, hidden: int = 64, act: str = "relu", dropout: float = 
 
 #: Linear + LayerNorm are fused (:func:`linear_layer_norm`) for inputs at most this wide.
 FUSE_MAX_INPUTS = 8
+#: ... and, outside training, at least this many rows: the fused form is ~11 operator calls where torch's
+#: modules are 2, which costs more than it saves on small inputs (one ethanol molecule, 405 pair rows:
+#: energy+forces 9.2 instead of 9.9 ms; ``python -m benchmarks.ab_switches fuse-min-rows``). Training
+#: fuses at any size: force training differentiates twice, and with torch's LayerNorm double backward
+#: (a first try that applied the row rule to training too) ethanol steps at batch 8 took 13.3 instead
+#: of 11.2 ms.
+FUSE_MIN_ROWS = 1024
 
 
 def linear_layer_norm(x: torch.Tensor, linear: nn.Linear, norm: nn.LayerNorm, out_slot: str | None = None) -> torch.Tensor:
@@ -139,17 +146,17 @@ class ValueMLP(nn.Sequential):
         """``out_slot``: the fused first layer's output may go to that :mod:`.workspace` buffer, for a
         caller that consumes the result before the slot's next use; a later Linear (whose output is
         fresh) allows the "hidden" slot by itself."""
-        return self._run(list(self), x, out_slot)
+        return self._run(list(self), x, out_slot, self.training)
 
     def hidden(self, x: torch.Tensor, out_slot: str | None = None) -> torch.Tensor:
         """``self[:-1](x, out_slot)``, every layer but the last, without making the slice (a new module
         per call: ~30 us, seven times per one-molecule force call)."""
-        return self._run(list(self)[:-1], x, out_slot)
+        return self._run(list(self)[:-1], x, out_slot, self.training)
 
     @staticmethod
-    def _run(modules: list[nn.Module], x: torch.Tensor, out_slot: str | None) -> torch.Tensor:
+    def _run(modules: list[nn.Module], x: torch.Tensor, out_slot: str | None, training: bool) -> torch.Tensor:
         if (len(modules) >= 2 and isinstance(modules[0], nn.Linear) and isinstance(modules[1], nn.LayerNorm)
-                and modules[0].in_features <= FUSE_MAX_INPUTS
+                and modules[0].in_features <= FUSE_MAX_INPUTS and (training or x.numel() >= FUSE_MIN_ROWS * x.shape[-1])
                 and tuple(modules[1].normalized_shape) == (modules[0].out_features,)):
             if out_slot is None and any(isinstance(module, nn.Linear) for module in modules[2:]):
                 out_slot = "hidden"

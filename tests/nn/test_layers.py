@@ -253,3 +253,23 @@ def test_fused_linear_layer_norm_equals_the_modules_with_gradients_of_two_orders
     # a constant input row (zero variance after the map) stays finite
     flat = linear_layer_norm(torch.zeros(1, 2, dtype=torch.float64), net[0], net[1])
     assert torch.isfinite(flat).all()
+
+
+def test_value_net_fuses_linear_and_layer_norm_from_fuse_min_rows_on(monkeypatch):
+    import gaatool.nn.mlp as mlp
+
+    torch.manual_seed(1)
+    net = mlp.value_net(2, 8, hidden=16).double().eval()
+    calls = []
+    fused = mlp.linear_layer_norm
+    monkeypatch.setattr(mlp, "linear_layer_norm", lambda *args: calls.append(args[0].shape) or fused(*args))
+    for rows in (mlp.FUSE_MIN_ROWS - 1, mlp.FUSE_MIN_ROWS):
+        x = torch.randn(rows, 2, dtype=torch.float64)
+        plain = net[3](net[2](net[1](net[0](x))))  # torch's modules one by one
+        torch.testing.assert_close(net(x), plain, rtol=0, atol=1e-12)
+        torch.testing.assert_close(net.hidden(x), net[2](net[1](net[0](x))), rtol=0, atol=1e-12)
+    assert [shape[0] for shape in calls] == [mlp.FUSE_MIN_ROWS] * 2  # only the big input went the fused way
+    calls.clear()
+    net.train()  # the rule above is inference's: training fuses at any size (cheaper double backward)
+    net(torch.randn(3, 2, dtype=torch.float64))
+    assert calls == [torch.Size([3, 2])]
