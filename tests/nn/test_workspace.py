@@ -84,8 +84,9 @@ def test_crystal_classifier_in_pieces_reuses_one_buffer_per_slot(small_buffers, 
     assert {slot: tensor.numel() for slot, tensor in workspace._local.slots.buffers.items()} == sizes  # no growth
 
 
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
 @pytest.mark.parametrize("merge", ["mean", "concat"])
-def test_backmapper_gives_the_same_vectors(small_buffers, monkeypatch, merge):
+def test_backmapper_gives_the_same_vectors(small_buffers, monkeypatch, merge, mode):
     torch.manual_seed(2)
     config = Backmapper.Config(n_dim=6, attention={"merge": merge, "join": merge, "hidden": 8})
     model = Backmapper(config).double().eval()
@@ -100,7 +101,7 @@ def test_backmapper_gives_the_same_vectors(small_buffers, monkeypatch, merge):
     atom_mask[2, 3:] = False
 
     def call(scale=1.0):
-        with torch.no_grad():
+        with mode():
             return model(scale * r, types, center, labels, neighbor_mask, atom_mask)
 
     reference, first, second = _both_ways(call, monkeypatch)
