@@ -12,7 +12,7 @@ from gaatool.tasks.crystal.prototypes import prototype_cell
 
 
 #: Held-out force MAE limit of the aspirin model (meV/Å): its card's measured value with a margin.
-ASPIRIN_LIMIT_MEV = 55.0
+ASPIRIN_LIMIT_MEV = 50.0
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +229,7 @@ def test_pretrained_crystal_under_correlated_thermal_motion(identifier, name, mi
     ("uracil", "uracil_md17_test_200.npz", 45.0),
     ("benzene", "benzene_md17_test_200.npz", 25.0),
     ("toluene", "toluene_md17_test_200.npz", 40.0),
-    ("naphthalene", "naphthalene_md17_test_200.npz", 50.0),
+    ("naphthalene", "naphthalene_md17_test_200.npz", 35.0),
     ("salicylic", "salicylic_md17_test_200.npz", 45.0),
 ])
 def test_pretrained_force_fields_on_held_out_md17_frames(molecule, test_file, limit):
