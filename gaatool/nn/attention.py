@@ -118,13 +118,23 @@ def _after_first(net: nn.Sequential) -> Callable[[torch.Tensor], torch.Tensor]:
     return rest
 
 
+def _row_count(x: torch.Tensor) -> int:
+    return x.numel() // max(x.shape[-1], 1)
+
+
+def _blocks_pay(x: torch.Tensor) -> bool:
+    """Whether nets on the rows of ``x`` run in blocks of BLOCK_ROWS: more than two blocks' worth of rows, and
+    results that may go to the reused buffers."""
+    return _row_count(x) > 2 * BLOCK_ROWS and workspace.applies(x)
+
+
 def _rows_through(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """net(x) for a net Linear ... Linear (a fresh result), the first layer's output in the "hidden"
     buffer, in blocks of rows where that applies."""
     first, rest = net[0], _after_first(net)
-    rows = x.numel() // max(x.shape[-1], 1)
-    if rows <= 2 * BLOCK_ROWS or not workspace.applies(x):
+    if not _blocks_pay(x):
         return rest(workspace.linear(x, first.weight, first.bias, "hidden"))
+    rows = _row_count(x)
     flat = x.reshape(rows, x.shape[-1])
     out = _in_blocks(rest, lambda start, stop: workspace.linear(flat[start:stop], first.weight, first.bias, "hidden"),
                      rows, 1)
@@ -173,8 +183,10 @@ class TupleSum:
                     for term in self.terms:
                         values.add_(term)
                     self._values = values
-                    return values
-            self._values = _broadcast_sum([self.expand(self.core, None), *self.terms])
+                else:  # not the full layout after all: a fresh sum of the expanded core and the terms
+                    self._values = _broadcast_sum([values, *self.terms])
+            else:
+                self._values = _broadcast_sum([self.expand(self.core, None), *self.terms])
         return self._values
 
     def _tuple_shape(self) -> torch.Size:
@@ -428,10 +440,8 @@ class TupleAttentionBase(nn.Module):
         weight, bias = derived_while_frozen(self, ("joined", join_index), [*last.parameters(), *self.join.parameters()],
                                             folded)
         core_bias = None if split_bias else bias
-        rows = invariants.numel() // max(invariants.shape[-1], 1)
-        if (isinstance(net, ValueMLP) and rows > 2 * BLOCK_ROWS and workspace.applies(invariants)
-                and weight.dtype == invariants.dtype):
-            core = self._core_in_blocks(net, invariants.reshape(rows, invariants.shape[-1]), weight, core_bias)
+        if isinstance(net, ValueMLP) and _blocks_pay(invariants) and weight.dtype == invariants.dtype:
+            core = self._core_in_blocks(net, invariants.reshape(-1, invariants.shape[-1]), weight, core_bias)
             core = core.view(*invariants.shape[:-1], weight.shape[0])
         else:
             # consumed by the product below at once: the hidden layer may use the reused buffer
