@@ -119,8 +119,7 @@ class ForceField(nn.Module):
                                  parallel=not draws_random_numbers(self))
 
     def _parameter_list(self) -> list[nn.Parameter]:
-        """This model's parameters, listed once: walking the module tree on every call cost ~0.1-0.3 ms of a
-        one-molecule force call. A parameter replaced later (not copied into) would only stay out of
+        """This model's parameters, listed once instead of walking the module tree on every call. A parameter replaced later (not copied into) would only stay out of
         the freeze, which costs time, never a wrong force."""
         listed = self.__dict__.get("_listed_parameters")
         if listed is None:

@@ -97,8 +97,8 @@ def _in_blocks(rest: Callable[[torch.Tensor], torch.Tensor], hidden_of: Callable
     ``hidden_of(start, stop)`` gives the first Linear's output for those items in the reused "hidden"
     buffer (:mod:`.workspace`). In blocks of about BLOCK_ROWS rows (2 MiB at 64 channels) it stays in
     the core's cache for the activation and the final Linear, where a piece's whole hidden layer (tens
-    of MiB for a backmapping refinement) passed through memory three times: a refinement's score net on
-    87,808 tuples, one thread, 5.8 instead of 8.8 ms.
+    of MiB for a backmapping refinement) passed through memory three times (``python -m
+    benchmarks.ab_switches row-blocks``).
     """
     step = max(1, BLOCK_ROWS // max(rows_per_item, 1))
     if step >= items:

@@ -69,8 +69,8 @@ class FastDropout(nn.Module):
         if x.device.type != "cpu":
             return nn.functional.dropout(x, self.p, training=True)
         # the kept elements' scale folded into a float mask: one product forward and one backward, where
-        # x * keep * scale took two each and a bool-to-float promotion (fwd+bwd of a crystal training
-        # piece's (128, 12, 12, 64) hidden layer, one thread: 5.0 instead of 6.3 ms)
+        # x * keep * scale took two each and a bool-to-float promotion (``python -m benchmarks.ab_switches
+        # dropout-mask``)
         mask = (random_bytes(x.shape) >= self.threshold).to(x.dtype).mul_(256.0 / (256 - self.threshold))
         return x * mask
 
@@ -150,7 +150,7 @@ class ValueMLP(nn.Sequential):
 
     def hidden(self, x: torch.Tensor, out_slot: str | None = None) -> torch.Tensor:
         """``self[:-1](x, out_slot)``, every layer but the last, without making the slice (a new module
-        per call: ~30 us, seven times per one-molecule force call)."""
+        on every call)."""
         return self._run(list(self)[:-1], x, out_slot, self.training)
 
     @staticmethod
