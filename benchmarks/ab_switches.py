@@ -30,6 +30,9 @@
     python -m benchmarks.ab_switches dropout-mask         # crystal training 256, backmapping training 64: dropout as
                                                           # one product with a float mask holding the scale, or
                                                           # x * keep * scale (before session 15)
+    python -m benchmarks.ab_switches dropout-streams      # crystal training 256 (dropout 0.5): pieces side by side,
+                                                          # masks from per-piece random streams, or one after
+                                                          # another (before session 16)
     python -m benchmarks.ab_switches row-blocks           # backmapping inference 256, crystal inference 1024: score
                                                           # and scale nets in blocks of 8192 rows (hidden layer in
                                                           # cache), or each piece's rows at once
@@ -164,6 +167,12 @@ def _dropout_before_session15(self: mlp.FastDropout, x: torch.Tensor) -> torch.T
     return x * keep * (256.0 / (256 - self.threshold))
 
 
+def _dropout_streams(on: bool) -> None:
+    # off: training with dropout runs its pieces one after another, as before session 16
+    test = chunks.draws_unstreamed_random_numbers if on else chunks.draws_random_numbers
+    crystal_model.draws_unstreamed_random_numbers = backmap_model.draws_unstreamed_random_numbers = test
+
+
 def _float_mask(on: bool) -> None:
     mlp.FastDropout.forward = _DROPOUT if on else _dropout_before_session15
 
@@ -239,6 +248,7 @@ SWITCHES = {
                         False),
     "fuse-min-rows": (_fuse_min_rows, [CaseSpec("ethanol", "inference", 1), CaseSpec("aspirin", "inference", 1),
                                        CaseSpec("ethanol", "train", 8)], False),
+    "dropout-streams": (_dropout_streams, [CaseSpec("crystal", "train", 256)], False),
     "dropout-mask": (_float_mask, [CaseSpec("crystal", "train", 256), CaseSpec("backmap", "train", 64)], False),
     "row-blocks": (_row_blocks, [CaseSpec("backmap", "inference", 256), CaseSpec("crystal", "inference", 1024)],
                    False),

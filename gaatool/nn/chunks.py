@@ -9,14 +9,14 @@ can split its batch into pieces of about :data:`CPU_CHUNK_TUPLES` tuples and
 concatenate the results: the same operations per item, the same outputs.
 Autograd follows the pieces too, so backward passes also run piece by piece.
 
-Where no random numbers are drawn (inference, training without dropout) the
-pieces also run side by side, one per CPU core, each on one torch thread
+The pieces also run side by side, one per CPU core, each on one torch thread
 (``parallel=True``; in training the backward pass too): the per-operation
 thread wake-ups of torch's own (intra-op) parallelism cost more than they
 bring at these tensor sizes (crystal classifier at batch 1024 on 2 cores:
-~3x faster; backmapping training step ~1.5x; benchmarks/). With dropout,
-training pieces run one after another: masks drawn in a fixed order keep runs
-reproducible (and side by side was slower there anyway).
+~3x faster; backmapping training step ~1.5x; benchmarks/). Training with
+dropout draws its masks piece by piece from random streams of their own
+(``random_streams=True``, :mod:`gaatool.nn.streams`), so that the draws do not
+depend on which thread runs first and runs stay reproducible.
 """
 from __future__ import annotations
 
@@ -29,10 +29,11 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .mlp import FastDropout
+from .streams import in_piece_streams
 from .threads import serial_when_small, single_threaded
 
 __all__ = ["CPU_CHUNK_TUPLES", "CUDA_CHUNK_TUPLES", "MIN_PARALLEL_TUPLES", "chunk_items", "draws_random_numbers",
-           "gradients_side_by_side", "map_chunks", "run_in_pieces"]
+           "draws_unstreamed_random_numbers", "gradients_side_by_side", "map_chunks", "run_in_pieces"]
 
 #: Tuples per piece on a CPU: ~8 MiB per 64-wide float32 hidden layer, cache-sized
 #: (1-2 MiB of L2 per core plus a shared L3 on the machines measured).
@@ -50,11 +51,18 @@ MIN_PARALLEL_TUPLES = 16384
 def draws_random_numbers(module: torch.nn.Module) -> bool:
     """Whether a forward pass of ``module`` draws random numbers (dropout while training).
 
-    Such passes must run their pieces one after another, so that the draws
-    happen in the same order every time (reproducible, resumable training).
+    Its pieces then draw from random streams of their own (``random_streams``
+    of :func:`run_in_pieces`), in the same order every time (reproducible,
+    resumable training).
     """
     return module.training and any(isinstance(m, (torch.nn.Dropout, FastDropout)) and m.p > 0
                                    for m in module.modules())
+
+
+def draws_unstreamed_random_numbers(module: torch.nn.Module) -> bool:
+    """Whether a training pass draws from torch's global generator (torch's own dropout, which knows no
+    piece streams): then its pieces must run one after another, in a fixed order."""
+    return module.training and any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in module.modules())
 
 
 def chunk_items(tuples_per_item: int, device: torch.device | str, cpu_budget: int | None = None) -> int:
@@ -74,7 +82,7 @@ def chunk_items(tuples_per_item: int, device: torch.device | str, cpu_budget: in
 
 
 def map_chunks(fn: Callable, inputs: Sequence[torch.Tensor | None], size: int, parallel: bool = False,
-               parameters: Sequence[torch.Tensor] = ()):
+               parameters: Sequence[torch.Tensor] = (), random_streams: bool = False):
     """``fn(*inputs)`` computed on pieces of ``size`` items along axis 0 and concatenated.
 
     ``inputs`` share their first (batch) axis; None entries are passed as None.
@@ -82,10 +90,13 @@ def map_chunks(fn: Callable, inputs: Sequence[torch.Tensor | None], size: int, p
     as its first axis. Runs in one piece when the batch fits, and while
     torch.compile traces (a compiled graph is built for one batch size).
     ``parallel``: on a CPU with several torch threads, run the pieces on that
-    many worker threads, one torch thread each. Only for work whose result does
-    not depend on the order pieces draw random numbers (no dropout in training).
-    ``parameters``: what ``fn`` trains; when gradients are being recorded for
-    them (training), the backward pass runs side by side too (:class:`_SideBySide`).
+    many worker threads, one torch thread each. Only for work that draws no
+    random numbers from torch's global generator. ``random_streams``: each
+    piece draws its random numbers (dropout masks) from a stream of its own,
+    seeded in piece order (:func:`~gaatool.nn.streams.in_piece_streams`), side
+    by side or not. ``parameters``: what ``fn`` trains; when gradients are
+    being recorded for them (training), the backward pass runs side by side
+    too (:class:`_SideBySide`).
     """
     first = next(x for x in inputs if x is not None)
     n = first.shape[0]
@@ -93,6 +104,8 @@ def map_chunks(fn: Callable, inputs: Sequence[torch.Tensor | None], size: int, p
         return fn(*inputs)
     size = -(-n // -(-n // size))  # as few pieces as before, evened out (256 items by 227: 128 + 128)
     pieces = [tuple(None if x is None else x[start:start + size] for x in inputs) for start in range(0, n, size)]
+    if random_streams:
+        fn, pieces = in_piece_streams(fn, pieces)
     workers = min(len(pieces), torch.get_num_threads())
     if parallel and workers > 1 and first.device.type == "cpu" and not torch.is_autocast_enabled("cpu"):
         trained = [p for p in parameters if p.requires_grad] if torch.is_grad_enabled() else []
@@ -181,7 +194,8 @@ class _SideBySide(torch.autograd.Function):
 
 
 def run_in_pieces(fn: Callable, inputs: Sequence[torch.Tensor | None], tuples_per_item: int, parallel: bool,
-                  parameters: Sequence[torch.Tensor] = (), cpu_budget: int | None = None):
+                  parameters: Sequence[torch.Tensor] = (), cpu_budget: int | None = None,
+                  random_streams: bool = False):
     """A model's batch ``fn(*inputs)`` the fast way for its size and device.
 
     The first input is a batch of point clouds (B, N, 3); inputs with other
@@ -192,6 +206,8 @@ def run_in_pieces(fn: Callable, inputs: Sequence[torch.Tensor | None], tuples_pe
     one and the pieces run side by side (in training, given the model's
     ``parameters``, the backward pass too). ``cpu_budget``: tuples per piece
     on a CPU instead of :data:`CPU_CHUNK_TUPLES` (see :func:`chunk_items`).
+    ``random_streams``: pieces draw random numbers from streams of their own
+    (training with dropout; :func:`map_chunks`).
     """
     first = next(x for x in inputs if x is not None)
     device, threads = first.device, torch.get_num_threads()
@@ -209,13 +225,13 @@ def run_in_pieces(fn: Callable, inputs: Sequence[torch.Tensor | None], tuples_pe
         count = -(-count // threads) * threads
         size = -(-n // count)
         if size < n:
-            return map_chunks(fn, inputs, size, parallel=True, parameters=parameters)
+            return map_chunks(fn, inputs, size, parallel=True, parameters=parameters, random_streams=random_streams)
     with serial_when_small(total, device):
-        return map_chunks(fn, inputs, size)
+        return map_chunks(fn, inputs, size, random_streams=random_streams)
 
 
 def gradients_side_by_side(loss_fn: Callable, pieces: Sequence[tuple[object, float]],
-                           parameters: Sequence[torch.Tensor]):
+                           parameters: Sequence[torch.Tensor], random_streams: bool = False):
     """The weighted sum of ``loss_fn(piece)`` over ``pieces`` and its gradients, the pieces on all CPU cores.
 
     For training steps whose loss differentiates twice (forces by autograd
@@ -226,7 +242,8 @@ def gradients_side_by_side(loss_fn: Callable, pieces: Sequence[tuple[object, flo
     weights making the pieces' mean losses the batch's. ``loss_fn(piece)``
     returns (loss, metrics dict). Returns (loss, [metrics per piece], gradients;
     None where no piece reached a parameter). Equal to the whole batch's
-    loss and gradients up to rounding.
+    loss and gradients up to rounding. ``random_streams``: each piece draws its
+    random numbers (dropout) from a stream of its own (:func:`map_chunks`).
     """
     def work(piece, weight: float):
         loss, metrics = loss_fn(piece)
@@ -234,7 +251,10 @@ def gradients_side_by_side(loss_fn: Callable, pieces: Sequence[tuple[object, flo
         grads = torch.autograd.grad(weighted, parameters, allow_unused=True)
         return weighted.detach(), metrics, grads
 
-    results = _run_side_by_side(work, list(pieces), min(len(pieces), torch.get_num_threads()))
+    work_items: list[tuple] = list(pieces)
+    if random_streams:
+        work, work_items = in_piece_streams(work, work_items)
+    results = _run_side_by_side(work, work_items, min(len(pieces), torch.get_num_threads()))
     total, sums = None, []
     for weighted, _, _ in results:
         total = weighted if total is None else total + weighted

@@ -6,6 +6,7 @@ from torch import nn
 from ..errors import ConfigError
 from . import workspace
 from .frozen import derived_while_frozen
+from .streams import current_generator
 from .swish import Swish
 
 import torch
@@ -42,7 +43,8 @@ def activation(name: str) -> nn.Module:
 def random_bytes(shape: torch.Size) -> torch.Tensor:
     """Uniform random uint8 of ``shape`` (CPU), drawn 8 at a time as int64: ~5x faster than uint8 sampling."""
     count = shape.numel()
-    words = torch.empty((count + 7) // 8, dtype=torch.int64).random_(-2**63, 2**63 - 1)
+    # a batch piece running on a worker thread draws from its own stream (gaatool.nn.streams)
+    words = torch.empty((count + 7) // 8, dtype=torch.int64).random_(-2**63, 2**63 - 1, generator=current_generator())
     return words.view(torch.uint8)[:count].reshape(shape)
 
 

@@ -56,7 +56,7 @@ from rich.console import Console
 from ..checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from ..errors import CheckpointError, ConfigError, GaatoolError
 from ..models import registry
-from ..nn.chunks import draws_random_numbers, gradients_side_by_side
+from ..nn.chunks import draws_random_numbers, draws_unstreamed_random_numbers, gradients_side_by_side
 from .device import resolve_device
 from .log import METRICS_FORMATS, MetricsLog, ProgressReporter, metrics_path
 from .schedule import PlateauSchedule
@@ -435,8 +435,9 @@ def training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss
 
     ``loss_fn(batch)`` -> (mean loss, metrics). ``split(batch, parts)``, if
     given, cuts a batch into (piece, weight) pairs, or returns None to keep it
-    whole; on a multi-core CPU, for a model that draws no random numbers and
-    keeps no batch statistics, the pieces then run side by side, one per core
+    whole; on a multi-core CPU, for a model that keeps no batch statistics
+    and draws its random numbers (if any) through piece streams
+    (:mod:`gaatool.nn.streams`), the pieces then run side by side, one per core
     (:func:`~gaatool.nn.chunks.gradients_side_by_side`; the force field's step,
     which differentiates twice, ran ~1.1x faster at ethanol batch 8, ~1.2x at
     32 and ~1.25x at aspirin batch 16 on 2 cores, ``python -m
@@ -452,7 +453,8 @@ def training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss
         loss.backward()
     else:
         parameters = [p for p in model.parameters() if p.requires_grad]
-        loss, piece_metrics, grads = gradients_side_by_side(loss_fn, pieces, parameters)
+        loss, piece_metrics, grads = gradients_side_by_side(loss_fn, pieces, parameters,
+                                                            random_streams=draws_random_numbers(model))
         value = _finite(float(loss), epoch, "training")
         metrics = {key: sum(weight * float(m[key]) for (_, weight), m in zip(pieces, piece_metrics))
                    for key in piece_metrics[0]}
@@ -467,7 +469,7 @@ def training_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss
 
 def _core_pieces(model: torch.nn.Module, batch: Any, split) -> list | None:
     """The batch's pieces for the CPU cores, or None to run it whole (see :func:`training_step`)."""
-    if split is None or torch.get_num_threads() < 2 or draws_random_numbers(model):
+    if split is None or torch.get_num_threads() < 2 or draws_unstreamed_random_numbers(model):
         return None
     if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         return None  # batch statistics would be per piece

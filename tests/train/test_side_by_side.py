@@ -92,7 +92,9 @@ def test_when_a_batch_stays_whole(two_threads):
     model, batch = _force_field(), _batch()
     assert _core_pieces(model, batch, split_frames) is not None
     assert _core_pieces(model, batch, None) is None  # the task cannot split
-    assert _core_pieces(_force_field(dropout=0.5), batch, split_frames) is None  # random draws: keep their order
+    # dropout masks come from per-piece random streams: side by side too; torch's own dropout keeps one order
+    assert _core_pieces(_force_field(dropout=0.5), batch, split_frames) is not None
+    assert _core_pieces(torch.nn.Sequential(torch.nn.Dropout(0.5)).train(), batch, split_frames) is None
     with_norm = torch.nn.Sequential(torch.nn.BatchNorm1d(3)).train()
     assert _core_pieces(with_norm, batch, split_frames) is None  # batch statistics would be per piece
     torch.set_num_threads(1)
@@ -103,3 +105,21 @@ def test_when_a_batch_stays_whole(two_threads):
     assert split_frames(_batch(frames=frames, atoms=atoms), 2) is None
     assert len(split_frames(_batch(frames=frames + 2, atoms=atoms), 2)) == 2
     assert len(split_frames(_batch(frames=64, atoms=atoms), 8)) == 8
+
+
+def test_training_step_with_dropout_side_by_side_repeats(two_threads):
+    # each piece draws its masks from a stream seeded in piece order: the same step every time
+    batch, runs = _batch(), []
+    for _ in range(2):
+        model = _force_field(dropout=0.5)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        torch.manual_seed(11)
+        losses = [training_step(model, optimizer, _loss_fn(model), batch, split_frames)[0] for _ in range(2)]
+        runs.append((losses, [p.detach().clone() for p in model.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+    # and the masks are drawn: another seed, another step
+    model = _force_field(dropout=0.5)
+    torch.manual_seed(12)
+    other = training_step(model, torch.optim.Adam(model.parameters(), lr=1e-2), _loss_fn(model), batch, split_frames)[0]
+    assert other != runs[0][0][0]
