@@ -33,6 +33,9 @@
     python -m benchmarks.ab_switches dropout-streams      # crystal training 256 (dropout 0.5): pieces side by side,
                                                           # masks from per-piece random streams, or one after
                                                           # another (before session 16)
+    python -m benchmarks.ab_switches pair-weights-buffer  # crystal inference 1024, backmapping 256: pair weights
+                                                          # scattered into a reused zeroed buffer, or fresh zeros
+                                                          # scattered out of place (before session 16)
     python -m benchmarks.ab_switches row-blocks           # backmapping inference 256, crystal inference 1024: score
                                                           # and scale nets in blocks of 8192 rows (hidden layer in
                                                           # cache), or each piece's rows at once
@@ -173,6 +176,19 @@ def _dropout_streams(on: bool) -> None:
     crystal_model.draws_unstreamed_random_numbers = backmap_model.draws_unstreamed_random_numbers = test
 
 
+_PAIR_WEIGHTS = attention.scattered_pair_weights
+
+
+def _fresh_pair_weights(weights: torch.Tensor, layout: attention.PairLayout) -> torch.Tensor:
+    # the code before session 16: fresh zeros, an out-of-place scatter
+    index = layout.grid.reshape(layout.n, layout.n).expand(weights.shape)
+    return weights.new_zeros(*weights.shape[:-1], layout.pairs).scatter(-1, index, weights)
+
+
+def _pair_weights_buffer(on: bool) -> None:
+    attention.scattered_pair_weights = _PAIR_WEIGHTS if on else _fresh_pair_weights
+
+
 def _float_mask(on: bool) -> None:
     mlp.FastDropout.forward = _DROPOUT if on else _dropout_before_session15
 
@@ -249,6 +265,8 @@ SWITCHES = {
     "fuse-min-rows": (_fuse_min_rows, [CaseSpec("ethanol", "inference", 1), CaseSpec("aspirin", "inference", 1),
                                        CaseSpec("ethanol", "train", 8)], False),
     "dropout-streams": (_dropout_streams, [CaseSpec("crystal", "train", 256)], False),
+    "pair-weights-buffer": (_pair_weights_buffer, [CaseSpec("crystal", "inference", 1024),
+                                                   CaseSpec("backmap", "inference", 256)], False),
     "dropout-mask": (_float_mask, [CaseSpec("crystal", "train", 256), CaseSpec("backmap", "train", 64)], False),
     "row-blocks": (_row_blocks, [CaseSpec("backmap", "inference", 256), CaseSpec("crystal", "inference", 1024)],
                    False),

@@ -284,13 +284,27 @@ class PairSum:
         """
         layout, values = self.layout, self.materialize()
         if dims == 1:
-            index = layout.grid.reshape(layout.n, layout.n).expand(weights.shape)
-            pair_weights = weights.new_zeros(*weights.shape[:-1], layout.pairs).scatter(-1, index, weights)
-            return pair_weights @ values
+            return scattered_pair_weights(weights, layout) @ values
         flat = weights.flatten(-2)
         pair_weights = flat.new_zeros(*flat.shape[:-1], layout.pairs)
         pair_weights = pair_weights.scatter_add(-1, layout.grid.expand(flat.shape), flat)
         return (pair_weights.unsqueeze(-2) @ values).squeeze(-2)
+
+
+def scattered_pair_weights(weights: torch.Tensor, layout: "PairLayout") -> torch.Tensor:
+    """Weights (..., N, N) -> (..., N, P): row i holds w_ij at pair (i, j), zeros elsewhere.
+
+    N times the pair values' size (1.9 MiB for a crystal piece of 512 environments): made fresh, its
+    pages faulted in zero-filled and then copied by an out-of-place scatter, it took ~8% of a
+    one-thread crystal inference call (``python -m benchmarks.profile_case crystal-inference-b1024``);
+    where that applies it goes to the reused "pair_weights" buffer (:mod:`.workspace`), zeroed and
+    scattered into in place (``python -m benchmarks.ab_switches pair-weights-buffer``).
+    """
+    index = layout.grid.reshape(layout.n, layout.n).expand(weights.shape)
+    shape = (*weights.shape[:-1], layout.pairs)
+    if workspace.applies(weights) and torch.Size(shape).numel() >= workspace.MIN_ELEMENTS:
+        return workspace.empty("pair_weights", shape, weights.dtype).zero_().scatter_(-1, index, weights)
+    return weights.new_zeros(shape).scatter(-1, index, weights)
 
 
 class PairLayout:

@@ -63,7 +63,7 @@ def test_crystal_classifier_gives_the_same_logits(small_buffers, monkeypatch, dt
             return model(scale * r, types, mask)
 
     reference, first, second = _both_ways(call, monkeypatch)
-    assert _slots() == {"hidden", "core"}  # the value and score nets' products went to the buffers
+    assert _slots() == {"hidden", "core", "pair_weights"}  # the nets' products and the pair weights went there
     tolerance = 1e-12 if dtype == torch.float64 else 1e-5
     torch.testing.assert_close(first, reference, rtol=tolerance, atol=tolerance)
     torch.testing.assert_close(second, reference, rtol=tolerance, atol=tolerance)
@@ -106,7 +106,8 @@ def test_backmapper_gives_the_same_vectors(small_buffers, monkeypatch, merge, mo
 
     reference, first, second = _both_ways(call, monkeypatch)
     # concat: the refinements' tuple values too (expanded pair cores, terms added in place)
-    assert _slots() == ({"hidden", "core"} if merge == "mean" else {"hidden", "core", "tuple_values"})
+    # mean: the bead blocks' pair weights too
+    assert _slots() == ({"hidden", "core", "pair_weights"} if merge == "mean" else {"hidden", "core", "tuple_values"})
     torch.testing.assert_close(first, reference, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(second, reference, rtol=1e-12, atol=1e-12)
 
