@@ -36,6 +36,9 @@
     python -m benchmarks.ab_switches pair-weights-buffer  # crystal inference 1024, backmapping 256: pair weights
                                                           # scattered into a reused zeroed buffer, or fresh zeros
                                                           # scattered out of place (before session 16)
+    python -m benchmarks.ab_switches norm-stats-once      # crystal inference 1024, backmapping 256: the value nets'
+                                                          # fused layer norm statistics once per piece, or once per
+                                                          # block of rows (before session 16)
     python -m benchmarks.ab_switches row-blocks           # backmapping inference 256, crystal inference 1024: score
                                                           # and scale nets in blocks of 8192 rows (hidden layer in
                                                           # cache), or each piece's rows at once
@@ -189,6 +192,10 @@ def _pair_weights_buffer(on: bool) -> None:
     attention.scattered_pair_weights = _PAIR_WEIGHTS if on else _fresh_pair_weights
 
 
+def _norm_stats_once(on: bool) -> None:
+    mlp.ROW_STATS_ONCE = on
+
+
 def _float_mask(on: bool) -> None:
     mlp.FastDropout.forward = _DROPOUT if on else _dropout_before_session15
 
@@ -267,6 +274,8 @@ SWITCHES = {
     "dropout-streams": (_dropout_streams, [CaseSpec("crystal", "train", 256)], False),
     "pair-weights-buffer": (_pair_weights_buffer, [CaseSpec("crystal", "inference", 1024),
                                                    CaseSpec("backmap", "inference", 256)], False),
+    "norm-stats-once": (_norm_stats_once, [CaseSpec("crystal", "inference", 1024),
+                                           CaseSpec("backmap", "inference", 256)], False),
     "dropout-mask": (_float_mask, [CaseSpec("crystal", "train", 256), CaseSpec("backmap", "train", 64)], False),
     "row-blocks": (_row_blocks, [CaseSpec("backmap", "inference", 256), CaseSpec("crystal", "inference", 1024)],
                    False),

@@ -304,7 +304,7 @@ def test_ab_switches_flip_and_restore_the_change():
                 frozen.KEEP_DERIVED, attention.TupleSum.materialize, attention.TupleSum.through,
                 attention.BLOCK_ROWS, mlp.FastDropout.forward, attention.broadcast_shape, mlp.FUSE_MIN_ROWS,
                 crystal_model.draws_unstreamed_random_numbers, backmap_model.draws_unstreamed_random_numbers,
-                attention.scattered_pair_weights)
+                attention.scattered_pair_weights, mlp.ROW_STATS_ONCE)
 
     before = state()
     for name, (switch, cases, _) in SWITCHES.items():

@@ -473,9 +473,10 @@ class TupleAttentionBase(nn.Module):
         memory three times."""
         rows = invariants.shape[0]
         core = workspace.empty("core", (rows, weight.shape[0]), invariants.dtype)
+        hidden_of = net.hidden_rows(invariants)
         for start in range(0, rows, BLOCK_ROWS):
             stop = min(rows, start + BLOCK_ROWS)
-            hidden = net.hidden(invariants[start:stop], "hidden")
+            hidden = hidden_of(start, stop)
             if bias is None:
                 torch.mm(hidden, weight.t(), out=core[start:stop])
             else:

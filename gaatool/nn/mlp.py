@@ -1,6 +1,8 @@
 """The small MLPs of the paper's Listings 1-3: score (S), value (V) and scale (R) nets."""
 from __future__ import annotations
 
+from typing import Callable
+
 from torch import nn
 
 from ..errors import ConfigError
@@ -98,6 +100,9 @@ FUSE_MAX_INPUTS = 8
 #: (a first try that applied the row rule to training too) ethanol steps at batch 8 took 13.3 instead
 #: of 11.2 ms.
 FUSE_MIN_ROWS = 1024
+#: :meth:`ValueMLP.hidden_rows` computes a fused layer's row statistics once for all blocks (the A/B switch
+#: of ``benchmarks.ab_switches norm-stats-once``).
+ROW_STATS_ONCE = True
 
 
 def linear_layer_norm(x: torch.Tensor, linear: nn.Linear, norm: nn.LayerNorm, out_slot: str | None = None) -> torch.Tensor:
@@ -114,6 +119,15 @@ def linear_layer_norm(x: torch.Tensor, linear: nn.Linear, norm: nn.LayerNorm, ou
     step. Equal up to rounding. With ``out_slot`` the result may be that :mod:`.workspace` slot's
     reused buffer (no-grad CPU inference), for callers that consume it before the slot's next use.
     """
+    scaled, kernel = layer_norm_operands(x, linear, norm)
+    if out_slot is None:
+        return nn.functional.linear(scaled, kernel, norm.bias)
+    return workspace.linear(scaled, kernel, norm.bias, out_slot)
+
+
+def layer_norm_operands(x: torch.Tensor, linear: nn.Linear, norm: nn.LayerNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """(s [x, 1], C diag(gamma)) of :func:`linear_layer_norm`, whose product plus beta is ``norm(linear(x))``.
+    Row by row: the rows of a block of ``x`` give the rows of the block's result."""
     def folded():
         weight, bias = linear.weight, linear.bias
         if bias is None:
@@ -126,10 +140,7 @@ def linear_layer_norm(x: torch.Tensor, linear: nn.Linear, norm: nn.LayerNorm, ou
     form, kernel = derived_while_frozen(linear, "layer_norm", [*linear.parameters(), *norm.parameters()], folded)
     x1 = torch.cat([x, x.new_ones(*x.shape[:-1], 1)], dim=-1)
     variance = ((x1 @ form) * x1).sum(dim=-1, keepdim=True).clamp_min(0.0)
-    scaled = x1 * torch.rsqrt(variance + norm.eps)
-    if out_slot is None:
-        return nn.functional.linear(scaled, kernel, norm.bias)
-    return workspace.linear(scaled, kernel, norm.bias, out_slot)
+    return x1 * torch.rsqrt(variance + norm.eps), kernel
 
 
 class ValueMLP(nn.Sequential):
@@ -155,11 +166,36 @@ class ValueMLP(nn.Sequential):
         on every call)."""
         return self._run(list(self)[:-1], x, out_slot, self.training)
 
+    def hidden_rows(self, x: torch.Tensor) -> Callable[[int, int], torch.Tensor]:
+        """For x (rows, I): a function (start, stop) -> ``self.hidden(x[start:stop], "hidden")``.
+
+        A fused first layer's per-row statistics (a dozen small operations) are computed once for all
+        rows rather than once per block (``python -m benchmarks.ab_switches norm-stats-once``).
+        """
+        modules = list(self)[:-1]
+        if not (ROW_STATS_ONCE and self._fuses(modules, x, self.training)):
+            return lambda start, stop: self._run(modules, x[start:stop], "hidden", self.training)
+        linear, norm, rest = modules[0], modules[1], modules[2:]
+        scaled, kernel = layer_norm_operands(x, linear, norm)
+
+        def block(start: int, stop: int) -> torch.Tensor:
+            h = workspace.linear(scaled[start:stop], kernel, norm.bias, "hidden")
+            for module in rest:
+                h = module(h)
+            return h
+
+        return block
+
+    @staticmethod
+    def _fuses(modules: list[nn.Module], x: torch.Tensor, training: bool) -> bool:
+        """Whether modules start with a Linear + LayerNorm that :func:`linear_layer_norm` computes for x."""
+        return (len(modules) >= 2 and isinstance(modules[0], nn.Linear) and isinstance(modules[1], nn.LayerNorm)
+                and modules[0].in_features <= FUSE_MAX_INPUTS and (training or x.numel() >= FUSE_MIN_ROWS * x.shape[-1])
+                and tuple(modules[1].normalized_shape) == (modules[0].out_features,))
+
     @staticmethod
     def _run(modules: list[nn.Module], x: torch.Tensor, out_slot: str | None, training: bool) -> torch.Tensor:
-        if (len(modules) >= 2 and isinstance(modules[0], nn.Linear) and isinstance(modules[1], nn.LayerNorm)
-                and modules[0].in_features <= FUSE_MAX_INPUTS and (training or x.numel() >= FUSE_MIN_ROWS * x.shape[-1])
-                and tuple(modules[1].normalized_shape) == (modules[0].out_features,)):
+        if ValueMLP._fuses(modules, x, training):
             if out_slot is None and any(isinstance(module, nn.Linear) for module in modules[2:]):
                 out_slot = "hidden"
             x = linear_layer_norm(x, modules[0], modules[1], out_slot)

@@ -184,3 +184,31 @@ def test_public_functions_return_fresh_tensors(small_buffers):
         linear_layer_norm(2 * x, net[0], net[1]), net[:-1](2 * x), net(2 * x)
     for got, want in zip((normed, hidden, out), expected):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_value_net_row_statistics_once_or_per_block_agree(small_buffers, monkeypatch, dtype):
+    """The fused Linear + LayerNorm's row statistics computed once for a piece (ValueMLP.hidden_rows) or per
+    block of 7 rows give the plain path's logits."""
+    import gaatool.nn.mlp as mlp
+
+    monkeypatch.setattr(mlp, "FUSE_MIN_ROWS", 0)  # fused at any size, as for big inference pieces
+    model = _crystal(dtype)
+    g = torch.Generator().manual_seed(4)
+    r = torch.randn(9, 12, 3, generator=g, dtype=dtype)
+    types = torch.randn(9, 12, 4, generator=g, dtype=dtype)
+    mask = torch.ones(9, 12, dtype=torch.bool)
+    mask[4, 7:] = False
+    calls = []
+    original = mlp.layer_norm_operands
+    monkeypatch.setattr(mlp, "layer_norm_operands", lambda x, *a: calls.append(x.shape[0]) or original(x, *a))
+    with torch.no_grad():
+        once = model(r, types, mask)
+        assert calls and min(calls) > attention.BLOCK_ROWS  # statistics of whole pieces, not of blocks
+        monkeypatch.setattr(mlp, "ROW_STATS_ONCE", False)
+        per_block = model(r, types, mask)
+        monkeypatch.setattr(workspace, "ENABLED", False)
+        plain = model(r, types, mask)
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(once, plain, rtol=tolerance, atol=tolerance)
+    torch.testing.assert_close(per_block, plain, rtol=tolerance, atol=tolerance)
