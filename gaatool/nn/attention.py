@@ -409,8 +409,7 @@ class TupleAttentionBase(nn.Module):
                 # v_ij = core_ij + m_i + m_j is symmetric too: everything stays per pair; V's last
                 # bias b is added per point (b/2 to each m_i), not to every pair (one pass fewer)
                 core, bias = self.joined_invariant_values(invariants, n_extra, split_bias=True)
-                term = self._merged_terms(values, n_extra + 1, per_point=True)[0]
-                return PairSum(core, term if bias is None else term + bias / 2, layout)
+                return PairSum(core, self._symmetric_point_term(values, n_extra + 1, bias), layout)
             core = self.joined_invariant_values(invariants, n_extra)
             expand = lambda pairs, out_slot=None: place(layout.to_full(pairs, out_slot))  # noqa: E731
             tuple_shape = placed_shape(core.shape[:-2] + (layout.n, layout.n))
@@ -420,6 +419,15 @@ class TupleAttentionBase(nn.Module):
         terms = [self.join.input_map(index, part) for index, part in enumerate(extra)]
         terms += [place(term) for term in self._merged_terms(values, n_extra + 1)]
         return TupleSum(core, terms, expand, tuple_shape)
+
+    def _symmetric_point_term(self, values: torch.Tensor, join_index: int, bias: torch.Tensor | None) -> torch.Tensor:
+        """m_i + b/2 of a symmetric merge's v_ij = core_ij + m_i + m_j (J's share, V's last bias b split over
+        the pair's two points). Mean merge and mean join are two scales: one operation."""
+        if self.merge.mode == "mean" and self.join.input_kernel(join_index) is None:
+            scale = 1.0 / (self.merge.rank * self.join.n_inputs)
+            return values * scale if bias is None else torch.add(bias / 2, values, alpha=scale)
+        term = self._merged_terms(values, join_index, per_point=True)[0]
+        return term if bias is None else term + bias / 2
 
     def _merged_terms(self, values: torch.Tensor, join_index: int, per_point: bool = False) -> list[torch.Tensor]:
         """J's share of M(v_i, v_j, ..) as per-slot terms (slot views, or per point), J's kernel folded into M's."""
