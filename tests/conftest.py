@@ -34,6 +34,15 @@ def float64():
     return torch.float64
 
 
+@pytest.fixture
+def two_threads():
+    """Two torch threads for the test (side-by-side pieces need several), one again after it."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(previous)
+
+
 # --------------------------------------------------------------------------- fixture files
 
 

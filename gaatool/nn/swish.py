@@ -12,6 +12,7 @@ Values equal ``torch.nn.SiLU`` up to rounding.
 """
 from __future__ import annotations
 
+import threading
 import warnings
 
 import torch
@@ -30,23 +31,44 @@ def _second_derivative_terms(upstream: torch.Tensor, grad_output: torch.Tensor, 
 
 
 class _FusedTerms:
-    """``_second_derivative_terms`` through torch.compile on first use; eager if that fails."""
+    """``_second_derivative_terms`` through torch.compile on first use; eager if that fails.
+
+    The kernel sees flat tensors, so that one compiled graph serves every shape (per dtype and torch
+    thread count, which compiled graphs are guarded on), and the first call of each such kind compiles
+    under a lock. Otherwise pieces of a training step running side by side met a graph still being
+    compiled by the other thread, and the first step's gradients differed in their last bits from
+    every later one (``tests/train/test_side_by_side.py`` failed about one run in four).
+    """
 
     def __init__(self):
         self.compiled = None
         self.failed = False
+        self.ready: set = set()
+        self.lock = threading.Lock()
 
-    def __call__(self, *tensors: torch.Tensor):
+    def __call__(self, upstream: torch.Tensor, grad_output: torch.Tensor, x: torch.Tensor):
         if not self.failed:
             try:
-                if self.compiled is None:
-                    self.compiled = torch.compile(_second_derivative_terms, dynamic=True)
-                return self.compiled(*tensors)
+                return self._compiled(upstream, grad_output, x)
             except Exception as err:  # noqa: BLE001 - no compiler, unsupported device...: stay correct
                 self.failed = True
                 warnings.warn(f"torch.compile of the swish second derivative failed ({type(err).__name__}); "
                               "using the slower eager formula", RuntimeWarning, stacklevel=2)
-        return _second_derivative_terms(*tensors)
+        return _second_derivative_terms(upstream, grad_output, x)
+
+    def _compiled(self, upstream: torch.Tensor, grad_output: torch.Tensor, x: torch.Tensor):
+        shape = torch.broadcast_shapes(upstream.shape, grad_output.shape, x.shape)
+        flat = [t.expand(shape).reshape(-1) for t in (upstream, grad_output, x)]
+        kind = (x.dtype, x.device, torch.get_num_threads())
+        if kind in self.ready:
+            terms = self.compiled(*flat)
+        else:
+            with self.lock:
+                if self.compiled is None:
+                    self.compiled = torch.compile(_second_derivative_terms, dynamic=True)
+                terms = self.compiled(*flat)
+                self.ready.add(kind)
+        return terms[0].view(shape), terms[1].view(shape)
 
 
 _fused_terms = _FusedTerms()

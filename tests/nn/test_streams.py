@@ -9,14 +9,6 @@ from gaatool.nn.mlp import FastDropout, random_bytes
 from gaatool.nn.streams import current_generator, in_piece_streams, piece_seeds, piece_stream
 
 
-@pytest.fixture
-def two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_piece_stream_is_per_thread_and_restored():
     assert current_generator() is None
     with piece_stream(5):

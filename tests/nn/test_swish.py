@@ -59,3 +59,21 @@ def test_module_uses_the_fused_function_only_when_training():
     module.eval()
     assert "Silu" in module(x).grad_fn.name()
     torch.testing.assert_close(module(x), Swish().train()(x), rtol=0, atol=0)
+
+
+def test_one_compiled_kernel_for_every_shape(monkeypatch):
+    """The compiled second derivative sees flat tensors: hidden layers of any rank share one kind per
+    dtype and thread count, compiled once, with the eager formula's values."""
+    fused = swish_module._FusedTerms()
+    compiles = []
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: compiles.append(fn) or real_compile(fn, **kw))
+    g = torch.Generator().manual_seed(2)
+    for shape in [(3, 4, 5, 8), (7, 8), (2, 3, 4, 5, 8)]:
+        tensors = [torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(3)]
+        ours, expected = fused(*tensors), swish_module._second_derivative_terms(*tensors)
+        for a, b in zip(ours, expected):
+            assert a.shape == shape
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert len(compiles) == 1 and not fused.failed
+    assert fused.ready == {(torch.float64, torch.device("cpu"), torch.get_num_threads())}

@@ -39,14 +39,6 @@ def _loss_fn(model):
     return loss
 
 
-@pytest.fixture
-def two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_gradients_of_pieces_equal_the_whole_batch(two_threads):
     model, batch = _force_field(), _batch(frames=7)
     loss_fn = _loss_fn(model)
@@ -123,3 +115,18 @@ def test_training_step_with_dropout_side_by_side_repeats(two_threads):
     torch.manual_seed(12)
     other = training_step(model, torch.optim.Adam(model.parameters(), lr=1e-2), _loss_fn(model), batch, split_frames)[0]
     assert other != runs[0][0][0]
+
+
+def test_first_step_of_a_kind_runs_its_pieces_one_after_another(two_threads, monkeypatch):
+    # kernels compiled on first use (swish's second derivative) compile while no other piece computes
+    import gaatool.nn.chunks as chunks
+
+    monkeypatch.setattr(chunks, "_STEPPED_KINDS", set())
+    workers, run = [], chunks._run_side_by_side
+    monkeypatch.setattr(chunks, "_run_side_by_side", lambda fn, items, n: workers.append(n) or run(fn, items, n))
+    model, batch = _force_field(), _batch(frames=7)
+    loss_fn, parameters, pieces = _loss_fn(model), list(model.parameters()), split_frames(batch, 2)
+    first = gradients_side_by_side(loss_fn, pieces, parameters)[2]
+    second = gradients_side_by_side(loss_fn, pieces, parameters)[2]
+    assert workers == [1, 2]
+    assert all(a is None and b is None or torch.equal(a, b) for a, b in zip(first, second))
