@@ -34,10 +34,11 @@ class _FusedTerms:
     """``_second_derivative_terms`` through torch.compile on first use; eager if that fails.
 
     The kernel sees flat tensors, so that one compiled graph serves every shape (per dtype and torch
-    thread count, which compiled graphs are guarded on), and the first call of each such kind compiles
-    under a lock. Otherwise pieces of a training step running side by side met a graph still being
-    compiled by the other thread, and the first step's gradients differed in their last bits from
-    every later one (``tests/train/test_side_by_side.py`` failed about one run in four).
+    thread count, which compiled graphs are guarded on) where hidden layers of each rank compiled
+    their own, and the first call of each such kind compiles under a lock, so that two threads never
+    compile it at once. Compiling while another thread computes still changed that thread's last bits
+    (the first side-by-side force training step then differed from every later one): that step runs
+    its pieces one after another (:func:`~gaatool.nn.chunks.gradients_side_by_side`).
     """
 
     def __init__(self):
