@@ -188,3 +188,31 @@ def test_evaluate_with_neighbour_averaging(dataset_with_added_cell, tmp_path):
         evaluate_crystal(run.best_path, tmp_path / "stripped.npz", device="cpu", smooth=1)
     with pytest.raises(ConfigError, match="--smooth"):
         evaluate_crystal(run.best_path, dataset_with_added_cell, device="cpu", smooth=-1)
+
+
+def test_training_with_dropout_side_by_side_resumes_exactly(tiny_crystal_dataset, tmp_path, two_threads, monkeypatch):
+    """Dropout (the default, 0.5) with the batch's pieces side by side on two threads: a run resumed after
+    one epoch repeats the uninterrupted run exactly (each piece's masks come from a stream seeded from the
+    global generator, which the run state restores)."""
+    import torch
+
+    import gaatool.nn.chunks as chunks
+    from gaatool.checkpoint import load_checkpoint
+
+    streamed, in_streams = [], chunks.in_piece_streams
+    monkeypatch.setattr(chunks, "in_piece_streams", lambda fn, pieces: streamed.append(len(pieces))
+                        or in_streams(fn, pieces))
+    options = CrystalModelOptions(n_dim=8)
+    assert options.dropout == 0.5
+
+    def config(epochs):
+        return TrainConfig(epochs=epochs, batch_size=256, device="cpu", seed=3, learning_rate=3e-3)
+
+    straight = train_crystal(tiny_crystal_dataset, tmp_path / "straight", options, config(2), quiet=True)
+    assert streamed and min(streamed) >= 2  # training batches ran in pieces, each with its own stream
+    train_crystal(tiny_crystal_dataset, tmp_path / "resumed", options, config(1), quiet=True)
+    resumed = train_crystal(tiny_crystal_dataset, tmp_path / "resumed", options, config(2), resume=True, quiet=True)
+    assert resumed.epochs_run == 1 and resumed.history == straight.history
+    ours, theirs = load_checkpoint(resumed.last_path), load_checkpoint(straight.last_path)
+    for mine, other in [(ours.state_dict, theirs.state_dict), (ours.extra_tensors, theirs.extra_tensors)]:
+        assert mine.keys() == other.keys() and all(torch.equal(mine[k], other[k]) for k in mine)
