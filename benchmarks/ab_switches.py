@@ -173,10 +173,13 @@ def _dropout_before_session15(self: mlp.FastDropout, x: torch.Tensor) -> torch.T
     return x * keep * (256.0 / (256 - self.threshold))
 
 
+_DRAWS_UNSTREAMED = chunks.draws_unstreamed_random_numbers
+
+
 def _dropout_streams(on: bool) -> None:
-    # off: training with dropout runs its pieces one after another, as before session 16
-    test = chunks.draws_unstreamed_random_numbers if on else chunks.draws_random_numbers
-    crystal_model.draws_unstreamed_random_numbers = backmap_model.draws_unstreamed_random_numbers = test
+    # off: training with dropout runs its pieces one after another, as before session 16 (the models ask
+    # chunks.piece_randomness, which looks this rule up in chunks)
+    chunks.draws_unstreamed_random_numbers = _DRAWS_UNSTREAMED if on else chunks.draws_random_numbers
 
 
 _PAIR_WEIGHTS = attention.scattered_pair_weights

@@ -303,7 +303,7 @@ def test_ab_switches_flip_and_restore_the_change():
                 crystal_model.CPU_CHUNK_TUPLES, masking.SHORT_SET, chunks.CPU_CHUNK_TUPLES, workspace.ENABLED,
                 frozen.KEEP_DERIVED, attention.TupleSum.materialize, attention.TupleSum.through,
                 attention.BLOCK_ROWS, mlp.FastDropout.forward, attention.broadcast_shape, mlp.FUSE_MIN_ROWS,
-                crystal_model.draws_unstreamed_random_numbers, backmap_model.draws_unstreamed_random_numbers,
+                chunks.draws_unstreamed_random_numbers,
                 attention.scattered_pair_weights, mlp.ROW_STATS_ONCE)
 
     before = state()

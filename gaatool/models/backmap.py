@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..nn import Geometry, LabeledVectorAttention, Vector2VectorAttention
-from ..nn.chunks import draws_random_numbers, draws_unstreamed_random_numbers, run_in_pieces
+from ..nn.chunks import piece_randomness, run_in_pieces
 from ..nn.mlp import activation
 from .blocks import AttentionSettings, ResidualAttentionBlock
 from .registry import register
@@ -148,9 +148,8 @@ class Backmapper(nn.Module):
                   neighbor_offsets if self.embed_offset is not None else None)
         tuples_per_residue = self.tuples_per_residue(neighbor_positions.shape[-2], atom_labels.shape[-1])
         budget = TRAIN_CPU_CHUNK_TUPLES if torch.is_grad_enabled() else CPU_CHUNK_TUPLES
-        return run_in_pieces(self._forward, inputs, tuples_per_residue, parallel=not draws_unstreamed_random_numbers(self),
-                             parameters=list(self.parameters()), cpu_budget=budget,
-                             random_streams=draws_random_numbers(self))
+        return run_in_pieces(self._forward, inputs, tuples_per_residue, parameters=list(self.parameters()),
+                             cpu_budget=budget, **piece_randomness(self))
 
     def tuples_per_residue(self, n_neighbors: int, n_atoms: int) -> int:
         """Tuples of the widest layer for one residue: bead blocks, translation (per label) or refinement."""

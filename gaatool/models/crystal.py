@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..nn import Geometry
-from ..nn.chunks import draws_random_numbers, draws_unstreamed_random_numbers, run_in_pieces
+from ..nn.chunks import piece_randomness, run_in_pieces
 from .blocks import AttentionSettings, ResidualAttentionBlock, make_vector_attention
 from .registry import register
 
@@ -55,9 +55,8 @@ class CrystalClassifier(nn.Module):
     def forward(self, r_ij: torch.Tensor, type_pairs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         tuples_per_item = r_ij.shape[-2] ** 2  # rank-2 tuples of one environment
         return run_in_pieces(self._forward, (r_ij, type_pairs, mask), tuples_per_item,
-                             parallel=not draws_unstreamed_random_numbers(self), parameters=list(self.parameters()),
-                             cpu_budget=None if torch.is_grad_enabled() else CPU_CHUNK_TUPLES,
-                             random_streams=draws_random_numbers(self))
+                             parameters=list(self.parameters()),
+                             cpu_budget=None if torch.is_grad_enabled() else CPU_CHUNK_TUPLES, **piece_randomness(self))
 
     def _forward(self, r_ij, type_pairs, mask):
         geometry = Geometry(r_ij, mask)  # invariants computed once, shared by every layer

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..nn import Geometry
-from ..nn.chunks import draws_random_numbers, draws_unstreamed_random_numbers, run_in_pieces
+from ..nn.chunks import piece_randomness, run_in_pieces
 from ..nn.compiled import CompiledEnergyForces
 from ..nn.frozen import frozen_parameters
 from ..nn.threads import serial_when_small
@@ -115,9 +115,7 @@ class ForceField(nn.Module):
         # gradients afterwards: leave the parameters out of autograd (energies alone keep them).
         frozen = frozen_parameters(self._parameter_list()) if compute_forces else nullcontext()
         with frozen:
-            return run_in_pieces(piece, (positions, types, mask), tuples_per_molecule,
-                                 parallel=not draws_unstreamed_random_numbers(self),
-                                 random_streams=draws_random_numbers(self))
+            return run_in_pieces(piece, (positions, types, mask), tuples_per_molecule, **piece_randomness(self))
 
     def _parameter_list(self) -> list[nn.Parameter]:
         """This model's parameters, listed once instead of walking the module tree on every call. A parameter replaced later (not copied into) would only stay out of

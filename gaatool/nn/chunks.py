@@ -33,7 +33,8 @@ from .streams import in_piece_streams
 from .threads import serial_when_small, single_threaded
 
 __all__ = ["CPU_CHUNK_TUPLES", "CUDA_CHUNK_TUPLES", "MIN_PARALLEL_TUPLES", "chunk_items", "draws_random_numbers",
-           "draws_unstreamed_random_numbers", "gradients_side_by_side", "map_chunks", "run_in_pieces"]
+           "draws_unstreamed_random_numbers", "gradients_side_by_side", "map_chunks", "piece_randomness",
+           "run_in_pieces"]
 
 #: Tuples per piece on a CPU: ~8 MiB per 64-wide float32 hidden layer, cache-sized
 #: (1-2 MiB of L2 per core plus a shared L3 on the machines measured).
@@ -63,6 +64,12 @@ def draws_unstreamed_random_numbers(module: torch.nn.Module) -> bool:
     """Whether a training pass draws from torch's global generator (torch's own dropout, which knows no
     piece streams): then its pieces must run one after another, in a fixed order."""
     return module.training and any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in module.modules())
+
+
+def piece_randomness(module: torch.nn.Module) -> dict:
+    """``run_in_pieces`` keywords for ``module``'s pass: pieces side by side unless torch's own dropout draws
+    (:func:`draws_unstreamed_random_numbers`), random streams per piece where dropout draws at all."""
+    return {"parallel": not draws_unstreamed_random_numbers(module), "random_streams": draws_random_numbers(module)}
 
 
 def chunk_items(tuples_per_item: int, device: torch.device | str, cpu_budget: int | None = None) -> int:

@@ -121,7 +121,7 @@ def test_models_training_with_dropout_run_pieces_side_by_side(two_threads, monke
     again, again_grads = step()
     assert torch.equal(side, again) and all(torch.equal(a, b) for a, b in zip(side_grads, again_grads))
     # one after another in the same pieces (4 and 3): the same masks, the same outputs and gradients
-    monkeypatch.setattr(f"{module}.draws_unstreamed_random_numbers", lambda model: True)
+    monkeypatch.setattr("gaatool.nn.chunks.draws_unstreamed_random_numbers", lambda model: True)
     monkeypatch.setattr("gaatool.nn.chunks.CPU_CHUNK_TUPLES", 4 * tuples_per_item)
     monkeypatch.setattr("gaatool.models.backmap.TRAIN_CPU_CHUNK_TUPLES", 4 * tuples_per_item)
     serial, serial_grads = step()
