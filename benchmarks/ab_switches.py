@@ -39,6 +39,11 @@
     python -m benchmarks.ab_switches norm-stats-once      # crystal inference 1024, backmapping 256: the value nets'
                                                           # fused layer norm statistics once per piece, or once per
                                                           # block of rows (before session 16)
+    python -m benchmarks.ab_switches linear-relu --keep-freed-memory
+                                                          # crystal inference 1024, backmapping 256, with freed
+                                                          # memory kept as the gaatool command runs: Linear + ReLU
+                                                          # as one oneDNN product (nn/fused.py), or the product in a
+                                                          # reused buffer and a ReLU in place (before session 17)
     python -m benchmarks.ab_switches row-blocks           # backmapping inference 256, crystal inference 1024: score
                                                           # and scale nets in blocks of 8192 rows (hidden layer in
                                                           # cache), or each piece's rows at once
@@ -53,7 +58,8 @@
                                                           # through inductor's C++ wrapper, or from Python
 
 ``--threads N`` sets torch's CPU threads (default: torch's choice, all cores); ``A+B`` flips several
-switches together; ``--alternate CALLS`` times single calls alternating on/off call by call and prints
+switches together; ``--keep-freed-memory`` first calls :func:`gaatool.allocator.keep_freed_memory`,
+as the ``gaatool`` command does (changes that apply only then: linear-relu); ``--alternate CALLS`` times single calls alternating on/off call by call and prints
 medians and quartiles (for noisy machines). Each case is prepared once per state (switches read when
 a model is built take effect there); each round times it with the change on, then off (median of 7 calls after 2 warm-ups); printed: ms per
 item of every round. Compiled cases (cpp-wrapper) compile in the warm-ups. Same machine caveats
@@ -69,6 +75,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+from . import harness
 from .bench_models_reference import CaseSpec, prepare
 
 import gaatool.nn.attention as attention
@@ -81,6 +88,7 @@ import gaatool.nn.masking as masking
 import gaatool.nn.mlp as mlp
 import gaatool.nn.workspace as workspace
 import gaatool.nn.frozen as frozen
+import gaatool.nn.fused as fused
 import gaatool.tasks.forces.train as forces_train
 
 
@@ -199,6 +207,10 @@ def _norm_stats_once(on: bool) -> None:
     mlp.ROW_STATS_ONCE = on
 
 
+def _linear_relu(on: bool) -> None:
+    fused.ENABLED = on
+
+
 def _float_mask(on: bool) -> None:
     mlp.FastDropout.forward = _DROPOUT if on else _dropout_before_session15
 
@@ -279,6 +291,8 @@ SWITCHES = {
                                                    CaseSpec("backmap", "inference", 256)], False),
     "norm-stats-once": (_norm_stats_once, [CaseSpec("crystal", "inference", 1024),
                                            CaseSpec("backmap", "inference", 256)], False),
+    "linear-relu": (_linear_relu, [CaseSpec("crystal", "inference", 1024), CaseSpec("backmap", "inference", 256)],
+                    False),
     "dropout-mask": (_float_mask, [CaseSpec("crystal", "train", 256), CaseSpec("backmap", "train", 64)], False),
     "row-blocks": (_row_blocks, [CaseSpec("backmap", "inference", 256), CaseSpec("crystal", "inference", 1024)],
                    False),
@@ -338,7 +352,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--alternate", type=int, default=0, metavar="CALLS",
                         help="instead of rounds: this many single calls per state, alternating call by call")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    harness.add_keep_freed_memory_option(parser)
     args = parser.parse_args(argv)
+    harness.apply_keep_freed_memory_option(parser, args)
     names = args.switch.split("+")
     unknown = [name for name in names if name not in SWITCHES]
     if unknown:

@@ -39,7 +39,7 @@ import torch
 
 from gaatool.io.atomic import atomic_write_text
 
-__all__ = ["time_alternating", "count_flops", "matmul_peak_gflops", "rss_bytes", "peak_rss_bytes", "reset_peak_rss",
+__all__ = ["add_keep_freed_memory_option", "apply_keep_freed_memory_option", "time_alternating", "count_flops", "matmul_peak_gflops", "rss_bytes", "peak_rss_bytes", "reset_peak_rss",
            "cpu_peak_growth", "cuda_peak_growth", "run_child", "child_environment", "machine_info", "device_slug",
            "write_results", "markdown_table", "MALLOC_MMAP_THRESHOLD"]
 
@@ -73,6 +73,24 @@ def time_alternating(steps: Mapping[str, Callable[[], None]], *, warmup: int = 1
             step()
             samples[name].append(time.perf_counter() - start)
     return samples
+
+
+def add_keep_freed_memory_option(parser) -> None:
+    """``--keep-freed-memory``: keep freed memory in the process, as the ``gaatool`` command does."""
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="keep freed memory in the process, as the gaatool command does (gaatool.allocator)")
+
+
+def apply_keep_freed_memory_option(parser, args) -> None:
+    """:func:`gaatool.allocator.keep_freed_memory` when ``--keep-freed-memory`` was given; a usage error if it
+    cannot apply."""
+    if not args.keep_freed_memory:
+        return
+    from gaatool.allocator import keep_freed_memory
+
+    if not keep_freed_memory():
+        parser.error("--keep-freed-memory: glibc's malloc could not be changed (not glibc, MALLOC_* set, "
+                     "or GAATOOL_MALLOC=default)")
 
 
 def median(values: Sequence[float]) -> float:

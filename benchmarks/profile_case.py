@@ -2,6 +2,7 @@
 
     python -m benchmarks.profile_case ethanol-inference-b1
     python -m benchmarks.profile_case crystal-inference-b256 --calls 10 --rows 20
+    python -m benchmarks.profile_case crystal-inference-b1024 --keep-freed-memory   # as the gaatool command runs
 
 Prints the median time per call, the process's user and system CPU time and minor page faults per
 call (getrusage), then the operations with the most self time, grouped by input shape. One thread,
@@ -21,6 +22,7 @@ import time
 
 import torch
 
+from . import harness
 from .bench_models_reference import CaseSpec, prepare
 from .run import select_cases
 
@@ -50,7 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("case", help="MODEL-MODE-bBATCH, e.g. ethanol-inference-b1")
     parser.add_argument("--calls", type=int, default=20, help="timed calls (and profiled: a quarter)")
     parser.add_argument("--rows", type=int, default=15, help="operations listed")
+    harness.add_keep_freed_memory_option(parser)
     args = parser.parse_args(argv)
+    harness.apply_keep_freed_memory_option(parser, args)
     spec = parse_case(args.case)
     step = warm_gaatool_step(spec)
     times = []

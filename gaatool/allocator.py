@@ -19,7 +19,7 @@ import ctypes
 import os
 import sys
 
-__all__ = ["keep_freed_memory", "user_malloc_settings", "USER_SETTINGS", "OPT_OUT"]
+__all__ = ["keep_freed_memory", "freed_memory_kept", "user_malloc_settings", "USER_SETTINGS", "OPT_OUT"]
 
 #: glibc's mallopt parameter numbers (malloc.h).
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
@@ -36,6 +36,8 @@ MMAP_THRESHOLD = 32 << 20
 TRIM_THRESHOLD = 1 << 30
 #: Extra memory requested whenever a heap grows, so that it grows rarely.
 TOP_PAD = 64 << 20
+
+_kept = False  # set by a successful keep_freed_memory()
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -72,6 +74,14 @@ def keep_freed_memory(environ: dict | None = None) -> bool:
     libc = _glibc()
     if libc is None:
         return False
+    global _kept
     results = [libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD), libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD),
                libc.mallopt(_M_TOP_PAD, TOP_PAD)]
-    return all(result == 1 for result in results)  # mallopt returns 1 on success
+    _kept = _kept or all(result == 1 for result in results)  # mallopt returns 1 on success
+    return all(result == 1 for result in results)
+
+
+def freed_memory_kept() -> bool:
+    """Whether :func:`keep_freed_memory` changed this process's malloc: then fresh big tensors come from memory
+    the process already holds, where with glibc's defaults their pages fault in again."""
+    return _kept

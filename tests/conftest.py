@@ -34,6 +34,15 @@ def float64():
     return torch.float64
 
 
+@pytest.fixture(autouse=True)
+def _freed_memory_not_kept(monkeypatch):
+    """Each test starts as a Python user's process does, whatever an earlier in-process CLI call set: the
+    command's keep_freed_memory() changes which kernels inference uses (gaatool.nn.fused)."""
+    import gaatool.allocator
+
+    monkeypatch.setattr(gaatool.allocator, "_kept", False)
+
+
 @pytest.fixture
 def two_threads():
     """Two torch threads for the test (side-by-side pieces need several), one again after it."""

@@ -19,6 +19,7 @@ def test_user_settings_and_opt_out_are_respected(environ, monkeypatch):
     monkeypatch.setattr(allocator, "_glibc", lambda: calls.append(1))
     assert allocator.keep_freed_memory(environ) is False
     assert calls == []  # glibc is not even looked up
+    assert not allocator.freed_memory_kept()
 
 
 def test_nothing_happens_without_glibc(monkeypatch):
@@ -35,7 +36,9 @@ def test_other_tunables_do_not_stop_it(monkeypatch):
             return 1
 
     monkeypatch.setattr(allocator, "_glibc", FakeLibc)
+    assert not allocator.freed_memory_kept()
     assert allocator.keep_freed_memory({"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2"}) is True
+    assert allocator.freed_memory_kept()  # what gaatool.nn.fused asks
     assert {p for p, _ in seen} == {-1, -2, -3}
     assert dict(seen)[-3] == allocator.MMAP_THRESHOLD <= 32 << 20  # glibc refuses larger mmap thresholds
 

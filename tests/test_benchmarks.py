@@ -293,6 +293,7 @@ def test_ab_switches_flip_and_restore_the_change():
     import gaatool.nn.compiled as compiled
     import gaatool.nn.workspace as workspace
     import gaatool.nn.frozen as frozen
+    import gaatool.nn.fused as fused
     import gaatool.tasks.forces.train as forces_train
     from benchmarks.ab_switches import SWITCHES
 
@@ -304,7 +305,7 @@ def test_ab_switches_flip_and_restore_the_change():
                 frozen.KEEP_DERIVED, attention.TupleSum.materialize, attention.TupleSum.through,
                 attention.BLOCK_ROWS, mlp.FastDropout.forward, attention.broadcast_shape, mlp.FUSE_MIN_ROWS,
                 chunks.draws_unstreamed_random_numbers,
-                attention.scattered_pair_weights, mlp.ROW_STATS_ONCE)
+                attention.scattered_pair_weights, mlp.ROW_STATS_ONCE, fused.ENABLED)
 
     before = state()
     for name, (switch, cases, _) in SWITCHES.items():
@@ -405,3 +406,22 @@ def test_kernel_benchmark_compares_equal_results(capsys):
     assert [row["step"] for row in rows][0].startswith("pair sums") and len(rows) == 4
     assert all(row["old_us"] > 0 and row["new_us"] > 0 for row in rows)
     assert "3 environments: old" in capsys.readouterr().out
+
+
+def test_keep_freed_memory_option(monkeypatch):
+    import argparse
+
+    import gaatool.allocator as allocator
+
+    parser = argparse.ArgumentParser()
+    harness.add_keep_freed_memory_option(parser)
+    applied = []
+    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: applied.append(True) or True)
+    harness.apply_keep_freed_memory_option(parser, parser.parse_args([]))
+    assert applied == []  # not asked for: the process's malloc as it is
+    harness.apply_keep_freed_memory_option(parser, parser.parse_args(["--keep-freed-memory"]))
+    assert applied == [True]
+    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: False)  # e.g. MALLOC_* set by the user
+    with pytest.raises(SystemExit) as error:
+        harness.apply_keep_freed_memory_option(parser, parser.parse_args(["--keep-freed-memory"]))
+    assert error.value.code == 2

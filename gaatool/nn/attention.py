@@ -15,7 +15,7 @@ from torch.nn import functional
 
 from ..ga.invariants import invariant_count, pair_invariants, tuple_invariants
 from ..ga.products import slot_view
-from . import workspace
+from . import fused, workspace
 from .frozen import derived_while_frozen
 from .geometry import Geometry
 from .masking import masked_softmax
@@ -106,9 +106,9 @@ def _in_blocks(rest: Callable[[torch.Tensor], torch.Tensor], hidden_of: Callable
     return torch.cat([rest(hidden_of(start, min(items, start + step))) for start in range(0, items, step)])
 
 
-def _after_first(net: nn.Sequential) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``net[1:]`` as a function, without making the slice (a new module per call)."""
-    modules = list(net)[1:]
+def _after_first(net: nn.Sequential, skip: int = 1) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``net[skip:]`` as a function, without making the slice (a new module per call)."""
+    modules = list(net)[skip:]
 
     def rest(x: torch.Tensor) -> torch.Tensor:
         for module in modules:
@@ -128,16 +128,25 @@ def _blocks_pay(x: torch.Tensor) -> bool:
     return _row_count(x) > 2 * BLOCK_ROWS and workspace.applies(x)
 
 
+def _leading_product(net: nn.Sequential, x: torch.Tensor) -> tuple[Callable[[torch.Tensor], torch.Tensor],
+                                                                   Callable[[torch.Tensor], torch.Tensor]]:
+    """(rows of x -> net's first Linear of them in the "hidden" buffer, the rest of net); a ReLU after that
+    Linear goes with it into one fused product where :mod:`.fused` applies to x."""
+    first = net[0]
+    if len(net) > 1 and fused.fuses(net[1]) and fused.applies(x, first.weight):
+        return (lambda rows: fused.linear_relu(rows, first.weight, first.bias, "hidden")), _after_first(net, 2)
+    return (lambda rows: workspace.linear(rows, first.weight, first.bias, "hidden")), _after_first(net)
+
+
 def _rows_through(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """net(x) for a net Linear ... Linear (a fresh result), the first layer's output in the "hidden"
-    buffer, in blocks of rows where that applies."""
-    first, rest = net[0], _after_first(net)
+    buffer (or fused with a ReLU after it), in blocks of rows where that applies."""
+    product, rest = _leading_product(net, x)
     if not _blocks_pay(x):
-        return rest(workspace.linear(x, first.weight, first.bias, "hidden"))
+        return rest(product(x))
     rows = _row_count(x)
     flat = x.reshape(rows, x.shape[-1])
-    out = _in_blocks(rest, lambda start, stop: workspace.linear(flat[start:stop], first.weight, first.bias, "hidden"),
-                     rows, 1)
+    out = _in_blocks(rest, lambda start, stop: product(flat[start:stop]), rows, 1)
     return out.reshape(*x.shape[:-1], out.shape[-1])
 
 

@@ -6,7 +6,7 @@ from typing import Callable
 from torch import nn
 
 from ..errors import ConfigError
-from . import workspace
+from . import fused, workspace
 from .frozen import derived_while_frozen
 from .streams import current_generator
 from .swish import Swish
@@ -177,9 +177,15 @@ class ValueMLP(nn.Sequential):
             return lambda start, stop: self._run(modules, x[start:stop], "hidden", self.training)
         linear, norm, rest = modules[0], modules[1], modules[2:]
         scaled, kernel = layer_norm_operands(x, linear, norm)
+        relu = bool(rest) and fused.fuses(rest[0]) and fused.applies(scaled, kernel)
+        if relu:  # the activation goes with the product (gaatool.nn.fused)
+            rest = rest[1:]
 
         def block(start: int, stop: int) -> torch.Tensor:
-            h = workspace.linear(scaled[start:stop], kernel, norm.bias, "hidden")
+            if relu:
+                h = fused.linear_relu(scaled[start:stop], kernel, norm.bias)
+            else:
+                h = workspace.linear(scaled[start:stop], kernel, norm.bias, "hidden")
             for module in rest:
                 h = module(h)
             return h
@@ -196,10 +202,14 @@ class ValueMLP(nn.Sequential):
     @staticmethod
     def _run(modules: list[nn.Module], x: torch.Tensor, out_slot: str | None, training: bool) -> torch.Tensor:
         if ValueMLP._fuses(modules, x, training):
-            if out_slot is None and any(isinstance(module, nn.Linear) for module in modules[2:]):
-                out_slot = "hidden"
-            x = linear_layer_norm(x, modules[0], modules[1], out_slot)
-            modules = modules[2:]
+            linear, norm, rest = modules[0], modules[1], modules[2:]
+            if rest and fused.fuses(rest[0]) and fused.applies(x, linear.weight):  # the ReLU too (gaatool.nn.fused)
+                scaled, kernel = layer_norm_operands(x, linear, norm)
+                x, modules = fused.linear_relu(scaled, kernel, norm.bias), rest[1:]
+            else:
+                if out_slot is None and any(isinstance(module, nn.Linear) for module in rest):
+                    out_slot = "hidden"
+                x, modules = linear_layer_norm(x, linear, norm, out_slot), rest
         for module in modules:
             x = module(x)
         return x
