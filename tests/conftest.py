@@ -44,6 +44,25 @@ def _freed_memory_not_kept(monkeypatch):
 
 
 @pytest.fixture
+def small_backmap_batch():
+    """dtype -> a small backmapping batch (r, types, center, labels, neighbor_mask, atom_mask) with padded
+    neighbours and atoms: 3 residues, 6 neighbour beads, 5 atom labels."""
+    def make(dtype: torch.dtype = torch.float32):
+        g = torch.Generator().manual_seed(3)
+        r = torch.randn(3, 6, 3, generator=g, dtype=dtype) * 6.0
+        types = torch.randint(0, 20, (3, 6), generator=g)
+        center = torch.randint(0, 20, (3,), generator=g)
+        labels = torch.randint(0, 187, (3, 5), generator=g)
+        neighbor_mask = torch.ones(3, 6, dtype=torch.bool)
+        neighbor_mask[1, 4:] = False
+        atom_mask = torch.ones(3, 5, dtype=torch.bool)
+        atom_mask[2, 3:] = False
+        return r, types, center, labels, neighbor_mask, atom_mask
+
+    return make
+
+
+@pytest.fixture
 def two_threads():
     """Two torch threads for the test (side-by-side pieces need several), one again after it."""
     previous = torch.get_num_threads()

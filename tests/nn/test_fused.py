@@ -102,22 +102,14 @@ def test_crystal_classifier_gives_the_same_logits(memory_kept, counted, monkeypa
 
 
 @needs_kernel
-def test_backmapper_gives_the_same_vectors(memory_kept, counted, monkeypatch):
+def test_backmapper_gives_the_same_vectors(memory_kept, counted, monkeypatch, small_backmap_batch):
     torch.manual_seed(2)
     model = Backmapper(Backmapper.Config(n_dim=8, attention={"hidden": 16})).eval()
-    g = torch.Generator().manual_seed(3)
-    r = torch.randn(3, 6, 3, generator=g) * 6.0
-    types = torch.randint(0, 20, (3, 6), generator=g)
-    center = torch.randint(0, 20, (3,), generator=g)
-    labels = torch.randint(0, 187, (3, 5), generator=g)
-    neighbor_mask = torch.ones(3, 6, dtype=torch.bool)
-    neighbor_mask[1, 4:] = False
-    atom_mask = torch.ones(3, 5, dtype=torch.bool)
-    atom_mask[2, 3:] = False
+    batch = small_backmap_batch(torch.float32)
     with torch.no_grad():
         monkeypatch.setattr(fused, "ENABLED", False)
-        reference = model(r, types, center, labels, neighbor_mask, atom_mask)
+        reference = model(*batch)
         monkeypatch.setattr(fused, "ENABLED", True)
-        result = model(r, types, center, labels, neighbor_mask, atom_mask)
+        result = model(*batch)
     assert counted
     torch.testing.assert_close(result, reference, rtol=1e-5, atol=1e-5)

@@ -86,23 +86,15 @@ def test_crystal_classifier_in_pieces_reuses_one_buffer_per_slot(small_buffers, 
 
 @pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
 @pytest.mark.parametrize("merge", ["mean", "concat"])
-def test_backmapper_gives_the_same_vectors(small_buffers, monkeypatch, merge, mode):
+def test_backmapper_gives_the_same_vectors(small_buffers, monkeypatch, merge, mode, small_backmap_batch):
     torch.manual_seed(2)
     config = Backmapper.Config(n_dim=6, attention={"merge": merge, "join": merge, "hidden": 8})
     model = Backmapper(config).double().eval()
-    g = torch.Generator().manual_seed(3)
-    r = torch.randn(3, 6, 3, generator=g, dtype=torch.float64) * 6.0
-    types = torch.randint(0, 20, (3, 6), generator=g)
-    center = torch.randint(0, 20, (3,), generator=g)
-    labels = torch.randint(0, 187, (3, 5), generator=g)
-    neighbor_mask = torch.ones(3, 6, dtype=torch.bool)
-    neighbor_mask[1, 4:] = False
-    atom_mask = torch.ones(3, 5, dtype=torch.bool)
-    atom_mask[2, 3:] = False
+    r, *rest = small_backmap_batch(torch.float64)
 
     def call(scale=1.0):
         with mode():
-            return model(scale * r, types, center, labels, neighbor_mask, atom_mask)
+            return model(scale * r, *rest)
 
     reference, first, second = _both_ways(call, monkeypatch)
     # concat: the refinements' tuple values too (expanded pair cores, terms added in place)
