@@ -77,8 +77,9 @@ def keep_freed_memory(environ: dict | None = None) -> bool:
     global _kept
     results = [libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD), libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD),
                libc.mallopt(_M_TOP_PAD, TOP_PAD)]
-    _kept = _kept or all(result == 1 for result in results)  # mallopt returns 1 on success
-    return all(result == 1 for result in results)
+    changed = all(result == 1 for result in results)  # mallopt returns 1 on success
+    _kept = _kept or changed
+    return changed
 
 
 def freed_memory_kept() -> bool:
