@@ -44,6 +44,10 @@
                                                           # memory kept as the gaatool command runs: Linear + ReLU
                                                           # as one oneDNN product (nn/fused.py), or the product in a
                                                           # reused buffer and a ReLU in place (before session 17)
+    python -m benchmarks.ab_switches stats-channels-first
+                                                          # crystal inference 1024, backmapping 256: the value nets'
+                                                          # layer-norm row statistics (no-grad) on inputs laid out
+                                                          # channels first, or rows first (before session 17)
     python -m benchmarks.ab_switches row-blocks           # backmapping inference 256, crystal inference 1024: score
                                                           # and scale nets in blocks of 8192 rows (hidden layer in
                                                           # cache), or each piece's rows at once
@@ -207,6 +211,10 @@ def _norm_stats_once(on: bool) -> None:
     mlp.ROW_STATS_ONCE = on
 
 
+def _stats_channels_first(on: bool) -> None:
+    mlp.STATS_CHANNELS_FIRST = on
+
+
 def _linear_relu(on: bool) -> None:
     fused.ENABLED = on
 
@@ -291,6 +299,8 @@ SWITCHES = {
                                                    CaseSpec("backmap", "inference", 256)], False),
     "norm-stats-once": (_norm_stats_once, [CaseSpec("crystal", "inference", 1024),
                                            CaseSpec("backmap", "inference", 256)], False),
+    "stats-channels-first": (_stats_channels_first, [CaseSpec("crystal", "inference", 1024),
+                                                     CaseSpec("backmap", "inference", 256)], False),
     "linear-relu": (_linear_relu, [CaseSpec("crystal", "inference", 1024), CaseSpec("backmap", "inference", 256)],
                     False),
     "dropout-mask": (_float_mask, [CaseSpec("crystal", "train", 256), CaseSpec("backmap", "train", 64)], False),

@@ -100,6 +100,9 @@ FUSE_MAX_INPUTS = 8
 #: (a first try that applied the row rule to training too) ethanol steps at batch 8 took 13.3 instead
 #: of 11.2 ms.
 FUSE_MIN_ROWS = 1024
+#: :func:`layer_norm_operands` computes the row statistics on the inputs laid out channels first (the A/B switch
+#: of ``benchmarks.ab_switches stats-channels-first``).
+STATS_CHANNELS_FIRST = True
 #: :meth:`ValueMLP.hidden_rows` computes a fused layer's row statistics once for all blocks (the A/B switch
 #: of ``benchmarks.ab_switches norm-stats-once``).
 ROW_STATS_ONCE = True
@@ -138,9 +141,19 @@ def layer_norm_operands(x: torch.Tensor, linear: nn.Linear, norm: nn.LayerNorm) 
         return form, (centred if norm.weight is None else centred * norm.weight.unsqueeze(-1))
 
     form, kernel = derived_while_frozen(linear, "layer_norm", [*linear.parameters(), *norm.parameters()], folded)
-    x1 = torch.cat([x, x.new_ones(*x.shape[:-1], 1)], dim=-1)
-    variance = ((x1 @ form) * x1).sum(dim=-1, keepdim=True).clamp_min(0.0)
-    return x1 * torch.rsqrt(variance + norm.eps), kernel
+    if not (STATS_CHANNELS_FIRST and not torch.is_grad_enabled()):  # (training steps measured slower with it)
+        x1 = torch.cat([x, x.new_ones(*x.shape[:-1], 1)], dim=-1)
+        variance = ((x1 @ form) * x1).sum(dim=-1, keepdim=True).clamp_min(0.0)
+        return x1 * torch.rsqrt(variance + norm.eps), kernel
+    # channels first, (I + 1, rows): every operation runs along contiguous rows, where on (rows, I + 1)
+    # the concatenation and the row sums over 3 values each were most of the statistics' time
+    width = x.shape[-1] + 1
+    rows = x.numel() // (width - 1)
+    x1 = torch.cat([x.reshape(rows, width - 1).t(), x.new_ones(1, rows)])
+    products = (x1.unsqueeze(1) * x1.unsqueeze(0)).reshape(width * width, rows)
+    variance = (form.reshape(1, -1) @ products).clamp_min(0.0)  # [x, 1] M [x, 1]^T per row
+    scaled = (x1 * torch.rsqrt(variance + norm.eps)).t()  # (rows, I + 1), a transposed view
+    return scaled.reshape(*x.shape[:-1], width), kernel
 
 
 class ValueMLP(nn.Sequential):

@@ -255,6 +255,42 @@ def test_fused_linear_layer_norm_equals_the_modules_with_gradients_of_two_orders
     assert torch.isfinite(flat).all()
 
 
+@pytest.mark.parametrize("shape", [(50, 2), (3, 7, 2), (4, 5, 6, 3), (1, 1)])
+def test_layer_norm_statistics_channels_first_equal_rows_first(monkeypatch, shape):
+    import gaatool.nn.mlp as mlp
+
+    torch.manual_seed(0)
+    net = mlp.value_net(shape[-1], 8, hidden=16).double()
+    with torch.no_grad():
+        net[1].weight.uniform_(0.5, 2.0)
+        net[1].bias.normal_()
+        x = torch.randn(*shape, dtype=torch.float64) * 3
+        x[..., 0].flatten()[:1] = 0.0
+        results = {}
+        for channels_first in (False, True):
+            monkeypatch.setattr(mlp, "STATS_CHANNELS_FIRST", channels_first)
+            scaled, kernel = mlp.layer_norm_operands(x, net[0], net[1])
+            results[channels_first] = scaled
+            torch.testing.assert_close(mlp.linear_layer_norm(x, net[0], net[1]), net[1](net[0](x)), rtol=0, atol=1e-12)
+    assert results[True].shape == results[False].shape == (*shape[:-1], shape[-1] + 1)
+    torch.testing.assert_close(results[True], results[False], rtol=1e-13, atol=1e-13)
+
+
+def test_layer_norm_statistics_rows_first_while_recording_gradients(monkeypatch):
+    import gaatool.nn.mlp as mlp
+
+    net = mlp.value_net(2, 8, hidden=16).double()
+    x = torch.randn(6, 2, dtype=torch.float64, requires_grad=True)
+    calls = []
+    original = torch.Tensor.t
+    monkeypatch.setattr(torch.Tensor, "t", lambda self: calls.append(self.shape) or original(self))
+    mlp.layer_norm_operands(x, net[0], net[1])
+    assert (6, 2) not in calls  # (training steps measured slower channels first)
+    with torch.no_grad():
+        mlp.layer_norm_operands(x, net[0], net[1])
+    assert (6, 2) in calls
+
+
 def test_value_net_fuses_linear_and_layer_norm_from_fuse_min_rows_on(monkeypatch):
     import gaatool.nn.mlp as mlp
 
