@@ -1,7 +1,8 @@
 """``gaatool identify`` at scale: particles per second and peak memory on fcc frames of 10^4-10^6 particles.
 
     python -m benchmarks.bench_identify_scaling [--quick] [--device cpu|cuda] [--model PATH]
-                                                [--sizes 1e4,1e5,1e6] [--chunk-size N] [--threads N] [--out DIR]
+                                                [--sizes 1e4,1e5,1e6] [--chunk-size N] [--threads N]
+                                                [--keep-freed-memory] [--out DIR]
 
 Runs the library path of ``gaatool identify``
 (:class:`gaatool.tasks.crystal.identify.Identifier`, ``label(frame)``: length
@@ -10,7 +11,9 @@ perfect fcc supercell of at least N particles
 (:func:`gaatool.tasks.crystal.dataset.perfect_crystal`) with Gaussian noise
 of 0.05 nearest-neighbour distances. Each size runs in two fresh subprocesses:
 one measures the wall time of ``label`` (median of up to 3 calls while they
-take under 20 s in all) with the normal allocator, the other the peak
+take under 20 s in all) with the normal allocator (with ``--keep-freed-memory``:
+after :func:`gaatool.allocator.keep_freed_memory`, as the ``gaatool identify``
+command runs, which also lets the fused kernels of :mod:`gaatool.nn.fused` run), the other the peak
 resident-memory growth of one call (method in :mod:`benchmarks.harness`,
 whose fixed mmap threshold would slow the timing down; on CUDA also the GPU
 peak). Frame construction is not timed.
@@ -145,6 +148,7 @@ def render_markdown(payload: dict) -> str:
              f"{info['date']} · host {info['hostname']} · {info['cpu_model']} · torch {info['torch_version']} · "
              f"{info['torch_threads']} threads · chunk size {payload['chunk_size']}"
              f" · torch.compile {payload.get('compile', 'off')}"
+             + (" · freed memory kept (as the gaatool command runs)" if payload.get("kept_memory") else "")
              + (" · **quick run**" if payload["quick"] else ""), "",
              f"Model: {payload['model']}" + (" (**random weights: timing only**)" if payload["random_weights"] else ""),
              ""]
@@ -180,6 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile", choices=("off", "on"), default="off",
                         help="identify's --compile (default off: the eager scaling; 'on' compiles every size)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    harness.add_keep_freed_memory_option(parser)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the .md and .json results")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=3, help=argparse.SUPPRESS)
@@ -201,10 +206,12 @@ def _resolve_model(path: Path | None, scratch: Path) -> tuple[Path, bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.child is not None:
+        harness.apply_keep_freed_memory_option(parser, args)
         print(json.dumps(measure(args.child, args.model, args.device, args.chunk_size, repeats=args.repeats,
                                  compile=args.compile)))
         return 0
@@ -231,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.chunk_size is not None:
                 arguments += ["--chunk-size", str(args.chunk_size)]
             # time with the normal allocator, memory with the fixed mmap threshold (harness.child_environment)
-            result = harness.run_child("benchmarks.bench_identify_scaling", arguments, fixed_mmap_threshold=False)
+            timing = arguments + (["--keep-freed-memory"] if args.keep_freed_memory else [])
+            result = harness.run_child("benchmarks.bench_identify_scaling", timing, fixed_mmap_threshold=False)
             memory = harness.run_child("benchmarks.bench_identify_scaling", arguments + ["--repeats", "1"])
             result.update({key: memory[key] for key in memory if "memory" in key or key == "process_peak_bytes"})
             results.append(result)
@@ -244,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "identify-scaling", "quick": args.quick, "device_name": info.get("gpu_name", info["cpu_model"]),
         "machine": info, "model": "random default-size CrystalClassifier" if random_weights else str(model),
         "random_weights": random_weights, "chunk_size": results[0]["chunk_size"], "compile": args.compile,
+        "kept_memory": args.keep_freed_memory,
         "noise": NOISE,
         "sizes": results,
         "scaling_exponent": exponent,
@@ -251,11 +260,12 @@ def main(argv: list[str] | None = None) -> int:
         "memory_method": ("resident-set growth of one label() call in a fresh subprocess per size "
                           f"(glibc MALLOC_MMAP_THRESHOLD_={harness.MALLOC_MMAP_THRESHOLD}, VmHWM reset); "
                           "the frame and model are loaded before; times come from another subprocess with the "
-                          "normal allocator" +
+                          + ("allocator keeping freed memory, as the gaatool command runs" if args.keep_freed_memory
+                             else "normal allocator") +
                           ("; GPU: max_memory_allocated growth" if device.type == "cuda" else "") + "."),
     }
     stem = "identify-" + harness.device_slug(device) + ("" if args.compile == "off" else f"-compile-{args.compile}") \
-        + ("-quick" if args.quick else "")
+        + ("-kept" if args.keep_freed_memory else "") + ("-quick" if args.quick else "")
     for path in harness.write_results(args.out, stem, payload, render_markdown(payload)):
         print(path)
     return 0

@@ -425,3 +425,15 @@ def test_keep_freed_memory_option(monkeypatch):
     with pytest.raises(SystemExit) as error:
         harness.apply_keep_freed_memory_option(parser, parser.parse_args(["--keep-freed-memory"]))
     assert error.value.code == 2
+
+
+def test_identify_scaling_as_the_command_runs(tmp_path):
+    from benchmarks.bench_identify_scaling import main as scaling_main
+
+    checkpoint = random_checkpoint(tmp_path / "random.safetensors")
+    assert scaling_main(["--sizes", "600", "--keep-freed-memory", "--model", str(checkpoint), "--threads", "1",
+                         "--out", str(tmp_path)]) == 0
+    (result,) = tmp_path.glob("identify-*-kept.json")
+    payload = json.loads(result.read_text())
+    assert payload["kept_memory"] is True and payload["sizes"][0]["particles_per_second"] > 0
+    assert "freed memory kept" in result.with_suffix(".md").read_text()
