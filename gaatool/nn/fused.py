@@ -33,7 +33,15 @@ ENABLED = True
 
 @functools.lru_cache(maxsize=None)
 def _kernel_available() -> bool:
-    return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
+        return False
+    try:  # a build may list the operator and still not run it (other CPUs, other oneDNN back ends)
+        with torch.no_grad():
+            result = torch.ops.mkldnn._linear_pointwise(torch.ones(2, 3), torch.ones(4, 3), torch.full((4,), -2.0),
+                                                        "relu", [None], "")
+        return bool(torch.equal(result, torch.ones(2, 4)))  # relu(3 - 2)
+    except (RuntimeError, NotImplementedError):
+        return False
 
 
 def applies(x: torch.Tensor, weight: torch.Tensor) -> bool:

@@ -65,6 +65,24 @@ def test_torch_kernels_where_the_fused_one_may_not_run(monkeypatch, case):
     torch.testing.assert_close(result, expected, rtol=0, atol=0)
 
 
+def test_a_kernel_that_cannot_run_is_not_used(monkeypatch):
+    def broken(*args):
+        raise RuntimeError("no oneDNN back end for this CPU")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", broken)
+    fused._kernel_available.cache_clear()
+    try:
+        assert not fused._kernel_available()
+        monkeypatch.setattr(allocator, "_kept", True)
+        with torch.no_grad():
+            assert not fused.applies(torch.ones(4, 3), torch.ones(5, 3))
+            result = fused.linear_relu(torch.ones(4, 3), torch.ones(5, 3), None)
+        torch.testing.assert_close(result, torch.full((4, 5), 3.0))
+    finally:
+        monkeypatch.undo()
+        fused._kernel_available.cache_clear()
+
+
 def test_only_an_eval_mode_relu_is_taken_over():
     relu = torch.nn.ReLU()
     assert not fused.fuses(relu)  # training: the plain module (its own backward)
