@@ -44,6 +44,10 @@
                                                           # memory kept as the gaatool command runs: Linear + ReLU
                                                           # as one oneDNN product (nn/fused.py), or the product in a
                                                           # reused buffer and a ReLU in place (before session 17)
+    python -m benchmarks.ab_switches relu-bias-fold   # crystal inference 1024, backmapping 256: the score and
+                                                          # scale nets' first bias moved through their ReLU into
+                                                          # the last Linear (no-grad), or added by the first
+                                                          # product (before session 17)
     python -m benchmarks.ab_switches stats-channels-first
                                                           # crystal inference 1024, backmapping 256: the value nets'
                                                           # layer-norm row statistics (no-grad) on inputs laid out
@@ -211,6 +215,10 @@ def _norm_stats_once(on: bool) -> None:
     mlp.ROW_STATS_ONCE = on
 
 
+def _relu_bias_fold(on: bool) -> None:
+    attention.FOLD_RELU_BIAS = on
+
+
 def _stats_channels_first(on: bool) -> None:
     mlp.STATS_CHANNELS_FIRST = on
 
@@ -299,6 +307,8 @@ SWITCHES = {
                                                    CaseSpec("backmap", "inference", 256)], False),
     "norm-stats-once": (_norm_stats_once, [CaseSpec("crystal", "inference", 1024),
                                            CaseSpec("backmap", "inference", 256)], False),
+    "relu-bias-fold": (_relu_bias_fold, [CaseSpec("crystal", "inference", 1024), CaseSpec("backmap", "inference", 256)],
+                       False),
     "stats-channels-first": (_stats_channels_first, [CaseSpec("crystal", "inference", 1024),
                                                      CaseSpec("backmap", "inference", 256)], False),
     "linear-relu": (_linear_relu, [CaseSpec("crystal", "inference", 1024), CaseSpec("backmap", "inference", 256)],

@@ -305,7 +305,8 @@ def test_ab_switches_flip_and_restore_the_change():
                 frozen.KEEP_DERIVED, attention.TupleSum.materialize, attention.TupleSum.through,
                 attention.BLOCK_ROWS, mlp.FastDropout.forward, attention.broadcast_shape, mlp.FUSE_MIN_ROWS,
                 chunks.draws_unstreamed_random_numbers,
-                attention.scattered_pair_weights, mlp.ROW_STATS_ONCE, fused.ENABLED, mlp.STATS_CHANNELS_FIRST)
+                attention.scattered_pair_weights, mlp.ROW_STATS_ONCE, fused.ENABLED, mlp.STATS_CHANNELS_FIRST,
+                attention.FOLD_RELU_BIAS)
 
     before = state()
     for name, (switch, cases, _) in SWITCHES.items():

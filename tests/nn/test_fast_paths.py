@@ -322,3 +322,31 @@ def test_short_set_softmax_equals_torch_softmax(shape):
                                torch.autograd.grad((torch.softmax(scores, -1) * probe).sum(), scores)[0])
     with torch.no_grad():  # the in-place version
         torch.testing.assert_close(masked_softmax(scores, None, 1), torch.softmax(scores, -1), rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("model_name", ["crystal", "backmap"])
+def test_relu_bias_moved_into_the_last_layer_changes_no_result(monkeypatch, model_name, small_backmap_batch):
+    import gaatool.nn.attention as attention
+
+    torch.manual_seed(0)
+    if model_name == "crystal":
+        model = CrystalClassifier(CrystalClassifier.Config(attention={"dropout": 0.5})).double().eval()
+        g = torch.Generator().manual_seed(1)
+        mask = torch.ones(6, 12, dtype=torch.bool)
+        mask[1, 8:] = False
+        inputs = (torch.randn(6, 12, 3, generator=g, dtype=torch.float64),
+                  torch.randn(6, 12, 4, generator=g, dtype=torch.float64), mask)
+    else:
+        model = Backmapper(Backmapper.Config(n_dim=8, attention={"hidden": 16, "dropout": 0.5})).double().eval()
+        inputs = small_backmap_batch(torch.float64)
+    with torch.no_grad():
+        monkeypatch.setattr(attention, "FOLD_RELU_BIAS", False)
+        reference = model(*inputs)
+        monkeypatch.setattr(attention, "FOLD_RELU_BIAS", True)
+        result = model(*inputs)
+    folded = [m for m in model.modules() if "relu_bias_fold" in m.__dict__.get("_derived_while_frozen", {})]
+    assert folded  # the score nets (eval-mode dropout between ReLU and the last layer) took that path
+    torch.testing.assert_close(result, reference, rtol=1e-12, atol=1e-12)
+    with torch.enable_grad():  # recording a graph: the modules as they are
+        model.zero_grad()
+        model(*inputs).sum().backward()
