@@ -495,11 +495,18 @@ class TupleAttentionBase(nn.Module):
 
         weight, bias = derived_while_frozen(self, ("joined", join_index), [*last.parameters(), *self.join.parameters()],
                                             folded)
-        core_bias = None if split_bias else bias
         if isinstance(net, ValueMLP) and _blocks_pay(invariants) and weight.dtype == invariants.dtype:
-            core = self._core_in_blocks(net, invariants.reshape(-1, invariants.shape[-1]), weight, core_bias)
+            flat = invariants.reshape(-1, invariants.shape[-1])
+            if FOLD_RELU_BIAS:  # relu(h + b) = max(h, -b) + b: W b joins the bias (see _leading_product)
+                hidden_of, moved = net.hidden_rows_bias_moved(flat)
+                if moved is not None:
+                    bias = weight @ moved if bias is None else torch.addmv(bias, weight, moved)
+            else:
+                hidden_of = net.hidden_rows(flat)
+            core = self._core_in_blocks(hidden_of, flat.shape[0], weight, None if split_bias else bias)
             core = core.view(*invariants.shape[:-1], weight.shape[0])
         else:
+            core_bias = None if split_bias else bias
             # consumed by the product below at once: the hidden layer may use the reused buffer
             hidden = net.hidden(invariants, "hidden") if isinstance(net, ValueMLP) else net[:-1](invariants)
             # the core of the layer's PairSum or TupleSum: dead once its layer is done, so a reused buffer
@@ -507,15 +514,13 @@ class TupleAttentionBase(nn.Module):
         return (core, bias) if split_bias else core
 
     @staticmethod
-    def _core_in_blocks(net: ValueMLP, invariants: torch.Tensor, weight: torch.Tensor,
+    def _core_in_blocks(hidden_of: Callable[[int, int], torch.Tensor], rows: int, weight: torch.Tensor,
                         bias: torch.Tensor | None) -> torch.Tensor:
-        """(rows, I) -> (rows, C) in the "core" buffer, BLOCK_ROWS rows at a time: each block's hidden layer
-        (64 wide, in the "hidden" buffer) stays in cache for its activation and the last product, where
-        a piece's whole hidden layer (10 MiB for a crystal piece of 512 environments) passed through
-        memory three times."""
-        rows = invariants.shape[0]
-        core = workspace.empty("core", (rows, weight.shape[0]), invariants.dtype)
-        hidden_of = net.hidden_rows(invariants)
+        """hidden_of(start, stop) (a value net's hidden rows) -> (rows, C) in the "core" buffer, BLOCK_ROWS rows
+        at a time: each block's hidden layer (64 wide, in the "hidden" buffer) stays in cache for its
+        activation and the last product, where a piece's whole hidden layer (10 MiB for a crystal piece of
+        512 environments) passed through memory three times."""
+        core = workspace.empty("core", (rows, weight.shape[0]), weight.dtype)
         for start in range(0, rows, BLOCK_ROWS):
             stop = min(rows, start + BLOCK_ROWS)
             hidden = hidden_of(start, stop)

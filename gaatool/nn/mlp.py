@@ -185,25 +185,40 @@ class ValueMLP(nn.Sequential):
         A fused first layer's per-row statistics (a dozen small operations) are computed once for all
         rows rather than once per block (``python -m benchmarks.ab_switches norm-stats-once``).
         """
+        return self._hidden_rows(x, move_relu_bias=False)[0]
+
+    def hidden_rows_bias_moved(self, x: torch.Tensor) -> tuple[Callable[[int, int], torch.Tensor], torch.Tensor | None]:
+        """:meth:`hidden_rows`, and where a fused layer's ReLU follows it in no-grad eval, its bias b moved
+        through that ReLU: blocks are max(h, -b) = relu(h + b) - b, written by a product without a bias
+        (no copy of b into the output to be read back), and the caller adds W b to the next Linear's
+        bias. Returns (the function, b or None when nothing was moved)."""
+        return self._hidden_rows(x, move_relu_bias=True)
+
+    def _hidden_rows(self, x: torch.Tensor, move_relu_bias: bool):
         modules = list(self)[:-1]
         if not (ROW_STATS_ONCE and self._fuses(modules, x, self.training)):
-            return lambda start, stop: self._run(modules, x[start:stop], "hidden", self.training)
+            return (lambda start, stop: self._run(modules, x[start:stop], "hidden", self.training)), None
         linear, norm, rest = modules[0], modules[1], modules[2:]
         scaled, kernel = layer_norm_operands(x, linear, norm)
         relu = bool(rest) and fused.fuses(rest[0]) and fused.applies(scaled, kernel)
-        if relu:  # the activation goes with the product (gaatool.nn.fused)
+        moved = (move_relu_bias and not relu and norm.bias is not None and bool(rest) and fused.fuses(rest[0])
+                 and workspace.applies(scaled) and all(isinstance(m, (FastDropout, nn.Dropout)) for m in rest[1:]))
+        if relu or moved:  # the activation goes with the product (gaatool.nn.fused), or becomes the floor -b
             rest = rest[1:]
+        floor = -norm.bias if moved else None
 
         def block(start: int, stop: int) -> torch.Tensor:
             if relu:
                 h = fused.linear_relu(scaled[start:stop], kernel, norm.bias)
+            elif moved:
+                h = workspace.linear(scaled[start:stop], kernel, None, "hidden").clamp_min_(floor)
             else:
                 h = workspace.linear(scaled[start:stop], kernel, norm.bias, "hidden")
             for module in rest:
                 h = module(h)
             return h
 
-        return block
+        return block, (norm.bias if moved else None)
 
     @staticmethod
     def _fuses(modules: list[nn.Module], x: torch.Tensor, training: bool) -> bool:

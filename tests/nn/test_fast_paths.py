@@ -327,7 +327,20 @@ def test_short_set_softmax_equals_torch_softmax(shape):
 @pytest.mark.parametrize("model_name", ["crystal", "backmap"])
 def test_relu_bias_moved_into_the_last_layer_changes_no_result(monkeypatch, model_name, small_backmap_batch):
     import gaatool.nn.attention as attention
+    import gaatool.nn.mlp as mlp
 
+    # the value nets in blocks of rows with their fused layer norm, as for big pieces
+    monkeypatch.setattr(attention, "BLOCK_ROWS", 40)
+    monkeypatch.setattr(mlp, "FUSE_MIN_ROWS", 1)
+    moved = []
+    original = mlp.ValueMLP.hidden_rows_bias_moved
+
+    def recording(self, x):
+        result = original(self, x)
+        moved.append(result[1] is not None)
+        return result
+
+    monkeypatch.setattr(mlp.ValueMLP, "hidden_rows_bias_moved", recording)
     torch.manual_seed(0)
     if model_name == "crystal":
         model = CrystalClassifier(CrystalClassifier.Config(attention={"dropout": 0.5})).double().eval()
@@ -340,12 +353,16 @@ def test_relu_bias_moved_into_the_last_layer_changes_no_result(monkeypatch, mode
         model = Backmapper(Backmapper.Config(n_dim=8, attention={"hidden": 16, "dropout": 0.5})).double().eval()
         inputs = small_backmap_batch(torch.float64)
     with torch.no_grad():
+        for module in model.modules():  # layer norms start with zero bias: make the moved bias matter
+            if isinstance(module, torch.nn.LayerNorm):
+                module.bias.normal_()
         monkeypatch.setattr(attention, "FOLD_RELU_BIAS", False)
         reference = model(*inputs)
         monkeypatch.setattr(attention, "FOLD_RELU_BIAS", True)
         result = model(*inputs)
     folded = [m for m in model.modules() if "relu_bias_fold" in m.__dict__.get("_derived_while_frozen", {})]
     assert folded  # the score nets (eval-mode dropout between ReLU and the last layer) took that path
+    assert any(moved)  # and value nets
     torch.testing.assert_close(result, reference, rtol=1e-12, atol=1e-12)
     with torch.enable_grad():  # recording a graph: the modules as they are
         model.zero_grad()
