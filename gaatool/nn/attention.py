@@ -146,7 +146,7 @@ def _leading_product(net: "nn.Sequential | Sequence[nn.Module]", x: torch.Tensor
     first = net[0]
     if len(net) > 1 and fused.fuses(net[1]) and fused.applies(x, first.weight):
         return (lambda rows: fused.linear_relu(rows, first.weight, first.bias, "hidden")), _after_first(net, 2)
-    if FOLD_RELU_BIAS and _relu_bias_folds(net) and workspace.applies(x) and x.dtype == first.weight.dtype:
+    if FOLD_RELU_BIAS and workspace.applies(x) and x.dtype == first.weight.dtype and _relu_bias_folds(net):
         last = net[-1]
         # kept on the first layer: net may be a plain sequence of modules
         floor, last_bias = derived_while_frozen(first, "relu_bias_fold", [first.bias, *last.parameters()], lambda: (
@@ -168,6 +168,10 @@ def rows_through(net: "nn.Sequential | Sequence[nn.Module]", x: torch.Tensor) ->
     """net(x) for a net Linear ... Linear (a fresh result; a sequence of modules is run in order), the first
     layer's output in the "hidden" buffer (or fused with a ReLU after it, or that ReLU's bias moved into
     the last layer), in blocks of rows where that applies. The caller must not hold a "hidden" buffer."""
+    if not workspace.applies(x):  # a graph is recorded (force models, training): the modules as they are
+        for module in net:
+            x = module(x)
+        return x
     product, rest = _leading_product(net, x)
     if not _blocks_pay(x):
         return rest(product(x))
