@@ -44,10 +44,6 @@
                                                           # memory kept as the gaatool command runs: Linear + ReLU
                                                           # as one oneDNN product (nn/fused.py), or the product in a
                                                           # reused buffer and a ReLU in place (before session 17)
-    python -m benchmarks.ab_switches block-rows       # crystal inference 1024, backmapping 256: residual blocks'
-                                                          # MLP through attention.rows_through (hidden layer in the
-                                                          # reused buffer, ReLU fused or its bias moved), or as
-                                                          # three modules (before session 17)
     python -m benchmarks.ab_switches relu-bias-fold   # crystal inference 1024, backmapping 256: the score and
                                                           # scale nets' first bias moved through their ReLU into
                                                           # the last Linear (no-grad), or added by the first
@@ -94,7 +90,6 @@ import gaatool.nn.attention as attention
 import gaatool.nn.chunks as chunks
 import gaatool.nn.compiled as compiled
 import gaatool.models.backmap as backmap_model
-import gaatool.models.blocks as blocks
 import gaatool.models.crystal as crystal_model
 import gaatool.models.forces as forces_model
 import gaatool.nn.masking as masking
@@ -220,20 +215,6 @@ def _norm_stats_once(on: bool) -> None:
     mlp.ROW_STATS_ONCE = on
 
 
-_BLOCK_FORWARD = blocks.ResidualAttentionBlock.forward
-
-
-def _block_forward_before_session17(self, positions, values, mask=None):
-    update = self.project(self.act(self.expand(self.attention(positions, values, mask))))
-    if mask is not None:
-        update = update * mask.unsqueeze(-1).to(update.dtype)
-    return values + update
-
-
-def _block_rows(on: bool) -> None:
-    blocks.ResidualAttentionBlock.forward = _BLOCK_FORWARD if on else _block_forward_before_session17
-
-
 def _relu_bias_fold(on: bool) -> None:
     attention.FOLD_RELU_BIAS = on
 
@@ -326,8 +307,6 @@ SWITCHES = {
                                                    CaseSpec("backmap", "inference", 256)], False),
     "norm-stats-once": (_norm_stats_once, [CaseSpec("crystal", "inference", 1024),
                                            CaseSpec("backmap", "inference", 256)], False),
-    "block-rows": (_block_rows, [CaseSpec("crystal", "inference", 1024), CaseSpec("backmap", "inference", 256)],
-                   False),
     "relu-bias-fold": (_relu_bias_fold, [CaseSpec("crystal", "inference", 1024), CaseSpec("backmap", "inference", 256)],
                        False),
     "stats-channels-first": (_stats_channels_first, [CaseSpec("crystal", "inference", 1024),

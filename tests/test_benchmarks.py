@@ -284,7 +284,6 @@ def test_compiled_forces_step_is_chosen_for_molecular_inference_only():
 
 def test_ab_switches_flip_and_restore_the_change():
     import gaatool.models.backmap as backmap_model
-    import gaatool.models.blocks as blocks
     import gaatool.models.crystal as crystal_model
     import gaatool.models.forces as forces_model
     import gaatool.nn.attention as attention
@@ -307,7 +306,7 @@ def test_ab_switches_flip_and_restore_the_change():
                 attention.BLOCK_ROWS, mlp.FastDropout.forward, attention.broadcast_shape, mlp.FUSE_MIN_ROWS,
                 chunks.draws_unstreamed_random_numbers,
                 attention.scattered_pair_weights, mlp.ROW_STATS_ONCE, fused.ENABLED, mlp.STATS_CHANNELS_FIRST,
-                attention.FOLD_RELU_BIAS, blocks.ResidualAttentionBlock.forward)
+                attention.FOLD_RELU_BIAS)
 
     before = state()
     for name, (switch, cases, _) in SWITCHES.items():

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..nn import Geometry, LabeledVectorAttention, Vector2VectorAttention
 from ..nn.chunks import piece_randomness, run_in_pieces
-from ..nn.attention import rows_through
+from ..nn.fused import linear_then
 from ..nn.mlp import activation
 from .blocks import AttentionSettings, ResidualAttentionBlock
 from .registry import register
@@ -202,7 +202,7 @@ class _TransformerBlock(nn.Module):
     def forward(self, values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         padding = None if mask is None else ~mask
         attended, _ = self.attention(values, values, values, key_padding_mask=padding, need_weights=False)
-        update = rows_through((self.expand, self.act, self.project), attended)
+        update = self.project(linear_then(self.expand, self.act, attended))
         if mask is not None:
             update = update * mask.unsqueeze(-1).to(update.dtype)
         return values + update

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..nn import VectorAttention
-from ..nn.attention import rows_through
+from ..nn.fused import linear_then
 from ..nn.mlp import activation, score_net, value_net
 
 __all__ = ["AttentionSettings", "ResidualAttentionBlock", "make_vector_attention"]
@@ -50,8 +50,7 @@ class ResidualAttentionBlock(nn.Module):
         self.project = nn.Linear(2 * n_dim, n_dim)
 
     def forward(self, positions: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        # the MLP's hidden layer in a reused buffer, its ReLU fused or its bias moved, where no graph is recorded
-        update = rows_through((self.expand, self.act, self.project), self.attention(positions, values, mask))
+        update = self.project(linear_then(self.expand, self.act, self.attention(positions, values, mask)))
         if mask is not None:
             update = update * mask.unsqueeze(-1).to(update.dtype)
         return values + update

@@ -25,7 +25,7 @@ from torch.nn import functional
 from .. import allocator
 from . import workspace
 
-__all__ = ["ENABLED", "applies", "fuses", "linear_relu"]
+__all__ = ["ENABLED", "applies", "fuses", "linear_relu", "linear_then"]
 
 #: Use the fused kernel at all (the A/B switch of ``benchmarks.ab_switches linear-relu``).
 ENABLED = True
@@ -63,3 +63,10 @@ def linear_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     if slot is None:
         return functional.relu(functional.linear(x, weight, bias))
     return workspace.linear(x, weight, bias, slot).relu_()
+
+
+def linear_then(linear: nn.Linear, after: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``after(linear(x))``, the two in one call when ``after`` is a ReLU that may be fused."""
+    if fuses(after) and applies(x, linear.weight):
+        return linear_relu(x, linear.weight, linear.bias)
+    return after(linear(x))

@@ -59,7 +59,7 @@ def test_torch_kernels_where_the_fused_one_may_not_run(monkeypatch, case):
     relu = torch.nn.ReLU().eval()
     with torch.set_grad_enabled(case == "gradients"):
         assert not fused.applies(x, linear.weight)
-        result = fused.linear_relu(x, linear.weight, linear.bias, "hidden")
+        result = fused.linear_then(linear, relu, x)
         expected = relu(linear(x))
     assert result.requires_grad == (case == "gradients")
     torch.testing.assert_close(result, expected, rtol=0, atol=0)

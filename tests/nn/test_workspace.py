@@ -73,10 +73,8 @@ def test_crystal_classifier_in_pieces_reuses_one_buffer_per_slot(small_buffers, 
     import gaatool.models.crystal as crystal_module
 
     model = _crystal(torch.float64)
-    # 13 pieces of 3 environments, no smaller last piece (its 12 point rows would go unblocked, through one
-    # hidden block of 12 rows: more than BLOCK_ROWS = 7, and less than 2 * BLOCK_ROWS, the bound)
-    r = torch.randn(39, 12, 3, dtype=torch.float64)
-    types = torch.randn(39, 12, 4, dtype=torch.float64)
+    r = torch.randn(40, 12, 3, dtype=torch.float64)
+    types = torch.randn(40, 12, 4, dtype=torch.float64)
     with torch.no_grad():
         whole = model(r, types)
         sizes = {slot: tensor.numel() for slot, tensor in workspace._local.slots.buffers.items()}
