@@ -44,10 +44,11 @@
                                                           # memory kept as the gaatool command runs: Linear + ReLU
                                                           # as one oneDNN product (nn/fused.py), or the product in a
                                                           # reused buffer and a ReLU in place (before session 17)
-    python -m benchmarks.ab_switches relu-bias-fold   # crystal inference 1024, backmapping 256: the score and
-                                                          # scale nets' first bias moved through their ReLU into
-                                                          # the last Linear (no-grad), or added by the first
-                                                          # product (before session 17)
+    python -m benchmarks.ab_switches relu-bias-fold       # crystal inference 1024, backmapping 256: the score and
+                                                          # scale nets' first bias and the value nets' layer-norm
+                                                          # bias moved through their ReLU into the next Linear's
+                                                          # bias (no-grad), or added by the first product (before
+                                                          # session 17)
     python -m benchmarks.ab_switches stats-channels-first
                                                           # crystal inference 1024, backmapping 256: the value nets'
                                                           # layer-norm row statistics (no-grad) on inputs laid out

@@ -39,7 +39,8 @@ import torch
 
 from gaatool.io.atomic import atomic_write_text
 
-__all__ = ["add_keep_freed_memory_option", "apply_keep_freed_memory_option", "time_alternating", "count_flops", "matmul_peak_gflops", "rss_bytes", "peak_rss_bytes", "reset_peak_rss",
+__all__ = ["add_keep_freed_memory_option", "apply_keep_freed_memory_option", "time_alternating", "count_flops",
+           "matmul_peak_gflops", "rss_bytes", "peak_rss_bytes", "reset_peak_rss",
            "cpu_peak_growth", "cuda_peak_growth", "run_child", "child_environment", "machine_info", "device_slug",
            "write_results", "markdown_table", "MALLOC_MMAP_THRESHOLD"]
 

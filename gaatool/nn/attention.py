@@ -7,7 +7,7 @@ change any output and padded outputs are zero.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 from torch import nn
@@ -20,10 +20,10 @@ from .frozen import derived_while_frozen
 from .geometry import Geometry
 from .masking import masked_softmax
 from .merge import Join, TupleMerge
-from .mlp import FastDropout, ValueMLP, score_net as make_score_net, value_net as make_value_net
+from .mlp import FastDropout, ValueMLP, relu_then_identities, score_net as make_score_net, value_net as make_value_net
 from .shapes import broadcast_shape
 
-__all__ = ["VectorAttention", "AttentionOutput", "TupleAttentionBase", "TupleSum", "rows_through"]
+__all__ = ["VectorAttention", "AttentionOutput", "TupleAttentionBase", "TupleSum"]
 
 
 @dataclass
@@ -106,7 +106,7 @@ def _in_blocks(rest: Callable[[torch.Tensor], torch.Tensor], hidden_of: Callable
     return torch.cat([rest(hidden_of(start, min(items, start + step))) for start in range(0, items, step)])
 
 
-def _after_first(net: "nn.Sequential | Sequence[nn.Module]", skip: int = 1) -> Callable[[torch.Tensor], torch.Tensor]:
+def _after_first(net: nn.Sequential, skip: int = 1) -> Callable[[torch.Tensor], torch.Tensor]:
     """``net[skip:]`` as a function, without making the slice (a new module per call)."""
     modules = list(net)[skip:]
 
@@ -133,8 +133,7 @@ def _blocks_pay(x: torch.Tensor) -> bool:
 FOLD_RELU_BIAS = True
 
 
-def _leading_product(net: "nn.Sequential | Sequence[nn.Module]", x: torch.Tensor
-                     ) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
+def _leading_product(net: nn.Sequential, x: torch.Tensor) -> tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
     """(rows of x -> net's first Linear of them in the "hidden" buffer, the rest of net); a ReLU after that
     Linear goes with it into one fused product where :mod:`.fused` applies to x.
 
@@ -145,11 +144,10 @@ def _leading_product(net: "nn.Sequential | Sequence[nn.Module]", x: torch.Tensor
     """
     first = net[0]
     if len(net) > 1 and fused.fuses(net[1]) and fused.applies(x, first.weight):
-        return (lambda rows: fused.linear_relu(rows, first.weight, first.bias, "hidden")), _after_first(net, 2)
+        return (lambda rows: fused.linear_relu(rows, first.weight, first.bias)), _after_first(net, 2)
     if FOLD_RELU_BIAS and workspace.applies(x) and x.dtype == first.weight.dtype and _relu_bias_folds(net):
         last = net[-1]
-        # kept on the first layer: net may be a plain sequence of modules
-        floor, last_bias = derived_while_frozen(first, "relu_bias_fold", [first.bias, *last.parameters()], lambda: (
+        floor, last_bias = derived_while_frozen(net, "relu_bias_fold", [first.bias, *last.parameters()], lambda: (
             -first.bias, (last.weight @ first.bias) if last.bias is None else torch.addmv(last.bias, last.weight,
                                                                                          first.bias)))
         return ((lambda rows: workspace.linear(rows, first.weight, None, "hidden").clamp_min_(floor)),
@@ -157,21 +155,17 @@ def _leading_product(net: "nn.Sequential | Sequence[nn.Module]", x: torch.Tensor
     return (lambda rows: workspace.linear(rows, first.weight, first.bias, "hidden")), _after_first(net)
 
 
-def _relu_bias_folds(net: "nn.Sequential | Sequence[nn.Module]") -> bool:
-    """Whether net is Linear (with a bias), an eval-mode ReLU, eval-mode dropouts, Linear."""
-    return (len(net) >= 3 and not any(module.training for module in net) and isinstance(net[0], nn.Linear)
-            and net[0].bias is not None and fused.fuses(net[1]) and isinstance(net[-1], nn.Linear)
-            and all(isinstance(module, (FastDropout, nn.Dropout)) for module in list(net)[2:-1]))
+def _relu_bias_folds(net: nn.Sequential) -> bool:
+    """Whether net is Linear (with a bias), an eval-mode ReLU and dropouts, Linear."""
+    modules = list(net)
+    return (len(modules) >= 3 and isinstance(modules[0], nn.Linear) and modules[0].bias is not None
+            and isinstance(modules[-1], nn.Linear) and relu_then_identities(modules[1:-1]))
 
 
-def rows_through(net: "nn.Sequential | Sequence[nn.Module]", x: torch.Tensor) -> torch.Tensor:
-    """net(x) for a net Linear ... Linear (a fresh result; a sequence of modules is run in order), the first
-    layer's output in the "hidden" buffer (or fused with a ReLU after it, or that ReLU's bias moved into
-    the last layer), in blocks of rows where that applies. The caller must not hold a "hidden" buffer."""
-    if not workspace.applies(x):  # a graph is recorded (force models, training): the modules as they are
-        for module in net:
-            x = module(x)
-        return x
+def _rows_through(net: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """net(x) for a net Linear ... Linear (a fresh result), the first layer's output in the "hidden"
+    buffer (or fused with a ReLU after it, or that ReLU's bias moved into the last layer), in blocks of
+    rows where that applies."""
     product, rest = _leading_product(net, x)
     if not _blocks_pay(x):
         return rest(product(x))
@@ -248,7 +242,7 @@ class TupleSum:
             return net(self.materialize())
         fresh = len(net) >= 2 and isinstance(net[-1], nn.Linear)
         if not self._terms_widen():
-            return rows_through(net, self.materialize()) if fresh else net(self.materialize())
+            return _rows_through(net, self.materialize()) if fresh else net(self.materialize())
         hidden = [self.expand(functional.linear(self.core, first.weight, first.bias), None)]
         hidden += [functional.linear(term, first.weight) for term in self.terms]
         if not fresh:
@@ -314,7 +308,7 @@ class PairSum:
         first = _leading_linear(net)
         if first is None or len(net) < 2 or not isinstance(net[-1], nn.Linear):
             return net(self.materialize())
-        return rows_through(net, self.materialize())
+        return _rows_through(net, self.materialize())
 
     def weighted_sum(self, weights: torch.Tensor, dims: int) -> torch.Tensor:
         """sum_j w_ij v_ij (dims=1) or sum_ij w_ij v_ij (dims=2) for full-layout weights (..., N, N).

@@ -55,14 +55,12 @@ def fuses(module: nn.Module | None) -> bool:
     return isinstance(module, nn.ReLU) and not module.training
 
 
-def linear_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, slot: str | None = None) -> torch.Tensor:
-    """``relu(linear(x, weight, bias))``: one fused call where :func:`applies` (a fresh tensor), otherwise the
-    product (in that :mod:`.workspace` slot's buffer when given and it applies) and a ReLU in place."""
+def linear_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``relu(linear(x, weight, bias))``: one fused call where :func:`applies` (a fresh tensor), torch's
+    two otherwise."""
     if applies(x, weight):
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "relu", [None], "")
-    if slot is None:
-        return functional.relu(functional.linear(x, weight, bias))
-    return workspace.linear(x, weight, bias, slot).relu_()
+    return functional.relu(functional.linear(x, weight, bias))
 
 
 def linear_then(linear: nn.Linear, after: nn.Module, x: torch.Tensor) -> torch.Tensor:

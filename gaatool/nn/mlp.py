@@ -14,7 +14,7 @@ from .swish import Swish
 import torch
 
 __all__ = ["ACTIVATIONS", "activation", "score_net", "value_net", "scale_net", "FastDropout", "ReLU", "ValueMLP",
-           "linear_layer_norm"]
+           "linear_layer_norm", "relu_then_identities"]
 
 class ReLU(nn.ReLU):
     """nn.ReLU that works in place in eval mode.
@@ -84,6 +84,13 @@ class FastDropout(nn.Module):
 
 def _dropout(p: float) -> list[nn.Module]:
     return [FastDropout(p)] if p > 0 else []
+
+
+def relu_then_identities(modules: list[nn.Module]) -> bool:
+    """Whether ``modules`` are an eval-mode ReLU and then only eval-mode dropouts (identities): what a
+    Linear's bias may be moved through (``max(h, -b) + b = relu(h + b)``)."""
+    return (bool(modules) and fused.fuses(modules[0])
+            and all(isinstance(m, (FastDropout, nn.Dropout)) and not m.training for m in modules[1:]))
 
 
 def score_net(n_dim: int, hidden: int = 64, act: str = "relu", dropout: float = 0.0) -> nn.Sequential:
@@ -201,8 +208,8 @@ class ValueMLP(nn.Sequential):
         linear, norm, rest = modules[0], modules[1], modules[2:]
         scaled, kernel = layer_norm_operands(x, linear, norm)
         relu = bool(rest) and fused.fuses(rest[0]) and fused.applies(scaled, kernel)
-        moved = (move_relu_bias and not relu and norm.bias is not None and bool(rest) and fused.fuses(rest[0])
-                 and workspace.applies(scaled) and all(isinstance(m, (FastDropout, nn.Dropout)) for m in rest[1:]))
+        moved = (move_relu_bias and not relu and norm.bias is not None and relu_then_identities(rest)
+                 and workspace.applies(scaled))
         if relu or moved:  # the activation goes with the product (gaatool.nn.fused), or becomes the floor -b
             rest = rest[1:]
         floor = -norm.bias if moved else None
