@@ -139,8 +139,8 @@ def _leading_product(net: nn.Sequential, x: torch.Tensor) -> tuple[Callable[[tor
 
     Otherwise, for a net Linear, ReLU, [eval-mode dropout], Linear with no graph recorded, the first bias
     moves through the ReLU: relu(h + b) = max(h, -b) + b, and the last layer's W b joins its bias. The
-    product then writes its result without first copying the bias in and reading it back (a third of a
-    (8192, 32) -> 64 block's time), and max(h, -b) is one pass like the ReLU.
+    product then writes its result without first copying the bias in and reading it back, and max(h, -b)
+    is one pass like the ReLU (``python -m benchmarks.ab_switches relu-bias-fold``).
     """
     first = net[0]
     if len(net) > 1 and fused.fuses(net[1]) and fused.applies(x, first.weight):

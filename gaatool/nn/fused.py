@@ -11,8 +11,8 @@ Only where nothing records a graph (no gradients, CPU, float32, not compiling): 
 derivative, and other dtypes and devices keep torch's own kernels. And only in a process whose freed
 memory is kept (:func:`gaatool.allocator.keep_freed_memory`, as the ``gaatool`` command runs): the
 kernel's output is a fresh tensor, where the unfused product writes a reused :mod:`.workspace` buffer,
-and with glibc's defaults those fresh 2 MiB blocks fault in page by page (crystal inference at batch
-1024, one thread: 7,468 page faults per call, 122 instead of 71 ms).
+and with glibc's defaults those fresh 2 MiB blocks fault in page by page (benchmarks/README.md,
+"Session 17").
 """
 from __future__ import annotations
 
