@@ -239,8 +239,12 @@ def main(argv: list[str] | None = None) -> int:
                 arguments += ["--chunk-size", str(args.chunk_size)]
             # time with the normal allocator, memory with the fixed mmap threshold (harness.child_environment)
             timing = arguments + (["--keep-freed-memory"] if args.keep_freed_memory else [])
-            result = harness.run_child("benchmarks.bench_identify_scaling", timing, fixed_mmap_threshold=False)
-            memory = harness.run_child("benchmarks.bench_identify_scaling", arguments + ["--repeats", "1"])
+            try:
+                result = harness.run_child("benchmarks.bench_identify_scaling", timing, fixed_mmap_threshold=False)
+                memory = harness.run_child("benchmarks.bench_identify_scaling", arguments + ["--repeats", "1"])
+            except RuntimeError as err:  # the child's own error (a damaged checkpoint, ...), in one line
+                print(f"error: {err}", file=sys.stderr)
+                return 1
             result.update({key: memory[key] for key in memory if "memory" in key or key == "process_peak_bytes"})
             results.append(result)
             print(f"{result['n_particles']} particles: {result['seconds']:.3g} s, "

@@ -438,3 +438,15 @@ def test_identify_scaling_as_the_command_runs(tmp_path):
     payload = json.loads(result.read_text())
     assert payload["kept_memory"] is True and payload["sizes"][0]["particles_per_second"] > 0
     assert "freed memory kept" in result.with_suffix(".md").read_text()
+
+
+def test_identify_scaling_reports_a_damaged_checkpoint_in_one_line(tmp_path, capsys):
+    from benchmarks.bench_identify_scaling import main as scaling_main
+
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_text("not a checkpoint")
+    out = tmp_path / "out"
+    assert scaling_main(["--sizes", "600", "--keep-freed-memory", "--model", str(damaged), "--out", str(out)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: ") and "\n" not in error and "not a safetensors checkpoint" in error
+    assert not out.exists() or not any(out.iterdir())  # nothing written
