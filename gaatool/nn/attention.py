@@ -500,7 +500,10 @@ class TupleAttentionBase(nn.Module):
             if FOLD_RELU_BIAS:  # relu(h + b) = max(h, -b) + b: W b joins the bias (see _leading_product)
                 hidden_of, moved = net.hidden_rows_bias_moved(flat)
                 if moved is not None:
-                    bias = weight @ moved if bias is None else torch.addmv(bias, weight, moved)
+                    base = bias  # keyed on the parameters weight and base derive from (kept as they are)
+                    bias = derived_while_frozen(
+                        self, ("joined_moved", join_index), [*last.parameters(), *self.join.parameters(), moved],
+                        lambda: weight @ moved if base is None else torch.addmv(base, weight, moved))
             else:
                 hidden_of = net.hidden_rows(flat)
             core = self._core_in_blocks(hidden_of, flat.shape[0], weight, None if split_bias else bias)

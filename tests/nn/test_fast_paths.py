@@ -364,6 +364,14 @@ def test_relu_bias_moved_into_the_last_layer_changes_no_result(monkeypatch, mode
     assert folded  # the score nets (eval-mode dropout between ReLU and the last layer) took that path
     assert any(moved)  # and value nets
     torch.testing.assert_close(result, reference, rtol=1e-12, atol=1e-12)
+    with torch.no_grad():  # the moved biases are kept between calls: a changed bias must be seen
+        for module in model.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                module.bias.normal_()
+        monkeypatch.setattr(attention, "FOLD_RELU_BIAS", False)
+        reference = model(*inputs)
+        monkeypatch.setattr(attention, "FOLD_RELU_BIAS", True)
+        torch.testing.assert_close(model(*inputs), reference, rtol=1e-12, atol=1e-12)
     with torch.enable_grad():  # recording a graph: the modules as they are
         model.zero_grad()
         model(*inputs).sum().backward()
