@@ -18,6 +18,13 @@ superposition):
     van der Waals overlap is at least 0.6 Å (ChimeraX's default criterion;
     details in :mod:`.sterics`). Counted for the prediction and, for
     comparison, the reference.
+``crowding``
+    pairs of atoms of one residue that are not bonded (at least 1.9 Å apart
+    in the reference, as every non-bonded pair of a real residue is) but
+    closer than 1.9 Å in the prediction: side-chain atoms that an average
+    over rotamers or over equivalent atoms (ASP OD1/OD2, LEU CD1/CD2) put
+    almost on top of each other, which neither the bond deviations nor the
+    clashes (between residues) show.
 ``chirality``
     chiral centres (CA of every residue with a CB, CB of THR and ILE) whose
     signed volume has the other sign than in the reference: D instead of L.
@@ -47,7 +54,7 @@ from ...errors import ConfigError, InputFileError
 from ...train.device import resolve_device
 from .covalent import chiral_graph, chiral_volumes
 from .dataset import BackmapDatasetConfig, build_backmap_dataset
-from .relax import ANGLE_WEIGHT, CHIRAL_WEIGHT, TRANS_WEIGHT, Relaxation
+from .relax import ANGLE_WEIGHT, CHIRAL_WEIGHT, SIDE_CHAIN_ANGLE_WEIGHT, TRANS_WEIGHT, Relaxation
 from .residues import LABELS, RESIDUE_NAMES, atom_element, is_backbone
 from .sterics import BONDI_RADII, CLASH_OVERLAP_A, HBOND_ALLOWANCE_A, count_clashes
 from .train import check_vocabulary, predict_atoms, split_tensors
@@ -82,6 +89,7 @@ class BackmapEvaluation:
     bonds: dict[str, dict[str, float]]
     clashes: dict[str, Any]
     chirality: dict[str, Any] = field(default_factory=dict)
+    crowding: dict[str, Any] = field(default_factory=dict)
     disulfides: dict[str, Any] = field(default_factory=dict)
     entries: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -93,7 +101,7 @@ class BackmapEvaluation:
             "n_residues": self.n_residues, "n_atoms": self.n_atoms, "rmsd_a": self.rmsd_a,
             "backbone_rmsd_a": self.backbone_rmsd_a, "sidechain_rmsd_a": self.sidechain_rmsd_a,
             "per_residue": self.per_residue, "bonds": self.bonds,
-            "clashes": self.clashes, "chirality": self.chirality, "disulfides": self.disulfides,
+            "clashes": self.clashes, "crowding": self.crowding, "chirality": self.chirality, "disulfides": self.disulfides,
             "warnings": self.warnings,
         }
 
@@ -140,6 +148,10 @@ def evaluate_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray]) -
     upper = np.triu(np.ones((mask.shape[1], mask.shape[1]), bool), 1)
     pairs = mask[:, :, None] & mask[:, None] & upper & (ref_d < BOND_CUTOFF_A)
     deviation = (pred_d - ref_d)[pairs]
+    crowded = mask[:, :, None] & mask[:, None] & upper & (ref_d >= BOND_CUTOFF_A) & (pred_d < BOND_CUTOFF_A)
+    crowding = {"pairs": int(crowded.sum()), "residues": int(crowded.any(axis=(1, 2)).sum()),
+                "definition": f"atom pairs of one residue, not bonded (>= {BOND_CUTOFF_A} A apart in the reference), "
+                              f"closer than {BOND_CUTOFF_A} A"}
     intra = {"count": int(deviation.size)}
     if deviation.size:
         intra.update({"mean_abs_deviation_a": float(np.abs(deviation).mean()),
@@ -238,6 +250,7 @@ def evaluate_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray]) -
         "sidechain_rmsd_a": _rmsd(squared[sidechain]),
         "per_residue": per_residue,
         "bonds": {"intra_residue": intra, "peptide": peptide_stats},
+        "crowding": crowding,
         "chirality": chirality,
         "disulfides": disulfides,
         "clashes": {"predicted": clashes_pred, "reference": clashes_ref,
@@ -249,7 +262,8 @@ def evaluate_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray]) -
 
 def relax_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray], clashes: bool = True,
                       angle_weight: float = ANGLE_WEIGHT, chiral_weight: float = CHIRAL_WEIGHT,
-                      trans_weight: float = TRANS_WEIGHT, disulfides: bool = True, **options) -> np.ndarray:
+                      trans_weight: float = TRANS_WEIGHT, disulfides: bool = True,
+                      side_chain_angle_weight: float = SIDE_CHAIN_ANGLE_WEIGHT, **options) -> np.ndarray:
     """Predicted positions (M, A, 3) relative to the beads, relaxed as :func:`.relax.relax_structure` does.
 
     ``arrays`` as in :func:`evaluate_predictions`; only ``atom_labels``,
@@ -266,7 +280,8 @@ def relax_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray], clas
     # entries share no coordinate frame: their atoms never meet
     relaxation = Relaxation(residue_names, atom_residues, _LABEL_ATOMS[labels][mask], _LABEL_ELEMENTS[labels][mask],
                             arrays["previous"], groups=arrays["entry"], clashes=clashes, angle_weight=angle_weight,
-                            chiral_weight=chiral_weight, trans_weight=trans_weight, disulfides=disulfides)
+                            chiral_weight=chiral_weight, trans_weight=trans_weight, disulfides=disulfides,
+                            side_chain_angle_weight=side_chain_angle_weight)
     absolute = relaxation((beads[:, None] + predicted)[mask], **options)
     out = predicted.copy()
     out[mask] = absolute - np.broadcast_to(beads[:, None], predicted.shape)[mask]

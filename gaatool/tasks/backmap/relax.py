@@ -14,8 +14,9 @@ equivariant under rotations and translations to rounding. The bonds
 (:func:`.covalent.bond_graph`): every covalent heavy-atom bond of the residue's template,
 C-OXT at chain ends, and the peptide bond between
 consecutive residues of one chain that are not separated by a chain break.
-The angles: 1-3 distances A_ab of atom pairs bonded to a common atom, among the
-backbone atoms and CB (:data:`ANGLE_ATOMS`), across the peptide bond too, and
+The angles: 1-3 distances A_ab of atom pairs bonded to a common atom, in every residue
+and across the peptide bond (those among the backbone atoms and CB, :data:`ANGLE_ATOMS`, with
+their own weight), and
 the 1-4 distances CA-CA and O-CA that make each peptide bond trans (not those
 into a proline, which may be cis), with zero signed volumes that hold every
 peptide group planar (:func:`.covalent.planar_graph`). The
@@ -27,8 +28,9 @@ Ideal lengths, 1-3 distances and volumes: :mod:`.covalent`. The clash terms (wit
 criterion counts is closer than T_ab, the sum of their van der Waals radii
 (less 0.4 Å for N/O pairs, which may hydrogen-bond), so the energy stays smooth.
 Cysteines whose SG atoms the network puts close together are bonded as
-disulfides (:func:`.covalent.disulfide_graph`). Side-chain angles and torsions are not
-restrained.
+disulfides (:func:`.covalent.disulfide_graph`). The side chains' bond angles are held too
+(:data:`SIDE_CHAIN_ANGLE_WEIGHT`): the network's averages over rotamers and over equivalent atoms can
+put atoms two bonds apart almost on top of each other. Torsions are not restrained.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ from .covalent import bond_graph, chiral_graph, chiral_volumes, disulfide_graph,
 from .sterics import Contacts
 
 __all__ = ["RESTRAINT", "ITERATIONS", "REPULSION", "TARGET_OVERLAP_A", "ANGLE_WEIGHT", "ANGLE_ATOMS",
-           "TRANS_WEIGHT", "CHIRAL_WEIGHT", "disulfide_terms", "geometry_terms", "volume_terms", "relax_positions",
+           "SIDE_CHAIN_ANGLE_WEIGHT", "TRANS_WEIGHT", "CHIRAL_WEIGHT", "disulfide_terms", "geometry_terms", "volume_terms", "relax_positions",
            "relax_structure"]
 
 #: Weight w of the restraint to the network's prediction (Å^-2 relative to the bond terms). Chosen on the
@@ -62,11 +64,19 @@ TARGET_OVERLAP_A = 0.0
 #: and CB, which the beads place well. On the validation entries these angles brought the centroid model's
 #: RMSD from 0.861 to 0.840 Å (backbone 0.597 -> 0.540, side chains 1.068 -> 1.065; C-alpha model 1.395 ->
 #: 1.382, paper inputs 1.560 -> 1.549; ``python -m gaatool.tasks.backmap.relax_sweep CHECKPOINT DATASET
-#: --restraints 0.02 --angle-weights 0,1 --chiral-weights 0 --trans-weights 0 --no-disulfides``). Holding the
-#: side-chain angles as well made the side chains worse in a trial on the same entries: the network's side
-#: chains are averages over rotamers, ideal angles push them out towards one.
+#: --restraints 0.02 --angle-weights 0,1 --chiral-weights 0 --trans-weights 0 --no-disulfides
+#: --side-chain-angle-weights 0``). The side-chain angles have a weight of their own (below).
 ANGLE_WEIGHT = 1.0
 ANGLE_ATOMS = ("N", "CA", "C", "O", "OXT", "CB")
+#: Weight of the remaining bond angles (1-3 distances of side-chain atoms beyond CB). The network's side
+#: chains are averages over rotamers and over equivalent atoms, so atoms two bonds apart (LEU CD1/CD2, ASP
+#: OD1/OD2, ARG NH1/NH2) may come out under 1 Å apart; without these terms the relaxation kept most of
+#: them. Validation entries (``python -m gaatool.tasks.backmap.relax_sweep CHECKPOINT DATASET --restraints
+#: 0.02 --side-chain-angle-weights 0,0.1,0.3,1,3``), crowded pairs (evaluate.py) and RMSD at weight 0 / 1:
+#: centroid model 742 / 1 pairs, 0.822 / 0.858 Å (0.1, 0.3, 3: 4, 2, 1 pairs); C-alpha model 1538 / 4,
+#: 1.372 / 1.415 Å; the paper's inputs 1934 / 42, 1.463 / 1.510 Å. Chemically possible side chains for
+#: ~0.04 Å of RMSD: the held angles push the averaged side chains out towards one rotamer.
+SIDE_CHAIN_ANGLE_WEIGHT = 1.0
 #: Weight of the chiral-volume terms (Å^-4 relative to the bonds): they keep the L configuration at CA (and
 #: THR/ILE's CB) where the network's CB sits near the N-CA-C plane or beyond it. Validation entries, centroid
 #: model: inverted centres 46 -> 0, RMSD 0.840 -> 0.833 Å (``--restraints 0.02 --angle-weights 1
@@ -106,16 +116,20 @@ def volume_terms(residue_names, atom_residues, atom_names, previous, chiral_weig
 
 
 def geometry_terms(residue_names, atom_residues, atom_names, previous, angle_weight: float = ANGLE_WEIGHT,
-                   trans_weight: float = TRANS_WEIGHT) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   trans_weight: float = TRANS_WEIGHT, side_chain_angle_weight: float = SIDE_CHAIN_ANGLE_WEIGHT,
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The covalent pair terms of the relaxation: bonds (weight 1), the 1-3 pairs of the bond angles among
-    :data:`ANGLE_ATOMS` (``angle_weight``) and the 1-4 pairs of trans peptide bonds (``trans_weight``); a
-    weight 0 leaves those out. Returns pairs (T, 2), ideal distances (T,) in Å and weights (T,)."""
+    :data:`ANGLE_ATOMS` (``angle_weight``), those of the other (side-chain) angles (``side_chain_angle_weight``)
+    and the 1-4 pairs of trans peptide bonds (``trans_weight``); a weight 0 leaves those out. Returns pairs
+    (T, 2), ideal distances (T,) in Å and weights (T,), in that order."""
     pairs, lengths = bond_graph(residue_names, atom_residues, atom_names, previous)
     parts = [(pairs, lengths, np.ones(len(lengths)))]
-    if angle_weight:
+    if angle_weight or side_chain_angle_weight:
         angle_pairs, angle_lengths = bond_graph(residue_names, atom_residues, atom_names, previous, "angles")
         held = np.isin(np.asarray(atom_names, dtype=str)[angle_pairs], ANGLE_ATOMS).all(axis=1)
-        parts.append((angle_pairs[held], angle_lengths[held], np.full(int(held.sum()), float(angle_weight))))
+        for chosen, weight in ((held, angle_weight), (~held, side_chain_angle_weight)):
+            if weight:
+                parts.append((angle_pairs[chosen], angle_lengths[chosen], np.full(int(chosen.sum()), float(weight))))
     if trans_weight:
         trans_pairs, trans_lengths = bond_graph(residue_names, atom_residues, atom_names, previous, "trans")
         parts.append((trans_pairs, trans_lengths, np.full(len(trans_lengths), float(trans_weight))))
@@ -252,10 +266,12 @@ class Relaxation:
 
     def __init__(self, residue_names, atom_residues, atom_names, elements, previous, groups=None, *,
                  clashes: bool = True, angle_weight: float = ANGLE_WEIGHT, chiral_weight: float = CHIRAL_WEIGHT,
-                 trans_weight: float = TRANS_WEIGHT, disulfides: bool = True):
+                 trans_weight: float = TRANS_WEIGHT, disulfides: bool = True,
+                 side_chain_angle_weight: float = SIDE_CHAIN_ANGLE_WEIGHT):
         self.names = (residue_names, atom_residues, atom_names)
         self.groups, self.angle_weight, self.disulfides = groups, angle_weight, disulfides
-        self.pairs, self.lengths, self.weights = geometry_terms(*self.names, previous, angle_weight, trans_weight)
+        self.pairs, self.lengths, self.weights = geometry_terms(*self.names, previous, angle_weight, trans_weight,
+                                                                side_chain_angle_weight)
         self.volumes = volume_terms(*self.names, previous, chiral_weight, trans_weight)
         self.contacts = Contacts.of(elements, atom_names, atom_residues, previous, groups) if clashes else None
 
@@ -275,7 +291,8 @@ class Relaxation:
 
 def relax_structure(structure: ProteinStructure, restraint: float = RESTRAINT, iterations: int = ITERATIONS,
                     clashes: bool = True, angle_weight: float = ANGLE_WEIGHT, chiral_weight: float = CHIRAL_WEIGHT,
-                    trans_weight: float = TRANS_WEIGHT, disulfides: bool = True) -> ProteinStructure:
+                    trans_weight: float = TRANS_WEIGHT, disulfides: bool = True,
+                    side_chain_angle_weight: float = SIDE_CHAIN_ANGLE_WEIGHT) -> ProteinStructure:
     """A copy of a heavy-atom structure with every model relaxed (see the module docstring).
 
     Residues follow each other by chain and residue number (:func:`structure_previous`); ``clashes``,
@@ -284,7 +301,7 @@ def relax_structure(structure: ProteinStructure, restraint: float = RESTRAINT, i
     relaxation = Relaxation(structure.residue_names, structure.atom_residues, structure.atom_names,
                             structure.elements, structure_previous(structure), clashes=clashes,
                             angle_weight=angle_weight, chiral_weight=chiral_weight, trans_weight=trans_weight,
-                            disulfides=disulfides)
+                            disulfides=disulfides, side_chain_angle_weight=side_chain_angle_weight)
     frames = []
     for model, positions in enumerate(structure.positions):
         try:

@@ -11,8 +11,8 @@ from gaatool.errors import InputFileError
 from gaatool.io.structure import ProteinStructure, read_structure, write_structure
 from gaatool.tasks.backmap.coarse_grain import coarse_grain, structure_previous
 from gaatool.tasks.backmap.covalent import bond_graph, bond_templates, chiral_graph, chiral_volumes, disulfide_graph
-from gaatool.tasks.backmap.relax import (ANGLE_ATOMS, ANGLE_WEIGHT, TARGET_OVERLAP_A, geometry_terms, relax_positions,
-                                         relax_structure)
+from gaatool.tasks.backmap.relax import (ANGLE_ATOMS, ANGLE_WEIGHT, SIDE_CHAIN_ANGLE_WEIGHT, TARGET_OVERLAP_A,
+                                         geometry_terms, relax_positions, relax_structure)
 from gaatool.tasks.backmap.sterics import CLASH_OVERLAP_A, Contacts
 from gaatool.tasks.backmap.residues import RESIDUE_ATOMS, RESIDUE_NAMES
 
@@ -172,7 +172,11 @@ def test_evaluate_relax_flag(cli, tiny_backmap_checkpoint, small_backmap_dataset
         results[flag] = json.loads(stdout)
     assert results["--relax"]["relax"] and not results["--no-relax"]["relax"]
     relaxed, raw = (results[f]["bonds"] for f in ("--relax", "--no-relax"))
-    assert relaxed["intra_residue"]["mean_abs_deviation_a"] < 0.05 < raw["intra_residue"]["mean_abs_deviation_a"]
+    # (an untrained model's side chains: the held side-chain angles leave the bonds ~0.05 Å from ideal)
+    assert relaxed["intra_residue"]["mean_abs_deviation_a"] < 0.1 < raw["intra_residue"]["mean_abs_deviation_a"]
+    crowded = {f: results[f]["crowding"] for f in results}
+    assert crowded["--relax"]["pairs"] < crowded["--no-relax"]["pairs"] / 4
+    assert crowded["--relax"]["residues"] <= crowded["--relax"]["pairs"]
     # an untrained model's peptide C-N is far off; relaxation pulls it close to 1.33 Å
     assert abs(relaxed["peptide"]["mean_length_a"] - 1.33) < 0.1 < abs(raw["peptide"]["mean_length_a"] - 1.33)
 
@@ -180,8 +184,9 @@ def test_evaluate_relax_flag(cli, tiny_backmap_checkpoint, small_backmap_dataset
 def test_restraint_sweep_tabulates_each_setting(tiny_backmap_checkpoint, small_backmap_dataset):
     from gaatool.tasks.backmap.relax_sweep import sweep
 
+    # (an untrained model's side chains are far from any rotamer: compared without their angles)
     rows = sweep(str(tiny_backmap_checkpoint), str(small_backmap_dataset), split="val", restraints=(0.02, 5.0),
-                 overlaps=(0.4, 0.0))
+                 overlaps=(0.4, 0.0), side_chain_angle_weights=(0,))
     assert [(r["restraint"], r["overlap"]) for r in rows] == [(0.02, 0.4), (0.02, 0.0), (5.0, 0.4), (5.0, 0.0),
                                                                (None, None)]
     loose, _, tight, _, raw = rows
@@ -192,6 +197,10 @@ def test_restraint_sweep_tabulates_each_setting(tiny_backmap_checkpoint, small_b
     bonds_only = sweep(str(tiny_backmap_checkpoint), str(small_backmap_dataset), split="val", restraints=(0.02,),
                        clashes=False)
     assert [(r["restraint"], r["overlap"]) for r in bonds_only] == [(0.02, None), (None, None)]
+    side_chains = sweep(str(tiny_backmap_checkpoint), str(small_backmap_dataset), split="val", restraints=(0.02,),
+                        side_chain_angle_weights=(0, 1))
+    assert [r["side_chain_angle_weight"] for r in side_chains] == [0, 1, None]
+    assert side_chains[1]["crowded"] < side_chains[0]["crowded"]  # atoms two bonds apart held at their distance
 
 
 def test_clashes_are_pushed_apart(structure):
@@ -214,7 +223,8 @@ def test_clashes_are_pushed_apart(structure):
     assert rms(relaxed, x) < rms(noisy, x)
     # relax_structure does the same without its angle, chirality and trans terms, and only the bonds when asked
     noisy_structure = structure.with_positions(noisy[None])
-    bonds = {"angle_weight": 0, "chiral_weight": 0, "trans_weight": 0, "disulfides": False}
+    bonds = {"angle_weight": 0, "chiral_weight": 0, "trans_weight": 0, "disulfides": False,
+             "side_chain_angle_weight": 0}
     assert np.allclose(relax_structure(noisy_structure, **bonds).positions[0], relaxed)
     assert np.allclose(relax_structure(noisy_structure, clashes=False, **bonds).positions[0], bonds_only)
 
@@ -236,10 +246,11 @@ def test_angle_templates_are_one_three_distances():
     assert [pair[:2] for pair in templates["terminal_angles"]] == [["CA", "OXT"], ["O", "OXT"]]
 
 
-def test_backbone_angles_are_held_and_side_chain_angles_left_free(structure):
+def test_backbone_angles_are_held(structure):
     previous = structure_previous(structure)
     names = structure.atom_names
-    pairs, lengths, weights = geometry_terms(structure.residue_names, structure.atom_residues, names, previous)
+    pairs, lengths, weights = geometry_terms(structure.residue_names, structure.atom_residues, names, previous,
+                                             side_chain_angle_weight=0)
     bonds, _ = graph(structure)
     angles = pairs[len(bonds):]
     assert np.all(weights[:len(bonds)] == 1) and np.all(weights[len(bonds):] == ANGLE_WEIGHT)
@@ -249,14 +260,40 @@ def test_backbone_angles_are_held_and_side_chain_angles_left_free(structure):
     x = structure.positions[0]
     assert np.abs(deviations(x, angles, lengths[len(bonds):])).mean() < 0.05  # the templates fit X-ray geometry
     noisy = x + np.random.default_rng(2).normal(0.0, 0.3, x.shape)
-    relaxed = relax_structure(structure.with_positions(noisy[None])).positions[0]
-    bonds_only = relax_structure(structure.with_positions(noisy[None]), angle_weight=0).positions[0]
+    relaxed = relax_structure(structure.with_positions(noisy[None]), side_chain_angle_weight=0).positions[0]
+    bonds_only = relax_structure(structure.with_positions(noisy[None]), angle_weight=0,
+                                 side_chain_angle_weight=0).positions[0]
     angle_error = lambda y: np.abs(deviations(y, angles, lengths[len(bonds):])).mean()  # noqa: E731
     assert angle_error(relaxed) < 0.05 < angle_error(bonds_only)
     backbone = np.isin(names, ["N", "CA", "C", "O"])
     rms = lambda a, b: np.sqrt(((a - b) ** 2).sum(-1).mean())  # noqa: E731
     assert rms(relaxed[backbone], x[backbone]) < rms(bonds_only[backbone], x[backbone])
 
+
+
+def test_side_chain_angles_hold_atoms_two_bonds_apart(structure):
+    """Side chains averaged over rotamers or equivalent atoms (LEU CD1/CD2, ASP OD1/OD2 nearly on top of each
+    other): with the side-chain angles held, relaxing moves such pairs to their 1-3 distance."""
+    previous = structure_previous(structure)
+    names, residues = structure.atom_names, structure.atom_residues
+    pairs, lengths, weights = geometry_terms(structure.residue_names, residues, names, previous)
+    bonds, _ = graph(structure)
+    angles, ideal = pairs[len(bonds):], lengths[len(bonds):]
+    side = ~np.isin(names[angles], ANGLE_ATOMS).all(axis=1)
+    assert side.any() and np.all(weights[len(bonds):][side] == SIDE_CHAIN_ANGLE_WEIGHT)
+    assert np.all(residues[angles[side, 0]] == residues[angles[side, 1]])  # within one residue
+    x = structure.positions[0].copy()
+    # every side-chain 1-3 pair whose atoms are both side-chain tips: put the second atom 0.1 Å from the first
+    tips = side & ~np.isin(names[angles], ["CB", "CG", "CG1", "CD", "CZ"]).any(axis=1)
+    collapsed = angles[tips]
+    assert len(collapsed) > 3
+    for a, b in collapsed:
+        x[b] = x[a] + 0.1 / np.sqrt(3)
+    close = lambda y: np.linalg.norm(y[collapsed[:, 0]] - y[collapsed[:, 1]], axis=-1)  # noqa: E731
+    held = relax_structure(structure.with_positions(x[None])).positions[0]
+    free = relax_structure(structure.with_positions(x[None]), side_chain_angle_weight=0).positions[0]
+    assert close(held).min() > 1.9 and np.abs(close(held) - ideal[tips]).mean() < 0.1
+    assert close(free).min() < 1.0  # without them the pairs stay collapsed
 
 def test_chirality_templates():
     chirality = bond_templates()["chirality"]
