@@ -212,10 +212,12 @@ def update_metadata(path: str | os.PathLike, updates: dict[str, Any]) -> dict[st
 def describe_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """A summary for ``gaatool info``: path, file size, parameter count, tensor count, metadata.
 
-    Reads the header only.
+    Checks the weights against their checksum as loading does (a checkpoint that ``info`` shows is one
+    that loads); checkpoints are a few MB.
     """
     path = Path(path)
-    header, metadata = _read_header(path)
+    header, _ = _read_header(path)
+    metadata, _ = _read_all(path)
     model_keys = [k for k in header if k.startswith(_MODEL_PREFIX)]
     return {
         "path": str(path),
@@ -275,6 +277,8 @@ def _write(path: Path, metadata: dict[str, Any], tensors: dict[str, torch.Tensor
 
 def _read_header(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(safetensors header without __metadata__, gaatool metadata), validated."""
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     size = path.stat().st_size

@@ -3,7 +3,7 @@
 Each message is one line that says where, what is wrong, and what to do.
 """
 
-__all__ = ["GaatoolError", "InputFileError", "CheckpointError", "DownloadError", "ConfigError"]
+__all__ = ["GaatoolError", "InputFileError", "CheckpointError", "DownloadError", "ConfigError", "OutputPathError"]
 
 
 class GaatoolError(Exception):
@@ -24,3 +24,7 @@ class DownloadError(GaatoolError, OSError):
 
 class ConfigError(GaatoolError, ValueError):
     """An option or configuration value is invalid."""
+
+
+class OutputPathError(GaatoolError, OSError):
+    """An output path cannot be written: a folder, inside a file, not writable, or one of the inputs."""

@@ -242,6 +242,13 @@ def test_describe_checkpoint(saved):
     assert info["has_training_state"] is True
     assert info["metadata"]["type_map"] == {"Cu": 0, "Zr": 1}
     json.dumps(info)  # ready for --json
+    damaged = bytearray(path.read_bytes())
+    damaged[-3] ^= 0xFF  # in the weights: the header still reads
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(CheckpointError, match="weights are damaged"):
+        describe_checkpoint(path)
+    with pytest.raises(CheckpointError, match="is a folder"):
+        describe_checkpoint(path.parent)
 
 
 def test_interrupted_overwrite_keeps_old_file(saved, monkeypatch):

@@ -12,7 +12,44 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text"]
+from ..errors import OutputPathError
+
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_output_path"]
+
+
+def check_output_path(target: str | os.PathLike, inputs: tuple = ()) -> Path:
+    """``target`` as a Path if a file can be written there, else a one-line :class:`OutputPathError`.
+
+    Refused: an existing folder, a path inside a file, a folder that cannot be made or written, and any of
+    ``inputs`` (an output that replaced its own input would destroy it). Commands call this before their
+    work, so a bad ``-o`` fails at once and not after minutes of computing. Missing folders are made.
+    """
+    target = Path(target)
+    if target.is_dir():
+        raise OutputPathError(f"{target}: is a folder; give a file name")
+    for source in inputs:
+        if source is None or str(source) == "-":
+            continue
+        try:
+            same = target.exists() and Path(source).exists() and os.path.samefile(target, source)
+        except OSError:
+            same = False
+        if same:
+            raise OutputPathError(f"{target}: is also the input; writing it would destroy the input, so give "
+                                  "another output name")
+    parent = target.parent
+    for folder in (parent, *parent.parents):  # the nearest existing ancestor must be a folder
+        if folder.exists():
+            if not folder.is_dir():
+                raise OutputPathError(f"{target}: {folder} is a file, not a folder")
+            break
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputPathError(f"{target}: cannot make the folder {parent} ({err.strerror or err})") from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{target}: the folder {parent} is not writable")
+    return target
 
 
 @contextlib.contextmanager
@@ -29,11 +66,13 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     >>> (d / "a.txt").read_text()
     'hi'
     """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = check_output_path(target)
     if suffix is None:
         suffix = "".join(target.suffixes[-1:])
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + suffix, dir=target.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + suffix, dir=target.parent)
+    except OSError as err:  # e.g. /proc, a read-only mount: what access() could not tell
+        raise OutputPathError(f"{target}: cannot write in {target.parent} ({err.strerror or err})") from None
     os.close(fd)
     tmp = Path(tmp_name)
     # mkstemp makes the file private (0600); give outputs the usual umask-based mode
@@ -42,7 +81,10 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as err:  # the target became a folder meanwhile, or another file system's
+            raise OutputPathError(f"{target}: cannot replace it ({err.strerror or err})") from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

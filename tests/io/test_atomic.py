@@ -27,3 +27,23 @@ def test_failure_keeps_old_file_and_leaves_no_temp(tmp_path, error):
             raise error()
     assert target.read_text() == "old"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_unusable_targets_are_one_line_errors(tmp_path):
+    from gaatool.errors import OutputPathError
+    from gaatool.io.atomic import check_output_path
+
+    (tmp_path / "folder.npz").mkdir()
+    (tmp_path / "file").write_text("x")
+    cases = {tmp_path / "folder.npz": "is a folder", tmp_path / "file" / "x.npz": "is a file, not a folder",
+             tmp_path / "file" / "deeper" / "x.npz": "is a file, not a folder"}
+    for target, message in cases.items():
+        with pytest.raises(OutputPathError, match=message):
+            atomic_write_text(target, "data")
+    assert (tmp_path / "file").read_text() == "x" and not list((tmp_path / "folder.npz").iterdir())
+    source = tmp_path / "in.gsd"
+    source.write_text("input")
+    with pytest.raises(OutputPathError, match="also the input"):
+        check_output_path(tmp_path / "." / "in.gsd", inputs=("-", None, source))
+    assert check_output_path(tmp_path / "new" / "out.npz", inputs=(source,)) == tmp_path / "new" / "out.npz"
+    assert (tmp_path / "new").is_dir()  # missing folders are made
