@@ -152,7 +152,7 @@ class Frame:
     InputFileError
         If the frame is empty, has NaN/infinite coordinates, a zero or
         degenerate box, or types that do not match ``type_names``. The message
-        names the file and frame, e.g. ``traj.gsd: frame 12 has NaN coordinates``.
+        names the file and frame, e.g. ``traj.gsd: frame 12 has non-finite (NaN or infinite) coordinates``.
 
     >>> f = Frame(np.zeros((2, 3)), None, np.array([0, 0]), ["A"], "mem", 0)
     >>> f.n_particles, f.periodic
@@ -175,7 +175,7 @@ class Frame:
         if positions.shape[0] == 0:
             raise InputFileError(f"{where} has no particles")
         if not np.all(np.isfinite(positions)):
-            raise InputFileError(f"{where} has NaN coordinates")
+            raise InputFileError(f"{where} has non-finite (NaN or infinite) coordinates")
         self.positions = positions
         if self.box is not None:
             box = np.asarray(self.box, dtype=np.float64)

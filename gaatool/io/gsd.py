@@ -70,12 +70,18 @@ def _read_frame(path: Path, trajectory, index: int):
 
 def _to_frame(path: Path, snapshot, index: int) -> Frame:
     where = f"{path}: frame {index}"
+    box = snapshot.configuration.box
+    # checked before the dimensions: gsd calls any box with Lz = 0 two-dimensional, an all-zero one too
+    # (Lz = 0 alone is a real 2D box)
+    if box is not None and (box[0] <= 0 or box[1] <= 0 or box[2] < 0):
+        lx, ly, lz = (float(v) for v in box[:3])
+        kind = "zero-length" if 0 in (lx, ly) else "negative-length"
+        raise InputFileError(f"{where} has a {kind} box (Lx={lx:g}, Ly={ly:g}, Lz={lz:g})")
     if int(snapshot.configuration.dimensions) == 2:
         raise InputFileError(f"{where} is two-dimensional; gaatool needs 3D particle systems")
     n = int(snapshot.particles.N)
     if n == 0 or snapshot.particles.position is None:
         raise InputFileError(f"{where} has no particles")
-    box = snapshot.configuration.box
     lattice = None if box is None else hoomd_box_to_lattice(box)
     typeid = snapshot.particles.typeid
     types = np.zeros(n, dtype=np.int64) if typeid is None else np.asarray(typeid, dtype=np.int64)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -62,6 +63,22 @@ def _open(path: Path, mode: str = "r"):
     return (DCDTrajectoryFile if path.suffix.lower() == ".dcd" else XTCTrajectoryFile)(str(path), mode)
 
 
+def _dcd_header_frames(path: Path) -> int | None:
+    """The frame count (NSET) a DCD header states, or None when the header is not one.
+
+    mdtraj cannot tell it: its DCD plugin trims the count to what the file size holds, with a
+    warning on stdout only, so a truncated file reads as a shorter trajectory.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    for order in "<>":  # either endianness; 32- or 64-bit Fortran record markers before "CORD"
+        if len(head) >= 12 and struct.unpack(f"{order}i", head[:4])[0] == 84 and head[4:8] == b"CORD":
+            return struct.unpack(f"{order}i", head[8:12])[0]
+        if len(head) >= 16 and struct.unpack(f"{order}q", head[:8])[0] == 84 and head[8:12] == b"CORD":
+            return struct.unpack(f"{order}i", head[12:16])[0]
+    return None
+
+
 def read_trajectory(path: str | os.PathLike, n_atoms: int | None = None, frames: slice | None = None) -> np.ndarray:
     """Coordinates (F, N, 3) float64 in Å of a ``.dcd`` or ``.xtc`` file.
 
@@ -76,8 +93,8 @@ def read_trajectory(path: str | os.PathLike, n_atoms: int | None = None, frames:
     Raises
     ------
     InputFileError
-        Unknown extension, missing, damaged or empty file, atom count mismatch,
-        empty frame selection.
+        Unknown extension, missing, damaged, truncated (DCD) or empty file,
+        atom count mismatch, empty frame selection.
     """
     path = Path(path)
     if not is_trajectory(path):
@@ -95,6 +112,10 @@ def read_trajectory(path: str | os.PathLike, n_atoms: int | None = None, frames:
         xyz = xyz * 10.0  # nm -> Å
     if xyz.ndim != 3 or xyz.shape[0] == 0:
         raise InputFileError(f"{path}: the trajectory holds no frames")
+    # a header count of 0 (some writers never fill it in) or below what was read says nothing
+    stated = _dcd_header_frames(path) if path.suffix.lower() == ".dcd" else None
+    if stated is not None and stated > xyz.shape[0]:
+        raise InputFileError(f"{path}: truncated: the header says {stated} frames, {xyz.shape[0]} could be read")
     if n_atoms is not None and xyz.shape[1] != n_atoms:
         raise InputFileError(f"{path}: frames have {xyz.shape[1]} atoms but the topology has {n_atoms}; "
                              "use the topology the trajectory was written with")

@@ -1,7 +1,8 @@
 """XYZ and extended XYZ: read (plain, extended, sGDML export) and write (extended).
 
-Frames and lines in error messages are counted from 1 ("frame 1" is the first
-frame of the file, "line 1" its first line).
+Frames in error messages are counted from 0, like ``--frames`` and the other
+readers ("frame 0" is the first frame of the file), lines from 1 ("line 1" is
+its first line).
 
 Three dialects are read:
 
@@ -53,7 +54,8 @@ def atomic_number(symbol: str) -> int:
     """
     z = _NUMBER_OF.get(symbol.strip().capitalize())
     if z is None:
-        raise InputFileError(f"unknown element symbol {symbol!r}; use a symbol such as H, C, N, O")
+        # str(): a numpy string's repr would show as np.str_('6')
+        raise InputFileError(f"unknown element symbol {str(symbol)!r}; use a symbol such as H, C, N, O")
     return z
 
 
@@ -304,7 +306,7 @@ def _read_frame(lines: CountedLines, name: str, frame_no: int) -> XYZFrame | Non
                 values = block
         except ValueError:
             row_idx = next(i for i in range(n_atoms) if not _cell_ok(block[i], kind))
-            bad_value = next(v for v in block[row_idx] if not _cell_ok([v], kind))
+            bad_value = str(next(v for v in block[row_idx] if not _cell_ok([v], kind)))  # not np.str_('abc')
             what = {float: "a number", int: "an integer", bool: "T or F"}[kind]
             raise InputFileError(f"{where} (line {first_line + row_idx}): {col_name} value "
                                  f"{bad_value!r} is not {what}") from None
@@ -374,12 +376,12 @@ def iter_xyz(path: str | os.PathLike) -> Iterator[XYZFrame]:
         handle, name, close = _open_text(path)
     try:
         lines = CountedLines(handle)
-        frame_no = 1
+        frame_no = 0
         while True:
             with decoding_errors(name, lines, "XYZ"):
                 frame = _read_frame(lines, name, frame_no)
             if frame is None:
-                if frame_no == 1:
+                if frame_no == 0:
                     raise InputFileError(f"{name}: the file holds no frames")
                 return
             yield frame
@@ -509,14 +511,14 @@ def write_extxyz(path: str | os.PathLike, frames: Iterable[XYZFrame]) -> None:
     'Properties=species:S:1:pos:R:3 energy=-1.5'
     """
     if str(path) == "-":
-        for i, frame in enumerate(frames, start=1):
+        for i, frame in enumerate(frames):
             sys.stdout.write(_format_frame(frame, f"<stdout>: frame {i}"))
         sys.stdout.flush()
         return
     path = Path(path)
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-            for i, frame in enumerate(frames, start=1):
+            for i, frame in enumerate(frames):
                 handle.write(_format_frame(frame, f"{path}: frame {i}"))
             handle.flush()
             os.fsync(handle.fileno())

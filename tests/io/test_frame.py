@@ -23,10 +23,10 @@ def test_valid_frame_is_normalised():
 def test_nan_coordinates_name_file_and_frame():
     positions = np.zeros((5, 3))
     positions[3, 1] = np.nan
-    with pytest.raises(InputFileError, match=r"^traj\.gsd: frame 12 has NaN coordinates$"):
+    with pytest.raises(InputFileError, match=r"^traj\.gsd: frame 12 has non-finite \(NaN or infinite\) coordinates$"):
         make(positions=positions)
-    positions[3, 1] = np.inf
-    with pytest.raises(InputFileError, match="frame 12 has NaN coordinates"):
+    positions[3, 1] = np.inf  # was reported as NaN
+    with pytest.raises(InputFileError, match=r"^traj\.gsd: frame 12 has non-finite \(NaN or infinite\) coordinates$"):
         make(positions=positions)
 
 

@@ -99,7 +99,7 @@ def test_invalid_frames_name_the_frame(tmp_path):
         handle.append(snapshot(1, position=positions))
     frames = read_gsd(path)
     next(frames)
-    with pytest.raises(InputFileError, match=r"bad\.gsd: frame 1 has NaN coordinates"):
+    with pytest.raises(InputFileError, match=r"bad\.gsd: frame 1 has non-finite \(NaN or infinite\) coordinates"):
         next(frames)
 
     flat = tmp_path / "flat.gsd"
@@ -107,6 +107,24 @@ def test_invalid_frames_name_the_frame(tmp_path):
         handle.append(snapshot(0, dimensions=2))
     with pytest.raises(InputFileError, match="frame 0 is two-dimensional"):
         list(read_gsd(flat))
+
+
+@pytest.mark.parametrize("box, kind", [([0.0] * 6, "zero-length box (Lx=0, Ly=0, Lz=0)"),
+                                       ([4.0, 0.0, 0.0, 0, 0, 0], "zero-length box (Lx=4, Ly=0, Lz=0)"),
+                                       ([4.0, -5.0, 6.0, 0, 0, 0], "negative-length box (Lx=4, Ly=-5, Lz=6)"),
+                                       ([4.0, 5.0, -6.0, 0, 0, 0], "negative-length box (Lx=4, Ly=5, Lz=-6)")])
+def test_a_zero_box_is_not_called_two_dimensional(tmp_path, box, kind):
+    """gsd infers dimensions 2 from Lz = 0, so an all-zero box was reported as a 2D system."""
+    path = tmp_path / "zero.gsd"
+    frame = snapshot(0)
+    frame.configuration = gsd.hoomd.ConfigurationData()  # dimensions unset, as most writers leave it
+    frame.configuration.box = box
+    with gsd.hoomd.open(str(path), mode="w") as handle:
+        handle.append(snapshot(1))
+        handle.append(frame)
+    with pytest.raises(InputFileError) as info:
+        list(read_gsd(path))
+    assert str(info.value) == f"{path}: frame 1 has a {kind}"
 
 
 def test_write_labeled_gsd_adds_logged_labels(trajectory, tmp_path):

@@ -156,7 +156,7 @@ def test_nan_and_binary_input(tmp_path, positions):
     bad[3, 1] = np.nan
     path = tmp_path / "nan.lammpstrj"
     path.write_text(dump_frame(bad, [1] * 20))
-    with pytest.raises(InputFileError, match=r"nan\.lammpstrj: frame 0 has NaN coordinates"):
+    with pytest.raises(InputFileError, match=r"nan\.lammpstrj: frame 0 has non-finite \(NaN or infinite\) coordinates"):
         list(read_frames(path))
     binary = tmp_path / "bin.lammpstrj"
     binary.write_bytes(b"ITEM: TIMESTEP\n\xff\xfe\x00\x81")

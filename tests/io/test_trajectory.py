@@ -56,3 +56,18 @@ def test_errors(tmp_path, frames):
     with pytest.raises(ConfigError):
         write_trajectory(tmp_path / "x.pdb", frames)
     assert is_trajectory("a.XTC") and not is_trajectory("a.pdb")
+
+
+@pytest.mark.parametrize("cut", [200, "frame"])
+def test_a_truncated_dcd_is_refused(tmp_path, frames, cut):
+    """mdtraj reads as many whole frames as the file size holds; the header's count shows what is missing."""
+    whole = write_trajectory(tmp_path / "t.dcd", frames).read_bytes()
+    frame_bytes = (len(whole) - len(write_trajectory(tmp_path / "one.dcd", frames[:1]).read_bytes())) // 2
+    short = tmp_path / "short.dcd"
+    short.write_bytes(whole[:-(200 if cut == 200 else frame_bytes)])  # the last frame cut, or all of it
+    with pytest.raises(InputFileError) as info:
+        read_trajectory(short)
+    assert str(info.value) == f"{short}: truncated: the header says 3 frames, 2 could be read"
+    unknown = tmp_path / "unknown.dcd"  # a header count of 0: some writers leave it so
+    unknown.write_bytes(whole[:8] + bytes(4) + whole[12:])
+    assert read_trajectory(unknown).shape == frames.shape

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 import sys
 
 import ase.io
@@ -159,26 +160,34 @@ def _error(tmp_path, text: str) -> str:
 def test_truncated_file(tmp_path, sgdml_xyz):
     lines = sgdml_xyz.read_text().splitlines(keepends=True)
     message = _error(tmp_path, "".join(lines[:-3]))  # the third frame loses 3 atom lines
-    assert "frame 3" in message and "truncated" in message
-    message = _error(tmp_path, "".join(lines[:12]))  # ends right after frame 2's atom count
-    assert "frame 2" in message and "truncated" in message
+    assert ": frame 2:" in message and "truncated" in message  # frames count from 0, like --frames
+    message = _error(tmp_path, "".join(lines[:12]))  # ends right after frame 1's atom count
+    assert ": frame 1:" in message and "truncated" in message
 
 
 def test_bad_count_and_values(tmp_path, sgdml_xyz):
     lines = sgdml_xyz.read_text().splitlines(keepends=True)
     message = _error(tmp_path, "".join(lines[:11] + ["nine\n"] + lines[12:]))
-    assert "frame 2" in message and "line 12" in message and "number of atoms" in message
+    assert "frame 1 (line 12)" in message and "number of atoms" in message
     bad = lines[:]
-    bad[26] = bad[26].replace("0.", "x.", 1)  # frame 3, its third atom line (line 27)
+    bad[26] = bad[26].replace("0.", "x.", 1)  # frame 2, its third atom line (line 27)
     message = _error(tmp_path, "".join(bad))
-    assert "frame 3" in message and "line 27" in message and "not a number" in message
+    assert "frame 2 (line 27)" in message and "not a number" in message
+    assert re.search(r"pos value 'x\.\d*' is not a number", message)  # a plain string, not np.str_('x.…')
     bad = lines[:]
-    bad[3] = "C 0.0 0.0\n"  # frame 1, second atom: too few columns
+    bad[3] = "C 0.0 0.0\n"  # frame 0, second atom: too few columns
     message = _error(tmp_path, "".join(bad))
-    assert "frame 1" in message and "line 4" in message and "columns" in message
+    assert "frame 0 (line 4)" in message and "columns" in message
     message = _error(tmp_path, "".join(lines[:11] + ["\n"] + lines[11:]))
     assert "blank line" in message
     assert "no frames" in _error(tmp_path, "")
+
+
+def test_unknown_element_symbol_is_shown_as_written():
+    """Atomic numbers in the first column: the message shows '6', not np.str_('6')."""
+    frame = read_xyz(io.StringIO("1\ncarbon\n6 0 0 0\n"))[0]
+    with pytest.raises(InputFileError, match=r"^unknown element symbol '6'; use a symbol"):
+        atomic_number(frame.symbols[0])
 
 
 def test_bad_extended_header(tmp_path):

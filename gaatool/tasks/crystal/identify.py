@@ -58,6 +58,8 @@ SMOOTHED_UNCERTAIN_CONFIDENCE = 0.8
 UNCERTAIN_FRACTION = 0.5
 #: Default rounds of neighbour averaging of the class probabilities (see the module docstring).
 DEFAULT_SMOOTH = 1
+#: Longest periodic box vector accepted, in nearest-neighbour distances (Identifier._check_box_size).
+MAX_BOX_OVER_SCALE = 1e5
 
 
 def default_crystal_checkpoint() -> Path:
@@ -245,10 +247,11 @@ class Identifier:
         used = np.unique(frame.types)
         if self.type_map:
             mapped = [self.type_map.get(name) for name in names]
+        elif len(set(names)) == 1:
+            # one-component systems just work, whatever the name: a lone "B" is no CsCl half
+            mapped = [self.type_names[0]] * len(names)
         elif set(names) <= set(self.type_names):
             mapped = names
-        elif len(set(names)) == 1:
-            mapped = [self.type_names[0]] * len(names)  # one-component systems just work
         elif (by_species := species_type_map({names[t] for t in used}, self.species)) is not None:
             mapped = [by_species.get(name) for name in names]  # e.g. Cs and Cl as in the model's CsCl class
             note = ("types mapped as in the model's training cells: "
@@ -284,7 +287,13 @@ class Identifier:
         types = self.model_types(frame)
         if frame.box is None:
             self._note_open_boundaries(frame)
+        if self.scale is None:
+            # every nearest-neighbour distance is at most the particles' extent: checked first, as a box past
+            # ~1e14 of it also hangs the measurement
+            extent = float(np.linalg.norm(np.ptp(frame.positions, axis=0)))
+            self._check_box_size(frame, extent, "the particles' extent")
         scale = self.scale or self.measure_scale(frame)
+        self._check_box_size(frame, scale, "the nearest-neighbour distance")
         box = None if frame.box is None else frame.box / scale
         # the neighbour search is built once and queried chunk by chunk: memory stays bounded by the chunk
         finder = NeighborFinder(frame.positions / scale, box, self.neighbors, frame.pbc)
@@ -310,6 +319,21 @@ class Identifier:
         if self.threshold is not None:
             labels[confidence < self.threshold] = UNKNOWN
         return FrameLabels(frame.index, labels, confidence, scale)
+
+    def _check_box_size(self, frame: Frame, length: float, what: str) -> None:
+        """Refuse periodic boxes far longer than ``length``: the neighbour search works in float32, whose ~7
+        digits leave too few for neighbour vectors in such a box (a 108-particle fcc cluster, nearest-neighbour
+        distance 2.5, came out 85% bcc in a box of 1e9; in one of 1e6 its labels drift)."""
+        if frame.box is None:
+            return
+        periodic = [axis for axis in range(3) if frame.pbc is None or frame.pbc[axis]]
+        if not periodic:
+            return
+        longest = float(np.linalg.norm(frame.box[periodic], axis=1).max())
+        if longest > MAX_BOX_OVER_SCALE * length:
+            raise InputFileError(f"{frame.source}: frame {frame.index} has a box length {longest:.4g}, more than "
+                                 f"{MAX_BOX_OVER_SCALE:g} times {what} {length:.4g}, where the "
+                                 "float32 neighbour search loses precision (an isolated cluster needs no box)")
 
     def _note_open_boundaries(self, frame: Frame) -> None:
         """Say (once per file) that a frame without a box is taken as a cluster with a surface: a periodic

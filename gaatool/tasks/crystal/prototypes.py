@@ -101,7 +101,7 @@ class UnitCell:
         if fractional.ndim != 2 or fractional.shape[1] != 3 or fractional.shape[0] == 0:
             raise InputFileError(f"{where}: unit cell has no sites")
         if not np.all(np.isfinite(fractional)):
-            raise InputFileError(f"{where}: unit cell has NaN coordinates")
+            raise InputFileError(f"{where}: unit cell has non-finite (NaN or infinite) coordinates")
         if types.shape != (fractional.shape[0],) or (types.size and not np.issubdtype(types.dtype, np.integer)):
             raise InputFileError(f"{where}: unit cell needs one integer type per site")
         names = tuple(str(t) for t in self.type_names)

@@ -27,7 +27,7 @@ import torch
 
 from ...checkpoint import load_model
 from ...errors import CheckpointError, ConfigError, InputFileError
-from ...io.atomic import atomic_path
+from ...io.atomic import atomic_path, check_output_path
 from ...io.xyz import ELEMENTS, XYZFrame, atomic_number, iter_xyz, write_extxyz
 from ...models.forces import ForceField
 from ...nn.compiled import CompiledEnergyForces, check_compile_mode, should_compile
@@ -266,6 +266,8 @@ def _read_xyz_structures(path: str | os.PathLike) -> _Structures:
             z = np.array([atomic_number(s) for s in frame.symbols], dtype=np.int64)
         except InputFileError as err:
             raise InputFileError(f"{where}: frame {number}: {err}") from err
+        if not np.isfinite(frame.positions).all():  # the model would return NaN forces without a word
+            raise InputFileError(f"{where}: frame {number} has non-finite (NaN or infinite) positions")
         result.positions.append(np.asarray(frame.positions, np.float64))
         result.atomic_numbers.append(z)
         result.frame_numbers.append(number)
@@ -282,7 +284,7 @@ def read_structures(path: str | os.PathLike, frames: slice | None = None) -> tup
     ------
     InputFileError
         Missing, unreadable or damaged file, unknown element, periodic frame,
-        or a selection that leaves no frame.
+        non-finite positions, or a selection that leaves no frame.
     """
     if str(path) == "-":
         structures = _read_xyz_structures("-")
@@ -425,6 +427,8 @@ def predict_file(path: str | os.PathLike, checkpoint: str | os.PathLike | ForceF
         Missing or damaged checkpoint, or one of another task.
     """
     kind = _output_kind(output)
+    if output is not None and str(output) != "-":  # a bad output path fails before any work
+        check_output_path(output, inputs=(path,))
     where = "<stdin>" if str(path) == "-" else str(path)
     positions, numbers, frame_numbers = read_structures(path, frames)
     if isinstance(checkpoint, ForceFieldPredictor):

@@ -1,4 +1,5 @@
 import json
+import re
 
 import gsd.hoomd
 import numpy as np
@@ -138,6 +139,32 @@ def test_threshold_and_type_map(tiny_crystal_checkpoint):
     assert np.all(strict.label(frame).labels[mapped.confidence < 1.0] == -1)
     with pytest.raises(ConfigError):
         Identifier(tiny_crystal_checkpoint, device="cpu", type_map={"Cs": "Q"})
+
+
+def test_a_single_type_maps_onto_the_first_model_type_whatever_its_name(tiny_crystal_checkpoint):
+    """A one-type file named "B" is fcc like one named "A": the model's B exists only in binary cells."""
+    identifier = Identifier(tiny_crystal_checkpoint, device="cpu")
+    assert identifier.type_names[:2] == ["A", "B"]
+    positions, lattice, types = crystal("cF4-Cu", 3)
+    as_a = identifier.label(Frame(positions, lattice, types, ["A"]))
+    as_b = identifier.label(Frame(positions, lattice, types, ["B"]))
+    np.testing.assert_array_equal(as_b.confidence, as_a.confidence)
+    # an explicit --type-map still wins
+    forced = Identifier(tiny_crystal_checkpoint, device="cpu", type_map={"B": "B"})
+    assert not np.array_equal(forced.label(Frame(positions, lattice, types, ["B"])).confidence, as_a.confidence)
+
+
+@pytest.mark.parametrize("length, scale, what", [(1e6, None, "the nearest-neighbour distance [23]"),
+                                                  (1e15, None, "the particles' extent"),  # hung the measurement
+                                                  (1e6, 3.1, "the nearest-neighbour distance 3.1,")])
+def test_a_box_too_long_for_the_float32_neighbour_search_is_refused(tiny_crystal_checkpoint, length, scale, what):
+    """A cluster in a box of 1e6 nearest-neighbour distances got drifting labels, in one of 1e9 wrong ones."""
+    positions, _, types = crystal("cF4-Cu", 4)
+    identifier = Identifier(tiny_crystal_checkpoint, device="cpu", scale=scale)
+    identifier.label(Frame(positions, np.eye(3) * 1e4, types, ["A"]))  # 3e3 distances: fine
+    with pytest.raises(InputFileError, match=rf"^mem\.xyz: frame 2 has a box length {re.escape(f'{length:.4g}')}, "
+                                             rf"more than 100000 times {what}.*float32 neighbour search"):
+        identifier.label(Frame(positions, np.eye(3) * length, types, ["A"], source="mem.xyz", index=2))
 
 
 def test_element_names_of_a_training_cell_map_like_that_cell(tiny_crystal_checkpoint):
