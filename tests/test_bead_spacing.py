@@ -17,5 +17,7 @@ def test_bead_spacing_report(tmp_path):
     for line in lines:
         kind = line.split()[0]
         assert "2 entries" in line
-        assert line.endswith(f"taken for C-alpha traces: {2 if kind == 'ca' else 0}"), line
+        assert f"taken for C-alpha traces: {2 if kind == 'ca' else 0}; largest " in line, line
+        largest = float(line.rsplit("largest ", 1)[1].split()[0])
+        assert 3.5 < largest < 12.0  # peptide-bonded beads, closer than a chain break's
     assert len(lines) == 9  # 3 kinds x 3 noise levels

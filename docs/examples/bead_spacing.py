@@ -4,9 +4,10 @@ For every structure in the given folders (default: the training and external ent
 pretrained backmapping models), the beads of each kind (centroid, centre of mass, C-alpha; as
 ``gaatool coarse-grain --bead`` makes them), as they are and with Gaussian noise of 0.1 and 0.3 Å
 per coordinate (beads of a coarse-grained simulation), and the median and interquartile range of
-the distances between peptide-bonded consecutive beads: their ranges over the entries, and how many
+the distances between peptide-bonded consecutive beads: their ranges over the entries, how many
 entries ``gaatool backmap`` takes for C-alpha traces (median at most ``CA_MEDIAN_A``, range at most
-``CA_SPREAD_A``).
+``CA_SPREAD_A``), and the largest such distance (beads farther apart than ``MAX_BONDED_BEAD_A`` are a
+chain break whatever the residue numbers say).
 
     python docs/examples/bead_spacing.py [FOLDER ...]
 """
@@ -17,7 +18,8 @@ import numpy as np
 
 from gaatool.errors import InputFileError
 from gaatool.io.structure import read_structure
-from gaatool.tasks.backmap.coarse_grain import BEAD_KINDS, bead_spacing, coarse_grain, spaced_like_ca_trace
+from gaatool.tasks.backmap.coarse_grain import (BEAD_KINDS, bead_spacing, coarse_grain, spaced_like_ca_trace,
+                                               structure_previous)
 
 NOISE_A = (0.0, 0.1, 0.3)
 
@@ -36,9 +38,12 @@ for path in sorted(p for folder in folders for p in folder.iterdir() if not p.na
         for noise in NOISE_A:
             moved = beads.with_positions(beads.positions + rng.normal(0, noise, beads.positions.shape))
             if bead_spacing(moved) is not None:
-                found[(kind, noise)].append((*bead_spacing(moved), spaced_like_ca_trace(moved)))
+                previous = structure_previous(moved)
+                bonded = np.flatnonzero(previous >= 0)
+                largest = np.linalg.norm(moved.positions[0, bonded] - moved.positions[0, previous[bonded]], axis=-1).max()
+                found[(kind, noise)].append((*bead_spacing(moved), spaced_like_ca_trace(moved), largest))
 for (kind, noise), values in found.items():
     values = np.array(values)
     print(f"{kind:8s} noise {noise:.1f} Å, {len(values)} entries: median {values[:, 0].min():.2f}-{values[:, 0].max():.2f} Å, "
           f"interquartile range {values[:, 1].min():.2f}-{values[:, 1].max():.2f} Å; "
-          f"taken for C-alpha traces: {int(values[:, 2].sum())}")
+          f"taken for C-alpha traces: {int(values[:, 2].sum())}; largest {values[:, 3].max():.2f} Å")

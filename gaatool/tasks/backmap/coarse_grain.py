@@ -19,8 +19,9 @@ import numpy as np
 
 from ...data.neighbors import nearest_neighbors
 from ...errors import ConfigError, InputFileError
+from ...io.atomic import check_output_path
 from ...io.structure import MD_RESIDUE_ALIASES, ProteinStructure, output_format, read_structure, write_structure
-from .residues import residue_index
+from .residues import RESIDUE_ATOMS, residue_index
 
 __all__ = [
     "BEAD_KINDS",
@@ -29,6 +30,7 @@ __all__ = [
     "bead_positions",
     "coarse_grain",
     "coarse_grain_file",
+    "incomplete_residue_warnings",
     "check_coarse_grained",
     "chain_breaks",
     "structure_previous",
@@ -112,18 +114,47 @@ def coarse_grain(structure: ProteinStructure, bead: str = "centroid") -> Protein
 
 
 def coarse_grain_file(path, out, bead: str = "centroid", fmt: str | None = None, stdin=None,
-                      stdout=None) -> ProteinStructure:
+                      stdout=None) -> tuple[ProteinStructure, list[str]]:
     """Coarse-grain every model of an all-atom structure file (PDB/mmCIF/BinaryCIF, ``-`` = stdin) to one
     bead per residue and write it to ``out`` (``.pdb``/``.cif``, ``-`` = stdout): the input of
-    ``gaatool backmap``. Force-field residue names (``HSD``, ``CYX``, ...) are read as standard ones."""
+    ``gaatool backmap``. Force-field residue names (``HSD``, ``CYX``, ...) are read as standard ones.
+    Returns the beads and warnings (:func:`incomplete_residue_warnings`)."""
     _check_bead(bead)
     fmt = output_format(out, fmt)  # a bad output name fails before any work
+    if out is not None and str(out) != "-":
+        check_output_path(out, inputs=(path,))
     structure = read_structure(path, all_models=True, stdin=stdin, residue_aliases=MD_RESIDUE_ALIASES)
     if structure.n_residues == 0:
         raise InputFileError(f"{path}: no amino-acid residues to coarse-grain")
     beads = coarse_grain(structure, bead)
     write_structure(beads, out, fmt=fmt, stdout=stdout)
-    return beads
+    return beads, incomplete_residue_warnings(structure, bead)
+
+
+def incomplete_residue_warnings(structure: ProteinStructure, bead: str) -> list[str]:
+    """Warnings for residues that lack heavy atoms of their side chain or backbone (OXT aside).
+
+    The centroid (or centre of mass) of an incomplete residue is not where a coarse-grained simulation,
+    or the training data of the backmapping models, puts the bead; a C-alpha-only file is a C-alpha trace.
+    C-alpha beads need only the CA atom.
+    """
+    if bead == "ca":
+        return []
+    names = np.asarray(structure.atom_names)
+    missing = []
+    for residue, name in enumerate(structure.residue_names):
+        have = set(names[np.asarray(structure.atom_residues) == residue])
+        if any(atom not in have for atom in RESIDUE_ATOMS.get(str(name), ())):
+            missing.append(residue)
+    if not missing:
+        return []
+    if set(names) <= {"CA"}:
+        return [f"{structure.source}: only CA atoms: these {bead} beads are the CA atoms, a C-alpha trace; "
+                "`--bead ca` says so (and `gaatool backmap` then uses its C-alpha model)"]
+    shown = ", ".join(structure.residue_label(r) for r in missing[:5])
+    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    return [f"{structure.source}: {len(missing)} residue(s) lack heavy atoms ({shown}{more}): their {bead} beads "
+            "sit off where complete residues put them, and backmapping them is less accurate"]
 
 
 def check_coarse_grained(structure: ProteinStructure) -> None:
@@ -138,21 +169,54 @@ def check_coarse_grained(structure: ProteinStructure) -> None:
             "`gaatool coarse-grain`; from a multi-bead model such as Martini: keep one bead per residue)")
 
 
+#: Farther apart than this in any model, two residues are not peptide-bonded whatever their numbers say:
+#: one-bead-per-residue beads (``python docs/examples/bead_spacing.py``: peptide-bonded centroid beads of the
+#: training and external entries at most 8.72 Å apart, 9.22 Å with Gaussian noise of 0.3 Å per coordinate;
+#: C-alpha beads 4.05 / 5.51 Å), and the CA atoms of an all-atom structure (3.8 Å, cis 2.9 Å).
+MAX_BONDED_BEAD_A = 12.0
+MAX_BONDED_CA_A = 8.0
+
+
 def chain_breaks(structure: ProteinStructure) -> list[tuple[int, int]]:
     """Pairs (r, r + 1) of residues that follow each other in a chain but are not sequence neighbours.
 
     A break is a residue-number step other than +1 (insertion codes: the same
-    number with a new code also follows on). Residues across a break get no
-    peptide bond and the chain segment before it no OXT.
+    number with a new code also follows on), or, where the numbers run on, beads
+    (one atom per residue) more than :data:`MAX_BONDED_BEAD_A` or CA atoms more than
+    :data:`MAX_BONDED_CA_A` apart in some model: residues cut out and the rest
+    renumbered. Residues across a break get no peptide bond and the chain segment
+    before it no OXT.
     """
     result = []
+    representative = _representative_atoms(structure)
     for _, residues in structure.chains():
         for a, b in zip(residues[:-1], residues[1:]):
             step = int(structure.residue_numbers[b] - structure.residue_numbers[a])
-            if step == 1 or (step == 0 and structure.insertion_codes[b] != structure.insertion_codes[a]):
+            if (step == 1 or (step == 0 and structure.insertion_codes[b] != structure.insertion_codes[a])) and not (
+                    _too_far(structure, representative, int(a), int(b))):
                 continue
             result.append((int(a), int(b)))
     return result
+
+
+def _representative_atoms(structure: ProteinStructure) -> tuple[np.ndarray, float]:
+    """(atom index per residue, -1 where none; the largest bonded distance) of the beads of a one-bead-per-residue
+    structure, else of the CA atoms."""
+    residues = np.asarray(structure.atom_residues)
+    if structure.n_atoms == structure.n_residues and np.array_equal(residues, np.arange(structure.n_residues)):
+        return np.arange(structure.n_residues), MAX_BONDED_BEAD_A
+    index = np.full(structure.n_residues, -1, dtype=np.int64)
+    ca = np.flatnonzero(np.asarray(structure.atom_names) == "CA")
+    index[residues[ca][::-1]] = ca[::-1]  # the first CA of each residue
+    return index, MAX_BONDED_CA_A
+
+
+def _too_far(structure: ProteinStructure, representative, a: int, b: int) -> bool:
+    index, limit = representative
+    if index[a] < 0 or index[b] < 0:
+        return False
+    gap = np.linalg.norm(structure.positions[:, index[a]] - structure.positions[:, index[b]], axis=-1)
+    return bool(np.any(gap > limit))
 
 
 def structure_previous(structure: ProteinStructure) -> np.ndarray:

@@ -25,11 +25,12 @@ import torch
 
 from ...checkpoint import load_model
 from ...errors import CheckpointError, ConfigError, InputFileError
+from ...io.atomic import check_output_path
 from ...io.structure import MD_RESIDUE_ALIASES, ProteinStructure, output_format, read_structure, write_structure
 from ...io.trajectory import is_trajectory, read_trajectory
 from ...train.device import resolve_device
-from .coarse_grain import (bead_spacing, chain_breaks, chain_segments, check_coarse_grained, neighborhoods,
-                           residue_types_of, sequence_offsets, spaced_like_ca_trace)
+from .coarse_grain import (MAX_BONDED_BEAD_A, bead_spacing, chain_breaks, chain_segments, check_coarse_grained,
+                           neighborhoods, residue_types_of, sequence_offsets, spaced_like_ca_trace)
 from .residues import MAX_ATOMS, atom_element, residue_labels
 from .train import check_vocabulary, predict_atoms
 
@@ -157,7 +158,8 @@ def read_coarse_grained(path: str | os.PathLike, top: str | os.PathLike | None =
     if breaks:
         shown = ", ".join(f"{structure.residue_label(a)}-{structure.residue_label(b)}" for a, b in breaks[:5])
         more = f" and {len(breaks) - 5} more" if len(breaks) > 5 else ""
-        warnings.append(f"{structure.source}: {len(breaks)} chain break(s) (residue-number gaps) at {shown}{more}; "
+        warnings.append(f"{structure.source}: {len(breaks)} chain break(s) (residue-number gaps, or beads more than "
+                        f"{MAX_BONDED_BEAD_A:g} A apart) at {shown}{more}; "
                         "no peptide bond is implied across them")
     if not np.all(np.isfinite(structure.positions)):
         raise InputFileError(f"{structure.source}: bead coordinates are not finite")
@@ -250,6 +252,8 @@ def backmap_file(path: str | os.PathLike, out: str | os.PathLike | None, checkpo
         Relax the network's atoms to ideal covalent geometry and push clashing atoms apart (see :mod:`.relax`).
     """
     fmt = output_format(out, fmt)  # a bad output name fails before any work
+    if out is not None and str(out) != "-":
+        check_output_path(out, inputs=(path, top))
     beads, warnings = read_coarse_grained(path, top=top, frames=frames, stdin=stdin)
     if checkpoint is None:  # a C-alpha trace gets the model trained on CA beads, where one is installed
         try:

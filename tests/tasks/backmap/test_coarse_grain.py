@@ -117,6 +117,23 @@ def test_chain_breaks_where_nonstandard_residues_were(pdb_files):
     assert chain_breaks(two) == []  # chain A ends and chain B starts: not a break
 
 
+
+@pytest.mark.parametrize("bead", [None, "centroid", "ca"])
+def test_residues_cut_out_and_renumbered_are_a_chain_break(lysozyme, bead):
+    """Residues 41-60 removed and the rest renumbered: the numbers run on, the chain does not (21 A between
+    beads 40 and 41); all-atom structures tell it by their CA atoms."""
+    import dataclasses
+
+    structure = lysozyme if bead is None else coarse_grain(lysozyme, bead)
+    keep = (structure.residue_numbers < 41) | (structure.residue_numbers > 60)
+    cut = structure.select_residues(keep)
+    cut = dataclasses.replace(cut, residue_numbers=np.arange(1, cut.n_residues + 1))
+    assert chain_breaks(structure) == []
+    assert chain_breaks(cut) == [(39, 40)]
+    from gaatool.tasks.backmap.coarse_grain import structure_previous
+
+    assert structure_previous(cut)[40] == -1 and structure_previous(cut)[41] == 40  # no peptide bond across
+
 def test_sequence_offsets_two_chains_and_a_break(pdb_files):
     from gaatool.tasks.backmap.coarse_grain import sequence_offsets
 
