@@ -76,9 +76,23 @@ def main(argv: list[str] | None = None) -> None:
     previous_handler = _terminate_like_ctrl_c()
     try:
         _run(argv)
+    except SystemExit as exit_:
+        if exit_.code == 130 and argv is None:
+            _ignore_further_interrupts()
+        raise
     finally:
-        if previous_handler is not None:
+        if previous_handler is not None and signal.getsignal(signal.SIGTERM) is _raise_interrupt:
             signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _ignore_further_interrupts() -> None:
+    """After Ctrl-C the process is on its way out: a second Ctrl-C (``timeout -s INT`` signals the whole
+    process group, impatient users press twice) would interrupt the interpreter's shutdown while worker
+    threads still run, which printed a traceback and aborted (SIGABRT) instead of exiting with 130.
+    Only for the console script (``argv`` None): an in-process caller keeps its handlers."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _run(argv: list[str] | None) -> None:

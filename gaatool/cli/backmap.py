@@ -6,6 +6,7 @@ from typing import List, Optional
 
 import typer
 
+from ..io.atomic import check_output_path
 from . import options, render
 from .groups import data_app, evaluate_app, train_app
 
@@ -35,7 +36,7 @@ def pdb(
                                                          "'paper' for the paper's 19 entries."),
     out: Path = typer.Option(..., "-o", "--out", help="Dataset file to write (.npz)."),
     bead: str = typer.Option("centroid", "--bead", help="Bead per residue: centroid (paper), com or ca."),
-    neighbors: int = typer.Option(16, "--neighbors", help="Neighbour beads per residue."),
+    neighbors: int = typer.Option(16, "--neighbors", help="Neighbour beads per residue (1-256)."),
     val_fraction: float = typer.Option(0.1, "--val-fraction", help="Fraction of entries for validation."),
     test_fraction: float = typer.Option(0.1, "--test-fraction", help="Fraction of entries for testing."),
     val_ids: Optional[str] = typer.Option(None, "--val-ids", help="Validation entries (overrides the fractions)."),
@@ -53,6 +54,7 @@ def pdb(
                                   test_fraction=test_fraction, val_entries=tuple(_split_ids(val_ids)),
                                   test_entries=tuple(_split_ids(test_ids)), seed=seed)
     paths = list(files or []) + list(more_files or [])
+    check_output_path(out, inputs=tuple(paths))  # before downloads and minutes of building
     id_list = _split_ids(ids)
     if id_list == ["paper"]:
         id_list = list(PAPER_ENTRIES)
@@ -81,18 +83,20 @@ def pdb(
 
 @train_app.command("backmap")
 def train_backmap(
+    ctx: typer.Context,
     dataset: Path = typer.Argument(..., help="Dataset from `gaatool data pdb`."),
     out: Path = typer.Option(Path("runs/backmap"), "-o", "--out", help="Output folder for checkpoints and metrics."),
     model: str = typer.Option("gaa", "--model", help="gaa (Listing 3) or transformer (the baseline)."),
     epochs: int = options.Epochs,
-    batch_size: int = typer.Option(32, "--batch-size"),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
     lr: float = options.LearningRate,
-    n_dim: int = typer.Option(32, "--dim", help="Working dimension."),
-    rank: int = typer.Option(2, "--rank", help="Tuple rank of the attention (GAA)."),
-    translation_rank: Optional[int] = typer.Option(None, "--translation-rank",
+    n_dim: int = typer.Option(32, "--dim", min=1, help="Working dimension."),
+    rank: int = typer.Option(2, "--rank", min=1, max=3, help="Tuple rank of the attention (GAA; 1-3)."),
+    translation_rank: Optional[int] = typer.Option(None, "--translation-rank", min=1, max=3,
                                                    help="Rank of the translation layer (default: --rank)."),
-    refine_rank: Optional[int] = typer.Option(None, "--refine-rank", help="Rank of the refinements (default: --rank)."),
-    sequence_offsets: int = typer.Option(0, "--sequence-offsets", metavar="M",
+    refine_rank: Optional[int] = typer.Option(None, "--refine-rank", min=1, max=3,
+                                              help="Rank of the refinements (default: --rank)."),
+    sequence_offsets: int = typer.Option(0, "--sequence-offsets", min=0, metavar="M",
                                          help="Tell the GAA model which neighbour beads are its chain neighbours, up "
                                          "to M residues away (0: off, as in the paper; the pretrained model: 3)."),
     bead_noise: float = typer.Option(0.0, "--bead-noise", metavar="SIGMA",
@@ -101,17 +105,18 @@ def train_backmap(
     resume: bool = options.Resume,
     init_from: Optional[Path] = options.InitFrom,
     config_file: Optional[Path] = typer.Option(None, "--config",
-                                               help='JSON overrides: {"train": {...}, "model": {...}}.'),
+                                               help='JSON settings: {"train": {...}, "model": {...}}; flags typed '
+                                               'on the command line win.'),
     seed: int = options.Seed, device: str = options.Device, quiet: bool = options.Quiet, as_json: bool = options.AsJson,
 ) -> None:
     """Train a backmapping model (loss: MSE of atom positions; metric: RMSD in Å)."""
     from ..tasks.backmap.train import BackmapModelOptions, train_backmap as run
 
-    model_values = options.load_json_config(config_file).get("model", {})
-    model_values.update({"model": model, "n_dim": n_dim, "rank": rank, "translation_rank": translation_rank,
-                         "refine_rank": refine_rank, "sequence_offsets": sequence_offsets, "bead_noise": bead_noise})
-    model_options = options.dataclass_from_dict(BackmapModelOptions, model_values, "model")
-    config = options.train_config(epochs, batch_size, lr, seed, device, max_time, config_file)
+    overrides = options.load_json_config(config_file)
+    config = options.train_config(ctx, overrides, config_file)
+    flags = {name: name for name in ("model", "n_dim", "rank", "translation_rank", "refine_rank",
+                                     "sequence_offsets", "bead_noise")}
+    model_options = options.options_from(ctx, overrides, "model", BackmapModelOptions, flags, config_file)
     options.report(run(dataset, out, model_options, config, resume=resume, quiet=quiet, init_from=init_from), as_json)
 
 
@@ -121,7 +126,7 @@ def evaluate_backmap(
     dataset: Path = typer.Argument(..., help="Dataset from `gaatool data pdb`, or an all-atom structure "
                                     "(PDB/mmCIF/BinaryCIF): all its residues."),
     split: str = typer.Option("test", "--split", help="train, val or test (of a dataset)."),
-    batch_size: int = typer.Option(512, "--batch-size"),
+    batch_size: int = typer.Option(512, "--batch-size", min=1),
     relax: bool = typer.Option(False, "--relax/--no-relax",
                                help="Relax the predictions to ideal covalent geometry, clashes pushed apart, first "
                                     "(as `gaatool backmap` does)."),
@@ -146,6 +151,7 @@ def evaluate_backmap(
         ("peptide C-N |Δ| mean (Å)", peptide.get("mean_abs_deviation_a", float("nan"))),
         ("peptide omega off 180° mean (°)", peptide.get("omega_mean_abs_deviation_deg", float("nan"))),
         ("clashes predicted / reference", f"{result.clashes['predicted']} / {result.clashes['reference']}"),
+        ("crowded atom pairs in residues (residues)", f"{result.crowding['pairs']} ({result.crowding['residues']})"),
         ("chiral centres inverted (D for L)", f"{result.chirality['inverted']} of {result.chirality['centres']}"),
         ("disulfides formed / reference (spurious)", f"{result.disulfides['formed']} / "
          f"{result.disulfides['reference']} ({result.disulfides['spurious']})"),
@@ -154,7 +160,7 @@ def evaluate_backmap(
     console.print(render.table(f"{checkpoint} on {split} ({result.model}{relaxed})", ["metric", "value"], rows))
     console.print(render.table("per residue type", ["residue", "count", "RMSD (Å)"],
                                [(name, v["residues"], v["rmsd_a"]) for name, v in result.per_residue.items()]))
-    console.print(f"clash: {result.clashes['definition']}")
+    console.print(f"clash: {result.clashes['definition']}; crowded: {result.crowding['definition']}")
     for warning in result.warnings:
         console.print(f"warning: {warning}")
 
@@ -184,7 +190,9 @@ def attach(app: typer.Typer) -> None:
         from ..tasks.backmap.coarse_grain import coarse_grain_file
 
         out = out if out is not None else default_output(file, "cg", fmt)
-        beads = coarse_grain_file(file, out, bead=bead, fmt=fmt)
+        beads, warnings = coarse_grain_file(file, out, bead=bead, fmt=fmt)
+        for warning in warnings:
+            render.stderr_console().print(f"warning: {warning}")
         if not quiet and str(out) != "-":
             skipped = f" (left out: {_skipped_text(beads.skipped)})" if beads.skipped else ""
             render.stderr_console().print(f"wrote {out}: {beads.n_models} model(s), {beads.n_residues} {bead} "
@@ -201,7 +209,7 @@ def attach(app: typer.Typer) -> None:
         frames: Optional[str] = typer.Option(None, "--frames", help="Models/frames to use: start:stop:step."),
         fmt: Optional[str] = options.StructureFormat,
         relax: bool = typer.Option(True, "--relax/--no-relax",
-                                   help="Relax the predicted atoms to ideal covalent geometry (bond lengths, backbone "
+                                   help="Relax the predicted atoms to ideal covalent geometry (bond lengths, bond "
                                         "angles, L chirality, planar peptide bonds, disulfides) and push clashing "
                                         "atoms apart (--no-relax: the network's raw output)."),
         device: str = options.Device, quiet: bool = options.Quiet, as_json: bool = options.AsJson,

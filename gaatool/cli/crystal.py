@@ -7,20 +7,22 @@ from typing import Optional
 import typer
 
 from ..errors import ConfigError
+from ..io.atomic import check_output_path
 from . import options, render
 from .groups import data_app, evaluate_app, train_app
 
 
 @train_app.command("crystal")
 def crystal(
+    ctx: typer.Context,
     dataset: Path = typer.Argument(..., help="Dataset from `gaatool data crystals`."),
     out: Path = typer.Option(Path("runs/crystal"), "-o", "--out", help="Output folder for checkpoints and metrics."),
     model: str = typer.Option("gaa", "--model", help="gaa (the paper's network) or steinhardt (the baseline MLP)."),
     epochs: int = options.Epochs,
-    batch_size: int = typer.Option(256, "--batch-size"),
+    batch_size: int = typer.Option(256, "--batch-size", min=1),
     lr: float = options.LearningRate,
-    n_dim: int = typer.Option(32, "--dim", help="Working dimension."),
-    rank: int = typer.Option(2, "--rank", help="Tuple rank of the attention (1-3)."),
+    n_dim: int = typer.Option(32, "--dim", min=1, help="Working dimension."),
+    rank: int = typer.Option(2, "--rank", min=1, max=3, help="Tuple rank of the attention (1-3)."),
     o3: bool = typer.Option(False, "--o3", help="O(3)-invariant: ignore the sign of the trivector."),
     dropout: Optional[float] = typer.Option(None, "--dropout", help="Dropout rate in the MLPs (paper: 0.5)."),
     max_time: Optional[float] = options.MaxTime,
@@ -28,19 +30,18 @@ def crystal(
     init_from: Optional[Path] = options.InitFrom,
     fresh_noise: bool = typer.Option(False, "--fresh-noise",
                                      help="Draw the training replicas' noise anew every epoch (the dataset's recipe)."),
-    config_file: Optional[Path] = typer.Option(None, "--config", help='JSON overrides: {"train": {...}, "model": {...}}.'),
+    config_file: Optional[Path] = typer.Option(None, "--config", help='JSON settings: {"train": {...}, "model": '
+                                               '{...}}; flags typed on the command line win.'),
     seed: int = options.Seed, device: str = options.Device, quiet: bool = options.Quiet, as_json: bool = options.AsJson,
 ) -> None:
     """Train a crystal-structure classifier (defaults: the paper's Listing 1 and schedule)."""
     from ..tasks.crystal.train import CrystalModelOptions, train_crystal
-    from .options import dataclass_from_dict
 
-    model_values = options.load_json_config(config_file).get("model", {})
-    model_values.update({"model": model, "n_dim": n_dim, "rank": rank, "o3": o3})
-    if dropout is not None:
-        model_values["dropout"] = dropout
-    config = options.train_config(epochs, batch_size, lr, seed, device, max_time, config_file)
-    model_options = dataclass_from_dict(CrystalModelOptions, model_values, "model")
+    overrides = options.load_json_config(config_file)
+    config = options.train_config(ctx, overrides, config_file)
+    model_options = options.options_from(ctx, overrides, "model", CrystalModelOptions,
+                                         {"model": "model", "n_dim": "n_dim", "rank": "rank", "o3": "o3",
+                                          "dropout": "dropout"}, config_file)
     options.report(train_crystal(dataset, out, model_options, config, resume=resume, quiet=quiet, init_from=init_from,
                                  fresh_noise=fresh_noise), as_json)
 
@@ -68,6 +69,7 @@ def data_crystals(
     config = CrystalDatasetConfig(seed=seed, noise_levels=levels, min_particles=min_particles,
                                   replicas={"train": train_replicas, "val": 1, "test": 1}, steinhardt=steinhardt,
                                   **chosen)
+    check_output_path(out, inputs=tuple(extra))  # before the replicas are built
     dataset = build_crystal_dataset(config, extra_cells=tuple(extra))
     path = dataset.save(out)
     summary = dataset.summary()
@@ -92,6 +94,7 @@ def evaluate_crystal(
     """Accuracy overall, per class, per noise level and per both, and the confusion matrix."""
     from ..tasks.crystal.evaluate import evaluate_crystal as run
 
+    options.check_png(plot)
     result = run(checkpoint, dataset, split=split, device=device, confusion_png=plot, smooth=smooth)
     if as_json:
         render.print_json(result.to_dict())
@@ -150,6 +153,8 @@ def attach(app: typer.Typer) -> None:
             raise ConfigError(f"-o {out}: choose a .npz, .xyz, .extxyz or .gsd output file, or - (XYZ on stdout)")
         if to_stdout and as_json:
             raise ConfigError("-o - writes the labelled frames to stdout, so --json cannot; write to a file or drop --json")
+        if out is not None and not to_stdout:  # before the work; -o traj.gsd on traj.gsd would destroy it
+            check_output_path(out, inputs=(path,))
         with stdin_snapshot() if from_stdin else nullcontext(path) as source:
             if suffix == ".gsd" and source.suffix.lower() != ".gsd":
                 raise ConfigError("-o .gsd needs a .gsd input (it copies the trajectory); use -o labels.npz or -o labels.xyz")
@@ -198,6 +203,10 @@ def _parse_box(text: Optional[str]):
     if text is None:
         return None
     try:
-        return [float(x) for x in text.split(",")]
+        values = [float(x) for x in text.split(",")]
     except ValueError:
         raise ConfigError(f"--box {text!r}: give 3 lengths (Lx,Ly,Lz), 6 HOOMD box parameters, or 9 lattice numbers") from None
+    # Lx, Ly, Lz of 3 lengths or 6 HOOMD parameters: a negative one would pass as a mirrored box
+    if len(values) in (3, 6) and not all(0 < v < float("inf") for v in values[:3]):
+        raise ConfigError(f"--box {text!r}: the box lengths Lx, Ly, Lz must be positive numbers")
+    return values

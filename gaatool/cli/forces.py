@@ -7,6 +7,7 @@ from typing import Iterator, Optional
 
 import typer
 
+from ..io.atomic import check_output_path
 from . import options, render
 from .groups import data_app, evaluate_app, predict_app, train_app
 
@@ -79,6 +80,7 @@ def md17(
     if out is None:
         out = Path(f"{'rmd17' if revised else 'md17'}_{molecule}.npz" if molecule
                    else f"{source.stem if source is not None else 'md17'}_dataset.npz")
+    check_output_path(out, inputs=(source,))  # before a download
     with _download_progress(quiet or as_json) as progress:
         dataset = build_md17_dataset(molecule, source=source, revised=revised, split=split, seed=seed,
                                      n_train=n_train, n_val=n_val, n_test=n_test, published_index=published_split,
@@ -88,23 +90,26 @@ def md17(
 
 @train_app.command("forces")
 def forces(
+    ctx: typer.Context,
     molecule: Optional[str] = typer.Option(None, "--molecule", help="Train on this MD17 molecule (downloaded "
                                            "or cached; paper split from --seed)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset from `gaatool data md17`."),
     out: Path = typer.Option(Path("runs/forces"), "-o", "--out", help="Output folder for checkpoints and metrics."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum number of epochs (default: the paper's 50000)."),
-    batch_size: int = typer.Option(32, "--batch-size"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1,
+                                         help="Maximum number of epochs (default: the paper's 50000)."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
     lr: float = options.LearningRate,
     energy_weight: float = typer.Option(0.0, "--energy-weight", help="Weight of an energy MSE term "
                                         "(0: forces only, as the paper)."),
-    n_dim: int = typer.Option(32, "--dim", help="Working dimension."),
-    n_blocks: int = typer.Option(6, "--blocks", help="Attention blocks."),
+    n_dim: int = typer.Option(32, "--dim", min=1, help="Working dimension."),
+    n_blocks: int = typer.Option(6, "--blocks", min=1, help="Attention blocks."),
     max_time: Optional[float] = options.MaxTime,
     resume: bool = options.Resume,
     init_from: Optional[Path] = options.InitFrom,
     cache: Optional[Path] = typer.Option(None, "--cache", help="Download cache folder (with --molecule)."),
-    config_file: Optional[Path] = typer.Option(None, "--config", help='JSON overrides: {"train": {...}, '
-                                               '"model": {...}, "data": {...}}.'),
+    config_file: Optional[Path] = typer.Option(None, "--config", help='JSON settings: {"train": {...}, '
+                                               '"model": {...}, "data": {...} (with --molecule)}; flags typed on the '
+                                               'command line win.'),
     seed: int = options.Seed, device: str = options.Device, quiet: bool = options.Quiet, as_json: bool = options.AsJson,
 ) -> None:
     """Train a conservative force field (defaults: the paper's Listing 2, forces-only loss, its schedule)."""
@@ -114,28 +119,27 @@ def forces(
 
     if (molecule is None) == (data is None):
         raise ConfigError("give exactly one of --molecule NAME and --data DATASET")
-    overrides = options.load_json_config(config_file)
-    unknown = sorted(set(overrides) - {"train", "model", "data"})
-    if unknown:
-        raise ConfigError(f"{config_file}: unknown sections {unknown}; use train, model and data")
-    model_values = dict(overrides.get("model", {}))
-    model_values.update({"n_dim": n_dim, "n_blocks": n_blocks, "energy_weight": energy_weight})
-    model_options = options.dataclass_from_dict(ForcesModelOptions, model_values, "model")
-    train_values = dict(overrides.get("train", {}))
-    train_values.update({"batch_size": batch_size, "learning_rate": lr, "seed": seed, "device": device,
-                         "max_time_s": max_time})
-    if epochs is not None:
-        train_values["epochs"] = epochs
-    config = forces_train_config(**train_values)
+    overrides = options.load_json_config(config_file, sections=("train", "model", "data"))
+    model_options = options.options_from(ctx, overrides, "model", ForcesModelOptions,
+                                         {"n_dim": "n_dim", "n_blocks": "n_blocks", "energy_weight": "energy_weight"},
+                                         config_file)
+    config = options.train_config(ctx, overrides, config_file, factory=forces_train_config)
     source = data
+    data_values = dict(overrides.get("data", {}))
+    if data is not None and data_values:
+        raise ConfigError(f"{config_file}: the data section builds the --molecule dataset; --data {data} is used "
+                          "as it was built, so drop the section")
     if molecule is not None:
-        data_values = dict(overrides.get("data", {}))
-        allowed = {"revised", "n_train", "n_val", "n_test", "split", "published_index", "source"}
-        unknown = sorted(set(data_values) - allowed)
-        if unknown:
-            raise ConfigError(f"--config data: unknown keys {unknown}; known keys are {sorted(allowed)}")
+        import typing
+
+        hints = typing.get_type_hints(build_md17_dataset)
+        allowed = ("revised", "n_train", "n_val", "n_test", "split", "published_index", "source")
+        options.check_types(data_values, {key: hints[key] for key in allowed}, f"{config_file}: data")
+        for key in ("n_train", "n_val", "n_test"):  # here, or the library's error names the --n-* flag
+            if (data_values.get(key) or 0) < 0:
+                raise ConfigError(f"{config_file}: data.{key} must be >= 0 (got {data_values[key]})")
         with _download_progress(quiet or as_json) as progress:
-            source = build_md17_dataset(molecule, seed=seed, cache=cache, progress=progress, **data_values)
+            source = build_md17_dataset(molecule, seed=config.seed, cache=cache, progress=progress, **data_values)
     result = train_forces(source, out, model_options, config, resume=resume, quiet=quiet, init_from=init_from)
     dataset_path = out / DATASET_NAME if molecule is not None else data
     if as_json:
@@ -164,6 +168,9 @@ def _evaluation_summary(result: dict, as_json: bool) -> None:
     title = f"{result['checkpoint']} on {result['dataset']} ({result['split']}, {result['n_frames']} frames)"
     console = render.stderr_console()
     console.print(render.table(title, ["metric", "value"], rows))
+    if result.get("model_formula") and result["model_formula"] != result.get("formula"):
+        console.print(f"note: the model was trained on {result['model_formula']}; predictions for other "
+                      "molecules are extrapolations", markup=False)
     if result.get("labels"):
         what = "the original MD17 labels it keeps (old_*)" if result["labels"] == "md17" else "its own (recomputed) labels"
         console.print(f"note: rMD17 file, against {what}; --labels md17|rmd17 picks", markup=False)
@@ -179,7 +186,7 @@ def evaluate_forces_command(
                                     "of them."),
     split: str = typer.Option("test", "--split", help="train, val or test (of a dataset)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a force parity plot (PNG) here."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Frames per forward pass."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Frames per forward pass."),
     labels: str = typer.Option("auto", "--labels", metavar="auto|md17|rmd17",
                                help="An rMD17 .npz's labels: its own (rmd17), the original MD17 ones it keeps "
                                     "(md17), or those the model was trained on (auto)."),
@@ -188,6 +195,7 @@ def evaluate_forces_command(
     """Force MAE per component (paper Table 1), RMSE, energy MAE and cosine similarity."""
     from ..tasks.forces.evaluate import evaluate_forces
 
+    options.check_png(plot)
     result = evaluate_forces(checkpoint, dataset, split=split, device=device, batch_size=batch_size, parity_png=plot,
                              labels=labels)
     _evaluation_summary(result.to_dict(), as_json)

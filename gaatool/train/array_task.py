@@ -1,6 +1,7 @@
 """A TrainTask base for datasets held as dicts of equal-length tensors (all three workflows)."""
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Iterable
 
 import torch
@@ -35,6 +36,17 @@ class ArrayTask:
 
     def batch_size_of(self, batch: dict[str, torch.Tensor]) -> int:
         return len(next(iter(batch.values())))
+
+    def data_fingerprint(self) -> str:
+        """sha256 of the training and validation arrays (names, dtypes, shapes, values): what a resumed run
+        compares, since a dataset file may be moved or rebuilt the same."""
+        digest = hashlib.sha256()
+        for split, arrays in (("train", self.train_arrays), ("val", self.val_arrays)):
+            for name in sorted(arrays):
+                array = arrays[name].detach().cpu().contiguous()
+                digest.update(f"{split}/{name} {array.dtype} {tuple(array.shape)};".encode())
+                digest.update(array.view(-1).view(torch.uint8).numpy().data if array.numel() else b"")
+        return digest.hexdigest()
 
     def metadata(self) -> dict[str, Any]:
         return {}

@@ -84,6 +84,7 @@ _TRAJECTORY_FIELDS = ("batch_size", "learning_rate", "lr_factor", "lr_patience",
 _RESERVED_KEYS = {
     "task", "train", "command", "epoch", "best_epoch", "best_val_loss", "history", "metrics", "training_state",
     "model", "format_version", "gaatool_version", "parameter_count", "weights_sha256", "created", "initialized_from",
+    "data_fingerprint",
 }
 
 
@@ -125,6 +126,13 @@ class TrainTask(Protocol):
     data_config_keys : tuple of str, optional
         Model config fields the task derives from its data (e.g. an energy
         scale); a run continued from a checkpoint keeps the checkpoint's.
+    resume_keys : tuple of str, optional
+        The ``metadata()`` fields (``a.b`` for a nested one) that shape what is
+        trained and logged beyond the model (loss weights, augmentation): a
+        resumed run must have the same values.
+    data_fingerprint() -> str, optional
+        A digest of the training and validation data; stored in checkpoints
+        as ``data_fingerprint``, and a resumed run must have the same.
     """
 
     task_name: str
@@ -272,7 +280,8 @@ def fit(
     resume : bool
         Continue from ``out_dir/last.safetensors``; ``config.epochs`` and
         ``max_time_s`` may be raised, the fields that shape the trajectory
-        (seed, learning rate, schedule, batch size, clipping) must not change.
+        (seed, learning rate, schedule, batch size, clipping), the task's
+        ``resume_keys`` and its ``data_fingerprint()`` must not change.
     quiet : bool
         No progress output.
     console : rich.console.Console, optional
@@ -306,6 +315,8 @@ def fit(
     if clash:
         raise GaatoolError(f"task {task.task_name!r} metadata uses reserved keys {clash}")
 
+    fingerprint = task.data_fingerprint() if hasattr(task, "data_fingerprint") else None
+
     _seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     model = task.build_model()
@@ -316,6 +327,7 @@ def fit(
         if not last_path.exists():
             raise ConfigError(f"{out_dir}: nothing to resume (no {LAST_NAME}); run without --resume")
         source = load_checkpoint(last_path, task=task.task_name)
+        _check_resumable(source.metadata, last_path, task, task_fields, fingerprint)
         model = _model_like(source.metadata, model, task, f"{last_path} holds a different model configuration "
                             "than the task builds; resume with the same model options")
     elif init_from is not None:
@@ -333,6 +345,8 @@ def fit(
         initialized_from = _initialize(source, Path(init_from), task, task_fields, model)
 
     base_metadata = {"task": task.task_name, **task_fields, "train": config.to_dict(), "command": _command_line()}
+    if fingerprint is not None:
+        base_metadata["data_fingerprint"] = fingerprint
     if initialized_from is not None:
         base_metadata["initialized_from"] = initialized_from
     start, epochs_run = time.monotonic(), 0
@@ -555,18 +569,41 @@ def _model_like(meta: dict[str, Any], model: torch.nn.Module, task, error: str) 
 
 def _spec_differences(saved, built, limit: int = 3) -> str:
     """'attention.dropout: checkpoint 0.25, now 0.5; ...' for two (name, config) model specs."""
+    (saved_name, saved_config), (built_name, built_config) = saved, built
+    if saved_name != built_name:
+        return f"model: checkpoint {saved_name}, now {built_name}"
+    return _differences(saved_config, built_config, limit)
+
+
+def _differences(saved, now, limit: int = 3, prefix: str = "") -> str:
+    """'attention.dropout: checkpoint 0.25, now 0.5; ...' for two (nested) dicts."""
     def flat(value, prefix=""):
         if isinstance(value, dict):
             return {k: v for key, item in value.items() for k, v in flat(item, f"{prefix}{key}.").items()}
         return {prefix.rstrip("."): value}
 
-    (saved_name, saved_config), (built_name, built_config) = saved, built
-    if saved_name != built_name:
-        return f"model: checkpoint {saved_name}, now {built_name}"
-    a, b = flat(saved_config), flat(built_config)
+    a, b = flat(saved, f"{prefix}." if prefix else ""), flat(now, f"{prefix}." if prefix else "")
     keys = [k for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
     text = "; ".join(f"{k}: checkpoint {a.get(k)}, now {b.get(k)}" for k in keys[:limit])
     return text + (f"; {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def _check_resumable(meta: dict[str, Any], last_path: Path, task, task_fields: dict[str, Any],
+                     fingerprint: str | None) -> None:
+    """ConfigError unless the run in ``last_path`` was trained on the same data with the same task settings:
+    otherwise "resume" would continue another run (and its metrics file would get other columns)."""
+    for key in getattr(task, "resume_keys", ()):
+        saved, now = meta, json.loads(json.dumps(task_fields))
+        for part in key.split("."):
+            saved, now = (saved or {}).get(part), (now or {}).get(part)
+        if saved != now:
+            raise ConfigError(f"{last_path} was trained with other settings ({_differences(saved, now, prefix=key)}); "
+                              "resume with the same options or use a new output folder")
+    saved = meta.get("data_fingerprint")
+    if saved is not None and fingerprint is not None and saved != fingerprint:
+        trained_on = (meta.get("data") or {}).get("path")
+        raise ConfigError(f"{last_path} was trained on other data{f' ({trained_on})' if trained_on else ''}; "
+                          "resume with the same dataset or use a new output folder")
 
 
 def _initialize(checkpoint, path: Path, task, task_fields: dict[str, Any], model: torch.nn.Module) -> dict[str, Any]:

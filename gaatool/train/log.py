@@ -94,7 +94,7 @@ class MetricsLog:
             if extra:
                 raise GaatoolError(
                     f"{self.path}: row has columns {extra} missing from the header {self._columns}; "
-                    "use --metrics-format jsonl or a new output folder"
+                    'use a new output folder, or "metrics_format": "jsonl" in the --config train section'
                 )
         buffer = io.StringIO()
         # str(float) is the shortest exact repr, so values survive a round trip bit for bit.

@@ -51,6 +51,8 @@ def test_data_pdb_errors(cli, tmp_path, pdb_files):
     assert "bead" in result.one_line_error()
     result = cli("data", "pdb", pdb_files / "1AJJ.pdb.gz", "--ids", "not-an-id", "-o", tmp_path / "x.npz")
     assert "not a PDB entry id" in result.one_line_error()
+    result = cli("data", "pdb", pdb_files / "1AJJ.pdb.gz", "--neighbors", "100000", "-o", tmp_path / "x.npz")
+    assert "neighbors must be from 1 to 256, got 100000" in result.one_line_error()
     assert list(tmp_path.iterdir()) == []
 
 
@@ -206,6 +208,31 @@ def test_coarse_grain_then_backmap(cli, trained, tmp_path, pdb_files):
     assert cli("coarse-grain", two, "-o", tmp_path / "two_cg.pdb", "--quiet").code == 0
     assert read_structure(tmp_path / "two_cg.pdb", all_models=True, heavy_only=False).n_models == 2
 
+
+
+def test_coarse_grain_warns_of_incomplete_residues(cli, tmp_path, pdb_files):
+    """Beads of residues that lack atoms sit off where complete residues put them: said, not silently written."""
+    import dataclasses
+
+    reference = read_structure(pdb_files / "1CKB.pdb.gz")
+    backbone = np.isin(reference.atom_names, ["N", "CA", "C", "O", "CB"])
+    cut = (reference.residue_numbers[reference.atom_residues] < 10) & ~backbone
+    trimmed = dataclasses.replace(reference.select_residues(np.ones(reference.n_residues, bool)),
+                                  atom_names=reference.atom_names[~cut], elements=reference.elements[~cut],
+                                  atom_residues=reference.atom_residues[~cut], positions=reference.positions[:, ~cut],
+                                  file_atom_index=None)
+    write_structure(trimmed, tmp_path / "trimmed.pdb")
+    result = cli("coarse-grain", tmp_path / "trimmed.pdb", "-o", tmp_path / "cg.pdb")
+    assert result.code == 0 and "residue(s) lack heavy atoms" in result.err
+    assert "2 residue(s) lack" in cli("coarse-grain", pdb_files / "1CKB.pdb.gz", "-o", tmp_path / "as_is.pdb").err
+    assert cli("coarse-grain", pdb_files / "1AKI.cif.gz", "-o", tmp_path / "full.pdb").err.count("warning") == 0
+    ca = reference.atom_names == "CA"
+    write_structure(dataclasses.replace(trimmed, atom_names=reference.atom_names[ca], elements=reference.elements[ca],
+                                        atom_residues=reference.atom_residues[ca],
+                                        positions=reference.positions[:, ca]), tmp_path / "ca.pdb")
+    result = cli("coarse-grain", tmp_path / "ca.pdb", "-o", tmp_path / "cg_ca.pdb")
+    assert result.code == 0 and "--bead ca" in result.err
+    assert cli("coarse-grain", tmp_path / "ca.pdb", "-o", tmp_path / "ca2.pdb", "--bead", "ca").err.count("warning") == 0
 
 def test_coarse_grain_bad_input(cli, tmp_path, pdb_files):
     out = tmp_path / "cg.pdb"

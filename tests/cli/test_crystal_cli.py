@@ -1,6 +1,8 @@
 """End-to-end CLI runs of the crystal workflow on a tiny dataset (exit codes, JSON, files)."""
 import json
 
+import pytest
+
 
 def test_data_train_evaluate_info(tmp_path, cli):
     data = tmp_path / "crystals.npz"
@@ -79,8 +81,18 @@ def test_usage_and_input_errors(tmp_path, cli):
     assert "none.safetensors" in cli("info", tmp_path / "none.safetensors").one_line_error()
 
 
-def test_sigterm_stops_training_like_ctrl_c(tmp_path, cli):
-    """Batch schedulers end jobs with SIGTERM: the run saves its state, says how to resume and exits 130."""
+@pytest.mark.parametrize("box", ["10.8,10.8,-10.8", "10.8,0,10.8", "10.8,10.8,nan", "-4,5,6,0,0,0"])
+def test_identify_refuses_box_lengths_that_are_not_positive(tmp_path, cli, box):
+    """A negative length passed as a mirrored box."""
+    error = cli("identify", tmp_path / "cluster.xyz", "--box", box).one_line_error()
+    assert error == f"error: --box {box!r}: the box lengths Lx, Ly, Lz must be positive numbers"
+
+
+@pytest.mark.parametrize("twice", [False, True])
+def test_sigterm_stops_training_like_ctrl_c(tmp_path, cli, twice):
+    """Batch schedulers end jobs with SIGTERM: the run saves its state, says how to resume and exits 130; a
+    second signal right after (Ctrl-C pressed twice, ``timeout -s INT`` on the process group) changes nothing
+    (it interrupted the interpreter's shutdown: a traceback, or death by the signal)."""
     import os
     import signal
     import subprocess
@@ -100,6 +112,9 @@ def test_sigterm_stops_training_like_ctrl_c(tmp_path, cli):
             time.sleep(0.2)
         assert (run_dir / "last.safetensors").exists(), "no epoch finished in time"
         process.send_signal(signal.SIGTERM)
+        if twice:
+            time.sleep(0.05)
+            process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=120)
     finally:
         process.kill()

@@ -96,6 +96,31 @@ def test_evaluate_forces(cli, trained, tmp_path):
                             "--split", "val", "--device", "cpu")
     assert code == 0 and stdout == "" and "force MAE per component (meV/Å)" in err and "no (offset fitted" in err
     assert "ds.npz" in cli("evaluate", "forces", trained / "ds.npz", trained / "ds.npz").one_line_error()
+    assert "note: the model was trained" not in err  # the same molecule
+
+
+def test_evaluate_forces_notes_another_molecule(cli, trained):
+    from gaatool.tasks.pretrained import pretrained_path
+
+    code, stdout, err = cli("evaluate", "forces", pretrained_path("forces-aspirin.safetensors"), trained / "ds.npz",
+                            "--device", "cpu")
+    assert code == 0 and "note: the model was trained on C9H8O4; predictions for other molecules are " \
+                          "extrapolations" in err.replace("\n", " ")
+
+
+def test_resume_refuses_another_energy_weight_or_dataset(cli, tmp_path, trained, md17_50):
+    run = tmp_path / "run"
+    assert cli("train", "forces", "--data", trained / "ds.npz", "-o", run, "--epochs", "1", "--batch-size", "8",
+               *TINY).code == 0
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    resume = ["-o", run, "--epochs", "2", "--batch-size", "8", "--resume", *TINY]
+    error = cli("train", "forces", "--data", trained / "ds.npz", *resume, "--energy-weight", "1").one_line_error()
+    assert "energy_weight: checkpoint 0.0, now 1.0" in error
+    assert cli("data", "md17", "--molecule", "ethanol", "--from", md17_50, "--n-train", "16", "--n-val", "8",
+               "--n-test", "8", "--seed", "1", "-o", tmp_path / "other.npz", "--json").code == 0
+    error = cli("train", "forces", "--data", tmp_path / "other.npz", *resume).one_line_error()
+    assert "was trained on other data" in error and "ds.npz" in error
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before  # refused before writing
 
 
 def test_predict_forces(cli, trained, tmp_path, extxyz):
@@ -140,4 +165,21 @@ def test_predict_forces_errors(cli, trained, tmp_path, extxyz):
     assert "'a:b'" in cli("predict", "forces", extxyz, "-m", model, "-o", out, "--frames", "a:b").one_line_error()
     assert "--compile must be one of" in cli("predict", "forces", extxyz, "-m", model, "-o", out,
                                              "--compile", "always").one_line_error()
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf"])
+def test_predict_forces_refuses_non_finite_xyz_positions(cli, tmp_path, extxyz, bad):
+    """A NaN in an XYZ gave NaN forces and exit code 0 (the npz reader already refused it)."""
+    from gaatool.tasks.pretrained import pretrained_path
+
+    lines = extxyz.read_text().splitlines(keepends=True)
+    n = int(lines[0])
+    second = 1 * (n + 2) + 2 + 4  # frame 2's fifth atom line
+    lines[second] = " ".join(lines[second].split()[:1] + [bad] + lines[second].split()[2:]) + "\n"
+    damaged, out = tmp_path / "eth_nan.xyz", tmp_path / "pp.npz"
+    damaged.write_text("".join(lines))
+    result = cli("predict", "forces", damaged, "-m", pretrained_path("forces-ethanol.safetensors"), "-o", out,
+                 "--device", "cpu")
+    assert result.one_line_error() == f"error: {damaged}: frame 2 has non-finite (NaN or infinite) positions"
     assert not out.exists()

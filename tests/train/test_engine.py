@@ -277,6 +277,49 @@ def test_output_folder_and_resume_checks(tmp_path):
         fit(other, _config(epochs=2), tmp_path, resume=True, quiet=True)
 
 
+class WeightedPairTask(PairTask):
+    """PairTask with a loss setting (resume_keys) and a data digest, as the workflows' tasks have."""
+
+    resume_keys = ("model_options", "data.augment")
+
+    def __init__(self, weight=1.0, data="a", augment=False, **kwargs):
+        super().__init__(**kwargs)
+        self.weight, self.data, self.augment = weight, data, augment
+
+    def metadata(self):
+        return {**super().metadata(), "model_options": {"weight": self.weight},
+                "data": {"path": f"{self.data}.npz", "augment": self.augment}}
+
+    def data_fingerprint(self):
+        return self.data
+
+
+def test_resume_refuses_other_task_settings_or_data_before_writing(tmp_path):
+    fit(WeightedPairTask(), _config(epochs=1), tmp_path, quiet=True)
+    files = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    assert load_checkpoint(tmp_path / "last.safetensors").metadata["data_fingerprint"] == "a"
+    with pytest.raises(ConfigError, match=r"other settings \(model_options.weight: checkpoint 1.0, now 2.0\)"):
+        fit(WeightedPairTask(weight=2.0), _config(epochs=2), tmp_path, resume=True, quiet=True)
+    with pytest.raises(ConfigError, match=r"data.augment: checkpoint False, now True"):
+        fit(WeightedPairTask(augment=True), _config(epochs=2), tmp_path, resume=True, quiet=True)
+    with pytest.raises(ConfigError, match=r"trained on other data \(a.npz\); resume with the same dataset"):
+        fit(WeightedPairTask(data="b"), _config(epochs=2), tmp_path, resume=True, quiet=True)
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == files  # nothing written
+    assert fit(WeightedPairTask(), _config(epochs=2), tmp_path, resume=True, quiet=True).epoch == 2
+
+
+def test_array_task_fingerprint_is_of_the_values():
+    from gaatool.train.array_task import ArrayTask
+
+    def digest(train, val):
+        return ArrayTask({"x": train}, {"x": val}, 4).data_fingerprint()
+
+    base = digest(torch.arange(6.0), torch.zeros(2))
+    assert base == digest(torch.arange(6.0), torch.zeros(2))
+    assert base != digest(torch.arange(6.0) + 1, torch.zeros(2)) and base != digest(torch.arange(6.0), torch.ones(2))
+    assert base != digest(torch.arange(6.0).double(), torch.zeros(2))
+
+
 def test_grad_clip_limits_updates(tmp_path):
     def change(**overrides):
         out = tmp_path / str(overrides)

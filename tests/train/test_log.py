@@ -63,8 +63,10 @@ def test_resume_rewrites_from_history_and_continues(tmp_path, fmt):
 def test_csv_rejects_new_columns(tmp_path):
     with MetricsLog(tmp_path / "metrics.csv") as log:
         log.append(ROWS[0])
-        with pytest.raises(GaatoolError, match="missing from the header"):
+        with pytest.raises(GaatoolError, match="missing from the header") as error:
             log.append({**ROWS[1], "val_accuracy": 0.5})
+        # the way out it names exists (there is no --metrics-format flag)
+        assert '"metrics_format": "jsonl" in the --config train section' in str(error.value)
         log.append({"epoch": 3, "lr": 0.1})  # missing columns are left empty
     assert (tmp_path / "metrics.csv").read_text().splitlines()[-1] == "3,0.1,,"
 

@@ -78,6 +78,11 @@ _ID_PATTERN = re.compile(r"^([0-9][A-Za-z0-9]{3}|pdb_[0-9A-Za-z]{8})$")
 STRUCTURE_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif", ".pdb.gz", ".ent.gz", ".cif.gz", ".mmcif.gz")
 
 
+#: Most neighbour beads per residue: the arrays grow linearly with it (100000 wrote 155 MB for one protein) and
+#: a rank-2 model's cost with its square; the paper uses 16.
+MAX_NEIGHBORS = 256
+
+
 @dataclasses.dataclass(frozen=True)
 class BackmapDatasetConfig:
     """Settings of :func:`build_backmap_dataset` (saved in the dataset metadata).
@@ -112,8 +117,8 @@ class BackmapDatasetConfig:
         object.__setattr__(self, "test_entries", tuple(str(e).upper() for e in self.test_entries))
         if self.bead not in BEAD_KINDS:
             raise ConfigError(f"unknown bead kind {self.bead!r}; choose one of {', '.join(BEAD_KINDS)}")
-        if isinstance(self.neighbors, bool) or int(self.neighbors) < 1:
-            raise ConfigError(f"neighbors must be at least 1, got {self.neighbors}")
+        if isinstance(self.neighbors, bool) or not 1 <= int(self.neighbors) <= MAX_NEIGHBORS:
+            raise ConfigError(f"neighbors must be from 1 to {MAX_NEIGHBORS}, got {self.neighbors}")
         for name in ("val_fraction", "test_fraction"):
             value = float(getattr(self, name))
             if not 0.0 <= value < 1.0:

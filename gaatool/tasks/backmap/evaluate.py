@@ -297,6 +297,8 @@ def evaluate_backmap(checkpoint: str | Path, dataset: str | Path, split: str = "
     """
     if split not in SPLIT_NAMES:
         raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_NAMES)}")
+    if isinstance(batch_size, bool) or int(batch_size) < 1:  # a negative one scored an empty prediction
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     model, metadata = load_model(checkpoint, task="backmap")
     check_vocabulary(metadata, str(checkpoint))
     if is_dataset_file(dataset):

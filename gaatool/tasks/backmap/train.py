@@ -27,6 +27,8 @@ __all__ = ["MODEL_KINDS", "BackmapModelOptions", "BackmapTrainTask", "train_back
            "predict_atoms", "masked_squared_error", "check_vocabulary", "bucketed_batches"]
 
 MODEL_KINDS = ("gaa", "transformer")
+#: Highest tuple rank of the attention layers.
+MAX_RANK = 3
 _OFFSETS = "neighbor_offsets"
 _INPUTS = ("neighbor_positions", "neighbor_types", "neighbor_mask", "residue_types", "atom_labels", "atom_mask",
            "atom_positions")
@@ -68,6 +70,16 @@ class BackmapModelOptions:
         for name in ("n_dim", "rank", "n_heads"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("n_blocks", "n_refine"):
+            if int(getattr(self, name)) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        # None means `rank`; 0 did too in the model, while the checkpoint recorded 0
+        for name in ("rank", "translation_rank", "refine_rank"):
+            value = getattr(self, name)
+            if value is not None and not 1 <= int(value) <= MAX_RANK:
+                raise ConfigError(f"{name} must be from 1 to {MAX_RANK}, got {value}")
+        if not float(self.length_scale) > 0:
+            raise ConfigError(f"length_scale must be > 0, got {self.length_scale}")
         if not 0.0 <= float(self.bead_noise) < 10.0:
             raise ConfigError(f"bead_noise must be in [0, 10) Å, got {self.bead_noise}")
         if int(self.sequence_offsets) < 0:
@@ -190,6 +202,8 @@ class BackmapTrainTask(ArrayTask):
     task_name = "backmap"
     # what the weights' inputs and outputs mean: --init-from needs the same values
     compatibility_keys = ("residue_names", "atom_labels", "bead", "neighbors", "length_unit")
+    # augmentation (rotate, bead_noise) as well as the architecture: --resume needs the same values
+    resume_keys = ("model_options",)
 
     def __init__(self, dataset_path: str | Path, options: BackmapModelOptions, batch_size: int):
         arrays, self.dataset_metadata = load_dataset(dataset_path, expected_task="backmap")

@@ -12,6 +12,7 @@ import torch
 from ...data.splits import derive_seed
 from ...data.store import load_dataset
 from ...errors import ConfigError, InputFileError
+from ...ga.invariants import INVARIANT_MODES
 from ...models.crystal import CrystalClassifier, SteinhardtMLP
 from ...train.array_task import ArrayTask
 from ...train.engine import FitResult, TrainConfig, fit
@@ -21,6 +22,8 @@ __all__ = ["CrystalModelOptions", "CrystalTrainTask", "train_crystal", "split_te
            "fresh_training_arrays", "MODEL_KINDS"]
 
 MODEL_KINDS = ("gaa", "steinhardt")
+#: Highest tuple rank of the attention.
+MAX_RANK = 3
 
 
 @dataclass
@@ -38,6 +41,14 @@ class CrystalModelOptions:
     def __post_init__(self):
         if self.model not in MODEL_KINDS:
             raise ConfigError(f"unknown crystal model {self.model!r}; choose one of {list(MODEL_KINDS)}")
+        for name in ("n_dim", "n_blocks"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        # rank 4 tuples of 12 neighbours did not fit in 128 GB
+        if not 1 <= self.rank <= MAX_RANK:
+            raise ConfigError(f"rank must be from 1 to {MAX_RANK}, got {self.rank}")
+        if self.invariant_mode not in INVARIANT_MODES:
+            raise ConfigError(f"unknown invariant_mode {self.invariant_mode!r}; choose one of {list(INVARIANT_MODES)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -62,6 +73,8 @@ class CrystalTrainTask(ArrayTask):
     task_name = "crystal"
     # what the weights' inputs and outputs mean: --init-from needs the same values
     compatibility_keys = ("class_names", "type_names", "neighbors", "length_unit")
+    # what is trained on beyond the architecture: --resume needs the same values
+    resume_keys = ("model_options", "data.fresh_noise")
 
     def __init__(self, dataset_path: str | Path, options: CrystalModelOptions, batch_size: int,
                  fresh_noise: bool = False):

@@ -132,7 +132,8 @@ def evaluate_forces(checkpoint: str | os.PathLike | ForceFieldPredictor, dataset
         energy_rmse_mev=float(np.sqrt(np.mean(energy_error**2))) * KCAL_PER_MOL_IN_MEV,
         energy_trained=bool(meta.get("energy_trained", False)),
         per_element_force_mae_mev_per_a=per_element,
-        extra={"model_molecule": meta.get("molecule"), "epoch": meta.get("epoch"),
+        extra={"model_molecule": meta.get("molecule"), "model_formula": meta.get("formula"), "formula": data.formula,
+               "epoch": meta.get("epoch"),
                "labels": data.metadata.get("provenance", {}).get("labels")},
     )
     if parity_png is not None:

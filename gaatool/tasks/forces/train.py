@@ -21,7 +21,7 @@ Metrics: ``force_mae_mev_per_a`` (and ``energy_mae_mev`` with an energy term).
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from ...checkpoint import load_checkpoint, save_checkpoint
 from ...errors import ConfigError
 from ...io.xyz import ELEMENTS
 from ...models import registry
+from ...models.blocks import AttentionSettings, make_vector_attention
 from ...models.forces import ForceField
 from ...train.array_task import ArrayTask
 from ...train.engine import FitResult, TrainConfig, fit
@@ -76,15 +77,25 @@ class ForcesModelOptions:
     n_blocks: int = 6
     energy_weight: float = 0.0
     dtype: str = "float32"
-    attention: dict = field(default_factory=dict)
+    # "settings": the keys and types a --config may give (gaatool.cli.options checks them)
+    attention: dict = field(default_factory=dict, metadata={"settings": AttentionSettings})
 
     def __post_init__(self) -> None:
-        if self.n_dim < 1 or self.n_blocks < 0:
-            raise ConfigError(f"n_dim must be >= 1 and n_blocks >= 0 (got {self.n_dim}, {self.n_blocks})")
+        # 0 blocks trained the final reduction alone, a model nobody asks for on purpose
+        for name in ("n_dim", "n_blocks"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not (self.energy_weight >= 0 and np.isfinite(self.energy_weight)):
             raise ConfigError(f"energy_weight must be a number >= 0 (got {self.energy_weight})")
         if self.dtype not in _DTYPES:
             raise ConfigError(f"dtype {self.dtype!r} is not float32 or float64")
+        known = {f.name for f in fields(AttentionSettings)}
+        if not isinstance(self.attention, dict) or set(self.attention) - known:
+            raise ConfigError(f"attention must be an object of the settings {sorted(known)} (got {self.attention!r})")
+        try:  # an attention layer of these settings: bad choices fail now, not in the first epoch
+            make_vector_attention(4, AttentionSettings(**{**ForceField.Config().attention, **self.attention}), True)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"attention settings {self.attention}: {err}") from None
 
 
 def forces_train_config(**overrides: Any) -> TrainConfig:
@@ -158,6 +169,8 @@ class ForcesTrainTask(ArrayTask):
     compatibility_keys = ("atomic_numbers", "units")
     # model config fields derived from the training data: a run continued from a checkpoint keeps its values
     data_config_keys = ("energy_scale", "atom_energy_shift")
+    # the loss (energy_weight) and dtype as well as the architecture: --resume needs the same values
+    resume_keys = ("model_options",)
 
     def __init__(self, dataset: ForcesDataset, options: ForcesModelOptions, batch_size: int):
         self.dataset, self.options = dataset, options

@@ -102,6 +102,8 @@ def test_splits_are_by_entry(pdb_files):
         BackmapDatasetConfig(val_entries=("1AJJ",), test_entries=("1ajj",))
     with pytest.raises(ConfigError):
         BackmapDatasetConfig(val_fraction=0.6, test_fraction=0.4)
+    with pytest.raises(ConfigError, match="neighbors must be from 1 to 256"):
+        BackmapDatasetConfig(neighbors=257)  # 100000 wrote 155 MB for one protein
 
 
 def test_bad_and_duplicate_files_are_skipped_with_reasons(pdb_files, tmp_path):
