@@ -33,28 +33,32 @@ def is_trajectory(path: str | os.PathLike) -> bool:
 
 
 @contextlib.contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    # mdtraj's DCD plugin printf()s to file descriptor 1, which may carry a PDB written with `-o -`
+def _quiet_c_output() -> Iterator[None]:
+    # mdtraj's DCD plugin printf()s to file descriptor 1, which may carry a PDB written with `-o -`, and its
+    # xdrfile library writes "(xdrfile error) ..." to 2, in front of gaatool's one-line error
     import ctypes
 
     try:
         libc = ctypes.CDLL(None)
-    except OSError:  # pragma: no cover (no C library to flush: leave stdout alone)
+    except OSError:  # pragma: no cover (no C library to flush: leave the streams alone)
         yield
         return
-    try:
-        sys.stdout.flush()
-    except (AttributeError, OSError, ValueError):
-        pass
-    saved = os.dup(1)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
     try:
         with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
+            for fd in saved:
+                os.dup2(null.fileno(), fd)
         yield
     finally:
-        libc.fflush(None)  # C-buffered chatter goes to /dev/null, not to the restored stdout
-        os.dup2(saved, 1)
-        os.close(saved)
+        libc.fflush(None)  # C-buffered chatter goes to /dev/null, not to the restored streams
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def _open(path: Path, mode: str = "r"):
@@ -102,7 +106,7 @@ def read_trajectory(path: str | os.PathLike, n_atoms: int | None = None, frames:
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
     try:
-        with _quiet_stdout(), _open(path) as handle:
+        with _quiet_c_output(), _open(path) as handle:
             result = handle.read()
     except (OSError, RuntimeError, ValueError, EOFError, IndexError) as err:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -139,6 +143,6 @@ def write_trajectory(path: str | os.PathLike, positions) -> Path:
     if path.suffix.lower() == ".xtc":
         xyz = xyz / 10.0  # Å -> nm
     with atomic_path(path) as tmp:
-        with _quiet_stdout(), _open(tmp, "w") as handle:
+        with _quiet_c_output(), _open(tmp, "w") as handle:
             handle.write(xyz)
     return path

@@ -35,6 +35,17 @@ def test_reading_prints_nothing_on_stdout(tmp_path, frames, capfd):
     assert capfd.readouterr().out == ""  # the DCD plugin's chatter must not reach stdout
 
 
+
+def test_a_truncated_xtc_prints_nothing_but_the_error(tmp_path, frames, capfd):
+    """The xdrfile library writes '(xdrfile error) ...' to file descriptor 2, in front of gaatool's one line."""
+    path = write_trajectory(tmp_path / "t.xtc", frames)
+    path.write_bytes(path.read_bytes()[:-300])
+    capfd.readouterr()
+    with pytest.raises(InputFileError, match="cannot read the trajectory"):
+        read_trajectory(path)
+    assert capfd.readouterr() == ("", "")
+
+
 def test_errors(tmp_path, frames):
     path = write_trajectory(tmp_path / "t.dcd", frames)
     with pytest.raises(InputFileError, match="topology has 5"):
