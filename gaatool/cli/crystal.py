@@ -49,7 +49,7 @@ def crystal(
 @data_app.command("crystals")
 def data_crystals(
     out: Path = typer.Option(Path("crystals.npz"), "-o", "--out", help="Dataset file to write (.npz)."),
-    train_replicas: int = typer.Option(1, "--train-replicas", help="Independent noisy replicas per class for training."),
+    train_replicas: int = typer.Option(1, "--train-replicas", min=1, help="Independent noisy replicas per class for training."),
     min_particles: int = typer.Option(2048, "--min-particles", help="Replicate each cell to at least this many particles."),
     noise: str = typer.Option("0.001,0.05,0.1", "--noise", help="Comma-separated Gaussian noise sigmas (units of d_nn)."),
     extra: list[Path] = typer.Option([], "--add", help="Extra class from a unit cell (CIF, POSCAR, GSD); repeatable."),

@@ -104,6 +104,7 @@ def test_config_errors_name_the_file_and_key(cli, tmp_path, workflow, values, me
     ["evaluate", "backmap", "m.safetensors", "d.npz", "--batch-size", "-1"],
     ["evaluate", "backmap", "m.safetensors", "d.npz", "--batch-size", "0"],
     ["evaluate", "forces", "m.safetensors", "d.npz", "--batch-size", "0"],
+    ["data", "crystals", "-o", "c.npz", "--train-replicas", "0"],  # a dataset without a training split
 ])
 def test_sizes_out_of_range_are_usage_errors(cli, tmp_path, monkeypatch, args):
     monkeypatch.chdir(tmp_path)
