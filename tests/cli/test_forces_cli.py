@@ -156,7 +156,7 @@ def test_predict_forces_errors(cli, trained, tmp_path, extxyz):
     out = tmp_path / "out.xyz"
     result = cli("predict", "forces", wrong, "-m", model, "-o", out, "--device", "cpu")
     assert result.out == ""
-    assert "wrong.xyz: frame 1: atom 1 is N, but the model knows only H, C, O" in result.one_line_error()
+    assert "wrong.xyz: frame 0: atom 1 is N, but the model knows only H, C, O" in result.one_line_error()
     corrupt = tmp_path / "corrupt.xyz"
     corrupt.write_text("9\nenergy=1\nC 0 0\n")
     result = cli("predict", "forces", corrupt, "-m", model, "-o", out, "--device", "cpu")
@@ -175,11 +175,11 @@ def test_predict_forces_refuses_non_finite_xyz_positions(cli, tmp_path, extxyz, 
 
     lines = extxyz.read_text().splitlines(keepends=True)
     n = int(lines[0])
-    second = 1 * (n + 2) + 2 + 4  # frame 2's fifth atom line
+    second = 1 * (n + 2) + 2 + 4  # frame 1's (the second's) fifth atom line
     lines[second] = " ".join(lines[second].split()[:1] + [bad] + lines[second].split()[2:]) + "\n"
     damaged, out = tmp_path / "eth_nan.xyz", tmp_path / "pp.npz"
     damaged.write_text("".join(lines))
     result = cli("predict", "forces", damaged, "-m", pretrained_path("forces-ethanol.safetensors"), "-o", out,
                  "--device", "cpu")
-    assert result.one_line_error() == f"error: {damaged}: frame 2 has non-finite (NaN or infinite) positions"
+    assert result.one_line_error() == f"error: {damaged}: frame 1 has non-finite (NaN or infinite) positions"
     assert not out.exists()

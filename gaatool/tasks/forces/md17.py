@@ -262,7 +262,7 @@ def _build(name: str, z, R, E, F, where: str) -> MolecularData:
     for label, array in (("positions", positions), ("energies", energies), ("forces", forces)):
         bad = ~np.isfinite(array.reshape(frames, -1)).all(axis=1)
         if bad.any():
-            raise InputFileError(f"{where}: frame {int(np.argmax(bad)) + 1} has non-finite {label}; "
+            raise InputFileError(f"{where}: frame {int(np.argmax(bad))} has non-finite {label}; "
                                  "the file is damaged")
     return MolecularData(name=name, atomic_numbers=z.astype(np.int64), positions=positions,
                          energies=energies, forces=forces)
@@ -332,16 +332,16 @@ def _read_xyz_data(path, name: str | None) -> MolecularData:
     where = "<stdin>" if str(path) == "-" else str(path)
     symbols0 = None
     positions, energies, forces = [], [], []
-    for i, frame in enumerate(iter_xyz(path), start=1):
+    for i, frame in enumerate(iter_xyz(path)):  # frames from 0, as every reader counts them
         if symbols0 is None:
             symbols0 = frame.symbols
         elif frame.symbols.shape != symbols0.shape:
-            raise InputFileError(f"{where}: frame {i} has {frame.n_atoms} atoms, but frame 1 has "
+            raise InputFileError(f"{where}: frame {i} has {frame.n_atoms} atoms, but frame 0 has "
                                  f"{symbols0.shape[0]}; all frames must be the same molecule")
         elif (frame.symbols != symbols0).any():
             k = int(np.argmax(frame.symbols != symbols0))
             raise InputFileError(f"{where}: frame {i} atom {k + 1} is {frame.symbols[k]}, but it is "
-                                 f"{symbols0[k]} in frame 1; all frames must list atoms in the same order")
+                                 f"{symbols0[k]} in frame 0; all frames must list atoms in the same order")
         energy = frame.info.get("energy")
         if not isinstance(energy, (int, float, np.integer, np.floating)) or isinstance(energy, bool):
             raise InputFileError(f"{where}: frame {i} has no numeric energy (extended XYZ key energy=, "

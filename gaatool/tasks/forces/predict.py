@@ -214,7 +214,7 @@ class _Structures:
 
     positions: list[np.ndarray]
     atomic_numbers: list[np.ndarray]
-    frame_numbers: list[int]  # 1-based, in the file
+    frame_numbers: list[int]  # 0-based, in the file (as --frames and every reader count)
 
 
 def _read_npz_structures(path: Path) -> _Structures:
@@ -251,14 +251,14 @@ def _read_npz_structures(path: Path) -> _Structures:
     positions = positions.astype(np.float64)
     bad = ~np.isfinite(positions.reshape(frames, -1)).all(axis=1)
     if bad.any():
-        raise InputFileError(f"{path}: frame {int(np.argmax(bad)) + 1} has non-finite positions; the file is damaged")
-    return _Structures(list(positions), [np.asarray(row, np.int64) for row in z], list(range(1, frames + 1)))
+        raise InputFileError(f"{path}: frame {int(np.argmax(bad))} has non-finite positions; the file is damaged")
+    return _Structures(list(positions), [np.asarray(row, np.int64) for row in z], list(range(frames)))
 
 
 def _read_xyz_structures(path: str | os.PathLike) -> _Structures:
     where = "<stdin>" if str(path) == "-" else str(path)
     result = _Structures([], [], [])
-    for number, frame in enumerate(iter_xyz(path), start=1):
+    for number, frame in enumerate(iter_xyz(path)):
         if frame.pbc is not None and np.asarray(frame.pbc, dtype=bool).any():
             raise InputFileError(f"{where}: frame {number} is periodic (pbc={frame.pbc.tolist()}); the molecular "
                                  "force field treats isolated molecules only")
@@ -275,7 +275,7 @@ def _read_xyz_structures(path: str | os.PathLike) -> _Structures:
 
 
 def read_structures(path: str | os.PathLike, frames: slice | None = None) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
-    """Positions (N_f, 3) Å, atomic numbers (N_f,) and 1-based frame numbers of a file's frames.
+    """Positions (N_f, 3) Å, atomic numbers (N_f,) and 0-based frame numbers of a file's frames.
 
     ``path`` is XYZ / extended XYZ (``"-"`` for stdin) or npz (by suffix or
     content). ``frames`` selects frames (a 0-based slice).
@@ -317,7 +317,7 @@ class ForcesPrediction:
     forces : list of (N_f, 3) float64, kcal/mol/Å
     positions : list of (N_f, 3) float64, Å
     atomic_numbers : list of (N_f,) int64
-    frame_numbers : list of int, 1-based frame numbers in the input file
+    frame_numbers : list of int, 0-based frame numbers in the input file
     """
 
     input: str

@@ -109,7 +109,7 @@ def test_files_of_frames_are_evaluated_whole(run, tmp_path, md17_50):
         evaluate_forces(checkpoint, md17_50, split="val", device="cpu")
     unlabelled = tmp_path / "bare.xyz"
     write_extxyz(unlabelled, [XYZFrame(symbols, data.positions[0])])
-    with pytest.raises(InputFileError, match="frame 1 has no numeric energy"):
+    with pytest.raises(InputFileError, match="frame 0 has no numeric energy"):
         evaluate_forces(checkpoint, unlabelled, device="cpu")
 
 

@@ -299,10 +299,10 @@ def _xyz_error(tmp_path, text: str) -> str:
 
 def test_inconsistent_xyz_frames(tmp_path, sgdml_xyz):
     lines = sgdml_xyz.read_text().splitlines(keepends=True)
-    fewer = lines[:11] + ["8\n"] + lines[12:21] + lines[22:]  # frame 2 without its last atom
-    assert "frame 2 has 8 atoms" in _xyz_error(tmp_path, "".join(fewer))
-    swapped = lines[:14] + [lines[15], lines[14]] + lines[16:]  # frame 2 lists its 2nd C and the O swapped
-    assert "frame 2 atom 2" in _xyz_error(tmp_path, "".join(swapped))
+    fewer = lines[:11] + ["8\n"] + lines[12:21] + lines[22:]  # frame 1 (the second) without its last atom
+    assert "frame 1 has 8 atoms" in _xyz_error(tmp_path, "".join(fewer))
+    swapped = lines[:14] + [lines[15], lines[14]] + lines[16:]  # frame 1 lists its 2nd C and the O swapped
+    assert "frame 1 atom 2" in _xyz_error(tmp_path, "".join(swapped))
     plain = "".join(line if i % 11 < 2 else " ".join(line.split()[:4]) + "\n" for i, line in enumerate(lines))
     assert "no forces" in _xyz_error(tmp_path, plain)
     no_energy = "".join("comment\n" if i % 11 == 1 else line for i, line in enumerate(lines))
@@ -318,7 +318,7 @@ def test_bad_npz_files(tmp_path, md17_50):
     nan = dict(arrays, F=arrays["F"].copy())
     nan["F"][4, 0, 0] = np.nan
     np.savez(tmp_path / "nan.npz", **nan)
-    with pytest.raises(InputFileError, match="frame 5 has non-finite forces"):
+    with pytest.raises(InputFileError, match="frame 4 has non-finite forces"):
         read_molecular_file(tmp_path / "nan.npz")
     np.savez(tmp_path / "shape.npz", **dict(arrays, F=arrays["F"][:, :8]))
     with pytest.raises(InputFileError, match="forces have shape"):

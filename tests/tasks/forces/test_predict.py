@@ -85,7 +85,7 @@ def test_bad_inputs(checkpoint, tmp_path, md17_50, extxyz):
     out = tmp_path / "out.xyz"
     nitrogen = tmp_path / "n.xyz"
     nitrogen.write_text("2\nok\nH 0 0 0\nH 0 0 0.74\n3\nammonia-ish\nH 0 0 0\nN 0 0 1\nH 0 1 1\n")
-    with pytest.raises(InputFileError, match=r"n.xyz: frame 2: atom 2 is N, but the model knows only H, C, O"):
+    with pytest.raises(InputFileError, match=r"n.xyz: frame 1: atom 2 is N, but the model knows only H, C, O"):
         predict_file(nitrogen, checkpoint, output=out, device="cpu")
     truncated = tmp_path / "truncated.xyz"
     truncated.write_text("\n".join(extxyz.read_text().splitlines()[:15]) + "\n")
