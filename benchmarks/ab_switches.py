@@ -136,6 +136,11 @@ _SHIPPED_PIECES = (chunks.CPU_CHUNK_TUPLES, backmap_model.CPU_CHUNK_TUPLES, back
 SMALL_PIECE_TUPLES = 8192
 
 
+def _worker_budget(on: bool) -> None:
+    # off: pieces side by side share the crystal model's budget, as before session 18
+    crystal_model.BUDGET_PER_WORKER = on
+
+
 def _piece_size(on: bool) -> None:
     # on: the shipped CPU piece sizes; off: SMALL_PIECE_TUPLES (2 MiB per 64-wide float32 hidden layer,
     # an L2's worth) for every model, inference and training
@@ -291,6 +296,8 @@ SWITCHES = {
                        False),
     "crystal-pieces": (_crystal_pieces, [CaseSpec("crystal", "inference", 1024),
                                          CaseSpec("crystal", "inference", 256)], False),
+    "worker-budget": (_worker_budget, [CaseSpec("crystal", "inference", 1024), CaseSpec("crystal", "inference", 256)],
+                      False),
     "piece-size": (_piece_size, [CaseSpec("backmap", "inference", 256), CaseSpec("backmap", "train", 64),
                                  CaseSpec("crystal", "inference", 1024), CaseSpec("crystal", "train", 256),
                                  CaseSpec("ethanol", "inference", 128)], False),

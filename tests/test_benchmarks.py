@@ -306,7 +306,7 @@ def test_ab_switches_flip_and_restore_the_change():
                 attention.BLOCK_ROWS, mlp.FastDropout.forward, attention.broadcast_shape, mlp.FUSE_MIN_ROWS,
                 chunks.draws_unstreamed_random_numbers,
                 attention.scattered_pair_weights, mlp.ROW_STATS_ONCE, fused.ENABLED, mlp.STATS_CHANNELS_FIRST,
-                attention.FOLD_RELU_BIAS)
+                attention.FOLD_RELU_BIAS, crystal_model.BUDGET_PER_WORKER)
 
     before = state()
     for name, (switch, cases, _) in SWITCHES.items():

@@ -19,6 +19,13 @@ __all__ = ["CrystalClassifier", "SteinhardtMLP", "CPU_CHUNK_TUPLES"]
 #: instead of 0.071-0.084 ms per environment; batch 1024 (4 pieces of 256 side by side instead of 10 of
 #: ~103) mixed in that run, faster in two development runs before it. Training keeps the default.
 CPU_CHUNK_TUPLES = 131072
+#: Pieces side by side (inference on several cores) get that budget each rather than sharing it: a batch of
+#: 1024 on 2 cores runs as 2 pieces of 512, not 4 of 256 (each piece pays ~700 operations' fixed cost; its
+#: tensors are a few MiB). 2-core Xeon, ms per environment on / off: 0.0418 / 0.0486, 0.0298 / 0.0356 (freed
+#: memory kept), 0.0332 / 0.0377 (library defaults); batch 256 unchanged (``python -m benchmarks.ab_switches
+#: worker-budget --alternate 30 --threads 2 [--keep-freed-memory]``,
+#: ``benchmarks/results/ab-switches-cpu-intel-xeon-session18.txt``).
+BUDGET_PER_WORKER = True
 
 
 @register
@@ -56,7 +63,9 @@ class CrystalClassifier(nn.Module):
         tuples_per_item = r_ij.shape[-2] ** 2  # rank-2 tuples of one environment
         return run_in_pieces(self._forward, (r_ij, type_pairs, mask), tuples_per_item,
                              parameters=list(self.parameters()),
-                             cpu_budget=None if torch.is_grad_enabled() else CPU_CHUNK_TUPLES, **piece_randomness(self))
+                             cpu_budget=None if torch.is_grad_enabled() else CPU_CHUNK_TUPLES,
+                             budget_per_worker=BUDGET_PER_WORKER and not torch.is_grad_enabled(),
+                             **piece_randomness(self))
 
     def _forward(self, r_ij, type_pairs, mask):
         geometry = Geometry(r_ij, mask)  # invariants computed once, shared by every layer

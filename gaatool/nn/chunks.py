@@ -202,7 +202,7 @@ class _SideBySide(torch.autograd.Function):
 
 def run_in_pieces(fn: Callable, inputs: Sequence[torch.Tensor | None], tuples_per_item: int, parallel: bool,
                   parameters: Sequence[torch.Tensor] = (), cpu_budget: int | None = None,
-                  random_streams: bool = False):
+                  random_streams: bool = False, budget_per_worker: bool = False):
     """A model's batch ``fn(*inputs)`` the fast way for its size and device.
 
     The first input is a batch of point clouds (B, N, 3); inputs with other
@@ -214,7 +214,9 @@ def run_in_pieces(fn: Callable, inputs: Sequence[torch.Tensor | None], tuples_pe
     ``parameters``, the backward pass too). ``cpu_budget``: tuples per piece
     on a CPU instead of :data:`CPU_CHUNK_TUPLES` (see :func:`chunk_items`).
     ``random_streams``: pieces draw random numbers from streams of their own
-    (training with dropout; :func:`map_chunks`).
+    (training with dropout; :func:`map_chunks`). ``budget_per_worker``: pieces side
+    by side get the whole budget each instead of sharing it (for a model whose
+    pieces are small in memory but pay a fixed cost per piece).
     """
     first = next(x for x in inputs if x is not None)
     device, threads = first.device, torch.get_num_threads()
@@ -226,7 +228,7 @@ def run_in_pieces(fn: Callable, inputs: Sequence[torch.Tensor | None], tuples_pe
     if parallel and device.type == "cpu" and threads > 1 and total >= 2 * MIN_PARALLEL_TUPLES:
         # the pieces in flight together share the budget (memory stays where one piece at a time had it),
         # and come in a multiple of the core count, so that no core idles in the last round
-        size = max(chunk_items(tuples_per_item * threads, device, cpu_budget),
+        size = max(chunk_items(tuples_per_item * (1 if budget_per_worker else threads), device, cpu_budget),
                    -(-MIN_PARALLEL_TUPLES // tuples_per_item))
         count = -(-n // size)
         count = -(-count // threads) * threads

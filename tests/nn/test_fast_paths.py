@@ -375,3 +375,26 @@ def test_relu_bias_moved_into_the_last_layer_changes_no_result(monkeypatch, mode
     with torch.enable_grad():  # recording a graph: the modules as they are
         model.zero_grad()
         model(*inputs).sum().backward()
+
+
+@pytest.mark.parametrize("per_worker, sizes", [(False, [256] * 4), (True, [512, 512])])
+def test_pieces_side_by_side_share_the_budget_unless_each_gets_it(monkeypatch, per_worker, sizes):
+    """1024 clouds of 144 tuples on 2 cores with a budget of 131072 tuples: shared, 2 pieces in flight of ~455
+    clouds, evened out to 4 of 256; per worker, 2 of 512 (the crystal model's inference)."""
+    from gaatool.nn import chunks
+
+    seen = []
+
+    def fn(x):
+        seen.append(len(x))
+        return x * 2
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x = torch.zeros(1024, 12, 3)
+        with torch.no_grad():
+            out = chunks.run_in_pieces(fn, (x,), 144, parallel=True, cpu_budget=131072, budget_per_worker=per_worker)
+    finally:
+        torch.set_num_threads(before)
+    assert sorted(seen) == sorted(sizes) and out.shape == x.shape
