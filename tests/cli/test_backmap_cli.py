@@ -81,6 +81,9 @@ def test_train_and_evaluate(cli, trained):
                             "--split", "val", "--device", "cpu")
     assert code == 0 and stdout == "" and "RMSD side chain" in err and "1CKB" in err
     assert cli("evaluate", "backmap", trained / "ds.npz", trained / "ds.npz").one_line_error()
+    for split in ("test", "val"):  # a missing file is missing, not "a structure file" given a --split
+        assert "missing.npz: no such file" in cli("evaluate", "backmap", trained / "run" / "best.safetensors",
+                                                  trained / "missing.npz", "--split", split).one_line_error()
 
 
 def test_train_transformer_json(cli, trained, tmp_path):

@@ -301,6 +301,8 @@ def evaluate_backmap(checkpoint: str | Path, dataset: str | Path, split: str = "
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     model, metadata = load_model(checkpoint, task="backmap")
     check_vocabulary(metadata, str(checkpoint))
+    if not Path(dataset).is_file():
+        raise InputFileError(f"{dataset}: no such file; give a dataset of `gaatool data pdb` or a structure file")
     if is_dataset_file(dataset):
         arrays, dataset_metadata = load_dataset(dataset, expected_task="backmap")
     else:  # all-atom structures of one's own: beads and neighbourhoods as the checkpoint was trained on
