@@ -216,9 +216,8 @@ def describe_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     that loads); checkpoints are a few MB.
     """
     path = Path(path)
-    header, _ = _read_header(path)
-    metadata, _ = _read_all(path)
-    model_keys = [k for k in header if k.startswith(_MODEL_PREFIX)]
+    metadata, tensors = _read_all(path)
+    model_keys = [k for k in tensors if k.startswith(_MODEL_PREFIX)]
     return {
         "path": str(path),
         "file_size_bytes": path.stat().st_size,
@@ -226,7 +225,7 @@ def describe_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         "model": metadata.get("model", {}).get("name"),
         "parameter_count": metadata.get("parameter_count"),
         "tensor_count": len(model_keys),
-        "has_training_state": any(k.startswith(_EXTRA_PREFIX + "optim/") for k in header),
+        "has_training_state": any(k.startswith(_EXTRA_PREFIX + "optim/") for k in tensors),
         "metadata": metadata,
     }
 

@@ -153,8 +153,7 @@ def attach(app: typer.Typer) -> None:
             raise ConfigError(f"-o {out}: choose a .npz, .xyz, .extxyz or .gsd output file, or - (XYZ on stdout)")
         if to_stdout and as_json:
             raise ConfigError("-o - writes the labelled frames to stdout, so --json cannot; write to a file or drop --json")
-        if out is not None and not to_stdout:  # before the work; -o traj.gsd on traj.gsd would destroy it
-            check_output_path(out, inputs=(path,))
+        check_output_path(out, inputs=(path,))  # before the work; -o traj.gsd on traj.gsd would destroy it
         with stdin_snapshot() if from_stdin else nullcontext(path) as source:
             if suffix == ".gsd" and source.suffix.lower() != ".gsd":
                 raise ConfigError("-o .gsd needs a .gsd input (it copies the trajectory); use -o labels.npz or -o labels.xyz")

@@ -91,7 +91,8 @@ def dataclass_from_dict(cls, values: dict, what: str, config_file: Optional[Path
     import re
     import typing
 
-    hints = {f.name: typing.get_type_hints(cls)[f.name] for f in dataclasses.fields(cls)}
+    every = typing.get_type_hints(cls)
+    hints = {f.name: every[f.name] for f in dataclasses.fields(cls)}
     where = f"{config_file}: {what}" if config_file is not None else f"--config {what}"
     check_types({k: v for k, v in values.items() if k in from_config or k not in hints}, hints, where)
     for field in dataclasses.fields(cls):  # a dict of settings (e.g. attention): the keys of its own dataclass

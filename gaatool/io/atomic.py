@@ -17,13 +17,16 @@ from ..errors import OutputPathError
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_output_path"]
 
 
-def check_output_path(target: str | os.PathLike, inputs: tuple = ()) -> Path:
-    """``target`` as a Path if a file can be written there, else a one-line :class:`OutputPathError`.
+def check_output_path(target: str | os.PathLike | None, inputs: tuple = ()) -> None:
+    """Nothing if a file can be written at ``target`` (or it is None or ``-``, no file or stdout), else a
+    one-line :class:`OutputPathError`.
 
     Refused: an existing folder, a path inside a file, a folder that cannot be made or written, and any of
     ``inputs`` (an output that replaced its own input would destroy it). Commands call this before their
     work, so a bad ``-o`` fails at once and not after minutes of computing. Missing folders are made.
     """
+    if target is None or str(target) == "-":
+        return
     target = Path(target)
     if target.is_dir():
         raise OutputPathError(f"{target}: is a folder; give a file name")
@@ -49,7 +52,6 @@ def check_output_path(target: str | os.PathLike, inputs: tuple = ()) -> Path:
         raise OutputPathError(f"{target}: cannot make the folder {parent} ({err.strerror or err})") from None
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputPathError(f"{target}: the folder {parent} is not writable")
-    return target
 
 
 @contextlib.contextmanager
@@ -66,7 +68,8 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     >>> (d / "a.txt").read_text()
     'hi'
     """
-    target = check_output_path(target)
+    target = Path(target)
+    check_output_path(target)
     if suffix is None:
         suffix = "".join(target.suffixes[-1:])
     try:

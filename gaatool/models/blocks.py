@@ -10,7 +10,11 @@ from ..nn import VectorAttention
 from ..nn.fused import linear_then
 from ..nn.mlp import activation, score_net, value_net
 
-__all__ = ["AttentionSettings", "ResidualAttentionBlock", "make_vector_attention"]
+__all__ = ["AttentionSettings", "MAX_RANK", "ResidualAttentionBlock", "make_vector_attention"]
+
+#: Highest tuple rank a task model's options accept: N^R tuples per cloud, and rank 4 over a crystal's 12
+#: neighbours did not fit in 128 GB (the CLI's --rank options say max=3 too).
+MAX_RANK = 3
 
 
 @dataclass

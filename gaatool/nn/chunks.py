@@ -227,7 +227,8 @@ def run_in_pieces(fn: Callable, inputs: Sequence[torch.Tensor | None], tuples_pe
     n, size = first.shape[0], chunk_items(tuples_per_item, device, cpu_budget)
     if parallel and device.type == "cpu" and threads > 1 and total >= 2 * MIN_PARALLEL_TUPLES:
         # the pieces in flight together share the budget (memory stays where one piece at a time had it),
-        # and come in a multiple of the core count, so that no core idles in the last round
+        # unless each gets it whole (budget_per_worker), and come in a multiple of the core count, so that
+        # no core idles in the last round
         size = max(chunk_items(tuples_per_item * (1 if budget_per_worker else threads), device, cpu_budget),
                    -(-MIN_PARALLEL_TUPLES // tuples_per_item))
         count = -(-n // size)

@@ -45,5 +45,7 @@ def test_unusable_targets_are_one_line_errors(tmp_path):
     source.write_text("input")
     with pytest.raises(OutputPathError, match="also the input"):
         check_output_path(tmp_path / "." / "in.gsd", inputs=("-", None, source))
-    assert check_output_path(tmp_path / "new" / "out.npz", inputs=(source,)) == tmp_path / "new" / "out.npz"
+    check_output_path(tmp_path / "new" / "out.npz", inputs=(source,))
     assert (tmp_path / "new").is_dir()  # missing folders are made
+    check_output_path("-", inputs=(source,))  # stdout, and no output at all: nothing to check
+    check_output_path(None)

@@ -121,8 +121,7 @@ def coarse_grain_file(path, out, bead: str = "centroid", fmt: str | None = None,
     Returns the beads and warnings (:func:`incomplete_residue_warnings`)."""
     _check_bead(bead)
     fmt = output_format(out, fmt)  # a bad output name fails before any work
-    if out is not None and str(out) != "-":
-        check_output_path(out, inputs=(path,))
+    check_output_path(out, inputs=(path,))
     structure = read_structure(path, all_models=True, stdin=stdin, residue_aliases=MD_RESIDUE_ALIASES)
     if structure.n_residues == 0:
         raise InputFileError(f"{path}: no amino-acid residues to coarse-grain")
@@ -140,12 +139,9 @@ def incomplete_residue_warnings(structure: ProteinStructure, bead: str) -> list[
     """
     if bead == "ca":
         return []
-    names = np.asarray(structure.atom_names)
-    missing = []
-    for residue, name in enumerate(structure.residue_names):
-        have = set(names[np.asarray(structure.atom_residues) == residue])
-        if any(atom not in have for atom in RESIDUE_ATOMS.get(str(name), ())):
-            missing.append(residue)
+    names, starts = np.asarray(structure.atom_names), structure.residue_starts()
+    missing = [residue for residue, name in enumerate(structure.residue_names)
+               if not set(RESIDUE_ATOMS.get(str(name), ())) <= set(names[starts[residue]:starts[residue + 1]])]
     if not missing:
         return []
     if set(names) <= {"CA"}:

@@ -252,8 +252,7 @@ def backmap_file(path: str | os.PathLike, out: str | os.PathLike | None, checkpo
         Relax the network's atoms to ideal covalent geometry and push clashing atoms apart (see :mod:`.relax`).
     """
     fmt = output_format(out, fmt)  # a bad output name fails before any work
-    if out is not None and str(out) != "-":
-        check_output_path(out, inputs=(path, top))
+    check_output_path(out, inputs=(path, top))
     beads, warnings = read_coarse_grained(path, top=top, frames=frames, stdin=stdin)
     if checkpoint is None:  # a C-alpha trace gets the model trained on CA beads, where one is installed
         try:

@@ -19,6 +19,7 @@ from ...data.store import load_dataset
 from ...errors import ConfigError, InputFileError
 from ...ga.rotations import random_rotation
 from ...models.backmap import Backmapper, BackmapTransformer
+from ...models.blocks import MAX_RANK
 from ...train.array_task import ArrayTask
 from ...train.engine import FitResult, TrainConfig, fit
 from .residues import LABELS, RESIDUE_NAMES, label_names
@@ -27,8 +28,6 @@ __all__ = ["MODEL_KINDS", "BackmapModelOptions", "BackmapTrainTask", "train_back
            "predict_atoms", "masked_squared_error", "check_vocabulary", "bucketed_batches"]
 
 MODEL_KINDS = ("gaa", "transformer")
-#: Highest tuple rank of the attention layers.
-MAX_RANK = 3
 _OFFSETS = "neighbor_offsets"
 _INPUTS = ("neighbor_positions", "neighbor_types", "neighbor_mask", "residue_types", "atom_labels", "atom_mask",
            "atom_positions")

@@ -13,6 +13,7 @@ from ...data.splits import derive_seed
 from ...data.store import load_dataset
 from ...errors import ConfigError, InputFileError
 from ...ga.invariants import INVARIANT_MODES
+from ...models.blocks import MAX_RANK
 from ...models.crystal import CrystalClassifier, SteinhardtMLP
 from ...train.array_task import ArrayTask
 from ...train.engine import FitResult, TrainConfig, fit
@@ -22,8 +23,6 @@ __all__ = ["CrystalModelOptions", "CrystalTrainTask", "train_crystal", "split_te
            "fresh_training_arrays", "MODEL_KINDS"]
 
 MODEL_KINDS = ("gaa", "steinhardt")
-#: Highest tuple rank of the attention.
-MAX_RANK = 3
 
 
 @dataclass
@@ -44,7 +43,6 @@ class CrystalModelOptions:
         for name in ("n_dim", "n_blocks"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        # rank 4 tuples of 12 neighbours did not fit in 128 GB
         if not 1 <= self.rank <= MAX_RANK:
             raise ConfigError(f"rank must be from 1 to {MAX_RANK}, got {self.rank}")
         if self.invariant_mode not in INVARIANT_MODES:

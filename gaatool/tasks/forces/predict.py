@@ -427,8 +427,7 @@ def predict_file(path: str | os.PathLike, checkpoint: str | os.PathLike | ForceF
         Missing or damaged checkpoint, or one of another task.
     """
     kind = _output_kind(output)
-    if output is not None and str(output) != "-":  # a bad output path fails before any work
-        check_output_path(output, inputs=(path,))
+    check_output_path(output, inputs=(path,))  # a bad output path fails before any work
     where = "<stdin>" if str(path) == "-" else str(path)
     positions, numbers, frame_numbers = read_structures(path, frames)
     if isinstance(checkpoint, ForceFieldPredictor):
