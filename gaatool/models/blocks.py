@@ -12,8 +12,9 @@ from ..nn.mlp import activation, score_net, value_net
 
 __all__ = ["AttentionSettings", "MAX_RANK", "ResidualAttentionBlock", "make_vector_attention"]
 
-#: Highest tuple rank a task model's options accept: N^R tuples per cloud, and rank 4 over a crystal's 12
-#: neighbours did not fit in 128 GB (the CLI's --rank options say max=3 too).
+#: Highest tuple rank a task model's options accept: N^R tuples per cloud, and a tiny crystal training at
+#: rank 4 over 12 neighbours was killed for memory on a 24 GiB machine (a scratch run of session 18's audit;
+#: the CLI's --rank options say max=3 too).
 MAX_RANK = 3
 
 

@@ -322,8 +322,9 @@ class Identifier:
 
     def _check_box_size(self, frame: Frame, length: float, what: str) -> None:
         """Refuse periodic boxes far longer than ``length``: the neighbour search works in float32, whose ~7
-        digits leave too few for neighbour vectors in such a box (a 108-particle fcc cluster, nearest-neighbour
-        distance 2.5, came out 85% bcc in a box of 1e9; in one of 1e6 its labels drift)."""
+        digits leave too few for neighbour vectors in such a box (scratch runs of session 18's audit: a
+        108-particle fcc cluster, nearest-neighbour distance 2.5, came out 85% bcc in a box of 1e9; in one of
+        1e6 its labels drifted)."""
         if frame.box is None:
             return
         periodic = [axis for axis in range(3) if frame.pbc is None or frame.pbc[axis]]
