@@ -166,6 +166,11 @@ class NeighborFinder:
         if not np.all(np.isfinite(positions)):
             raise InputFileError("positions contain NaN or infinite coordinates")
 
+        # freud works in float32 and overflows on boxes past ~1e12 (their volume): the search runs in units of
+        # a power of two near the system's size, which scales every float exactly, and r_ij is scaled back
+        self.unit = _power_of_two_unit(positions, box)
+        positions = positions / self.unit
+        box = None if box is None else np.asarray(box, dtype=np.float64) / self.unit
         self.positions, self.n, self.k = positions, n, k
         if box is None:
             centered = positions - positions.mean(axis=0)
@@ -301,10 +306,23 @@ class NeighborFinder:
                 if self._more_copies(farthest):
                     return None
                 raise InputFileError(
-                    f"the periodic box is too small for {k} neighbours: one lies at {farthest:.4g}, beyond half "
-                    f"the narrowest width ({self.half_width:.4g}) of {int(np.prod(self.copies))} copies of the "
-                    "box; is the box right?")
-        return neighbor_index, r_ij
+                    f"the periodic box is too small for {k} neighbours: one lies at {farthest * self.unit:.4g}, "
+                    f"beyond half the narrowest width ({self.half_width * self.unit:.4g}) of "
+                    f"{int(np.prod(self.copies))} copies of the box; is the box right?")
+        return neighbor_index, r_ij * self.unit
+
+
+def _power_of_two_unit(positions: np.ndarray, box) -> float:
+    """The power of two nearest the longest lattice vector (or the points' extent without a box); 1 for
+    a single point."""
+    if box is None:
+        size = float(np.abs(positions - positions.mean(axis=0)).max())
+    else:
+        lattice = np.asarray(box, dtype=np.float64)
+        size = float(np.linalg.norm(lattice, axis=1).max()) if lattice.shape == (3, 3) else 1.0  # refused later
+    if not (np.isfinite(size) and size > 0):
+        return 1.0
+    return float(2.0 ** np.round(np.log2(size)))
 
 
 def bond_vectors(positions, neighbors, box=None) -> np.ndarray:

@@ -4,8 +4,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gaatool.data.neighbors import (NeighborFinder, bond_vectors, nearest_neighbors, perpendicular_widths,
-                                    standard_orientation)
+from gaatool.data.neighbors import (NeighborFinder, bond_vectors, nearest_neighbor_distance, nearest_neighbors,
+                                    perpendicular_widths, standard_orientation)
 from gaatool.errors import InputFileError
 from gaatool.testing import assert_rotation_covariant
 
@@ -83,6 +83,21 @@ def test_triclinic_minimum_image_matches_brute_force(left_handed):
     np.testing.assert_array_equal(index, expected_index)
     np.testing.assert_allclose(r_ij, expected_r, atol=1e-12)
     np.testing.assert_allclose(bond_vectors(positions, index, lattice), r_ij, atol=1e-12)
+
+
+@pytest.mark.parametrize("length", [1e-20, 1e14, 1e30])
+@pytest.mark.parametrize("periodic", [True, False])
+def test_any_length_unit_gives_the_same_neighbours(length, periodic):
+    # freud's float32 box overflowed past ~1e12 (a 1e14 box hung or failed); the search is scale-free now
+    rng = np.random.default_rng(11)
+    positions = rng.uniform(0, 6, (120, 3))
+    box = 6 * np.eye(3) if periodic else None
+    index, r_ij = nearest_neighbors(positions, box, 8)
+    scaled_index, scaled_r = nearest_neighbors(positions * length, None if box is None else box * length, 8)
+    np.testing.assert_array_equal(scaled_index, index)
+    np.testing.assert_allclose(scaled_r / length, r_ij, rtol=1e-12, atol=1e-12)
+    assert nearest_neighbor_distance(positions * length, None if box is None else box * length) == pytest.approx(
+        length * nearest_neighbor_distance(positions, box), rel=1e-12)
 
 
 def test_non_periodic_matches_brute_force():

@@ -288,8 +288,8 @@ class Identifier:
         if frame.box is None:
             self._note_open_boundaries(frame)
         if self.scale is None:
-            # every nearest-neighbour distance is at most the particles' extent: checked first, as a box past
-            # ~1e14 of it also hangs the measurement
+            # every nearest-neighbour distance is at most the particles' extent: checked first, as it refuses
+            # such a box without a search over the whole frame
             extent = float(np.linalg.norm(np.ptp(frame.positions, axis=0)))
             self._check_box_size(frame, extent, "the particles' extent")
         scale = self.scale or self.measure_scale(frame)
