@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -8,8 +10,10 @@ from gaatool.tasks.crystal.dataset import (
     CrystalDataset,
     CrystalDatasetConfig,
     build_crystal_dataset,
+    environment_fingerprints,
     perfect_crystal,
     replication_counts,
+    same_environments,
     type_pair_encoding,
 )
 from gaatool.tasks.crystal.prototypes import PROTOTYPE_NAMES, prototype_cell
@@ -182,6 +186,29 @@ def test_extra_cells_and_replicas(reference_cifs):
         dataset.split("test")
     with pytest.raises(ConfigError, match="two classes are named 'cF4-Cu'"):
         build_crystal_dataset(prototypes=("cF4-Cu",), min_particles=64, extra_cells=[prototype_cell("cF4-Cu")])
+
+
+@pytest.mark.parametrize("cif, prototype", [("A_cF4_225_a.cif", "cF4-Cu"), ("AB_cF8_216_c_a.cif", "cF8-ZnS"),
+                                            ("A_cF136_227_aeg.cif", "cF136-Si")])
+def test_a_prototype_added_again_under_another_name_is_refused(reference_cifs, cif, prototype):
+    # the same structure twice makes two classes no model can tell apart; ZnS and cF136 also check that the
+    # k-th neighbour's shell is taken whole (a k-nearest search keeps an arbitrary part of it)
+    with pytest.raises(ConfigError, match=f"classes '{prototype}' and '{cif[:-4]}' have the same 12-neighbour"):
+        build_crystal_dataset(prototypes=(prototype,), min_particles=64, noise_levels=(0.05,),
+                              extra_cells=[reference_cifs / cif])
+
+
+def test_every_prototype_has_its_own_environments():
+    crystals = [perfect_crystal(prototype_cell(name), 64, 12)[0] for name in PROTOTYPE_NAMES]
+    fingerprints = [environment_fingerprints(c, 12) for c in crystals]
+    same = [(a.name, b.name) for i, a in enumerate(crystals) for j, b in enumerate(crystals)
+            if i < j and same_environments(fingerprints[i], fingerprints[j])]
+    assert same == []
+    # hcp against fcc differs only in the angles between bonds: a slightly squeezed hcp is still hcp
+    squeezed = prototype_cell("hP2-Mg")
+    squeezed = dataclasses.replace(squeezed, name="Mg-squeezed", lattice=squeezed.lattice * [[1.0], [1.0], [0.999]])
+    assert same_environments(environment_fingerprints(perfect_crystal(squeezed, 64, 12)[0], 12),
+                              fingerprints[PROTOTYPE_NAMES.index("hP2-Mg")])
 
 
 @pytest.mark.parametrize(
