@@ -4,7 +4,6 @@ from __future__ import annotations
 import torch
 
 from .attention import AttentionOutput, TupleAttentionBase, clean_padding, tuple_mask
-from .mlp import scale_net as make_scale_net
 from .vector2vector import CovariantMixin
 
 __all__ = ["LabeledVectorAttention"]
@@ -23,9 +22,8 @@ class LabeledVectorAttention(CovariantMixin, TupleAttentionBase):
     def __init__(self, n_dim: int, score_net=None, value_net=None, scale_net=None, *, reduce: bool = True,
                  covariant_mode: str = "partial", convex_covariants: bool = False, **kwargs):
         super().__init__(n_dim, score_net, value_net, reduce=reduce, **kwargs)
-        hidden, act = kwargs.get("hidden", 64), kwargs.get("activation", "relu")
-        self.scale_net = scale_net if scale_net is not None else make_scale_net(n_dim, hidden, act)
-        self._init_covariants(covariant_mode, convex_covariants)
+        self._init_vector_output(n_dim, scale_net, covariant_mode, convex_covariants,
+                                 kwargs.get("hidden", 64), kwargs.get("activation", "relu"))
 
     def forward(self, labels: torch.Tensor, positions: torch.Tensor, values: torch.Tensor,
                 mask: torch.Tensor | None = None, label_mask: torch.Tensor | None = None,

@@ -14,7 +14,10 @@ __all__ = ["Vector2VectorAttention", "CovariantMixin"]
 class CovariantMixin(nn.Module):
     """Learned combination sum_n alpha_n vector(p_n) of a tuple's covariant vectors."""
 
-    def _init_covariants(self, covariant_mode: str, convex_covariants: bool) -> None:
+    def _init_vector_output(self, n_dim: int, scale_net: nn.Module | None, covariant_mode: str,
+                            convex_covariants: bool, hidden: int = 64, activation: str = "relu") -> None:
+        """The scale net R (a tuple's value -> one weight per covariant sum) and the covariants' weights."""
+        self.scale_net = scale_net if scale_net is not None else make_scale_net(n_dim, hidden, activation)
         self.covariant_mode, self.convex_covariants = covariant_mode, convex_covariants
         self.n_covariants = covariant_count(self.rank, covariant_mode, self.include_normalized_products, self.o3)
         # same init as the reference library (normal, std 0.05)
@@ -44,9 +47,8 @@ class Vector2VectorAttention(CovariantMixin, TupleAttentionBase):
     def __init__(self, n_dim: int, score_net=None, value_net=None, scale_net=None, *, reduce: bool = True,
                  covariant_mode: str = "partial", convex_covariants: bool = False, **kwargs):
         super().__init__(n_dim, score_net, value_net, reduce=reduce, **kwargs)
-        hidden, act = kwargs.get("hidden", 64), kwargs.get("activation", "relu")
-        self.scale_net = scale_net if scale_net is not None else make_scale_net(n_dim, hidden, act)
-        self._init_covariants(covariant_mode, convex_covariants)
+        self._init_vector_output(n_dim, scale_net, covariant_mode, convex_covariants,
+                                 kwargs.get("hidden", 64), kwargs.get("activation", "relu"))
 
     def forward(self, positions: torch.Tensor, values: torch.Tensor, mask: torch.Tensor | None = None,
                 return_attention: bool = False):
