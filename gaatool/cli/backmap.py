@@ -145,6 +145,9 @@ def evaluate_backmap(
         ("entries", ", ".join(result.entries)), ("residues", result.n_residues), ("atoms", result.n_atoms),
         ("RMSD all (Å)", result.rmsd_a), ("RMSD backbone (Å)", result.backbone_rmsd_a),
         ("RMSD side chain (Å)", result.sidechain_rmsd_a),
+        ("RMSD all / side chain, equivalent atoms swapped (Å)",
+         f"{result.symmetric['rmsd_a']:.3f} / {result.symmetric['sidechain_rmsd_a']:.3f} "
+         f"({result.symmetric['residues_swapped']} residues)"),
         ("bond |Δ| mean (Å)", intra.get("mean_abs_deviation_a", float("nan"))),
         ("bonds |Δ| > 0.1 Å", intra.get("fraction_over_0.1_a", float("nan"))),
         ("peptide C-N mean (Å)", peptide.get("mean_length_a", float("nan"))),

@@ -18,6 +18,11 @@ superposition):
     van der Waals overlap is at least 0.6 Å (ChimeraX's default criterion;
     details in :mod:`.sterics`). Counted for the prediction and, for
     comparison, the reference.
+``symmetric``
+    the RMSDs again with the names of symmetry-equivalent atoms (ASP OD1/OD2, GLU
+    OE1/OE2, ARG NH1/NH2, the ring atoms CD1/CD2 and CE1/CE2 of PHE and TYR)
+    swapped wherever that fits the prediction better, as structure comparisons
+    usually do: a 180-degree flip of those end groups is the same structure.
 ``crowding``
     pairs of atoms of one residue that are not bonded (at least 1.9 Å apart
     in the reference, as every non-bonded pair of a real residue is) but
@@ -60,6 +65,7 @@ from .sterics import BONDI_RADII, CLASH_OVERLAP_A, HBOND_ALLOWANCE_A, count_clas
 from .train import check_vocabulary, predict_atoms, split_tensors
 
 __all__ = ["BackmapEvaluation", "evaluate_backmap", "evaluate_predictions", "relax_predictions", "count_clashes",
+           "symmetric_squared_errors", "EQUIVALENT_ATOMS",
            "BONDI_RADII", "BOND_CUTOFF_A", "CLASH_OVERLAP_A", "HBOND_ALLOWANCE_A"]
 
 BOND_CUTOFF_A = 1.9
@@ -68,6 +74,41 @@ DISULFIDE_CUTOFF_A = 2.5
 _LABEL_ATOMS = np.array([atom for _, atom in LABELS])
 _LABEL_BACKBONE = np.array([is_backbone(atom) for _, atom in LABELS])
 _LABEL_ELEMENTS = np.array([atom_element(atom) for _, atom in LABELS])
+
+#: Atoms whose names a 180-degree flip of the residue's end group exchanges (swapped together per residue).
+EQUIVALENT_ATOMS = {"ASP": (("OD1", "OD2"),), "GLU": (("OE1", "OE2"),), "ARG": (("NH1", "NH2"),),
+                    "PHE": (("CD1", "CD2"), ("CE1", "CE2")), "TYR": (("CD1", "CD2"), ("CE1", "CE2"))}
+
+
+def symmetric_squared_errors(predicted: np.ndarray, reference: np.ndarray, labels: np.ndarray, mask: np.ndarray,
+                             types: np.ndarray) -> tuple[np.ndarray, int]:
+    """Squared errors (M, A) with each residue's equivalent atoms (:data:`EQUIVALENT_ATOMS`) swapped where that
+    gives the smaller error, and how many residues were swapped."""
+    squared = ((predicted - reference) ** 2).sum(-1)
+    names = _LABEL_ATOMS[labels]
+    swapped_residues = 0
+    for residue, pairs in EQUIVALENT_ATOMS.items():
+        rows = np.flatnonzero(types == RESIDUE_NAMES.index(residue))
+        if not len(rows):
+            continue
+        first = np.stack([np.argmax(names[rows] == a, axis=1) for a, _ in pairs], axis=1)  # (R, pairs) slots
+        second = np.stack([np.argmax(names[rows] == b, axis=1) for _, b in pairs], axis=1)
+        present = (np.all(np.take_along_axis(names[rows], first, 1) == [a for a, _ in pairs], axis=1)
+                   & np.all(np.take_along_axis(names[rows], second, 1) == [b for _, b in pairs], axis=1)
+                   & np.all(np.take_along_axis(mask[rows], first, 1), axis=1)
+                   & np.all(np.take_along_axis(mask[rows], second, 1), axis=1))
+        rows, first, second = rows[present], first[present], second[present]
+        r = rows[:, None]
+        as_named = squared[r, first] + squared[r, second]
+        crossed = (((predicted[r, first] - reference[r, second]) ** 2).sum(-1)
+                   + ((predicted[r, second] - reference[r, first]) ** 2).sum(-1))
+        better = crossed.sum(1) < as_named.sum(1)
+        squared[r[better], first[better]] = ((predicted[r[better], first[better]]
+                                              - reference[r[better], second[better]]) ** 2).sum(-1)
+        squared[r[better], second[better]] = ((predicted[r[better], second[better]]
+                                               - reference[r[better], first[better]]) ** 2).sum(-1)
+        swapped_residues += int(better.sum())
+    return squared, swapped_residues
 
 
 @dataclass
@@ -90,6 +131,7 @@ class BackmapEvaluation:
     clashes: dict[str, Any]
     chirality: dict[str, Any] = field(default_factory=dict)
     crowding: dict[str, Any] = field(default_factory=dict)
+    symmetric: dict[str, Any] = field(default_factory=dict)
     disulfides: dict[str, Any] = field(default_factory=dict)
     entries: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -100,7 +142,7 @@ class BackmapEvaluation:
             "relax": self.relax, "entries": self.entries, "n_entries": self.n_entries,
             "n_residues": self.n_residues, "n_atoms": self.n_atoms, "rmsd_a": self.rmsd_a,
             "backbone_rmsd_a": self.backbone_rmsd_a, "sidechain_rmsd_a": self.sidechain_rmsd_a,
-            "per_residue": self.per_residue, "bonds": self.bonds,
+            "symmetric": self.symmetric, "per_residue": self.per_residue, "bonds": self.bonds,
             "clashes": self.clashes, "crowding": self.crowding, "chirality": self.chirality, "disulfides": self.disulfides,
             "warnings": self.warnings,
         }
@@ -242,12 +284,18 @@ def evaluate_predictions(predicted: np.ndarray, arrays: dict[str, np.ndarray]) -
         clashes_pred += count_clashes((absolute + predicted[rows_e])[m], elements, residue_of, excluded, sulfur)
         clashes_ref += count_clashes((absolute + reference[rows_e])[m], elements, residue_of, excluded, sulfur)
     n_atoms = int(mask.sum())
+    symmetric, swapped = symmetric_squared_errors(predicted, reference, labels, mask, types)
     return {
         "n_residues": int(len(types)),
         "n_atoms": n_atoms,
         "rmsd_a": _rmsd(squared[mask]),
         "backbone_rmsd_a": _rmsd(squared[backbone]),
         "sidechain_rmsd_a": _rmsd(squared[sidechain]),
+        "symmetric": {"rmsd_a": _rmsd(symmetric[mask]), "sidechain_rmsd_a": _rmsd(symmetric[sidechain]),
+                      "residues_swapped": swapped,
+                      "definition": "names of " + ", ".join(f"{r} {'/'.join('-'.join(p) for p in pairs)}"
+                                                            for r, pairs in EQUIVALENT_ATOMS.items())
+                                    + " swapped per residue where that fits better"},
         "per_residue": per_residue,
         "bonds": {"intra_residue": intra, "peptide": peptide_stats},
         "crowding": crowding,

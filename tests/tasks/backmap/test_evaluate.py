@@ -7,7 +7,7 @@ import pytest
 from gaatool.data.store import load_dataset
 from gaatool.errors import ConfigError, InputFileError
 from gaatool.tasks.backmap.evaluate import count_clashes, evaluate_backmap, evaluate_predictions
-from gaatool.tasks.backmap.residues import LABELS, is_backbone
+from gaatool.tasks.backmap.residues import LABELS, RESIDUE_NAMES, is_backbone
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,41 @@ def test_known_perturbations(test_split):
     assert collapsed["bonds"]["intra_residue"]["mean_abs_deviation_a"] == pytest.approx(
         collapsed["bonds"]["intra_residue"]["rms_deviation_a"], rel=0.2)
     assert collapsed["bonds"]["intra_residue"]["mean_abs_deviation_a"] > 1.3
+
+
+# the usual table of structure comparisons, written out here rather than taken from the code under test
+STANDARD_EQUIVALENT_ATOMS = {"ASP": (("OD1", "OD2"),), "GLU": (("OE1", "OE2"),), "ARG": (("NH1", "NH2"),),
+                             "PHE": (("CD1", "CD2"), ("CE1", "CE2")), "TYR": (("CD1", "CD2"), ("CE1", "CE2"))}
+
+
+def test_swapped_equivalent_atoms_count_only_in_the_plain_rmsd(test_split):
+    # a prediction naming OD1 as OD2 (and the PHE/TYR ring atoms the other way round) is the same structure
+    labels, mask = test_split["atom_labels"], test_split["atom_mask"]
+    names = np.array([atom for _, atom in LABELS])[labels]
+    residues = np.array(RESIDUE_NAMES)[test_split["residue_types"]]
+    swapped = test_split["atom_positions"].copy()
+    flipped = 0
+    for row in range(len(residues)):
+        for first, second in STANDARD_EQUIVALENT_ATOMS.get(residues[row], ()):
+            a, b = np.flatnonzero(names[row] == first), np.flatnonzero(names[row] == second)
+            if len(a) and len(b) and mask[row, a[0]] and mask[row, b[0]]:
+                swapped[row, [a[0], b[0]]] = swapped[row, [b[0], a[0]]]
+                flipped += 1
+    assert flipped >= 5
+    m = evaluate_predictions(swapped, test_split)
+    assert m["rmsd_a"] > 0.1 and m["backbone_rmsd_a"] == 0
+    assert m["symmetric"]["rmsd_a"] == 0 and m["symmetric"]["sidechain_rmsd_a"] == 0
+    assert 0 < m["symmetric"]["residues_swapped"] <= flipped
+    # a residue with only one of its pairs exchanged (CD1/CD2 but not CE1/CE2 of a ring) is not the same
+    # structure: swapping both pairs back cannot make it exact
+    ring = next(row for row in range(len(residues)) if residues[row] in ("PHE", "TYR")
+                and all(mask[row][names[row] == atom].any() for atom in ("CD1", "CD2", "CE1", "CE2")))
+    half = test_split["atom_positions"].copy()
+    a, b = np.flatnonzero(names[ring] == "CD1")[0], np.flatnonzero(names[ring] == "CD2")[0]
+    half[ring, [a, b]] = half[ring, [b, a]]
+    assert evaluate_predictions(half, test_split)["symmetric"]["rmsd_a"] > 0
+    # and the reference itself needs no swap
+    assert evaluate_predictions(test_split["atom_positions"], test_split)["symmetric"]["residues_swapped"] == 0
 
 
 def test_clash_rules():
