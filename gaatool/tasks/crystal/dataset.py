@@ -42,6 +42,7 @@ from ...data.neighbors import nearest_neighbor_distance, nearest_neighbors, perp
 from ...data.splits import SPLIT_NAMES, derive_rng, replica_seeds
 from ...data.store import load_dataset, save_dataset
 from ...errors import ConfigError, InputFileError
+from .distinct import refuse_indistinguishable
 from .prototypes import PROTOTYPE_NAMES, UnitCell, load_unit_cell, prototype_cell, prototype_definitions
 from .steinhardt import DEFAULT_L_VALUES, DEFAULT_NEIGHBORS, steinhardt_feature_names, steinhardt_features_from_bonds
 
@@ -403,49 +404,6 @@ class CrystalDataset:
         return rows
 
 
-# Largest difference (distances in nearest-neighbour units, cosines) between two environments taken as one.
-SAME_ENVIRONMENT_TOLERANCE = 0.01
-
-
-def environment_fingerprints(supercell: UnitCell, neighbors: int) -> list[np.ndarray]:
-    """The distinct environments of a perfect crystal in unit nearest-neighbour distance, as rotation- and
-    order-free rows: sorted distances, sorted cosines between bonds and sorted type pairs of the neighbours
-    up to the ``neighbors``-th one's shell, all of that shell included (which of a shell's equidistant
-    points a k-nearest search keeps is arbitrary)."""
-    index, r_ij = nearest_neighbors(supercell.positions, supercell.lattice, min(2 * neighbors, supercell.n_sites - 1))
-    distances = np.linalg.norm(r_ij, axis=-1)
-    n_types = int(supercell.types.max()) + 1
-    pairs = supercell.types[:, None] * n_types + supercell.types[index]
-    rows = {}
-    for point in range(supercell.n_sites):
-        shell = distances[point] <= distances[point, neighbors - 1] + 1e-6
-        unit = r_ij[point, shell] / distances[point, shell, None]
-        cosines = (unit @ unit.T)[np.triu_indices(int(shell.sum()), 1)]
-        row = np.concatenate([distances[point, shell], np.sort(cosines), np.sort(pairs[point, shell])])
-        rows.setdefault((np.round(row, 6) + 0.0).tobytes(), row)  # + 0.0: -0.0 is 0.0
-    return list(rows.values())
-
-
-def same_environments(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> bool:
-    """Whether every environment of one crystal is (within the tolerance) one of the other's, both ways."""
-    def covered(rows, others) -> bool:
-        return all(any(len(o) == len(row) and np.abs(o - row).max() <= SAME_ENVIRONMENT_TOLERANCE for o in others)
-                   for row in rows)
-    return covered(a, b) and covered(b, a)
-
-
-def _refuse_indistinguishable(crystals: Sequence[UnitCell], neighbors: int) -> None:
-    """Two classes whose perfect crystals have the same environments cannot be told apart by any model
-    (an added CIF of fcc copper beside cF4-Cu): one error rather than a model that guesses between them."""
-    fingerprints = [environment_fingerprints(c, neighbors) for c in crystals]
-    for later in range(len(crystals)):
-        for earlier in range(later):
-            if same_environments(fingerprints[earlier], fingerprints[later]):
-                raise ConfigError(f"classes {crystals[earlier].name!r} and {crystals[later].name!r} have the same "
-                                  f"{neighbors}-neighbour environments (the same structure twice?); no model can "
-                                  "tell them apart: leave one out")
-
-
 def _resolve_cells(config: CrystalDatasetConfig, extra_cells: Sequence[UnitCell | str | os.PathLike]) -> list[UnitCell]:
     cells = [prototype_cell(name) for name in config.prototypes]
     for extra in extra_cells:
@@ -514,7 +472,7 @@ def build_crystal_dataset(
             "species": {type_names[t]: species for t, species in enumerate(cell.type_names)},
             "unit_cell": cell.scaled(1.0 / original_nn).to_dict(),
         })
-    _refuse_indistinguishable(crystals, config.neighbors)
+    refuse_indistinguishable(crystals, config.neighbors)
 
     arrays: dict[str, np.ndarray] = {}
     systems: list[CrystalSystem] = []

@@ -10,12 +10,11 @@ from gaatool.tasks.crystal.dataset import (
     CrystalDataset,
     CrystalDatasetConfig,
     build_crystal_dataset,
-    environment_fingerprints,
     perfect_crystal,
     replication_counts,
-    same_environments,
     type_pair_encoding,
 )
+from gaatool.tasks.crystal.distinct import environment_fingerprints, same_environments
 from gaatool.tasks.crystal.prototypes import PROTOTYPE_NAMES, prototype_cell
 from gaatool.tasks.crystal.steinhardt import steinhardt_features
 
