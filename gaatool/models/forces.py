@@ -70,6 +70,9 @@ class ForceField(nn.Module):
         energies are ~1e5 kcal/mol, so in float32 the shifted sum keeps only
         ~0.01 kcal/mol; callers that need exact energies add the shift in float64.
         """
+        if mask is not None:  # whatever padded atoms hold (NaN, a type -1) must not reach a real atom's energy
+            positions = torch.where(mask.unsqueeze(-1), positions, positions.new_zeros(()))
+            types = torch.where(mask, types, types.new_zeros(()))
         onehot = nn.functional.one_hot(types.long(), len(self.config.atomic_numbers)).to(positions.dtype)
         r_ij, type_pairs = pair_inputs(positions, onehot)
         neighbor_mask = None

@@ -20,10 +20,14 @@ def environments(seed, k=12, batch=3):
     return torch.randn(batch, k, 3, generator=g, dtype=torch.float64), torch.cat([t_i - t_j, t_i + t_j], -1)
 
 
-@given(st.integers(0, 1000), st.integers(2, 12), st.sampled_from([1, 2, 3]), st.sampled_from(["single", "full"]))
-def test_classifier_symmetries(seed, k, rank, mode):
-    model = make(seed, rank=rank, invariant_mode=mode)
+@given(st.integers(0, 1000), st.integers(2, 12), st.sampled_from([1, 2, 3]), st.sampled_from(["single", "full"]),
+       st.sampled_from(["mean", "concat"]))
+def test_classifier_symmetries(seed, k, rank, mode, merge):
+    model = make(seed, rank=rank, invariant_mode=mode, merge=merge, join=merge)
     r, v = environments(seed, k)
+    # the logits must depend on the bond vectors, or every check below holds trivially
+    bent = r + 0.3 * torch.randn(r.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=r.dtype)
+    assert (model(bent, v) - model(r, v)).abs().max() > 1e-6, "logits do not depend on the geometry"
     testing.assert_rotation_invariant(lambda r: model(r, v), r, seed=seed)
     testing.assert_permutation_invariant(lambda r, v: model(r, v), r, v, seed=seed)
     testing.assert_padding_invariant(model, r, v, seed=seed, per_point_output=False)

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from hypothesis import given, strategies as st
 
@@ -55,14 +56,25 @@ def test_padding_atoms_change_nothing():
     model = make(5)
     positions, types = molecule(5, 6)
     energy, forces = model(positions, types)
-    pad_r = torch.cat([positions, torch.full((2, 2, 3), 7.0, dtype=torch.float64)], 1)
-    pad_t = torch.cat([types, torch.zeros(2, 2, dtype=torch.long)], 1)
-    mask = torch.ones(2, 8, dtype=torch.bool)
-    mask[:, 6:] = False
+    g = torch.Generator().manual_seed(5)
+    garbage_r = torch.randn(2, 2, 3, generator=g, dtype=torch.float64) * 1e2
+    garbage_t = torch.randint(0, 3, (2, 2), generator=g)
+    order = torch.tensor([6, 0, 1, 7, 2, 3, 4, 5])  # padding first and in the middle, not only at the end
+    pad_r = torch.cat([positions, garbage_r], 1)[:, order]
+    pad_t = torch.cat([types, garbage_t], 1)[:, order]
+    real = order < 6
+    mask = real.expand(2, 8)
     energy_p, forces_p = model(pad_r, pad_t, mask)
     testing.assert_close(energy_p, energy, 1e-9, "padded energy")
-    testing.assert_close(forces_p[:, :6], forces, 1e-9, "padded forces")
-    assert torch.all(forces_p[:, 6:] == 0)
+    testing.assert_close(forces_p[:, real], forces, 1e-9, "padded forces")
+    assert torch.all(forces_p[:, ~real] == 0)
+    # non-finite positions and invalid types in the padding change nothing either
+    pad_r[:, ~real] = float("nan")
+    pad_t[:, ~real] = -1
+    energy_n, forces_n = model(pad_r, pad_t, mask)
+    testing.assert_close(energy_n, energy, 1e-9, "NaN-padded energy")
+    testing.assert_close(forces_n[:, real], forces, 1e-9, "NaN-padded forces")
+    assert torch.all(forces_n[:, ~real] == 0)
 
 
 def test_training_mode_differentiates_twice():
@@ -94,9 +106,15 @@ def test_force_inference_leaves_parameters_out_of_autograd_and_restores_them():
     # energies alone still reach the parameters (energy training)
     energy, none = model(positions, types, compute_forces=False)
     assert none is None and energy.requires_grad
-    # an error inside restores the flags too
-    try:
-        model(positions[..., :2], types)
-    except Exception:
-        pass
+    # an error inside restores the flags too (raised where the parameters are frozen, not before)
+    seen.clear()
+
+    def failing_energy(*args, **kwargs):
+        seen.append([p.requires_grad for p in model.parameters()])
+        raise RuntimeError("energy failed")
+    model.energy = failing_energy
+    with pytest.raises(RuntimeError, match="^energy failed$"):
+        model(positions, types)
+    del model.energy
+    assert seen and not any(seen[0])
     assert all(p.requires_grad for p in model.parameters())

@@ -22,11 +22,30 @@ def make(cls, seed, rank, mode, merge, **kw):
     return cls(D, rank=rank, invariant_mode=mode, merge=merge, join=merge, **kw).double().eval()
 
 
+def assert_uses_geometry(fn, r, seed):
+    """fn(r) is far from zero and changes when the cloud is deformed (not moved rigidly).
+
+    Without this the symmetry checks (absolute tolerance 1e-9) also pass for an output that is
+    (nearly) zero or that ignores the positions altogether.
+    """
+    out = fn(r)
+    assert out.abs().max() > 1e-6, f"output is ~0 (max {float(out.abs().max()):.1e}): symmetry checks are vacuous"
+    bent = r + 0.3 * torch.randn(r.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=r.dtype)
+    assert (fn(bent) - out).abs().max() > 1e-6, "output does not depend on the positions"
+
+
+def exactly_cancelling(rank, mode, merge, reduce, cov_mode):
+    """Rank-2 symmetric weights and values (pair invariants, mean merge) times the antisymmetric bivector dual
+    (covariant mode 'single'), summed over all pairs: the output is zero by construction."""
+    return rank == 2 and mode == "single" and merge == "mean" and reduce and cov_mode == "single"
+
+
 @given(SETTINGS, st.booleans())
 def test_vector_attention_symmetries(setting, reduce):
     seed, n, rank, mode, merge = setting
     layer = make(VectorAttention, seed, rank, mode, merge, reduce=reduce)
     r, v = inputs(seed, n)
+    assert_uses_geometry(lambda r: layer(r, v), r, seed)
     testing.assert_rotation_invariant(lambda r: layer(r, v), r, seed=seed)
     if reduce:
         testing.assert_permutation_invariant(lambda r, v: layer(r, v), r, v, seed=seed)
@@ -40,6 +59,8 @@ def test_vector2vector_symmetries(setting, reduce, cov_mode):
     seed, n, rank, mode, merge = setting
     layer = make(Vector2VectorAttention, seed, rank, mode, merge, reduce=reduce, covariant_mode=cov_mode)
     r, v = inputs(seed, n)
+    if not exactly_cancelling(rank, mode, merge, reduce, cov_mode):
+        assert_uses_geometry(lambda r: layer(r, v), r, seed)
     testing.assert_rotation_covariant(lambda r: layer(r, v), r, seed=seed)
     if reduce:
         testing.assert_permutation_invariant(lambda r, v: layer(r, v), r, v, seed=seed)
@@ -48,18 +69,24 @@ def test_vector2vector_symmetries(setting, reduce, cov_mode):
     testing.assert_padding_invariant(layer, r, v, seed=seed, per_point_output=not reduce)
 
 
-@given(SETTINGS, st.integers(1, 4))
-def test_labeled_symmetries(setting, n_labels):
+@given(SETTINGS, st.integers(1, 4), st.sampled_from(["single", "partial", "full"]), st.booleans())
+def test_labeled_symmetries(setting, n_labels, cov_mode, reduce):
     seed, n, rank, mode, merge = setting
-    layer = make(LabeledVectorAttention, seed, rank, mode, merge)
+    layer = make(LabeledVectorAttention, seed, rank, mode, merge, covariant_mode=cov_mode, reduce=reduce)
     r, v = inputs(seed, n)
     labels = torch.randn(2, n_labels, D, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
+    if not exactly_cancelling(rank, mode, merge, reduce, cov_mode):
+        assert_uses_geometry(lambda r: layer(labels, r, v), r, seed)
     testing.assert_rotation_covariant(lambda r: layer(labels, r, v), r, seed=seed)
-    testing.assert_permutation_invariant(lambda r, v: layer(labels, r, v), r, v, seed=seed)
-    # permuting labels permutes outputs
-    testing.assert_permutation_equivariant(lambda c: layer(c, r, v), labels, seed=seed)
+    if reduce:  # (..., L, 3)
+        testing.assert_permutation_invariant(lambda r, v: layer(labels, r, v), r, v, seed=seed)
+        # permuting labels permutes outputs
+        testing.assert_permutation_equivariant(lambda c: layer(c, r, v), labels, seed=seed)
+    else:  # (..., L, N, 3): points on axis -2, labels on axis -3
+        testing.assert_permutation_equivariant(lambda r, v: layer(labels, r, v), r, v, seed=seed)
+        testing.assert_permutation_equivariant(lambda c: layer(c, r, v).transpose(-3, -2), labels, seed=seed)
     testing.assert_padding_invariant(lambda r, v, m: layer(labels, r, v, mask=m), r, v, seed=seed,
-                                     per_point_output=False)
+                                     per_point_output=not reduce)
     # padded labels give zero outputs and do not change the others
     label_mask = torch.ones(2, n_labels + 1, dtype=torch.bool)
     label_mask[:, -1] = False
