@@ -68,7 +68,11 @@ def assert_translation_invariant(fn: Callable[[torch.Tensor], torch.Tensor], pos
 
 
 def _permutation(n: int, seed: int) -> torch.Tensor:
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    """A seeded permutation of n points that moves some point (for n > 1): the identity would test nothing."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    if n > 1 and bool((perm == torch.arange(n)).all()):
+        perm = torch.roll(perm, 1)
+    return perm
 
 
 def assert_permutation_equivariant(fn: Callable[..., torch.Tensor], *per_point: torch.Tensor,
@@ -97,24 +101,34 @@ def assert_permutation_invariant(fn: Callable[..., torch.Tensor], *per_point: to
 def assert_padding_invariant(fn: Callable[..., torch.Tensor], positions: torch.Tensor, values: torch.Tensor,
                              n_pad: int = 3, atol: float = DEFAULT_ATOL, seed: int = 0,
                              per_point_output: bool = True) -> None:
-    """Appending padded points (random garbage, masked out) changes no output.
+    """Padded points (random garbage, masked out) inserted among the points, the points' order kept,
+    change no output.
 
     fn(positions, values, mask) with positions (..., N, 3), values (..., N, F).
-    Per-point outputs of padded points must be exactly zero.
+    Per-point outputs of padded points must be exactly zero. At least one padded point comes
+    before a real one: padding only ever at the end would let a mask read as a length pass.
     """
     generator = torch.Generator().manual_seed(seed)
+    n = positions.shape[-2]
     pad_shape = positions.shape[:-2] + (n_pad,)
     garbage_r = torch.randn(*pad_shape, 3, generator=generator, dtype=torch.float64).to(positions.dtype) * 1e3
     garbage_v = torch.randn(*pad_shape, values.shape[-1], generator=generator, dtype=torch.float64).to(values.dtype)
     garbage_r[..., 0, 0] = float("nan")  # even NaN in padding must not leak
-    mask = torch.ones(positions.shape[:-1], dtype=torch.bool)
-    padded_mask = torch.cat([mask, torch.zeros(pad_shape, dtype=torch.bool)], dim=-1)
-    reference = fn(positions, values, mask)
-    padded = fn(torch.cat([positions, garbage_r], -2), torch.cat([values, garbage_v], -2), padded_mask)
+    is_pad = torch.zeros(n + n_pad, dtype=torch.bool)
+    is_pad[torch.randperm(n + n_pad, generator=generator)[:n_pad]] = True
+    if n_pad and not bool(is_pad[:n].any()):  # all at the end: move one to the front
+        is_pad[n] = False
+        is_pad[0] = True
+    order = torch.empty(n + n_pad, dtype=torch.long)
+    order[~is_pad] = torch.arange(n)
+    order[is_pad] = n + torch.arange(n_pad)
+    padded_mask = (~is_pad).expand(*positions.shape[:-2], n + n_pad)
+    reference = fn(positions, values, torch.ones(positions.shape[:-1], dtype=torch.bool))
+    padded = fn(torch.cat([positions, garbage_r], -2).index_select(-2, order),
+                torch.cat([values, garbage_v], -2).index_select(-2, order), padded_mask)
     if per_point_output:
-        n = positions.shape[-2]
-        assert_close(padded[..., :n, :], reference, atol, "padding invariance")
-        if not bool((padded[..., n:, :] == 0).all()):
+        assert_close(padded[..., ~is_pad, :], reference, atol, "padding invariance")
+        if not bool((padded[..., is_pad, :] == 0).all()):
             raise AssertionError("padding: outputs at padded points are not zero")
     else:
         assert_close(padded, reference, atol, "padding invariance")
