@@ -33,6 +33,7 @@ import dataclasses
 import gzip
 import io
 import os
+import string
 import sys
 from collections import Counter
 from pathlib import Path
@@ -76,8 +77,14 @@ MD_RESIDUE_ALIASES = {
     **dict.fromkeys(("ASH", "ASPH", "ASPP"), "ASP"),
     **dict.fromkeys(("GLH", "GLUH", "GLUP"), "GLU"),
     **dict.fromkeys(("LYN", "LSN", "LYSH", "LYP"), "LYS"),
+    **dict.fromkeys(("CYSH",), "CYS"), "LYSN": "LYS", "ARGN": "ARG",
     "ARN": "ARG", "TYM": "TYR", "MSE": "MET",
+    # AMBER's terminal residues: N- and C-terminal forms of each standard residue (NALA, CLEU, ...)
+    **{f"{end}{name}": name for end in "NC" for name in STANDARD_AMINO_ACIDS},
 }
+
+#: The four-letter ones, which GROMACS writes into a PDB file's columns 18-21 (the 21st is blank in PDB).
+_FOUR_LETTER_ALIASES = frozenset(name for name in MD_RESIDUE_ALIASES if len(name) == 4)
 
 #: Output formats and the extensions that select them.
 STRUCTURE_FORMATS = {"pdb": (".pdb", ".ent"), "cif": (".cif", ".mmcif")}
@@ -115,6 +122,9 @@ class ProteinStructure:
     renamed : dict of str to int
         Residues read under their standard name through ``residue_aliases``,
         e.g. ``{"HSD as HIS": 3}``.
+    notes : list of str
+        How the file was read where it left something to choose (residues
+        without numbers, segment ids standing for chain ids).
     file_atom_index : numpy.ndarray (N,) int64 or None
         Position of each atom among all atoms of the file's model (0-based,
         file order), which is how trajectories index atoms.
@@ -134,6 +144,7 @@ class ProteinStructure:
     source: str = ""
     skipped: dict = dataclasses.field(default_factory=dict)
     renamed: dict = dataclasses.field(default_factory=dict)
+    notes: list = dataclasses.field(default_factory=list)
     file_atom_index: np.ndarray | None = None
     file_atom_count: int | None = None
 
@@ -320,6 +331,18 @@ def read_structure(path: str | os.PathLike, all_models: bool = False, heavy_only
         fmt = structure_format(path)
     except ConfigError:
         fmt = None
+    if fmt == "pdb":
+        text = (gzip.decompress(path.read_bytes()) if path.name.lower().endswith(".gz") else path.read_bytes()
+                ).decode("utf-8", errors="replace")
+        fixed, moved = _four_letter_residue_names(text)
+        if moved:  # read from the rewritten text: gemmi would take the fourth letter for the chain id
+            try:
+                st = gemmi.read_pdb_string(fixed)
+            except (RuntimeError, ValueError) as err:
+                raise InputFileError(f"{path}: cannot read as PDB ({_first_line(err)})") from err
+            structure = _from_gemmi(st, str(path), _entry_id(st, path), all_models, heavy_only, residue_aliases)
+            structure.notes.append(moved)
+            return structure
     try:
         if fmt is None:
             # Unknown extension: let gemmi look at the content.
@@ -401,12 +424,32 @@ def parse_structure(text: str, fmt: str, source: str = "<text>", all_models: boo
         if fmt == "cif":
             st = gemmi.make_structure_from_block(gemmi.cif.read_string(text).sole_block())
         elif fmt == "pdb":
+            text, moved = _four_letter_residue_names(text)
             st = gemmi.read_pdb_string(text)
         else:
             raise ConfigError(f"unknown structure format {fmt!r}; use pdb or cif")
     except (RuntimeError, ValueError) as err:
         raise InputFileError(f"{source}: cannot read as {fmt.upper()} ({_first_line(err)})") from err
-    return _from_gemmi(st, source, _entry_id(st, None), all_models, heavy_only, residue_aliases)
+    structure = _from_gemmi(st, source, _entry_id(st, None), all_models, heavy_only, residue_aliases)
+    if fmt == "pdb" and moved:
+        structure.notes.append(moved)
+    return structure
+
+
+def _four_letter_residue_names(text: str) -> tuple[str, str]:
+    """PDB text with GROMACS's four-letter residue names (columns 18-21: HISE, CYS2, LYSN, ...) replaced by
+    their standard residue's name and a blank 21st column, and a note of what was replaced ("" if nothing)."""
+    lines = text.splitlines(keepends=True)
+    replaced: Counter = Counter()
+    for i, line in enumerate(lines):
+        if line.startswith(("ATOM  ", "HETATM")) and line[17:21] in _FOUR_LETTER_ALIASES:
+            replaced[line[17:21]] += 1
+            lines[i] = line[:17] + MD_RESIDUE_ALIASES[line[17:21]] + " " + line[21:]
+    if not replaced:
+        return text, ""
+    names = ", ".join(f"{name} as {MD_RESIDUE_ALIASES[name]}" for name in sorted(replaced))
+    return "".join(lines), (f"four-letter residue names in columns 18-21 (as GROMACS writes them) read as "
+                            f"standard residues: {names}")
 
 
 def _first_line(err: Exception) -> str:
@@ -485,8 +528,12 @@ def _choose_conformer(atoms: list) -> list:
     return kept
 
 
-def _plain_residues(model) -> tuple[list, int]:
-    """The model's residues as plain records (atoms numbered in file order) and its atom count."""
+def _plain_residues(model, notes: Counter, source: str) -> tuple[list, int]:
+    """The model's residues as plain records (atoms numbered in file order) and its atom count.
+
+    A blank chain id with a segment id (CHARMM/NAMD PDB files: PROA, PROB) takes the segment id; a residue
+    without an author number takes its mmCIF label number. Without either, which atoms form a residue is
+    a guess (consecutive atoms of one residue name): refused."""
     residues, count = [], 0
     for chain in model:
         for residue in chain:
@@ -495,8 +542,20 @@ def _plain_residues(model) -> tuple[list, int]:
                 atoms.append(_Atom(atom.name.strip(), atom.altloc, float(atom.occ), atom.element.name,
                                    (atom.pos.x, atom.pos.y, atom.pos.z), count))
                 count += 1
-            residues.append((_Residue(chain.name, residue.name.strip().upper(), int(residue.seqid.num),
-                                      residue.seqid.icode.strip(), atoms), (chain.name, str(residue.seqid))))
+            chain_id = chain.name
+            if not chain_id.strip() and residue.segment.strip():
+                chain_id = residue.segment.strip()
+                notes["segment ids as chain ids"] += 1
+            number = residue.seqid.num
+            if number is None:
+                if residue.label_seq is None:
+                    raise InputFileError(f"{source}: residue {residue.name} of chain {chain_id or '(blank)'} has no "
+                                         "residue number (PDB columns 23-26, mmCIF auth_seq_id or label_seq_id), "
+                                         "so its atoms cannot be told from the next residue's; number the residues")
+                number = residue.label_seq
+                notes["residues without an author number"] += 1
+            residues.append((_Residue(chain_id, residue.name.strip().upper(), int(number),
+                                      residue.seqid.icode.strip(), atoms), (chain_id, str(residue.seqid), number)))
     return residues, count
 
 
@@ -515,10 +574,10 @@ def _residue_groups(residues: list) -> Iterator[list]:
 
 
 def _read_model(model, heavy_only: bool, skipped: Counter, aliases: dict[str, str],
-                renamed: Counter) -> tuple[list, list, int]:
+                renamed: Counter, notes: Counter, source: str) -> tuple[list, list, int]:
     """[(chain, name, number, icode)], [(residue index, atom name, element, xyz, file index)], atom count."""
     residues, atoms = [], []
-    plain, count = _plain_residues(model)
+    plain, count = _plain_residues(model, notes, source)
 
     def heavy(res):
         return [a for a in res.atoms if not (heavy_only and a.element in ("H", "D"))]
@@ -563,16 +622,17 @@ def _from_gemmi(st, source: str, entry_id: str, all_models: bool, heavy_only: bo
         raise InputFileError(f"{source}: holds no models (no ATOM/HETATM records); is it a coordinate file?")
     skipped: Counter = Counter()
     renamed: Counter = Counter()
+    notes: Counter = Counter()
     models = range(len(st)) if all_models else range(1)
     topology, frames = None, []
     for m in models:
-        model_skipped, model_renamed = Counter(), Counter()
+        model_skipped, model_renamed, model_notes = Counter(), Counter(), Counter()
         residues, atoms, atom_count = _read_model(st[m], heavy_only, model_skipped, residue_aliases or {},
-                                                  model_renamed)
+                                                  model_renamed, model_notes, source)
         key = (residues, [(a[0], a[1]) for a in atoms])
         if topology is None:
             topology, first_atoms, first_count = key, atoms, atom_count
-            skipped, renamed = model_skipped, model_renamed
+            skipped, renamed, notes = model_skipped, model_renamed, model_notes
         elif key != topology:
             raise InputFileError(f"{source}: model {m + 1} has other residues or atoms than model 1; "
                                  "split the models into separate files")
@@ -587,16 +647,50 @@ def _from_gemmi(st, source: str, entry_id: str, all_models: bool, heavy_only: bo
         atom_residues=np.array([a[0] for a in atoms], dtype=np.int64),
         positions=np.stack(frames) if frames else np.zeros((1, 0, 3)),
         entry_id=entry_id, source=source, skipped=dict(skipped), renamed=dict(renamed),
-        file_atom_index=np.array([a[4] for a in atoms], dtype=np.int64), file_atom_count=first_count)
+        notes=_note_lines(notes), file_atom_index=np.array([a[4] for a in atoms], dtype=np.int64), file_atom_count=first_count)
+
+
+def _note_lines(notes: Counter) -> list[str]:
+    lines = []
+    if notes["segment ids as chain ids"]:
+        lines.append(f"blank chain ids: the segment ids (columns 73-76) are the chains of "
+                     f"{notes['segment ids as chain ids']} residues")
+    if notes["residues without an author number"]:
+        lines.append(f"{notes['residues without an author number']} residues without an author number "
+                     "(auth_seq_id): numbered by their mmCIF label numbers")
+    return lines
 
 
 # ---------------------------------------------------------------------------
 # writing
 
 
-def _to_gemmi(structure: ProteinStructure):
+#: Longest chain id gemmi writes into a PDB file (columns 21-22), and longest segment id (columns 73-76).
+PDB_CHAIN_ID_LENGTH, PDB_SEGMENT_ID_LENGTH = 2, 4
+
+
+def pdb_chain_ids(structure: ProteinStructure) -> tuple[dict[str, str], str]:
+    """Chain ids too long for a PDB file (a CHARMM segment id PROA, an mmCIF chain AAA) -> the free single
+    letters they are written as, their own ids going to the segment-id columns; and a note saying so
+    ("" when every id fits). Raises ConfigError where that cannot work: write mmCIF then."""
+    ids = list(dict.fromkeys(str(c) for c in structure.chain_ids))
+    long = [c for c in ids if len(c) > PDB_CHAIN_ID_LENGTH]
+    if not long:
+        return {}, ""
+    free = [c for c in string.ascii_uppercase + string.ascii_lowercase + string.digits if c not in ids]
+    too_long = [c for c in long if len(c) > PDB_SEGMENT_ID_LENGTH]
+    if too_long or len(long) > len(free):
+        what = f"chain id {too_long[0]!r} is" if too_long else f"{len(long)} chain ids are"
+        raise ConfigError(f"{what} too long for the PDB format; write mmCIF (.cif), which keeps them")
+    mapping = dict(zip(long, free))
+    return mapping, ("chain ids too long for PDB written as " + ", ".join(f"{c} -> {mapping[c]}" for c in long)
+                     + " (the segment-id columns keep them; mmCIF keeps them as chain ids)")
+
+
+def _to_gemmi(structure: ProteinStructure, chain_names: dict[str, str] | None = None):
     import gemmi
 
+    chain_names = chain_names or {}
     st = gemmi.Structure()
     st.name = structure.entry_id or "model"
     starts = structure.residue_starts()
@@ -604,10 +698,13 @@ def _to_gemmi(structure: ProteinStructure):
         model = gemmi.Model(f + 1)
         positions = structure.positions[f]
         for chain_id, residues in structure.chains():
-            chain = gemmi.Chain(chain_id)
-            for r in residues:
+            chain = gemmi.Chain(chain_names.get(chain_id, chain_id))
+            for position, r in enumerate(residues):
                 residue = gemmi.Residue()
+                residue.label_seq = position + 1  # mmCIF label_seq_id: 1, 2, ... along the chain (else '.')
                 residue.name = str(structure.residue_names[r])
+                if chain_id in chain_names:
+                    residue.segment = chain_id
                 residue.seqid = gemmi.SeqId(int(structure.residue_numbers[r]), structure.insertion_codes[r] or " ")
                 residue.het_flag = "A"
                 residue.entity_type = gemmi.EntityType.Polymer
@@ -634,7 +731,7 @@ def structure_text(structure: ProteinStructure, fmt: str = "pdb") -> str:
         limit = 9999.9985  # the PDB format's %8.3f columns
         if np.abs(structure.positions).max(initial=0.0) > limit:
             raise ConfigError("coordinates exceed the PDB format's range (|x| < 10000 Å); write mmCIF (.cif)")
-    st = _to_gemmi(structure)
+    st = _to_gemmi(structure, pdb_chain_ids(structure)[0] if fmt == "pdb" else None)
     if fmt == "pdb":
         import gemmi
 
@@ -652,23 +749,26 @@ def structure_text(structure: ProteinStructure, fmt: str = "pdb") -> str:
 
 
 def write_structure(structure: ProteinStructure, path: str | os.PathLike, fmt: str | None = None,
-                    stdout: io.TextIOBase | None = None) -> None:
-    """Write ``structure`` to ``path`` (atomically) or, for ``"-"``, to ``stdout``.
+                    stdout: io.TextIOBase | None = None) -> list[str]:
+    """Write ``structure`` to ``path`` (atomically) or, for ``"-"``, to ``stdout``; returns notes on what
+    the format changed (:func:`pdb_chain_ids`).
 
     The format comes from ``fmt`` or else the extension (``.pdb``, ``.ent``,
     ``.cif``, ``.mmcif``; ``.gz`` adds gzip compression); stdout defaults to PDB.
     The whole text is built before anything is written, so a failure never
     leaves a partial file.
     """
+    fmt = fmt or ("pdb" if str(path) == "-" else structure_format(path))
+    text = structure_text(structure, fmt)
+    notes = [note for note in [pdb_chain_ids(structure)[1] if fmt == "pdb" else ""] if note]
     if str(path) == "-":
-        text = structure_text(structure, fmt or "pdb")
         out = stdout or sys.stdout
         out.write(text)
         out.flush()
-        return
+        return notes
     path = Path(path)
-    fmt = fmt or structure_format(path)
-    data = structure_text(structure, fmt).encode("utf-8")
+    data = text.encode("utf-8")
     if path.name.lower().endswith(".gz"):
         data = gzip.compress(data, mtime=0)
     atomic_write_bytes(path, data)
+    return notes

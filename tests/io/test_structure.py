@@ -10,6 +10,7 @@ import pytest
 
 from gaatool.errors import ConfigError, InputFileError
 from gaatool.io.structure import (
+    MD_RESIDUE_ALIASES,
     STANDARD_AMINO_ACIDS,
     ProteinStructure,
     parse_structure,
@@ -243,3 +244,56 @@ def test_gromacs_gro_files_read_like_pdb(tmp_path, pdb_files):
     bad.write_text("title\n12\n    1ALA     CA    1   0.1\n")
     with pytest.raises(InputFileError, match=r"bad\.gro: cannot read as a GROMACS \.gro file"):
         read_structure(bad)
+
+
+def _pdb_lines(s: ProteinStructure) -> list[str]:
+    return [line for line in structure_text(s, "pdb").splitlines() if line.startswith("ATOM")]
+
+
+def test_gromacs_four_letter_residue_names_in_pdb_columns(pdb_files):
+    # GROMACS writes HISE, CYS2, ... into columns 18-21; gemmi took the 4th letter for the chain id, which split
+    # the chain at every such residue
+    s = read_structure(pdb_files / "2VB1.pdb.gz")
+    lines = _pdb_lines(s)
+    renamed = {"HIS": "HISE", "CYS": "CYS2", "LYS": "LYSN"}
+    text = "\n".join(line[:17] + renamed[line[17:20]] + line[21:] if line[17:20] in renamed else line
+                     for line in lines) + "\n"
+    present = sorted({line[17:21] for line in text.splitlines()} & set(renamed.values()))
+    assert present == ["CYS2", "HISE", "LYSN"]
+    back = parse_structure(text, "pdb", residue_aliases=MD_RESIDUE_ALIASES)
+    assert list(back.chain_ids) == list(s.chain_ids) and list(back.residue_names) == list(s.residue_names)
+    assert all(f"{name} as {MD_RESIDUE_ALIASES[name]}" in back.notes[0] for name in present)
+
+
+def test_segment_ids_stand_for_blank_chain_ids_and_long_ids_fit_pdb(pdb_files, tmp_path):
+    s = read_structure(pdb_files / "1CKB.pdb.gz")  # chains A and B
+    segments = {"A": "PROA", "B": "PROB"}
+    text = "\n".join(line[:21] + " " + line[22:72] + f"{segments[line[21]]:<4}" for line in _pdb_lines(s)) + "\n"
+    back = parse_structure(text, "pdb")
+    assert list(back.chain_ids) == [segments[c] for c in s.chain_ids]
+    assert any("segment ids" in note for note in back.notes)
+    # written as PDB: single-letter chains, the long ids in the segment-id columns, with a note
+    notes = write_structure(back, tmp_path / "out.pdb")
+    assert notes and "PROA -> A" in notes[0]
+    again = read_structure(tmp_path / "out.pdb")
+    assert list(again.chain_ids) == list(s.chain_ids)
+    assert {line[72:76] for line in (tmp_path / "out.pdb").read_text().splitlines()
+            if line.startswith("ATOM")} == {"PROA", "PROB"}
+    # mmCIF keeps them as chain ids, with label numbers 1, 2, ... (not '.')
+    assert write_structure(back, tmp_path / "out.cif") == []
+    cif = read_structure(tmp_path / "out.cif")
+    assert list(cif.chain_ids) == list(back.chain_ids)
+    block = gemmi.cif.read(str(tmp_path / "out.cif")).sole_block()
+    assert list(block.find_values("_atom_site.label_seq_id"))[0] == "1"
+    long = back.select_residues(np.ones(back.n_residues, dtype=bool))
+    long.chain_ids = np.array(["CHAINAB"] * back.n_residues)
+    with pytest.raises(ConfigError, match="chain id 'CHAINAB' is too long for the PDB format; write mmCIF"):
+        write_structure(long, tmp_path / "long.pdb")
+    assert not (tmp_path / "long.pdb").exists()
+
+
+def test_residues_without_numbers_are_refused(pdb_files):
+    s = read_structure(pdb_files / "1CKB.pdb.gz")
+    text = "\n".join(line[:22] + "    " + line[26:] for line in _pdb_lines(s)) + "\n"
+    with pytest.raises(InputFileError, match="has no residue number"):
+        parse_structure(text, "pdb", source="blank.pdb")

@@ -126,8 +126,9 @@ def coarse_grain_file(path, out, bead: str = "centroid", fmt: str | None = None,
     if structure.n_residues == 0:
         raise InputFileError(f"{path}: no amino-acid residues to coarse-grain")
     beads = coarse_grain(structure, bead)
-    write_structure(beads, out, fmt=fmt, stdout=stdout)
-    return beads, incomplete_residue_warnings(structure, bead)
+    written = write_structure(beads, out, fmt=fmt, stdout=stdout)
+    return beads, ([f"{structure.source}: {note}" for note in structure.notes]
+                   + incomplete_residue_warnings(structure, bead) + written)
 
 
 def incomplete_residue_warnings(structure: ProteinStructure, bead: str) -> list[str]:
@@ -140,6 +141,8 @@ def incomplete_residue_warnings(structure: ProteinStructure, bead: str) -> list[
     if bead == "ca":
         return []
     names, starts = np.asarray(structure.atom_names), structure.residue_starts()
+    # selenomethionine (MSE, read as MET) has its Se where MET's SD is
+    names = np.where((names == "SE") & (structure.residue_names[structure.atom_residues] == "MET"), "SD", names)
     missing = [residue for residue, name in enumerate(structure.residue_names)
                if not set(RESIDUE_ATOMS.get(str(name), ())) <= set(names[starts[residue]:starts[residue + 1]])]
     if not missing:

@@ -287,7 +287,8 @@ def residue_targets(structure: ProteinStructure) -> tuple[ProteinStructure, Coun
                 keep[i] = True
     kept_structure = dataclasses.replace(
         structure, atom_names=structure.atom_names[keep], elements=structure.elements[keep],
-        atom_residues=structure.atom_residues[keep], positions=structure.positions[:, keep])
+        atom_residues=structure.atom_residues[keep], positions=structure.positions[:, keep],
+        file_atom_index=None if structure.file_atom_index is None else structure.file_atom_index[keep])
     has_atoms = np.bincount(kept_structure.atom_residues, minlength=structure.n_residues) > 0
     if not has_atoms.all():
         dropped["residue without vocabulary atoms"] += int((~has_atoms).sum())
@@ -420,7 +421,10 @@ def build_backmap_dataset(paths: Sequence[str | os.PathLike], config: BackmapDat
         skipped.update(dropped)
         rows = len(arrays.get("residue_types", ()))
         if rows == 0:
-            skipped_files.append((str(path), "no complete standard amino-acid residues"))
+            one_each = structure.n_residues and structure.n_atoms == structure.n_residues
+            skipped_files.append((str(path), "one atom per residue, a coarse-grained structure? Heavy-atom "
+                                  "targets need the all-atom structure" if one_each
+                                  else "no complete standard amino-acid residues"))
             continue
         summary = EntrySummary(
             entry=entry, source=str(path), sha256=sha256_file(path), chains=len(structure.chains()),

@@ -116,6 +116,7 @@ def _reading_notes(structure: ProteinStructure) -> list[str]:
     if structure.renamed:
         parts = ", ".join(f"{what} x{count}" for what, count in sorted(structure.renamed.items()))
         notes.append(f"{structure.source}: read {parts} (force-field names of standard residues)")
+    notes += [f"{structure.source}: {note}" for note in structure.notes]
     skipped = {k: v for k, v in structure.skipped.items() if k != "hydrogen atoms"}
     if skipped:
         parts = ", ".join(f"{reason} x{count}" for reason, count in sorted(skipped.items()))
@@ -267,7 +268,7 @@ def backmap_file(path: str | os.PathLike, out: str | os.PathLike | None, checkpo
     atoms = backmap_structure(beads, model.to(target), int(metadata.get("neighbors", 16)), target, batch_size,
                               relax=relax)
     if out is not None:
-        write_structure(atoms, out, fmt=fmt, stdout=stdout)
+        warnings += write_structure(atoms, out, fmt=fmt, stdout=stdout)
     skipped = Counter(beads.skipped)
     return BackmapResult(structure=atoms, checkpoint=str(checkpoint), output=None if out is None else str(out),
                          warnings=warnings, skipped=dict(skipped), relax=bool(relax))

@@ -147,3 +147,20 @@ def test_evaluate_refuses_mismatched_dataset(tiny_backmap_checkpoint, pdb_files,
         build_backmap_dataset([pdb_files / "1AJJ.pdb.gz"], BackmapDatasetConfig(val_fraction=0,
                                                                                test_fraction=0)).save(other)
         run(tiny_backmap_checkpoint, other, split="test", device="cpu")
+
+
+def test_evaluate_refuses_a_coarse_grained_file(tiny_backmap_checkpoint, pdb_files, tmp_path):
+    # a bead file has no heavy atoms to score against: it crashed on an inconsistent atom index before
+    from gaatool.tasks.backmap.coarse_grain import coarse_grain_file
+
+    coarse_grain_file(pdb_files / "1CKB.pdb.gz", tmp_path / "cg.pdb")
+    with pytest.raises(InputFileError, match="one atom per residue, a coarse-grained structure"):
+        evaluate_backmap(tiny_backmap_checkpoint, tmp_path / "cg.pdb", device="cpu")
+
+
+def test_selenomethionine_is_a_complete_methionine(pdb_files, tmp_path):
+    from gaatool.tasks.backmap.coarse_grain import coarse_grain_file
+
+    beads, warnings = coarse_grain_file(pdb_files / "1A8O.cif.gz", tmp_path / "cg.pdb")
+    assert not any("lack heavy atoms" in w for w in warnings), warnings
+    assert int((beads.residue_names == "MET").sum()) >= 4  # the four MSE residues, read as MET
