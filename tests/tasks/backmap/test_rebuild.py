@@ -207,7 +207,8 @@ def test_c_alpha_traces_get_the_ca_model(monkeypatch, tmp_path, tiny_backmap_che
 
 
 def test_short_bead_chains_are_told_by_their_names(monkeypatch, tmp_path, tiny_backmap_checkpoint, pdb_files):
-    """Fewer than 8 peptide-bonded beads say too little: the atom names decide, without a note."""
+    """Fewer than 8 peptide-bonded beads say too little: the atom names decide, with a note where those few
+    are spaced unlike C-alpha atoms."""
     import gaatool.tasks.pretrained as pretrained
     from gaatool.checkpoint import update_metadata
 
@@ -220,4 +221,11 @@ def test_short_bead_chains_are_told_by_their_names(monkeypatch, tmp_path, tiny_b
     path = tmp_path / "short.pdb"
     path.write_text(structure_text(short, "pdb").replace(" BB ", " CA "))
     result = backmap_file(path, tmp_path / "out.pdb")
+    assert Path(result.checkpoint).name == "backmap-ca.safetensors"
+    assert len(result.warnings) == 1 and "named CA, so taken for a C-alpha trace" in result.warnings[0]
+    assert "4.59 Å apart" in result.warnings[0]  # the centroids of 1AKI's first six residues
+    trace = tmp_path / "trace.pdb"  # six real C-alpha atoms: no note
+    trace.write_text(structure_text(coarse_grain(lysozyme.select_residues(np.arange(lysozyme.n_residues) < 6),
+                                                 "ca"), "pdb"))
+    result = backmap_file(trace, tmp_path / "out_ca.pdb")
     assert Path(result.checkpoint).name == "backmap-ca.safetensors" and not result.warnings
