@@ -37,7 +37,10 @@ def test_pretrained_crystal_recognises_thermal_metals_in_any_units(identifier, n
 
 
 @pytest.mark.parametrize("name, counts", [("cI2-W", (2, 2, 2)), ("hP2-Mg", (2, 2, 2)), ("cF4-Cu", (2, 2, 2)),
-                                          ("cP2-CsCl", (2, 2, 2)), ("cF8-C", (2, 2, 2))])
+                                          ("cP2-CsCl", (2, 2, 2)), ("cF8-C", (2, 2, 2)),
+                                          # a bare unit cell (2-8 atoms), as a POSCAR of it holds
+                                          ("cI2-W", (1, 1, 1)), ("cF4-Cu", (1, 1, 1)), ("cF8-C", (1, 1, 1)),
+                                          ("cP2-CsCl", (1, 1, 1))])
 def test_pretrained_crystal_labels_small_simulation_cells(identifier, name, counts):
     """16-64 atoms in a periodic box narrower than the 12-neighbour shell, as in ab initio MD, with thermal
     noise, in Å: the neighbours come from as many copies of the box as needed, and the labels are right."""

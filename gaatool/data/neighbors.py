@@ -161,8 +161,10 @@ class NeighborFinder:
         n = positions.shape[0]
         if k < 1:
             raise InputFileError(f"neighbour count must be at least 1, got {k}")
-        if n < k + 1:
+        if n < k + 1 and box is None:  # a periodic box is searched through copies (a unit cell of 1-8 atoms)
             raise InputFileError(f"{n} particles are too few for {k} neighbours; need at least {k + 1}")
+        if n < 1:
+            raise InputFileError("no particles")
         if not np.all(np.isfinite(positions)):
             raise InputFileError("positions contain NaN or infinite coordinates")
 
@@ -194,7 +196,12 @@ class NeighborFinder:
             start = max(widths[axis] for axis in range(3) if axis not in self.open_axes)
             self.gaps = {axis: start for axis in self.open_axes}
             self._stretch_open_axes()
-            self._periodic_search((1, 1, 1))
+            # enough copies along the periodic axes for k neighbours and the float64 re-ranking's candidates
+            periodic = 3 - len(self.open_axes)
+            factor = 1
+            while n * factor ** periodic < k + 1 + EXTRA_CANDIDATES:
+                factor += 1
+            self._periodic_search(tuple(1 if axis in self.open_axes else factor for axis in range(3)))
 
     def _stretch_open_axes(self) -> None:
         """Scale each open axis's lattice vector so that its width is the particles' extent along it plus its gap."""

@@ -119,6 +119,25 @@ def test_bond_vectors_rotate_with_the_points(seed, reflect):
     )
 
 
+@pytest.mark.parametrize("basis, k, shells", [
+    ([[0.0, 0, 0]], 12, [(12, np.sqrt(0.5))]),  # fcc's one-atom primitive cell: 12 images of the atom
+    ([[0.0, 0, 0], [0.5, 0.5, 0.5]], 12, [(8, np.sqrt(0.75)), (4, 1.0)]),  # bcc's two-atom cell
+])
+def test_periodic_cells_with_fewer_points_than_neighbours(basis, k, shells):
+    # a unit cell of 1-8 atoms (a POSCAR) is searched through copies; neighbours may be images of one point
+    positions = np.asarray(basis, dtype=float)
+    lattice = np.eye(3) if len(basis) == 2 else np.array([[0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]])
+    index, r_ij = nearest_neighbors(positions, lattice, k)
+    distances = np.linalg.norm(r_ij, axis=-1)
+    start = 0
+    for count, length in shells:
+        np.testing.assert_allclose(distances[:, start:start + count], length, atol=1e-12)
+        start += count
+    assert index.max() < len(basis)
+    assert len(np.unique(np.round(r_ij[0], 9), axis=0)) == k  # k different images, none counted twice
+    assert nearest_neighbor_distance(positions, lattice) == pytest.approx(shells[0][1])
+
+
 def test_errors():
     with pytest.raises(InputFileError, match="8 particles are too few for 12 neighbours; need at least 13"):
         nearest_neighbors(np.zeros((8, 3)), None, 12)

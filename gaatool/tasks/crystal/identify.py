@@ -281,7 +281,7 @@ class Identifier:
 
     def label(self, frame: Frame) -> FrameLabels:
         """Labels and confidences of every particle of one frame."""
-        if frame.n_particles < self.neighbors + 1:
+        if frame.n_particles < self.neighbors + 1 and frame.box is None:  # a periodic cell is searched in copies
             raise InputFileError(f"{frame.source}: frame {frame.index} has {frame.n_particles} particles; identify "
                                  f"needs at least {self.neighbors + 1}")
         types = self.model_types(frame)
