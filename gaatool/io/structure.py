@@ -647,7 +647,8 @@ def _from_gemmi(st, source: str, entry_id: str, all_models: bool, heavy_only: bo
         atom_residues=np.array([a[0] for a in atoms], dtype=np.int64),
         positions=np.stack(frames) if frames else np.zeros((1, 0, 3)),
         entry_id=entry_id, source=source, skipped=dict(skipped), renamed=dict(renamed),
-        notes=_note_lines(notes), file_atom_index=np.array([a[4] for a in atoms], dtype=np.int64), file_atom_count=first_count)
+        notes=_note_lines(notes), file_atom_index=np.array([a[4] for a in atoms], dtype=np.int64),
+        file_atom_count=first_count)
 
 
 def _note_lines(notes: Counter) -> list[str]:
