@@ -472,7 +472,7 @@ def build_crystal_dataset(
             "species": {type_names[t]: species for t, species in enumerate(cell.type_names)},
             "unit_cell": cell.scaled(1.0 / original_nn).to_dict(),
         })
-    refuse_indistinguishable(crystals, config.neighbors)
+    refuse_indistinguishable(cells, config.neighbors)
 
     arrays: dict[str, np.ndarray] = {}
     systems: list[CrystalSystem] = []

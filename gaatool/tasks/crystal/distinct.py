@@ -22,17 +22,19 @@ __all__ = ["SAME_ENVIRONMENT_TOLERANCE", "environment_fingerprints", "same_envir
 SAME_ENVIRONMENT_TOLERANCE = 0.01
 
 
-def environment_fingerprints(supercell: UnitCell, neighbors: int) -> list[np.ndarray]:
-    """The distinct environments of a perfect crystal in unit nearest-neighbour distance, as rotation- and
-    order-free rows: sorted distances, sorted cosines between bonds and sorted type pairs of the neighbours
-    up to the ``neighbors``-th one's shell, all of that shell included (which of a shell's equidistant
-    points a k-nearest search keeps is arbitrary)."""
-    index, r_ij = nearest_neighbors(supercell.positions, supercell.lattice, min(2 * neighbors, supercell.n_sites - 1))
+def environment_fingerprints(cell: UnitCell, neighbors: int) -> list[np.ndarray]:
+    """The distinct environments of a perfect crystal (any cell of it: the unit cell is enough, its
+    neighbours come from periodic copies) in unit nearest-neighbour distance, as rotation- and order-free
+    rows: sorted distances, sorted cosines between bonds and sorted type pairs of the neighbours up to the
+    ``neighbors``-th one's shell, all of that shell included (which of a shell's equidistant points a
+    k-nearest search keeps is arbitrary)."""
+    cell = cell.with_unit_nearest_neighbor()
+    index, r_ij = nearest_neighbors(cell.positions, cell.lattice, 2 * neighbors)
     distances = np.linalg.norm(r_ij, axis=-1)
-    n_types = int(supercell.types.max()) + 1
-    pairs = supercell.types[:, None] * n_types + supercell.types[index]
+    n_types = int(cell.types.max()) + 1
+    pairs = cell.types[:, None] * n_types + cell.types[index]
     rows = {}
-    for point in range(supercell.n_sites):
+    for point in range(cell.n_sites):
         shell = distances[point] <= distances[point, neighbors - 1] + 1e-6
         unit = r_ij[point, shell] / distances[point, shell, None]
         cosines = (unit @ unit.T)[np.triu_indices(int(shell.sum()), 1)]
@@ -50,8 +52,9 @@ def same_environments(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> bool:
 
 
 def refuse_indistinguishable(crystals: Sequence[UnitCell], neighbors: int) -> None:
-    """Two classes whose perfect crystals have the same environments cannot be told apart by any model
-    (an added CIF of fcc copper beside cF4-Cu): one error rather than a model that guesses between them."""
+    """Two classes whose perfect crystals (given by their unit cells) have the same environments cannot be
+    told apart by any model (an added CIF of fcc copper beside cF4-Cu): one error rather than a model that
+    guesses between them."""
     fingerprints = [environment_fingerprints(c, neighbors) for c in crystals]
     for later in range(len(crystals)):
         for earlier in range(later):
