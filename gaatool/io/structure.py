@@ -73,12 +73,12 @@ _STANDARD = frozenset(STANDARD_AMINO_ACIDS)
 MD_RESIDUE_ALIASES = {
     **dict.fromkeys(("HSD", "HSE", "HSP", "HID", "HIE", "HIP", "HISD", "HISE", "HISH", "HISA", "HISB",
                      "HIS1", "HIS2"), "HIS"),
-    **dict.fromkeys(("CYX", "CYM", "CYS2"), "CYS"),
+    **dict.fromkeys(("CYX", "CYM", "CYS2", "CYSH"), "CYS"),
     **dict.fromkeys(("ASH", "ASPH", "ASPP"), "ASP"),
     **dict.fromkeys(("GLH", "GLUH", "GLUP"), "GLU"),
-    **dict.fromkeys(("LYN", "LSN", "LYSH", "LYP"), "LYS"),
-    **dict.fromkeys(("CYSH",), "CYS"), "LYSN": "LYS", "ARGN": "ARG",
-    "ARN": "ARG", "TYM": "TYR", "MSE": "MET",
+    **dict.fromkeys(("LYN", "LSN", "LYSH", "LYSN", "LYP"), "LYS"),
+    **dict.fromkeys(("ARN", "ARGN"), "ARG"),
+    "TYM": "TYR", "MSE": "MET",
     # AMBER's terminal residues: N- and C-terminal forms of each standard residue (NALA, CLEU, ...)
     **{f"{end}{name}": name for end in "NC" for name in STANDARD_AMINO_ACIDS},
 }
@@ -331,18 +331,14 @@ def read_structure(path: str | os.PathLike, all_models: bool = False, heavy_only
         fmt = structure_format(path)
     except ConfigError:
         fmt = None
-    if fmt == "pdb":
-        text = (gzip.decompress(path.read_bytes()) if path.name.lower().endswith(".gz") else path.read_bytes()
-                ).decode("utf-8", errors="replace")
-        fixed, moved = _four_letter_residue_names(text)
-        if moved:  # read from the rewritten text: gemmi would take the fourth letter for the chain id
-            try:
-                st = gemmi.read_pdb_string(fixed)
-            except (RuntimeError, ValueError) as err:
-                raise InputFileError(f"{path}: cannot read as PDB ({_first_line(err)})") from err
-            structure = _from_gemmi(st, str(path), _entry_id(st, path), all_models, heavy_only, residue_aliases)
-            structure.notes.append(moved)
-            return structure
+    if fmt == "pdb":  # read as text: GROMACS's residue names need mending first (_four_letter_residue_names)
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise InputFileError(f"{path}: cannot read ({_first_line(err)})") from err
+        return _from_pdb_text((gzip.decompress(data) if path.name.lower().endswith(".gz") else data
+                               ).decode("utf-8", errors="replace"), str(path), path, all_models, heavy_only,
+                              residue_aliases)
     try:
         if fmt is None:
             # Unknown extension: let gemmi look at the content.
@@ -420,18 +416,29 @@ def parse_structure(text: str, fmt: str, source: str = "<text>", all_models: boo
     """Like :func:`read_structure`, from PDB (``fmt="pdb"``) or mmCIF (``"cif"``) text."""
     import gemmi
 
+    if fmt == "pdb":
+        return _from_pdb_text(text, source, None, all_models, heavy_only, residue_aliases)
+    if fmt != "cif":
+        raise ConfigError(f"unknown structure format {fmt!r}; use pdb or cif")
     try:
-        if fmt == "cif":
-            st = gemmi.make_structure_from_block(gemmi.cif.read_string(text).sole_block())
-        elif fmt == "pdb":
-            text, moved = _four_letter_residue_names(text)
-            st = gemmi.read_pdb_string(text)
-        else:
-            raise ConfigError(f"unknown structure format {fmt!r}; use pdb or cif")
+        st = gemmi.make_structure_from_block(gemmi.cif.read_string(text).sole_block())
     except (RuntimeError, ValueError) as err:
-        raise InputFileError(f"{source}: cannot read as {fmt.upper()} ({_first_line(err)})") from err
-    structure = _from_gemmi(st, source, _entry_id(st, None), all_models, heavy_only, residue_aliases)
-    if fmt == "pdb" and moved:
+        raise InputFileError(f"{source}: cannot read as CIF ({_first_line(err)})") from err
+    return _from_gemmi(st, source, _entry_id(st, None), all_models, heavy_only, residue_aliases)
+
+
+def _from_pdb_text(text: str, source: str, path: Path | None, all_models: bool, heavy_only: bool,
+                   residue_aliases: dict[str, str] | None) -> ProteinStructure:
+    """PDB text (GROMACS's four-letter residue names mended first) as a ProteinStructure."""
+    import gemmi
+
+    text, moved = _four_letter_residue_names(text)
+    try:
+        st = gemmi.read_pdb_string(text)
+    except (RuntimeError, ValueError) as err:
+        raise InputFileError(f"{source}: cannot read as PDB ({_first_line(err)})") from err
+    structure = _from_gemmi(st, source, _entry_id(st, path), all_models, heavy_only, residue_aliases)
+    if moved:
         structure.notes.append(moved)
     return structure
 
@@ -726,27 +733,29 @@ def _to_gemmi(structure: ProteinStructure, chain_names: dict[str, str] | None = 
 
 def structure_text(structure: ProteinStructure, fmt: str = "pdb") -> str:
     """The structure as PDB (``fmt="pdb"``, one MODEL per frame if several) or mmCIF (``"cif"``) text."""
+    return _structure_text(structure, fmt)[0]
+
+
+def _structure_text(structure: ProteinStructure, fmt: str) -> tuple[str, list[str]]:
+    """:func:`structure_text`, and notes on what the format changed (:func:`pdb_chain_ids`)."""
+    import gemmi
+
     if not np.all(np.isfinite(structure.positions)):
         raise InputFileError(f"{structure.source or 'structure'}: coordinates are not finite; nothing written")
-    if fmt == "pdb":
-        limit = 9999.9985  # the PDB format's %8.3f columns
-        if np.abs(structure.positions).max(initial=0.0) > limit:
-            raise ConfigError("coordinates exceed the PDB format's range (|x| < 10000 Å); write mmCIF (.cif)")
-    st = _to_gemmi(structure, pdb_chain_ids(structure)[0] if fmt == "pdb" else None)
-    if fmt == "pdb":
-        import gemmi
-
-        options = gemmi.PdbWriteOptions()
-        options.cryst1_record = False
-        return st.make_pdb_string(options)
+    if fmt not in ("pdb", "cif"):
+        raise ConfigError(f"unknown structure format {fmt!r}; use pdb or cif")
     if fmt == "cif":
-        import gemmi
-
         groups = gemmi.MmcifOutputGroups(True)
         groups.cell = False
         groups.symmetry = False
-        return st.make_mmcif_document(groups).as_string()
-    raise ConfigError(f"unknown structure format {fmt!r}; use pdb or cif")
+        return _to_gemmi(structure).make_mmcif_document(groups).as_string(), []
+    limit = 9999.9985  # the PDB format's %8.3f columns
+    if np.abs(structure.positions).max(initial=0.0) > limit:
+        raise ConfigError("coordinates exceed the PDB format's range (|x| < 10000 Å); write mmCIF (.cif)")
+    chain_names, note = pdb_chain_ids(structure)
+    options = gemmi.PdbWriteOptions()
+    options.cryst1_record = False
+    return _to_gemmi(structure, chain_names).make_pdb_string(options), [note] if note else []
 
 
 def write_structure(structure: ProteinStructure, path: str | os.PathLike, fmt: str | None = None,
@@ -760,8 +769,7 @@ def write_structure(structure: ProteinStructure, path: str | os.PathLike, fmt: s
     leaves a partial file.
     """
     fmt = fmt or ("pdb" if str(path) == "-" else structure_format(path))
-    text = structure_text(structure, fmt)
-    notes = [note for note in [pdb_chain_ids(structure)[1] if fmt == "pdb" else ""] if note]
+    text, notes = _structure_text(structure, fmt)
     if str(path) == "-":
         out = stdout or sys.stdout
         out.write(text)

@@ -242,12 +242,12 @@ CA_SPREAD_A = 0.8
 MIN_BONDED_BEADS = 8
 
 
-def bead_spacing(structure: ProteinStructure) -> tuple[float, float] | None:
+def bead_spacing(structure: ProteinStructure, min_pairs: int = MIN_BONDED_BEADS) -> tuple[float, float] | None:
     """Median and interquartile range (Å) of the distances between peptide-bonded consecutive beads (first
-    model); None with fewer than :data:`MIN_BONDED_BEADS` such pairs."""
+    model); None with fewer than ``min_pairs`` such pairs."""
     previous = structure_previous(structure)
     bonded = np.flatnonzero(previous >= 0)
-    if len(bonded) < MIN_BONDED_BEADS:
+    if len(bonded) < max(min_pairs, 1):
         return None
     positions = structure.positions[0]
     spacing = np.linalg.norm(positions[bonded] - positions[previous[bonded]], axis=-1)

@@ -99,14 +99,11 @@ def symmetric_squared_errors(predicted: np.ndarray, reference: np.ndarray, label
                    & np.all(np.take_along_axis(mask[rows], second, 1), axis=1))
         rows, first, second = rows[present], first[present], second[present]
         r = rows[:, None]
-        as_named = squared[r, first] + squared[r, second]
-        crossed = (((predicted[r, first] - reference[r, second]) ** 2).sum(-1)
-                   + ((predicted[r, second] - reference[r, first]) ** 2).sum(-1))
-        better = crossed.sum(1) < as_named.sum(1)
-        squared[r[better], first[better]] = ((predicted[r[better], first[better]]
-                                              - reference[r[better], second[better]]) ** 2).sum(-1)
-        squared[r[better], second[better]] = ((predicted[r[better], second[better]]
-                                               - reference[r[better], first[better]]) ** 2).sum(-1)
+        first_crossed = ((predicted[r, first] - reference[r, second]) ** 2).sum(-1)  # (R, pairs)
+        second_crossed = ((predicted[r, second] - reference[r, first]) ** 2).sum(-1)
+        better = (first_crossed + second_crossed).sum(1) < (squared[r, first] + squared[r, second]).sum(1)
+        squared[r[better], first[better]] = first_crossed[better]
+        squared[r[better], second[better]] = second_crossed[better]
         swapped_residues += int(better.sum())
     return squared, swapped_residues
 

@@ -31,7 +31,7 @@ from ...io.trajectory import is_trajectory, read_trajectory
 from ...train.device import resolve_device
 from .coarse_grain import (CA_MEDIAN_A, MAX_BONDED_BEAD_A, bead_spacing, chain_breaks, chain_segments,
                            check_coarse_grained, neighborhoods, residue_types_of, sequence_offsets,
-                           spaced_like_ca_trace, structure_previous)
+                           spaced_like_ca_trace)
 from .residues import MAX_ATOMS, atom_element, residue_labels
 from .train import check_vocabulary, predict_atoms
 
@@ -76,12 +76,10 @@ def _bead_notes(beads: ProteinStructure) -> list[str]:
     beads for that, the names do, and the note says when those few are spaced unlike C-alpha atoms)."""
     like = spaced_like_ca_trace(beads)
     if like is None and _named_ca(beads):
-        previous = structure_previous(beads)
-        bonded = np.flatnonzero(previous >= 0)
-        spacing = np.linalg.norm(beads.positions[0, bonded] - beads.positions[0, previous[bonded]], axis=-1)
-        if len(spacing) and np.median(spacing) > CA_MEDIAN_A:
+        few = bead_spacing(beads, min_pairs=1)
+        if few is not None and few[0] > CA_MEDIAN_A:
             return [f"{beads.source}: the beads are named CA, so taken for a C-alpha trace (too few consecutive "
-                    f"beads for their spacing to decide), but consecutive ones are {np.median(spacing):.2f} Å "
+                    f"beads for their spacing to decide), but consecutive ones are {few[0]:.2f} Å "
                     "apart, not 3.8 Å like C-alpha atoms; centroid beads named otherwise (e.g. BB) get the "
                     "centroid model"]
         return []
