@@ -6,8 +6,10 @@ pretrained backmapping models), the beads of each kind (centroid, centre of mass
 per coordinate (beads of a coarse-grained simulation), and the median and interquartile range of
 the distances between peptide-bonded consecutive beads: their ranges over the entries, how many
 entries ``gaatool backmap`` takes for C-alpha traces (median at most ``CA_MEDIAN_A``, range at most
-``CA_SPREAD_A``), and the largest such distance (beads farther apart than ``MAX_BONDED_BEAD_A`` are a
-chain break whatever the residue numbers say).
+``CA_SPREAD_A``), and the largest such distance. Beads farther apart than ``max_bonded_distance`` are a
+chain break whatever the residue numbers say: ``MAX_BONDED_BEAD_A`` for centroid and centre-of-mass beads,
+``MAX_BONDED_CA_A`` (or more where the spacing spreads) for C-alpha traces, so the largest distance of
+C-alpha beads counts only pairs within that limit.
 
     python docs/examples/bead_spacing.py [FOLDER ...]
 """

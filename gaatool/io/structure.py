@@ -21,9 +21,12 @@ atoms:
 BinaryCIF (``.bcif``, the RCSB's compact format) is read too, decoded to
 mmCIF text first, and GROMACS ``.gro`` files (through mdtraj; no chain ids).
 
+Disulfide records (PDB SSBOND, mmCIF ``struct_conn``) are kept as residue pairs.
+
 Writing produces PDB or mmCIF (by extension, ``.gz`` compressed if asked)
 with the stored atom names, elements, chain ids, residue numbers and insertion
-codes, atomically, or to stdout for ``-``.
+codes, the disulfides, and in PDB a TER record at each recorded chain break,
+atomically, or to stdout for ``-``.
 
 Lengths are in Å throughout.
 """
@@ -130,6 +133,16 @@ class ProteinStructure:
         file order), which is how trajectories index atoms.
     file_atom_count : int or None
         Number of atoms of the file's model, kept or not.
+    file_residue_names : numpy.ndarray (R,) str
+        Residue names as the file writes them, before ``residue_aliases`` (``CYX`` for a residue read as
+        ``CYS``); default: ``residue_names``.
+    disulfides : numpy.ndarray (D, 2) int64
+        Residue index pairs of disulfide-bonded cysteines: read from SSBOND records (PDB) or ``struct_conn``
+        disulfides (mmCIF) between residues that were kept, written back the same way.
+    breaks : numpy.ndarray (B, 2) int64 or None
+        Pairs (r, r + 1) of residues that follow each other in a chain but are not bonded, where something
+        decided them (the backmapper records its beads' chain breaks on the atoms it builds); PDB output
+        ends the chain part before each with a TER record. None: not recorded.
     """
 
     residue_names: np.ndarray
@@ -147,6 +160,9 @@ class ProteinStructure:
     notes: list = dataclasses.field(default_factory=list)
     file_atom_index: np.ndarray | None = None
     file_atom_count: int | None = None
+    file_residue_names: np.ndarray | None = None
+    disulfides: np.ndarray | None = None
+    breaks: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.residue_names = np.asarray(self.residue_names, dtype=str)
@@ -171,6 +187,15 @@ class ProteinStructure:
             self.file_atom_index = np.asarray(self.file_atom_index, dtype=np.int64)
             if len(self.file_atom_index) != n_atoms:
                 raise ValueError(f"file_atom_index has {len(self.file_atom_index)} entries for {n_atoms} atoms")
+        self.file_residue_names = np.asarray(self.residue_names if self.file_residue_names is None
+                                             else self.file_residue_names, dtype=str)
+        if len(self.file_residue_names) != n_res:
+            raise ValueError(f"file_residue_names has {len(self.file_residue_names)} entries for {n_res} residues")
+        self.disulfides = _residue_pairs(self.disulfides, n_res, "disulfides")
+        if self.breaks is not None:
+            self.breaks = _residue_pairs(self.breaks, n_res, "breaks")
+            if np.any(self.breaks[:, 1] != self.breaks[:, 0] + 1):
+                raise ValueError("breaks must be pairs (r, r + 1) of consecutive residues")
         if positions.ndim != 3 or positions.shape[1:] != (n_atoms, 3):
             raise ValueError(f"positions have shape {positions.shape}; expected (F, {n_atoms}, 3)")
         if n_atoms and (np.any(np.diff(self.atom_residues) < 0) or self.atom_residues[-1] >= n_res
@@ -220,6 +245,7 @@ class ProteinStructure:
         keep = np.asarray(keep, dtype=bool)
         atom_keep = keep[self.atom_residues]
         new_index = np.cumsum(keep) - 1
+        bonded = keep[self.disulfides].all(axis=1)
         return dataclasses.replace(
             self,
             residue_names=self.residue_names[keep], residue_numbers=self.residue_numbers[keep],
@@ -227,11 +253,34 @@ class ProteinStructure:
             atom_names=self.atom_names[atom_keep], elements=self.elements[atom_keep],
             atom_residues=new_index[self.atom_residues[atom_keep]], positions=self.positions[:, atom_keep],
             skipped=dict(self.skipped),
-            file_atom_index=None if self.file_atom_index is None else self.file_atom_index[atom_keep])
+            file_atom_index=None if self.file_atom_index is None else self.file_atom_index[atom_keep],
+            file_residue_names=self.file_residue_names[keep], disulfides=new_index[self.disulfides[bonded]],
+            breaks=self._kept_breaks(keep))
+
+    def _kept_breaks(self, keep: np.ndarray) -> np.ndarray | None:
+        """The recorded breaks among the residues ``keep`` selects (new indices): the old ones, and wherever
+        residues of a chain were left out between two that are kept. None when none are recorded."""
+        if self.breaks is None:
+            return None
+        kept = np.flatnonzero(keep)
+        first, second = kept[:-1], kept[1:]
+        broken = np.zeros(self.n_residues, dtype=bool)  # broken[r]: a recorded break right after residue r
+        broken[self.breaks[:, 0]] = True
+        gap = (second > first + 1) | broken[first]
+        at = np.flatnonzero(gap & (self.chain_ids[first] == self.chain_ids[second]))
+        return np.stack([at, at + 1], axis=1)
 
     def with_positions(self, positions) -> "ProteinStructure":
         """The same atoms with other coordinates (F, N, 3) or (N, 3)."""
         return dataclasses.replace(self, positions=np.asarray(positions, dtype=np.float64), skipped=dict(self.skipped))
+
+
+def _residue_pairs(pairs, n_residues: int, name: str) -> np.ndarray:
+    """``pairs`` as (P, 2) int64 residue indices (none for None); ValueError for indices out of range."""
+    pairs = np.zeros((0, 2), np.int64) if pairs is None else np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    if np.any((pairs < 0) | (pairs >= n_residues)):
+        raise ValueError(f"{name} name residues outside 0..{n_residues - 1}")
+    return pairs
 
 
 # ---------------------------------------------------------------------------
@@ -582,7 +631,8 @@ def _residue_groups(residues: list) -> Iterator[list]:
 
 def _read_model(model, heavy_only: bool, skipped: Counter, aliases: dict[str, str],
                 renamed: Counter, notes: Counter, source: str) -> tuple[list, list, int]:
-    """[(chain, name, number, icode)], [(residue index, atom name, element, xyz, file index)], atom count."""
+    """[(chain, name, number, icode, name in the file)], [(residue index, atom name, element, xyz, file index)],
+    atom count."""
     residues, atoms = [], []
     plain, count = _plain_residues(model, notes, source)
 
@@ -613,7 +663,7 @@ def _read_model(model, heavy_only: bool, skipped: Counter, aliases: dict[str, st
             skipped["standard residue without heavy atoms"] += 1
             continue
         index = len(residues)
-        residues.append((residue.chain, name, residue.number, residue.icode))
+        residues.append((residue.chain, name, residue.number, residue.icode, residue.name))
         for atom in chosen:
             atoms.append((index, atom.name, atom.element, atom.xyz, atom.file_index))
     kept_chains = {r[0] for r in residues}
@@ -636,9 +686,9 @@ def _from_gemmi(st, source: str, entry_id: str, all_models: bool, heavy_only: bo
         model_skipped, model_renamed, model_notes = Counter(), Counter(), Counter()
         residues, atoms, atom_count = _read_model(st[m], heavy_only, model_skipped, residue_aliases or {},
                                                   model_renamed, model_notes, source)
-        key = (residues, [(a[0], a[1]) for a in atoms])
+        key = ([r[:4] for r in residues], [(a[0], a[1]) for a in atoms])
         if topology is None:
-            topology, first_atoms, first_count = key, atoms, atom_count
+            topology, first_residues, first_atoms, first_count = key, residues, atoms, atom_count
             skipped, renamed, notes = model_skipped, model_renamed, model_notes
         elif key != topology:
             raise InputFileError(f"{source}: model {m + 1} has other residues or atoms than model 1; "
@@ -646,7 +696,7 @@ def _from_gemmi(st, source: str, entry_id: str, all_models: bool, heavy_only: bo
         frames.append(np.array([a[3] for a in atoms], dtype=np.float64).reshape(-1, 3))
     if not all_models and len(st) > 1:
         skipped["models after the first"] += len(st) - 1
-    residues, atoms = topology[0], first_atoms
+    residues, atoms = first_residues, first_atoms
     return ProteinStructure(
         residue_names=[r[1] for r in residues], residue_numbers=[r[2] for r in residues],
         insertion_codes=[r[3] for r in residues], chain_ids=[r[0] for r in residues],
@@ -655,7 +705,25 @@ def _from_gemmi(st, source: str, entry_id: str, all_models: bool, heavy_only: bo
         positions=np.stack(frames) if frames else np.zeros((1, 0, 3)),
         entry_id=entry_id, source=source, skipped=dict(skipped), renamed=dict(renamed),
         notes=_note_lines(notes), file_atom_index=np.array([a[4] for a in atoms], dtype=np.int64),
-        file_atom_count=first_count)
+        file_atom_count=first_count, file_residue_names=[r[4] for r in residues],
+        disulfides=_recorded_disulfides(st, residues))
+
+
+def _recorded_disulfides(st, residues: list) -> np.ndarray:
+    """Residue index pairs (D, 2) of the structure's disulfide records (SSBOND, mmCIF ``struct_conn``) between
+    kept cysteines; bonds to a symmetry mate (another copy of the molecule) are left out."""
+    import gemmi
+
+    index = {(r[0], r[2], r[3]): k for k, r in enumerate(residues) if r[1] == "CYS"}
+    pairs = set()
+    for connection in st.connections:
+        if connection.type != gemmi.ConnectionType.Disulf or connection.asu == gemmi.Asu.Different:
+            continue
+        ends = [index.get((p.chain_name, p.res_id.seqid.num, p.res_id.seqid.icode.strip()))
+                for p in (connection.partner1, connection.partner2)]
+        if None not in ends and ends[0] != ends[1]:
+            pairs.add(tuple(sorted(ends)))
+    return np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
 
 
 def _note_lines(notes: Counter) -> list[str]:
@@ -695,19 +763,27 @@ def pdb_chain_ids(structure: ProteinStructure) -> tuple[dict[str, str], str]:
                      + " (the segment-id columns keep them; mmCIF keeps them as chain ids)")
 
 
-def _to_gemmi(structure: ProteinStructure, chain_names: dict[str, str] | None = None):
+def _to_gemmi(structure: ProteinStructure, chain_names: dict[str, str] | None = None, split_at_breaks: bool = False):
+    """The structure as a gemmi.Structure; ``split_at_breaks``: each chain in parts at its recorded
+    :attr:`~ProteinStructure.breaks` (gemmi's PDB writer ends every part with a TER record)."""
     import gemmi
 
     chain_names = chain_names or {}
     st = gemmi.Structure()
     st.name = structure.entry_id or "model"
     starts = structure.residue_starts()
+    part_starts = set()
+    if split_at_breaks and structure.breaks is not None:
+        part_starts = set(structure.breaks[:, 1].tolist())
     for f in range(structure.n_models):
         model = gemmi.Model(f + 1)
         positions = structure.positions[f]
         for chain_id, residues in structure.chains():
             chain = gemmi.Chain(chain_names.get(chain_id, chain_id))
             for position, r in enumerate(residues):
+                if position and r in part_starts:
+                    model.add_chain(chain)
+                    chain = gemmi.Chain(chain.name)
                 residue = gemmi.Residue()
                 residue.label_seq = position + 1  # mmCIF label_seq_id: 1, 2, ... along the chain (else '.')
                 residue.name = str(structure.residue_names[r])
@@ -728,7 +804,30 @@ def _to_gemmi(structure: ProteinStructure, chain_names: dict[str, str] | None = 
             model.add_chain(chain)
         st.add_model(model)
     st.setup_entities()
+    _add_disulfides(st, structure, chain_names)
     return st
+
+
+def _add_disulfides(st, structure: ProteinStructure, chain_names: dict[str, str]) -> None:
+    """The structure's disulfides as gemmi connections (SSBOND records, ``struct_conn`` rows) between the SG
+    atoms, or between the residues' beads in a coarse-grained structure (gemmi writes a connection only
+    between atoms that are there)."""
+    import gemmi
+
+    starts = structure.residue_starts()
+
+    def address(r: int):
+        names = list(structure.atom_names[starts[r]:starts[r + 1]])
+        chain_id = str(structure.chain_ids[r])
+        return gemmi.AtomAddress(chain_names.get(chain_id, chain_id),
+                                 gemmi.SeqId(int(structure.residue_numbers[r]), structure.insertion_codes[r] or " "),
+                                 str(structure.residue_names[r]), "SG" if "SG" in names or not names else names[0])
+
+    for k, (a, b) in enumerate(structure.disulfides.tolist()):
+        connection = gemmi.Connection()
+        connection.name, connection.type, connection.asu = f"disulf{k + 1}", gemmi.ConnectionType.Disulf, gemmi.Asu.Same
+        connection.partner1, connection.partner2 = address(a), address(b)
+        st.connections.append(connection)
 
 
 def structure_text(structure: ProteinStructure, fmt: str = "pdb") -> str:
@@ -755,7 +854,7 @@ def _structure_text(structure: ProteinStructure, fmt: str) -> tuple[str, list[st
     chain_names, note = pdb_chain_ids(structure)
     options = gemmi.PdbWriteOptions()
     options.cryst1_record = False
-    return _to_gemmi(structure, chain_names).make_pdb_string(options), [note] if note else []
+    return _to_gemmi(structure, chain_names, split_at_breaks=True).make_pdb_string(options), [note] if note else []
 
 
 def write_structure(structure: ProteinStructure, path: str | os.PathLike, fmt: str | None = None,

@@ -297,3 +297,64 @@ def test_residues_without_numbers_are_refused(pdb_files):
     text = "\n".join(line[:22] + "    " + line[26:] for line in _pdb_lines(s)) + "\n"
     with pytest.raises(InputFileError, match="has no residue number"):
         parse_structure(text, "pdb", source="blank.pdb")
+
+
+LYSOZYME_DISULFIDES = [(6, 127), (30, 115), (64, 80), (76, 94)]
+
+
+def _numbered(s: ProteinStructure, pairs) -> list[tuple[int, int]]:
+    return [(int(s.residue_numbers[a]), int(s.residue_numbers[b])) for a, b in pairs]
+
+
+@pytest.mark.parametrize("name", ["1AKI.cif.gz", "2VB1.pdb.gz"])
+def test_disulfide_records_are_read_and_written(tmp_path, pdb_files, name):
+    """SSBOND records and mmCIF struct_conn disulfides become residue pairs, written back as either."""
+    s = read_structure(pdb_files / name)
+    assert _numbered(s, s.disulfides) == LYSOZYME_DISULFIDES
+    text = structure_text(s, "pdb")
+    ssbond = [line.split()[:8] for line in text.splitlines() if line.startswith("SSBOND")]
+    assert len(ssbond) == 4 and ssbond[0] == ["SSBOND", "1", "CYS", "A", "6", "CYS", "A", "127"]
+    for suffix in (".pdb", ".cif"):
+        write_structure(s, tmp_path / f"out{suffix}")
+        assert _numbered(s, read_structure(tmp_path / f"out{suffix}").disulfides) == LYSOZYME_DISULFIDES
+    # selecting residues keeps the pairs whose cysteines stay, under their new indices
+    kept = s.select_residues(s.residue_numbers > 6)
+    assert _numbered(kept, kept.disulfides) == LYSOZYME_DISULFIDES[1:]
+    assert read_structure(pdb_files / "1MOL.bcif.gz").disulfides.shape == (0, 2)  # no records: none
+
+
+def test_force_field_names_are_kept_as_file_residue_names(pdb_files):
+    s = read_structure(pdb_files / "1AKI.cif.gz")
+    text = "\n".join(line[:17] + "CYX" + line[20:] if line[17:20] == "CYS" else line for line in _pdb_lines(s))
+    back = parse_structure(text + "\n", "pdb", residue_aliases=MD_RESIDUE_ALIASES)
+    assert list(back.residue_names) == list(s.residue_names)
+    cys = s.residue_names == "CYS"
+    assert set(back.file_residue_names[cys]) == {"CYX"}
+    assert list(back.file_residue_names[~cys]) == list(s.residue_names[~cys])
+    assert list(s.file_residue_names) == list(s.residue_names)
+
+
+def test_recorded_chain_breaks_are_ter_records(tmp_path, pdb_files):
+    """PDB output ends each chain part before a recorded break with TER (viewers draw no bond across it); the
+    file reads back as the same one chain. mmCIF has no TER records."""
+    import dataclasses
+
+    s = dataclasses.replace(read_structure(pdb_files / "1CKB.pdb.gz"), breaks=[(19, 20)])
+    lines = structure_text(s, "pdb").splitlines()
+    ters = [k for k, line in enumerate(lines) if line.startswith("TER")]
+    assert len(ters) == 3  # the break, and the ends of chains A and B
+    before, after = lines[ters[0] - 1], lines[ters[0] + 1]
+    assert (before[21], int(before[22:26]), after[21], int(after[22:26])) == \
+        ("A", int(s.residue_numbers[19]), "A", int(s.residue_numbers[20]))
+    path = tmp_path / "broken.pdb"
+    write_structure(s, path)
+    back = read_structure(path)
+    assert list(back.chain_ids) == list(s.chain_ids) and list(back.atom_names) == list(s.atom_names)
+    assert back.breaks is None and not back.skipped
+    assert "TER" not in structure_text(s, "cif")
+    # selected residues keep the recorded breaks and break where residues were left out
+    kept = s.select_residues(~np.isin(np.arange(s.n_residues), [5, 6]))
+    assert kept.breaks.tolist() == [[4, 5], [17, 18]]
+    assert s.select_residues(np.ones(s.n_residues, bool)).breaks.tolist() == [[19, 20]]
+    with pytest.raises(ValueError, match="consecutive"):
+        dataclasses.replace(s, breaks=[(3, 5)])

@@ -33,6 +33,8 @@ __all__ = [
     "incomplete_residue_warnings",
     "check_coarse_grained",
     "chain_breaks",
+    "max_bonded_distance",
+    "named_ca",
     "structure_previous",
     "spaced_like_ca_trace",
     "bead_spacing",
@@ -41,6 +43,11 @@ __all__ = [
     "chain_segments",
     "sequence_offsets",
     "residue_types_of",
+    "bead_disulfides",
+    "listed",
+    "MAX_BONDED_BEAD_A",
+    "MAX_BONDED_CA_A",
+    "MAX_DISULFIDE_BEAD_A",
 ]
 
 BEAD_KINDS = ("centroid", "com", "ca")
@@ -101,8 +108,8 @@ def bead_positions(structure: ProteinStructure, bead: str = "centroid") -> np.nd
 
 
 def coarse_grain(structure: ProteinStructure, bead: str = "centroid") -> ProteinStructure:
-    """The one-bead-per-residue structure: atom ``BB`` (element C) at each bead, same residues and chains;
-    for ``ca`` beads atom ``CA``, a C-alpha trace as ``gaatool backmap`` recognises one."""
+    """The one-bead-per-residue structure: atom ``BB`` (element C) at each bead, same residues, chains and
+    disulfide records; for ``ca`` beads atom ``CA``, a C-alpha trace as ``gaatool backmap`` recognises one."""
     beads = bead_positions(structure, bead)
     n = structure.n_residues
     name = "CA" if bead == "ca" else BEAD_ATOM_NAME
@@ -110,7 +117,8 @@ def coarse_grain(structure: ProteinStructure, bead: str = "centroid") -> Protein
         residue_names=structure.residue_names, residue_numbers=structure.residue_numbers,
         insertion_codes=structure.insertion_codes, chain_ids=structure.chain_ids,
         atom_names=[name] * n, elements=["C"] * n, atom_residues=np.arange(n), positions=beads,
-        entry_id=structure.entry_id, source=structure.source, skipped=dict(structure.skipped))
+        entry_id=structure.entry_id, source=structure.source, skipped=dict(structure.skipped),
+        disulfides=structure.disulfides)
 
 
 def coarse_grain_file(path, out, bead: str = "centroid", fmt: str | None = None, stdin=None,
@@ -168,54 +176,115 @@ def check_coarse_grained(structure: ProteinStructure) -> None:
             "`gaatool coarse-grain`; from a multi-bead model such as Martini: keep one bead per residue)")
 
 
-#: Farther apart than this in any model, two residues are not peptide-bonded whatever their numbers say:
-#: one-bead-per-residue beads (``python docs/examples/bead_spacing.py``: peptide-bonded centroid beads of the
-#: training and external entries at most 8.72 Å apart, 9.22 Å with Gaussian noise of 0.3 Å per coordinate;
-#: C-alpha beads 4.05 / 5.51 Å), and the CA atoms of an all-atom structure (3.8 Å, cis 2.9 Å).
+#: Farther apart than this in any model, two consecutive beads are not peptide-bonded whatever their numbers
+#: say, unless they are spaced like C-alpha atoms (below). Peptide-bonded centroid beads of the training and
+#: external entries sit at most 8.72 Å apart, 9.22 Å with Gaussian noise of 0.3 Å per coordinate
+#: (``python docs/examples/bead_spacing.py``), and beads with a residue left out between them can be as close:
+#: with centroid and centre-of-mass beads only longer stretches cut out show.
 MAX_BONDED_BEAD_A = 12.0
-MAX_BONDED_CA_A = 8.0
+#: The same for C-alpha atoms: those of an all-atom structure, and beads spaced like them (a C-alpha trace).
+#: Peptide-bonded C-alphas sit 3.8 Å apart (cis 2.9 Å; 2.77-4.05 Å over the 16,584 consecutive pairs of the
+#: 48 training and external entries), C-alphas with one residue missing between them 4.5-7.5 Å (0.1% under
+#: 4.8 Å; helices 5.4 Å). 4.4 Å is 0.6 Å above 3.8: six standard deviations of the C-alpha bond of a
+#: coarse-grained simulation at room temperature (harmonic bonds of Go-like models: about 0.05-0.1 Å).
+MAX_BONDED_CA_A = 4.4
+#: Softer bonds (hot or Martini-like simulations) stretch further, and predicted atoms sit off: consecutive
+#: C-alphas may sit this many standard deviations of their distances (the interquartile range / 1.349, robust
+#: to the few real gaps) beyond the median distance and still be bonded, where that exceeds
+#: :data:`MAX_BONDED_CA_A`.
+BOND_STRETCH_SIGMAS = 6.0
+_IQR_PER_SIGMA = 1.349  # the interquartile range of a normal distribution, in standard deviations
 
 
 def chain_breaks(structure: ProteinStructure) -> list[tuple[int, int]]:
     """Pairs (r, r + 1) of residues that follow each other in a chain but are not sequence neighbours.
 
-    A break is a residue-number step other than +1 (insertion codes: the same
-    number with a new code also follows on), or, where the numbers run on, beads
-    (one atom per residue) more than :data:`MAX_BONDED_BEAD_A` or CA atoms more than
-    :data:`MAX_BONDED_CA_A` apart in some model: residues cut out and the rest
-    renumbered. Residues across a break get no peptide bond and the chain segment
-    before it no OXT.
+    The structure's recorded :attr:`~gaatool.io.structure.ProteinStructure.breaks` where it has them (a
+    backmapped structure: those of its beads). Else a break is a residue-number step other than +1
+    (insertion codes: the same number with a new code also follows on), or, where the numbers run on, beads
+    (one atom per residue) or CA atoms farther apart in some model than :func:`max_bonded_distance`:
+    residues cut out and the rest renumbered. Residues across a break get no peptide bond and the chain
+    segment before it no OXT.
     """
-    result = []
-    representative = _representative_atoms(structure)
-    for _, residues in structure.chains():
-        for a, b in zip(residues[:-1], residues[1:]):
-            step = int(structure.residue_numbers[b] - structure.residue_numbers[a])
-            if (step == 1 or (step == 0 and structure.insertion_codes[b] != structure.insertion_codes[a])) and not (
-                    _too_far(structure, representative, int(a), int(b))):
-                continue
-            result.append((int(a), int(b)))
-    return result
+    if structure.breaks is not None:
+        return [(int(a), int(b)) for a, b in structure.breaks]
+    first, second, numbered_on = _consecutive_residues(structure)
+    broken = ~numbered_on | (_largest_gaps(structure, first, second) > max_bonded_distance(structure))
+    return list(zip(first[broken].tolist(), second[broken].tolist()))
 
 
-def _representative_atoms(structure: ProteinStructure) -> tuple[np.ndarray, float]:
-    """(atom index per residue, -1 where none; the largest bonded distance) of the beads of a one-bead-per-residue
-    structure, else of the CA atoms."""
-    residues = np.asarray(structure.atom_residues)
-    if structure.n_atoms == structure.n_residues and np.array_equal(residues, np.arange(structure.n_residues)):
-        return np.arange(structure.n_residues), MAX_BONDED_BEAD_A
+def max_bonded_distance(structure: ProteinStructure) -> float:
+    """How far apart (Å) :func:`chain_breaks` lets the beads, or in an all-atom structure the CA atoms, of
+    peptide-bonded residues be: for CA atoms and C-alpha traces :data:`MAX_BONDED_CA_A`, widened where their
+    consecutive distances spread (:data:`BOND_STRETCH_SIGMAS`); :data:`MAX_BONDED_BEAD_A` for other beads.
+
+    A C-alpha trace: beads spaced like C-alpha atoms (:func:`spaced_like_ca_trace`, told with the loose
+    limit), or with fewer than :data:`MIN_BONDED_BEADS` pairs, all named CA and not spaced otherwise.
+    """
+    distances = _bonded_distances(structure)
+    if len(distances) == 0:  # nothing that a limit could cut
+        return MAX_BONDED_BEAD_A
+    median, spread = _median_and_spread(distances)
+    if _one_bead_per_residue(structure) and not (
+            _spaced_like_ca(median, spread) and (len(distances) >= MIN_BONDED_BEADS or named_ca(structure))):
+        return MAX_BONDED_BEAD_A
+    return max(MAX_BONDED_CA_A, median + BOND_STRETCH_SIGMAS * spread / _IQR_PER_SIGMA)
+
+
+def _one_bead_per_residue(structure: ProteinStructure) -> bool:
+    return structure.n_atoms == structure.n_residues and np.array_equal(structure.atom_residues,
+                                                                         np.arange(structure.n_residues))
+
+
+def named_ca(structure: ProteinStructure) -> bool:
+    """Whether every atom is named CA (as C-alpha traces, and some tools' centroid beads, are)."""
+    return bool(structure.n_atoms and np.all(structure.atom_names == "CA"))
+
+
+def _consecutive_residues(structure: ProteinStructure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first, second, numbered_on): residues r and r + 1 of one chain, and whether their numbers run on
+    (a step of +1, or the same number with another insertion code)."""
+    first = np.flatnonzero(structure.chain_ids[1:] == structure.chain_ids[:-1])
+    second = first + 1
+    step = structure.residue_numbers[second] - structure.residue_numbers[first]
+    new_code = structure.insertion_codes[second] != structure.insertion_codes[first]
+    return first, second, (step == 1) | ((step == 0) & new_code)
+
+
+def _representative_atoms(structure: ProteinStructure) -> np.ndarray:
+    """Atom index (R,) standing for each residue: its bead (one atom per residue), else its first CA atom
+    (-1 where it has none)."""
+    if _one_bead_per_residue(structure):
+        return np.arange(structure.n_residues)
     index = np.full(structure.n_residues, -1, dtype=np.int64)
-    ca = np.flatnonzero(np.asarray(structure.atom_names) == "CA")
-    index[residues[ca][::-1]] = ca[::-1]  # the first CA of each residue
-    return index, MAX_BONDED_CA_A
+    ca = np.flatnonzero(structure.atom_names == "CA")
+    index[structure.atom_residues[ca][::-1]] = ca[::-1]  # the first CA of each residue
+    return index
 
 
-def _too_far(structure: ProteinStructure, representative, a: int, b: int) -> bool:
-    index, limit = representative
-    if index[a] < 0 or index[b] < 0:
-        return False
-    gap = np.linalg.norm(structure.positions[:, index[a]] - structure.positions[:, index[b]], axis=-1)
-    return bool(np.any(gap > limit))
+def _largest_gaps(structure: ProteinStructure, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Largest distance (Å) over the models between the representative atoms of residues ``first`` and
+    ``second``; 0 where a residue has none."""
+    index = _representative_atoms(structure)
+    a, b = index[first], index[second]
+    present = (a >= 0) & (b >= 0)
+    a, b = a[present], b[present]
+    gaps = np.zeros(len(first))
+    for positions in structure.positions:
+        gaps[present] = np.maximum(gaps[present], np.linalg.norm(positions[a] - positions[b], axis=-1))
+    return gaps
+
+
+def _bonded_distances(structure: ProteinStructure) -> np.ndarray:
+    """Distances (Å, first model) between the representative atoms of consecutive residues that may be
+    peptide-bonded: numbers that run on and at most :data:`MAX_BONDED_BEAD_A` apart. The kind of bead and the
+    spread are told from these, so the tighter limit of C-alphas cannot enter."""
+    first, second, numbered_on = _consecutive_residues(structure)
+    index = _representative_atoms(structure)
+    bonded = (numbered_on & (_largest_gaps(structure, first, second) <= MAX_BONDED_BEAD_A)
+              & (index[first] >= 0) & (index[second] >= 0))
+    positions = structure.positions[0]
+    return np.linalg.norm(positions[index[second[bonded]]] - positions[index[first[bonded]]], axis=-1)
 
 
 def structure_previous(structure: ProteinStructure) -> np.ndarray:
@@ -243,16 +312,22 @@ MIN_BONDED_BEADS = 8
 
 
 def bead_spacing(structure: ProteinStructure, min_pairs: int = MIN_BONDED_BEADS) -> tuple[float, float] | None:
-    """Median and interquartile range (Å) of the distances between peptide-bonded consecutive beads (first
-    model); None with fewer than ``min_pairs`` such pairs."""
-    previous = structure_previous(structure)
-    bonded = np.flatnonzero(previous >= 0)
-    if len(bonded) < max(min_pairs, 1):
+    """Median and interquartile range (Å) of the distances between consecutive beads of a one-bead-per-residue
+    structure that may be peptide-bonded (first model; numbers that run on, at most :data:`MAX_BONDED_BEAD_A`
+    apart); None with fewer than ``min_pairs`` such pairs."""
+    distances = _bonded_distances(structure)
+    if len(distances) < max(min_pairs, 1):
         return None
-    positions = structure.positions[0]
-    spacing = np.linalg.norm(positions[bonded] - positions[previous[bonded]], axis=-1)
-    upper, lower = np.percentile(spacing, [75, 25])
-    return float(np.median(spacing)), float(upper - lower)
+    return _median_and_spread(distances)
+
+
+def _median_and_spread(distances: np.ndarray) -> tuple[float, float]:
+    upper, lower = np.percentile(distances, [75, 25])
+    return float(np.median(distances)), float(upper - lower)
+
+
+def _spaced_like_ca(median: float, spread: float) -> bool:
+    return median <= CA_MEDIAN_A and spread <= CA_SPREAD_A
 
 
 def spaced_like_ca_trace(structure: ProteinStructure) -> bool | None:
@@ -263,10 +338,7 @@ def spaced_like_ca_trace(structure: ProteinStructure) -> bool | None:
     viewers draw a trace) and C-alpha positions named otherwise.
     """
     spacing = bead_spacing(structure)
-    if spacing is None:
-        return None
-    median, spread = spacing
-    return median <= CA_MEDIAN_A and spread <= CA_SPREAD_A
+    return None if spacing is None else _spaced_like_ca(*spacing)
 
 
 def chain_segments(structure: ProteinStructure) -> tuple[np.ndarray, np.ndarray]:
@@ -301,6 +373,74 @@ def sequence_offsets(structure: ProteinStructure, neighbor_index: np.ndarray,
     safe = np.where(index >= 0, index, 0)
     same = (index >= 0) & (segment[safe] == segment[:, None])
     return np.where(same, place[safe] - place[:, None], 0)
+
+
+#: Beads of disulfide-bonded cysteines sit 3.7-6.6 Å apart (the 45 disulfides of the 48 training and external
+#: entries: centroid beads 4.2-6.1 Å, centres of mass 3.7-5.4 Å, C-alphas 4.0-6.6 Å); this leaves about 1 Å
+#: for the beads' motion in a simulation.
+MAX_DISULFIDE_BEAD_A = 7.5
+#: Residue names that force fields give cysteines in a disulfide bond: AMBER's, and GROMOS's (seen in .gro and
+#: mmCIF files; PDB files hold it in columns 18-21, where it is read as CYS before the name is kept).
+DISULFIDE_CYSTEINE_NAMES = ("CYX", "CYS2")
+
+
+def bead_disulfides(beads: ProteinStructure) -> tuple[np.ndarray, list[str]]:
+    """Disulfide-bonded cysteines of a bead structure as residue pairs (D, 2), and notes.
+
+    The file's disulfide records (:attr:`~gaatool.io.structure.ProteinStructure.disulfides`: SSBOND,
+    ``struct_conn``), and the cysteines it names as disulfide-bonded (:data:`DISULFIDE_CYSTEINE_NAMES`)
+    paired with each other, nearest beads first, never with a chain neighbour. No pair's beads are farther
+    apart than :data:`MAX_DISULFIDE_BEAD_A` in any model; the notes name what that left out.
+    """
+    def largest_distance(a, b):  # over the models, one at a time (a trajectory may hold many)
+        largest = np.zeros(np.broadcast_shapes(np.shape(a), np.shape(b)))
+        for positions in beads.positions:
+            largest = np.maximum(largest, np.linalg.norm(positions[a] - positions[b], axis=-1))
+        return largest
+
+    def shown(pairs):
+        return listed([f"{beads.residue_label(a)}-{beads.residue_label(b)}" for a, b in pairs])
+
+    recorded = beads.disulfides
+    recorded_distance = largest_distance(recorded[:, 0], recorded[:, 1])
+    close = recorded_distance <= MAX_DISULFIDE_BEAD_A
+    notes = [f"{beads.source}: the disulfide {shown([pair])} of the file's records has its beads {distance:.1f} Å "
+             f"apart (more than {MAX_DISULFIDE_BEAD_A:g} Å): not bonded"
+             for pair, distance in zip(recorded[~close].tolist(), recorded_distance[~close])]
+    pairs = [tuple(pair) for pair in recorded[close].tolist()]
+    used = set(recorded[close].ravel().tolist())
+    named = np.isin(beads.file_residue_names, DISULFIDE_CYSTEINE_NAMES) & (beads.residue_names == "CYS")
+    named = np.setdiff1d(np.flatnonzero(named), list(used))
+    distance = largest_distance(named[:, None], named[None])
+    previous = structure_previous(beads)
+    neighbours = (previous[named][:, None] == named[None]) | (previous[named][None] == named[:, None])
+    first, second = np.nonzero(np.triu(distance <= MAX_DISULFIDE_BEAD_A, 1) & ~neighbours)
+    paired = []
+    for k in np.argsort(distance[first, second], kind="stable"):
+        a, b = int(named[first[k]]), int(named[second[k]])
+        if a not in used and b not in used:
+            used.update((a, b))
+            paired.append((a, b))
+    names = "/".join(sorted(set(beads.file_residue_names[named].tolist())))
+    if paired:
+        notes.append(f"{beads.source}: {len(paired)} disulfide(s) between the cysteines named {names}, paired by "
+                     f"bead distance: {shown(sorted(paired))}")
+    unpaired = [int(r) for r in named if r not in used]
+    if unpaired:
+        notes.append(f"{beads.source}: {len(unpaired)} cysteine(s) named {names} without such a partner within "
+                     f"{MAX_DISULFIDE_BEAD_A:g} Å ({listed([beads.residue_label(r) for r in unpaired])}): "
+                     "no disulfide bond for them")
+    return np.array(sorted(pairs + paired), dtype=np.int64).reshape(-1, 2), notes
+
+
+def listed(items: list[str], most: int = 5) -> str:
+    """The first ``most`` items, comma-separated, and how many more there are.
+
+    >>> listed(["a", "b", "c"], 2)
+    'a, b and 1 more'
+    """
+    more = f" and {len(items) - most} more" if len(items) > most else ""
+    return ", ".join(items[:most]) + more
 
 
 def neighborhoods(beads: np.ndarray, residue_types: np.ndarray, k: int) -> dict[str, np.ndarray]:

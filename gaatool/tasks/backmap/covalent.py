@@ -123,9 +123,11 @@ def chiral_volumes(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.n
     return (gc * dc).sum(-1), np.stack([-(ga + gb + gc), ga, gb, gc], axis=1)
 
 
-def disulfide_graph(residue_names, atom_residues, atom_names, positions, groups=None) -> tuple[np.ndarray, ...]:
-    """Disulfide bonds between cysteines whose SG atoms are closer than :data:`DISULFIDE_DETECT_A` at
-    ``positions`` (N, 3) (each SG in one bond at most, closest first; only within a group of residues).
+def disulfide_graph(residue_names, atom_residues, atom_names, positions, groups=None,
+                    known=None) -> tuple[np.ndarray, ...]:
+    """Disulfide bonds: the cysteine residue pairs ``known`` (K, 2) (the input's records, CYX names) whatever
+    their distance, then between the other cysteines whose SG atoms are closer than :data:`DISULFIDE_DETECT_A`
+    at ``positions`` (N, 3) (each SG in one bond at most, closest first; only within a group of residues).
 
     Returns bond pairs (B, 2) with their ideal lengths (B,), and the 1-3 pairs CB-SG across each bond
     (A, 2) with theirs (A,)."""
@@ -140,8 +142,16 @@ def disulfide_graph(residue_names, atom_residues, atom_names, positions, groups=
     x = np.asarray(positions, dtype=np.float64)[sulfur]
     distance = np.linalg.norm(x[:, None] - x[None], axis=-1)
     same_group = groups[cys][:, None] == groups[cys][None]
-    first, second = np.nonzero(np.triu(distance < DISULFIDE_DETECT_A, 1) & same_group)
+    place = np.full(len(residue_names), -1, dtype=np.int64)  # each cysteine's place in cys
+    place[cys] = np.arange(len(cys))
+    known_pairs = np.zeros((0, 2), np.int64) if known is None else np.asarray(known, dtype=np.int64).reshape(-1, 2)
+    known_places = place[known_pairs]
     used, bonds = set(), []
+    for a, b in known_places[(known_places >= 0).all(axis=1)].tolist():
+        if a != b and a not in used and b not in used:
+            used.update((a, b))
+            bonds.append((a, b))
+    first, second = np.nonzero(np.triu(distance < DISULFIDE_DETECT_A, 1) & same_group)
     for k in np.argsort(distance[first, second], kind="stable"):
         a, b = int(first[k]), int(second[k])
         if a not in used and b not in used:

@@ -4,19 +4,23 @@ Input: one bead per residue (any bead atom name; the residue names give the
 identities), any number of chains and models, as PDB/mmCIF (``-`` reads
 stdin), or a DCD/XTC trajectory with a PDB/mmCIF topology of its beads.
 Residues that are not standard amino acids are skipped with a warning that
-names them; chain breaks (residue-number gaps) are reported, and the residues
-around them simply get no peptide-bond partner. Every residue gets the heavy
-atoms of its type, plus OXT at the last residue of each chain.
+names them; chain breaks (residue-number gaps, beads too far apart:
+:func:`.coarse_grain.chain_breaks`) are reported, and the residues around them
+simply get no peptide-bond partner. Every residue gets the heavy atoms of its
+type, plus OXT at the last residue of each chain. Disulfides that the input
+records (SSBOND, ``struct_conn``) or implies (cysteines named CYX:
+:func:`.coarse_grain.bead_disulfides`) are bonded in the relaxation.
 
 Output: PDB or mmCIF (by extension, or ``fmt``) with standard atom names and
 elements, the input's chain ids and residue numbers, one model per input
-model or frame; written only once everything is computed.
+model or frame, the disulfides (SSBOND, ``struct_conn``) and, in PDB, a TER
+record at each chain break; written only once everything is computed.
 """
 from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
@@ -29,9 +33,9 @@ from ...io.atomic import check_output_path
 from ...io.structure import MD_RESIDUE_ALIASES, ProteinStructure, output_format, read_structure, write_structure
 from ...io.trajectory import is_trajectory, read_trajectory
 from ...train.device import resolve_device
-from .coarse_grain import (CA_MEDIAN_A, MAX_BONDED_BEAD_A, bead_spacing, chain_breaks, chain_segments,
-                           check_coarse_grained, neighborhoods, residue_types_of, sequence_offsets,
-                           spaced_like_ca_trace)
+from .coarse_grain import (CA_MEDIAN_A, bead_disulfides, bead_spacing, chain_breaks, chain_segments,
+                           check_coarse_grained, listed, max_bonded_distance, named_ca, neighborhoods,
+                           residue_types_of, sequence_offsets, spaced_like_ca_trace)
 from .residues import MAX_ATOMS, atom_element, residue_labels
 from .train import check_vocabulary, predict_atoms
 
@@ -55,10 +59,6 @@ def pretrained_checkpoint(bead: str = "centroid") -> Path:
     return pretrained_path(PRETRAINED_CA_NAME if bead == "ca" else PRETRAINED_NAME)
 
 
-def _named_ca(beads: ProteinStructure) -> bool:
-    return bool(beads.n_atoms and np.all(beads.atom_names == "CA"))
-
-
 def input_bead_kind(beads: ProteinStructure) -> str:
     """``ca`` for a C-alpha trace, else ``centroid`` (centroid and centre-of-mass beads sit alike).
 
@@ -67,7 +67,7 @@ def input_bead_kind(beads: ProteinStructure) -> str:
     """
     like = spaced_like_ca_trace(beads)
     if like is None:
-        return "ca" if _named_ca(beads) else "centroid"
+        return "ca" if named_ca(beads) else "centroid"
     return "ca" if like else "centroid"
 
 
@@ -75,7 +75,7 @@ def _bead_notes(beads: ProteinStructure) -> list[str]:
     """A note when the bead names and their spacing disagree (the spacing decides; with too few consecutive
     beads for that, the names do, and the note says when those few are spaced unlike C-alpha atoms)."""
     like = spaced_like_ca_trace(beads)
-    if like is None and _named_ca(beads):
+    if like is None and named_ca(beads):
         few = bead_spacing(beads, min_pairs=1)
         if few is not None and few[0] > CA_MEDIAN_A:
             return [f"{beads.source}: the beads are named CA, so taken for a C-alpha trace (too few consecutive "
@@ -83,7 +83,7 @@ def _bead_notes(beads: ProteinStructure) -> list[str]:
                     "apart, not 3.8 Å like C-alpha atoms; centroid beads named otherwise (e.g. BB) get the "
                     "centroid model"]
         return []
-    if like is None or like == _named_ca(beads):
+    if like is None or like == named_ca(beads):
         return []
     median, spread = bead_spacing(beads)
     what = "C-alpha atoms" if like else "residue centroids, not C-alpha atoms"
@@ -136,7 +136,8 @@ def _reading_notes(structure: ProteinStructure) -> list[str]:
 
 def read_coarse_grained(path: str | os.PathLike, top: str | os.PathLike | None = None, frames: slice | None = None,
                         stdin: BinaryIO | None = None) -> tuple[ProteinStructure, list[str]]:
-    """The beads (one atom per residue, F frames) of a CG structure or trajectory, and warnings.
+    """The beads (one atom per residue, F frames) of a CG structure or trajectory, and warnings. Their
+    ``disulfides`` are those the file records or implies (:func:`.coarse_grain.bead_disulfides`).
 
     Raises
     ------
@@ -164,17 +165,17 @@ def read_coarse_grained(path: str | os.PathLike, top: str | os.PathLike | None =
             structure = structure.with_positions(structure.positions[frames])
             if structure.n_models == 0:
                 raise ConfigError(f"{path}: the frame selection is empty")
+    if not np.all(np.isfinite(structure.positions)):
+        raise InputFileError(f"{structure.source}: bead coordinates are not finite")
     warnings = _reading_notes(structure)
     breaks = chain_breaks(structure)
     if breaks:
-        shown = ", ".join(f"{structure.residue_label(a)}-{structure.residue_label(b)}" for a, b in breaks[:5])
-        more = f" and {len(breaks) - 5} more" if len(breaks) > 5 else ""
+        shown = listed([f"{structure.residue_label(a)}-{structure.residue_label(b)}" for a, b in breaks])
         warnings.append(f"{structure.source}: {len(breaks)} chain break(s) (residue-number gaps, or beads more than "
-                        f"{MAX_BONDED_BEAD_A:g} A apart) at {shown}{more}; "
+                        f"{max_bonded_distance(structure):.1f} Å apart) at {shown}; "
                         "no peptide bond is implied across them")
-    if not np.all(np.isfinite(structure.positions)):
-        raise InputFileError(f"{structure.source}: bead coordinates are not finite")
-    return structure, warnings
+    disulfides, notes = bead_disulfides(structure)
+    return replace(structure, disulfides=disulfides), warnings + notes
 
 
 def _check_beads(structure: ProteinStructure) -> None:
@@ -191,7 +192,9 @@ def backmap_structure(beads: ProteinStructure, model: torch.nn.Module, neighbors
 
     ``beads`` has one atom per residue; ``neighbors`` must be the K the model
     was trained with. Memory is bounded by ``batch_size`` residues per step.
-    ``relax``: relax every frame to ideal covalent geometry, clashes pushed apart (:func:`.relax.relax_structure`).
+    ``relax``: relax every frame to ideal covalent geometry, clashes pushed apart (:func:`.relax.relax_structure`),
+    the cysteines of ``beads.disulfides`` bonded. The atoms record the beads' chain breaks and disulfides,
+    which the relaxation and the writer use (TER and SSBOND records).
     """
     check_coarse_grained(beads)
     types = residue_types_of(beads)
@@ -235,7 +238,8 @@ def backmap_structure(beads: ProteinStructure, model: torch.nn.Module, neighbors
         insertion_codes=beads.insertion_codes, chain_ids=beads.chain_ids, atom_names=atom_names,
         elements=[atom_element(n) for n in atom_names],
         atom_residues=np.repeat(np.arange(beads.n_residues), mask.sum(1)), positions=np.stack(frames),
-        entry_id=beads.entry_id, source=beads.source, skipped=dict(beads.skipped))
+        entry_id=beads.entry_id, source=beads.source, skipped=dict(beads.skipped), disulfides=beads.disulfides,
+        breaks=chain_breaks(beads))
     if relax:
         from .relax import relax_structure
 

@@ -28,9 +28,11 @@ Ideal lengths, 1-3 distances and volumes: :mod:`.covalent`. The clash terms (wit
 criterion counts is closer than T_ab, the sum of their van der Waals radii
 (less 0.4 Å for N/O pairs, which may hydrogen-bond), so the energy stays smooth.
 Cysteines whose SG atoms the network puts close together are bonded as
-disulfides (:func:`.covalent.disulfide_graph`). The side chains' bond angles are held too
-(:data:`SIDE_CHAIN_ANGLE_WEIGHT`): the network's averages over rotamers and over equivalent atoms can
-put atoms two bonds apart almost on top of each other. Torsions are not restrained.
+disulfides (:func:`.covalent.disulfide_graph`), and so are those the input says are bonded
+(:attr:`~gaatool.io.structure.ProteinStructure.disulfides`), however far apart the network puts them.
+The side chains' bond angles are held too (:data:`SIDE_CHAIN_ANGLE_WEIGHT`): the network's averages over
+rotamers and over equivalent atoms can put atoms two bonds apart almost on top of each other. Torsions are
+not restrained.
 """
 from __future__ import annotations
 
@@ -90,12 +92,13 @@ _EPS = 1e-12  # inside the square root: a finite gradient where two atoms coinci
 
 
 def disulfide_terms(residue_names, atom_residues, atom_names, positions, angle_weight: float = ANGLE_WEIGHT,
-                    groups=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The disulfide bonds found at ``positions`` (:func:`.covalent.disulfide_graph`) as pair terms: pairs (T, 2),
-    ideal distances (T,), weights (T,: 1 for the bonds, ``angle_weight`` for CB-SG), and the CB-SG pairs
-    (A, 2), closer than their van der Waals radii, for :meth:`.sterics.Contacts.exempting`."""
+                    groups=None, known=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The disulfide bonds ``known`` (cysteine residue pairs) and found at ``positions``
+    (:func:`.covalent.disulfide_graph`) as pair terms: pairs (T, 2), ideal distances (T,), weights (T,: 1 for
+    the bonds, ``angle_weight`` for CB-SG), and the CB-SG pairs (A, 2), closer than their van der Waals radii,
+    for :meth:`.sterics.Contacts.exempting`."""
     bonds, bond_lengths, angles, angle_lengths = disulfide_graph(residue_names, atom_residues, atom_names,
-                                                                 positions, groups)
+                                                                 positions, groups, known)
     weights = np.concatenate([np.ones(len(bonds)), np.full(len(angles), float(angle_weight))])
     return np.concatenate([bonds, angles]), np.concatenate([bond_lengths, angle_lengths]), weights, angles
 
@@ -260,16 +263,17 @@ class Relaxation:
 
     ``groups`` (R,): residues of different groups never meet (entries of a dataset). ``clashes``: push
     clashing atoms apart; ``angle_weight``, ``chiral_weight`` or ``trans_weight`` 0: no bond-angle,
-    chirality or trans-peptide terms; ``disulfides``: bond the cysteines whose SG atoms are close in the
-    positions relaxed (:func:`.covalent.disulfide_graph`).
+    chirality or trans-peptide terms; ``disulfides``: bond the cysteine residue pairs ``known_disulfides``
+    (K, 2) and those whose SG atoms are close in the positions relaxed (:func:`.covalent.disulfide_graph`).
     """
 
     def __init__(self, residue_names, atom_residues, atom_names, elements, previous, groups=None, *,
                  clashes: bool = True, angle_weight: float = ANGLE_WEIGHT, chiral_weight: float = CHIRAL_WEIGHT,
                  trans_weight: float = TRANS_WEIGHT, disulfides: bool = True,
-                 side_chain_angle_weight: float = SIDE_CHAIN_ANGLE_WEIGHT):
+                 side_chain_angle_weight: float = SIDE_CHAIN_ANGLE_WEIGHT, known_disulfides=None):
         self.names = (residue_names, atom_residues, atom_names)
         self.groups, self.angle_weight, self.disulfides = groups, angle_weight, disulfides
+        self.known_disulfides = known_disulfides
         self.pairs, self.lengths, self.weights = geometry_terms(*self.names, previous, angle_weight, trans_weight,
                                                                 side_chain_angle_weight)
         self.volumes = volume_terms(*self.names, previous, chiral_weight, trans_weight)
@@ -281,7 +285,7 @@ class Relaxation:
         pairs, lengths, weights, exempt = self.pairs, self.lengths, self.weights, np.zeros((0, 2), np.int64)
         if self.disulfides:
             bridge_pairs, bridge_lengths, bridge_weights, exempt = disulfide_terms(
-                *self.names, positions, self.angle_weight, self.groups)
+                *self.names, positions, self.angle_weight, self.groups, self.known_disulfides)
             pairs, lengths = np.concatenate([pairs, bridge_pairs]), np.concatenate([lengths, bridge_lengths])
             weights = np.concatenate([weights, bridge_weights])
         contacts = None if self.contacts is None else self.contacts.exempting(exempt)
@@ -295,13 +299,15 @@ def relax_structure(structure: ProteinStructure, restraint: float = RESTRAINT, i
                     side_chain_angle_weight: float = SIDE_CHAIN_ANGLE_WEIGHT) -> ProteinStructure:
     """A copy of a heavy-atom structure with every model relaxed (see the module docstring).
 
-    Residues follow each other by chain and residue number (:func:`structure_previous`); ``clashes``,
-    the weights and ``disulfides`` as in :class:`Relaxation`.
+    Residues follow each other by chain and residue number, or the structure's recorded breaks
+    (:func:`structure_previous`); ``clashes``, the weights and ``disulfides`` as in :class:`Relaxation`, with the
+    structure's recorded :attr:`~gaatool.io.structure.ProteinStructure.disulfides` bonded however far apart.
     """
     relaxation = Relaxation(structure.residue_names, structure.atom_residues, structure.atom_names,
                             structure.elements, structure_previous(structure), clashes=clashes,
                             angle_weight=angle_weight, chiral_weight=chiral_weight, trans_weight=trans_weight,
-                            disulfides=disulfides, side_chain_angle_weight=side_chain_angle_weight)
+                            disulfides=disulfides, side_chain_angle_weight=side_chain_angle_weight,
+                            known_disulfides=structure.disulfides)
     frames = []
     for model, positions in enumerate(structure.positions):
         try:

@@ -156,3 +156,83 @@ def test_sequence_offsets_two_chains_and_a_break(pdb_files):
     crossing = (r < 40) & (index >= 40) | (r >= 40) & (r < 57) & (index < 40)
     assert crossing.any() and np.all(across[crossing] == 0)
     np.testing.assert_array_equal(across[~crossing], offsets[~crossing])
+
+
+def _renumbered_without(structure, numbers):
+    """``structure`` without the residues numbered ``numbers``, the rest renumbered 1, 2, ...: a gap that only the
+    distances show."""
+    import dataclasses
+
+    cut = structure.select_residues(~np.isin(structure.residue_numbers, numbers))
+    return dataclasses.replace(cut, residue_numbers=np.arange(1, cut.n_residues + 1))
+
+
+@pytest.mark.parametrize("bead", [None, "ca"])
+@pytest.mark.parametrize("missing", [10, 42])  # in hen lysozyme's first helix (CA(9)-CA(11) 5.4 Å) and a strand
+def test_one_residue_missing_and_renumbered_is_a_break_in_c_alpha_traces(lysozyme, bead, missing):
+    """C-alpha atoms (of an all-atom structure, or a trace) with a residue missing between them sit 5.4-7.3 Å
+    apart, bonded ones 3.8 Å: a break, and the neighbour beads across it get offset 0."""
+    from gaatool.tasks.backmap.coarse_grain import MAX_BONDED_CA_A, max_bonded_distance, sequence_offsets
+
+    structure = lysozyme if bead is None else coarse_grain(lysozyme, bead)
+    cut = _renumbered_without(structure, [missing])
+    before = missing - 2  # index of residue missing - 1
+    assert chain_breaks(cut) == [(before, before + 1)] and max_bonded_distance(cut) == MAX_BONDED_CA_A
+    if bead is not None:
+        env = neighborhoods(cut.positions[0], residue_types_of(cut), 16)
+        offsets, index = sequence_offsets(cut, env["neighbor_index"]), env["neighbor_index"]
+        r = np.arange(cut.n_residues)[:, None]
+        crossing = ((r <= before) & (index > before)) | ((r > before) & (index <= before))
+        assert crossing.any() and np.all(offsets[crossing] == 0)
+
+
+def test_centroid_beads_keep_the_loose_limit(lysozyme):
+    """Consecutive centroid beads sit 3-9 Å apart, beads with a residue left out between them overlap that: only
+    longer cut-out stretches are breaks."""
+    from gaatool.tasks.backmap.coarse_grain import MAX_BONDED_BEAD_A, max_bonded_distance
+
+    beads = coarse_grain(lysozyme)
+    assert max_bonded_distance(beads) == MAX_BONDED_BEAD_A
+    assert chain_breaks(_renumbered_without(beads, [42])) == []
+
+
+def test_c_alpha_traces_of_soft_simulations_keep_their_bonds(lysozyme):
+    """Beads of a hot or soft simulation (0.1 and 0.3 Å of noise per coordinate: C-alpha bonds of 3.8 +- 0.14 and
+    +- 0.42 Å) get a limit widened by the spread of their distances, so no bond is taken for a break."""
+    from gaatool.tasks.backmap.coarse_grain import MAX_BONDED_CA_A, max_bonded_distance
+
+    trace = coarse_grain(lysozyme, "ca")
+    rng = np.random.default_rng(1)
+    for noise in (0.1, 0.3):
+        for _ in range(5):
+            noisy = trace.with_positions(trace.positions + rng.normal(0, noise, trace.positions.shape))
+            assert chain_breaks(noisy) == [] and max_bonded_distance(noisy) > MAX_BONDED_CA_A
+    # a residue missing is still a break where the trace is still C-alpha-like and the gap stands out
+    noisy = trace.with_positions(trace.positions + rng.normal(0, 0.1, trace.positions.shape))
+    assert chain_breaks(_renumbered_without(noisy, [42])) == [(40, 41)]
+    # so do the CA atoms of an all-atom structure whose atoms sit off (a prediction relaxed by itself)
+    assert chain_breaks(lysozyme.with_positions(lysozyme.positions + rng.normal(0, 0.5, lysozyme.positions.shape))) == []
+
+
+def test_no_false_breaks_in_real_structures(pdb_files):
+    """Consecutive residue numbers are bonded in every test entry (2VB1's CA atoms up to 4.05 Å apart), all-atom
+    and as C-alpha traces: breaks only where the numbering jumps."""
+    for name in ("1AKI.cif.gz", "1CKB.pdb.gz", "2VB1.pdb.gz", "1AJJ.pdb.gz", "1A8O.cif.gz", "3NIR_atoms_only.pdb.gz",
+                 "1MOL.bcif.gz"):
+        structure = read_structure(pdb_files / name)
+        numbered = [(int(a), int(a) + 1) for a in range(structure.n_residues - 1)
+                    if structure.chain_ids[a] == structure.chain_ids[a + 1]
+                    and structure.residue_numbers[a + 1] - structure.residue_numbers[a] != 1]
+        assert chain_breaks(structure) == numbered, name
+        assert chain_breaks(coarse_grain(structure, "ca")) == numbered, name
+
+
+def test_recorded_breaks_are_the_breaks(lysozyme):
+    """A structure that records its breaks (a backmapped one: its beads') keeps them, whatever its atoms say."""
+    import dataclasses
+
+    from gaatool.tasks.backmap.coarse_grain import structure_previous
+
+    recorded = dataclasses.replace(lysozyme, breaks=[(20, 21)])
+    assert chain_breaks(recorded) == [(20, 21)] and structure_previous(recorded)[21] == -1
+    assert chain_breaks(dataclasses.replace(_renumbered_without(lysozyme, [42]), breaks=[])) == []

@@ -229,3 +229,77 @@ def test_short_bead_chains_are_told_by_their_names(monkeypatch, tmp_path, tiny_b
                                                  "ca"), "pdb"))
     result = backmap_file(trace, tmp_path / "out_ca.pdb")
     assert Path(result.checkpoint).name == "backmap-ca.safetensors" and not result.warnings
+
+
+def _renumbered_without(structure, numbers):
+    import dataclasses
+
+    cut = structure.select_residues(~np.isin(structure.residue_numbers, numbers))
+    return dataclasses.replace(cut, residue_numbers=np.arange(1, cut.n_residues + 1))
+
+
+def test_chain_breaks_reach_the_relaxation_and_the_output(pdb_files, tiny_backmap_checkpoint, tmp_path):
+    """A C-alpha trace with residue 42 left out and the rest renumbered: a break (C-alphas 6.5 Å apart), reported
+    with the limit, kept on the atoms (no peptide bond across it when relaxed) and written as a TER record."""
+    trace = _renumbered_without(coarse_grain(read_structure(pdb_files / "1AKI.cif.gz"), "ca"), [42])
+    path = tmp_path / "trace.pdb"
+    write_structure(trace, path)
+    _, warnings = read_coarse_grained(path)
+    assert any("1 chain break(s)" in w and "more than 4.4 Å apart" in w and "A/GLN41-A/THR42" in w for w in warnings)
+    out = tmp_path / "atoms.pdb"
+    result = backmap_file(path, out, checkpoint=tiny_backmap_checkpoint)
+    atoms = result.structure
+    assert atoms.breaks.tolist() == [[40, 41]]
+    c = np.flatnonzero((atoms.atom_residues == 40) & (atoms.atom_names == "C"))[0]
+    n = np.flatnonzero((atoms.atom_residues == 41) & (atoms.atom_names == "N"))[0]
+    bonded = np.flatnonzero((atoms.atom_residues == 41) & (atoms.atom_names == "C"))[0]
+    after = np.flatnonzero((atoms.atom_residues == 42) & (atoms.atom_names == "N"))[0]
+    x = atoms.positions[0]
+    assert abs(np.linalg.norm(x[bonded] - x[after]) - 1.33) < 0.05 and np.linalg.norm(x[c] - x[n]) > 2.0
+    lines = out.read_text().splitlines()
+    ters = [k for k, line in enumerate(lines) if line.startswith("TER")]
+    assert len(ters) == 2 and int(lines[ters[0] - 1][22:26]) == 41 and int(lines[ters[0] + 1][22:26]) == 42
+    assert read_structure(out).n_residues == trace.n_residues
+
+
+def test_disulfides_from_records_and_cyx_names(pdb_files, tiny_backmap_checkpoint, tmp_path):
+    """Hen lysozyme's four disulfides reach the relaxation and the output from the bead file's SSBOND records, or
+    from its cysteines named CYX, paired by bead distance; what cannot be paired is said."""
+    import dataclasses
+
+    from gaatool.tasks.backmap.coarse_grain import bead_disulfides
+
+    beads = coarse_grain(read_structure(pdb_files / "1AKI.cif.gz"))
+    expected = beads.disulfides.tolist()
+    assert len(expected) == 4  # carried over from the all-atom file's records
+    text = structure_text(beads, "pdb")
+    recorded, named, one = tmp_path / "recorded.pdb", tmp_path / "named.pdb", tmp_path / "one.pdb"
+    recorded.write_text(text)
+    atom_lines = [line for line in text.splitlines() if not line.startswith("SSBOND")]
+    named.write_text("\n".join(line[:17] + "CYX" + line[20:] if line[17:20] == "CYS" else line
+                               for line in atom_lines) + "\n")
+    for path in (recorded, named):
+        read, warnings = read_coarse_grained(path)
+        assert read.disulfides.tolist() == expected
+        assert any("4 disulfide(s) between the cysteines named CYX, paired by bead distance" in w
+                   for w in warnings) == (path == named)
+    result = backmap_file(named, tmp_path / "out.pdb", checkpoint=tiny_backmap_checkpoint)
+    atoms = result.structure
+    sulfur = [[np.flatnonzero((atoms.atom_residues == r) & (atoms.atom_names == "SG"))[0] for r in pair]
+              for pair in expected]
+    x = atoms.positions[0]
+    assert all(abs(np.linalg.norm(x[a] - x[b]) - 2.02) < 0.1 for a, b in sulfur)  # an untrained model's atoms
+    assert sum(line.startswith("SSBOND") for line in (tmp_path / "out.pdb").read_text().splitlines()) == 4
+    # a lone CYX has no partner; a recorded pair whose beads are 12 Å apart is not bonded
+    first_cys = next(k for k, line in enumerate(atom_lines) if line[17:20] == "CYS")
+    one.write_text("\n".join(atom_lines[:first_cys] + [atom_lines[first_cys][:17] + "CYX" + atom_lines[first_cys][20:]]
+                             + atom_lines[first_cys + 1:]) + "\n")
+    read, warnings = read_coarse_grained(one)
+    assert len(read.disulfides) == 0
+    assert any("1 cysteine(s) named CYX without such a partner within 7.5 Å (A/CYS6)" in w for w in warnings)
+    x = beads.positions.copy()
+    x[:, expected[0][1]] += [12.0, 0.0, 0.0]
+    pairs, notes = bead_disulfides(beads.with_positions(x))
+    assert pairs.tolist() == expected[1:] and len(notes) == 1
+    assert "the disulfide A/CYS6-A/CYS127 of the file's records has its beads" in notes[0]
+    assert bead_disulfides(dataclasses.replace(beads, disulfides=None))[0].shape == (0, 2)

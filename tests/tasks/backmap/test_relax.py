@@ -399,3 +399,25 @@ def test_close_cysteines_are_bonded_as_disulfides(pdb_files):
     far[residues == residues[b]] += 1.5 * (far[b] - far[a]) / np.linalg.norm(far[b] - far[a])
     bonds, *_ = disulfide_graph(lysozyme.residue_names, residues, names, far)
     assert len(bonds) == 3 and not np.any(np.isin(bonds, [a, b]))
+
+
+def test_recorded_disulfides_are_bonded_however_far_apart(pdb_files):
+    """The input's disulfides (SSBOND records, CYX names) are bonded even where the network puts the SG atoms
+    4 Å apart, beyond what the distance alone would bond; without the records they stay apart."""
+    import dataclasses
+
+    lysozyme = read_structure(pdb_files / "1AKI.cif.gz")
+    assert len(lysozyme.disulfides) == 4  # struct_conn
+    names, residues = lysozyme.atom_names, lysozyme.atom_residues
+    sg = lambda r: np.flatnonzero((residues == r) & (names == "SG"))[0]  # noqa: E731
+    a, b = (sg(r) for r in lysozyme.disulfides[0])
+    x = lysozyme.positions[0].copy()
+    x[residues == residues[b]] += 2.0 * (x[b] - x[a]) / np.linalg.norm(x[b] - x[a])
+    assert np.linalg.norm(x[a] - x[b]) > 3.9
+    ideal = bond_templates()["disulfide"][0][2]
+    relaxed = relax_structure(lysozyme.with_positions(x)).positions[0]
+    assert abs(np.linalg.norm(relaxed[a] - relaxed[b]) - ideal) < 0.05
+    unrecorded = relax_structure(dataclasses.replace(lysozyme, disulfides=None).with_positions(x)).positions[0]
+    assert np.linalg.norm(unrecorded[a] - unrecorded[b]) > 2.8  # not bonded (the peptide bonds pull it back)
+    off = relax_structure(lysozyme.with_positions(x), disulfides=False).positions[0]
+    assert np.linalg.norm(off[a] - off[b]) > 2.8
