@@ -7,6 +7,7 @@ stderr and exit code 1. Exit codes: 0 ok, 1 GaatoolError, 2 usage, 3 a bug
 """
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -95,6 +96,25 @@ def _ignore_further_interrupts() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def _broken_pipe(exit_: SystemExit) -> bool:
+    """Whether ``exit_`` is typer's exit on EPIPE (``gaatool ... | head``: the reader left, nothing is wrong).
+
+    typer catches the OSError itself and calls ``sys.exit(1)`` inside its handler, so the OSError is the
+    exit's context; exit code 1 would fail a ``set -o pipefail`` batch script that only wanted the first lines.
+    """
+    context = exit_.__context__
+    return exit_.code == 1 and isinstance(context, OSError) and context.errno == errno.EPIPE
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's final flush into a closed pipe stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # an in-process caller's stdout may have no file descriptor
+        pass
+
+
 def _run(argv: list[str] | None) -> None:
     # OpenMP threads that spin while idle slow torch badly when cores are shared (HPC nodes, laptops
     # running other jobs); users can still override this in their environment.
@@ -105,8 +125,18 @@ def _run(argv: list[str] | None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     _DEBUG["on"] = "--debug" in args
     try:
-        result = app(args=args, prog_name="gaatool", standalone_mode=False)
+        try:
+            result = app(args=args, prog_name="gaatool", standalone_mode=False)
+        except SystemExit as exit_:
+            if not _broken_pipe(exit_):
+                raise
+            result = 0  # typer's own answer to a reader that left: `sys.exit(1)`, silently
+            _silence_stdout()
         code = result if isinstance(result, int) else 0
+        if code == 130:
+            # typer turns Ctrl-C (and SIGTERM, through _raise_interrupt) into Exit(130) and returns its code
+            # when not standalone: without this line the command ended silently, as if it had finished
+            _error("interrupted")
     except GaatoolError as err:
         _error(str(err).splitlines()[0] if str(err) else type(err).__name__)
         # an interrupted training run reports like Ctrl-C (130), after saving
@@ -121,6 +151,7 @@ def _run(argv: list[str] | None) -> None:
         code = 130
     except BrokenPipeError:
         code = 0  # e.g. `gaatool ... | head`: the reader left, nothing is wrong
+        _silence_stdout()
     except Exception as err:  # noqa: BLE001
         if _is_usage_error(err):
             err.show()

@@ -50,6 +50,7 @@ def pdb(
                                          fetch_entries)
     from ..errors import ConfigError
 
+    options.check_stdout_refused(out, options.NO_STDOUT_DATASET)
     config = BackmapDatasetConfig(bead=bead, neighbors=neighbors, val_fraction=val_fraction,
                                   test_fraction=test_fraction, val_entries=tuple(_split_ids(val_ids)),
                                   test_entries=tuple(_split_ids(test_ids)), seed=seed)
@@ -88,7 +89,7 @@ def train_backmap(
     out: Path = typer.Option(Path("runs/backmap"), "-o", "--out", help="Output folder for checkpoints and metrics."),
     model: str = typer.Option("gaa", "--model", help="gaa (Listing 3) or transformer (the baseline)."),
     epochs: int = options.Epochs,
-    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Residues per training step."),
     lr: float = options.LearningRate,
     n_dim: int = typer.Option(32, "--dim", min=1, help="Working dimension."),
     rank: int = typer.Option(2, "--rank", min=1, max=3, help="Tuple rank of the attention (GAA; 1-3)."),
@@ -112,6 +113,7 @@ def train_backmap(
     """Train a backmapping model (loss: MSE of atom positions; metric: RMSD in Å)."""
     from ..tasks.backmap.train import BackmapModelOptions, train_backmap as run
 
+    options.check_stdout_refused(out, options.NO_STDOUT_RUN)
     overrides = options.load_json_config(config_file)
     config = options.train_config(ctx, overrides, config_file)
     flags = {name: name for name in ("model", "n_dim", "rank", "translation_rank", "refine_rank",
@@ -126,7 +128,7 @@ def evaluate_backmap(
     dataset: Path = typer.Argument(..., help="Dataset from `gaatool data pdb`, or an all-atom structure "
                                     "(PDB/mmCIF/BinaryCIF): all its residues."),
     split: str = typer.Option("test", "--split", help="train, val or test (of a dataset)."),
-    batch_size: int = typer.Option(512, "--batch-size", min=1),
+    batch_size: int = typer.Option(512, "--batch-size", min=1, help="Residues per forward pass."),
     relax: bool = typer.Option(False, "--relax/--no-relax",
                                help="Relax the predictions to ideal covalent geometry, clashes pushed apart, first "
                                     "(as `gaatool backmap` does)."),
@@ -136,10 +138,12 @@ def evaluate_backmap(
     from ..tasks.backmap.evaluate import evaluate_backmap as run
 
     result = run(checkpoint, dataset, split=split, device=device, batch_size=batch_size, relax=relax)
+    console = render.stderr_console()
     if as_json:
         render.print_json(result.to_dict())
+        for warning in result.warnings:  # in the JSON too, but a pipeline's log is stderr (as `backmap` does)
+            console.print(f"warning: {warning}")
         return
-    console = render.stderr_console()
     intra, peptide = result.bonds["intra_residue"], result.bonds["peptide"]
     rows = [
         ("entries", ", ".join(result.entries)), ("residues", result.n_residues), ("atoms", result.n_atoms),
@@ -209,7 +213,8 @@ def attach(app: typer.Typer) -> None:
                                            "Default: <input name>_backmapped.pdb here (.cif for mmCIF input)."),
         model: Optional[Path] = options.Model,
         top: Optional[Path] = typer.Option(None, "--top", help="PDB/mmCIF/.gro of the beads of a .dcd/.xtc trajectory."),
-        frames: Optional[str] = typer.Option(None, "--frames", help="Models/frames to use: start:stop:step."),
+        frames: Optional[str] = typer.Option(None, "--frames", help="Models/frames to use: start:stop:step "
+                                             "(0-based) or one index."),
         fmt: Optional[str] = options.StructureFormat,
         relax: bool = typer.Option(True, "--relax/--no-relax",
                                    help="Relax the predicted atoms to ideal covalent geometry (bond lengths, bond "

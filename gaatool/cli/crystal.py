@@ -19,7 +19,7 @@ def crystal(
     out: Path = typer.Option(Path("runs/crystal"), "-o", "--out", help="Output folder for checkpoints and metrics."),
     model: str = typer.Option("gaa", "--model", help="gaa (the paper's network) or steinhardt (the baseline MLP)."),
     epochs: int = options.Epochs,
-    batch_size: int = typer.Option(256, "--batch-size", min=1),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Particle environments per training step."),
     lr: float = options.LearningRate,
     n_dim: int = typer.Option(32, "--dim", min=1, help="Working dimension."),
     rank: int = typer.Option(2, "--rank", min=1, max=3, help="Tuple rank of the attention (1-3)."),
@@ -37,6 +37,7 @@ def crystal(
     """Train a crystal-structure classifier (defaults: the paper's Listing 1 and schedule)."""
     from ..tasks.crystal.train import CrystalModelOptions, train_crystal
 
+    options.check_stdout_refused(out, options.NO_STDOUT_RUN)
     overrides = options.load_json_config(config_file)
     config = options.train_config(ctx, overrides, config_file)
     model_options = options.options_from(ctx, overrides, "model", CrystalModelOptions,
@@ -65,6 +66,7 @@ def data_crystals(
         levels = tuple(float(x) for x in noise.split(",") if x.strip())
     except ValueError:
         raise ConfigError(f"--noise {noise!r}: give comma-separated numbers, e.g. 0.001,0.05,0.1") from None
+    options.check_stdout_refused(out, options.NO_STDOUT_DATASET)
     chosen = {} if prototypes is None else {"prototypes": tuple(p.strip() for p in prototypes.split(",") if p.strip())}
     config = CrystalDatasetConfig(seed=seed, noise_levels=levels, min_particles=min_particles,
                                   replicas={"train": train_replicas, "val": 1, "test": 1}, steinhardt=steinhardt,
@@ -92,9 +94,12 @@ def evaluate_crystal(
     device: str = options.Device, as_json: bool = options.AsJson,
 ) -> None:
     """Accuracy overall, per class, per noise level and per both, and the confusion matrix."""
+    from ..data.splits import SPLIT_NAMES
     from ..tasks.crystal.evaluate import evaluate_crystal as run
 
-    options.check_png(plot)
+    if split not in SPLIT_NAMES:  # as evaluate forces/backmap say it (the dataset "lacked ['foo/labels', ...]")
+        raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_NAMES)}")
+    options.check_png(plot, inputs=(checkpoint, dataset))  # before the evaluation, not after it
     result = run(checkpoint, dataset, split=split, device=device, confusion_png=plot, smooth=smooth)
     if as_json:
         render.print_json(result.to_dict())
@@ -124,7 +129,7 @@ def attach(app: typer.Typer) -> None:
                                            help="Write labels: .npz (arrays), .xyz/.extxyz (labelled frames; - for stdout) "
                                            "or .gsd (a labelled copy of a .gsd input)."),
         model: Optional[Path] = options.Model,
-        frames: Optional[str] = typer.Option(None, "--frames", help="Frames to label, start:stop:step (0-based)."),
+        frames: Optional[str] = typer.Option(None, "--frames", help="Frames to label: start:stop:step (0-based) or one index."),
         scale: Optional[float] = typer.Option(None, "--scale", help="Length unit in file units (default: measured, as for the training data: the median over particles of the distance to the closest one, which thermal motion makes shorter than the lattice's nearest-neighbour distance; give that measured value, not the lattice's)."),
         type_map: Optional[str] = typer.Option(None, "--type-map", help="Map file types to model types, e.g. Cu=A,Zn=B (default: same names, any single type, or the elements of one of the model's training cells)."),
         box: Optional[str] = typer.Option(None, "--box", help="Box for XYZ files without a lattice: 'Lx,Ly,Lz'."),
@@ -172,8 +177,12 @@ def attach(app: typer.Typer) -> None:
 
                 write_labeled_gsd(source, out, [f.labels for f in result.frames], [f.index for f in result.frames],
                                   result.class_names, confidence=[f.confidence for f in result.frames])
+        console = render.stderr_console()
         if as_json:
             render.print_json(result.to_dict())
+            # the notes are in the JSON too, but a pipeline's log is stderr (backmap warns there as well)
+            for note in result.notes:
+                console.print(f"note: {note}")
             return
         names = result.class_names + ["unknown"]
         rows = [[f.index, len(f.labels)] + [100 * x for x in f.fractions(len(result.class_names))]
@@ -187,7 +196,6 @@ def attach(app: typer.Typer) -> None:
             whole = (counts[:, None] * shares).sum(0) / counts.sum()
             rows = rows[:half] + [[f"... {len(rows) - 2 * half} more", ""] + [""] * len(names)] + rows[-half:] + [
                 [f"all {len(rows)}", int(counts.sum())] + whole.tolist()]
-        console = render.stderr_console()
         console.print(render.table(f"{result.source}: % of particles per structure", ["frame", "N"] + names, rows))
         for note in result.notes:
             console.print(f"note: {note}", markup=False)

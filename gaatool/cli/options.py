@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from ..errors import ConfigError
+from ..io.atomic import check_output_path
 from . import render
 
 Device = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
@@ -170,10 +171,27 @@ def _type_name(hint) -> str:
     return names.get(typing.get_origin(hint) or hint, str(hint))
 
 
-def check_png(plot: Optional[Path]) -> None:
-    """ConfigError unless a --plot file ends in .png: the plots are PNG images, whatever the name says."""
-    if plot is not None and plot.suffix.lower() != ".png":
+def check_png(plot: Optional[Path], inputs: tuple = ()) -> None:
+    """ConfigError unless a --plot file ends in .png (the plots are PNG images, whatever the name says), and
+    OutputPathError unless it can be written (a folder, a path inside a file, one of ``inputs``): before the
+    evaluation, not after it."""
+    if plot is None:
+        return
+    if plot.suffix.lower() != ".png":
         raise ConfigError(f"--plot {plot}: plots are written as PNG images; name the file *.png")
+    check_output_path(plot, inputs=inputs)
+
+
+#: ``-o -`` refused (see :func:`check_stdout_refused`): what each kind of output is instead of a stream.
+NO_STDOUT_DATASET = "the dataset is an .npz archive, not a stream for stdout; give a file name"
+NO_STDOUT_RUN = "a training run is a folder of checkpoints and metrics, not a stream for stdout; give a folder name"
+
+
+def check_stdout_refused(out: Optional[Path], why: str) -> None:
+    """ConfigError for ``-o -`` where the output cannot be a stream (an .npz archive, a run folder): it was
+    written, with exit code 0, as a file or folder named '-' in the current folder."""
+    if out is not None and str(out) == "-":
+        raise ConfigError(f"-o -: {why}")
 
 
 def report(result, as_json: bool) -> None:

@@ -16,8 +16,13 @@ PIPE_WIDTH = 200
 
 
 def stderr_console() -> Console:
-    """Console for human-readable output; plain text when stderr is not a terminal, then up to PIPE_WIDTH wide."""
-    return Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else PIPE_WIDTH)
+    """Console for human-readable output; plain text when stderr is not a terminal, then up to PIPE_WIDTH wide.
+
+    No rich markup: the text printed holds file names, split names and library messages, whose brackets
+    rich read as tags (``[test]`` vanished; ``runs[/x]/cg.pdb`` raised MarkupError after the file was written).
+    """
+    return Console(stderr=True, highlight=False, markup=False, soft_wrap=True,
+                   width=None if sys.stderr.isatty() else PIPE_WIDTH)
 
 
 def print_json(payload: Any) -> None:
