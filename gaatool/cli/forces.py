@@ -80,6 +80,7 @@ def md17(
     if out is None:
         out = Path(f"{'rmd17' if revised else 'md17'}_{molecule}.npz" if molecule
                    else f"{source.stem if source is not None else 'md17'}_dataset.npz")
+    options.check_stdout_refused(out, options.NO_STDOUT_DATASET)
     check_output_path(out, inputs=(source,))  # before a download
     with _download_progress(quiet or as_json) as progress:
         dataset = build_md17_dataset(molecule, source=source, revised=revised, split=split, seed=seed,
@@ -97,7 +98,7 @@ def forces(
     out: Path = typer.Option(Path("runs/forces"), "-o", "--out", help="Output folder for checkpoints and metrics."),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1,
                                          help="Maximum number of epochs (default: the paper's 50000)."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Molecules (frames) per training step."),
     lr: float = options.LearningRate,
     energy_weight: float = typer.Option(0.0, "--energy-weight", help="Weight of an energy MSE term "
                                         "(0: forces only, as the paper)."),
@@ -117,6 +118,7 @@ def forces(
     from ..tasks.forces.dataset import build_md17_dataset
     from ..tasks.forces.train import DATASET_NAME, ForcesModelOptions, forces_train_config, train_forces
 
+    options.check_stdout_refused(out, options.NO_STDOUT_RUN)
     if (molecule is None) == (data is None):
         raise ConfigError("give exactly one of --molecule NAME and --data DATASET")
     overrides = options.load_json_config(config_file, sections=("train", "model", "data"))
@@ -150,8 +152,15 @@ def forces(
                                   markup=False, highlight=False)
 
 
+def _print_warnings(result: dict) -> None:
+    # on stderr, with --json too: they say the numbers may be meaningless
+    for warning in result.get("warnings", []):
+        render.stderr_console().print(f"warning: {warning}", markup=False, highlight=False)
+
+
 def _evaluation_summary(result: dict, as_json: bool) -> None:
     if as_json:
+        _print_warnings(result)
         render.print_json(result)
         return
     trained = "yes" if result["energy_trained"] else "no (offset fitted only)"
@@ -176,6 +185,7 @@ def _evaluation_summary(result: dict, as_json: bool) -> None:
         console.print(f"note: rMD17 file, against {what}; --labels md17|rmd17 picks", markup=False)
     if result.get("parity_plot"):
         console.print(f"wrote {result['parity_plot']}")
+    _print_warnings(result)
 
 
 @evaluate_app.command("forces")
@@ -228,6 +238,7 @@ def predict_forces_command(
     result = predict_file(path, model, output=out, device=device, frames=options.parse_frames(frames),
                           batch_size=batch_size, compile=compile_mode).to_dict()
     if as_json:
+        _print_warnings(result)
         render.print_json(result)
         return
     console = render.stderr_console()
@@ -243,3 +254,4 @@ def predict_forces_command(
                       "molecules are extrapolations", markup=False)
     if result["output"] != "-":
         console.print(f"wrote {result['output']}", markup=False)
+    _print_warnings(result)

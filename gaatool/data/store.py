@@ -20,6 +20,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import InputFileError
 from ..io.atomic import atomic_path
+from ..io.text import check_input_file
 
 __all__ = ["save_dataset", "load_dataset", "read_metadata", "is_dataset_file", "npz_members", "METADATA_KEY", "FORMAT_VERSION"]
 
@@ -85,10 +86,7 @@ def save_dataset(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta
 
 
 def _open(path: Path):
-    if not path.exists():
-        raise InputFileError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputFileError(f"{path}: is a folder, not a dataset file")
+    check_input_file(path, "a dataset file")
     try:
         archive = np.load(path, allow_pickle=False)
     except _READ_ERRORS as err:

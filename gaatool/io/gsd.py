@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import InputFileError
 from .atomic import atomic_path
 from .frame import Frame, describe_selection, hoomd_box_to_lattice
+from .text import check_input_file
 
 __all__ = ["read_gsd", "count_gsd_frames", "write_labeled_gsd", "LABEL_KEY", "CONFIDENCE_KEY", "CLASS_NAMES_KEY"]
 
@@ -38,10 +39,7 @@ CLASS_NAMES_KEY = "gaatool/class_names"
 def _open(path: Path):
     import gsd.hoomd
 
-    if not path.exists():
-        raise InputFileError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputFileError(f"{path}: is a folder, not a GSD file")
+    check_input_file(path, "a GSD file")
     try:
         return gsd.hoomd.open(str(path), mode="r")
     except (RuntimeError, OSError, ValueError, KeyError) as err:

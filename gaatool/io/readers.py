@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputFileError
 from .frame import Frame, as_lattice, describe_selection
-from .text import read_stdin
+from .text import check_input_file, read_stdin
 
 __all__ = ["read_frames", "parse_frame_selection", "stdin_snapshot", "SUPPORTED_EXTENSIONS"]
 
@@ -124,6 +124,7 @@ def read_frames(path: str | os.PathLike, frames: slice | None = None, box=None) 
     from .vasp import read_vasp, vasp_kind
 
     path = Path(path)
+    check_input_file(path, "a particle file")  # before the sniffing below, which would call a folder an unknown type
     suffix = path.suffix.lower()
     if suffix == ".gz" and Path(path.stem).suffix.lower() in (".xyz", ".extxyz"):
         suffix = Path(path.stem).suffix.lower()  # gzipped XYZ: read through gzip

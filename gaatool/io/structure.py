@@ -47,7 +47,7 @@ import numpy as np
 from ..errors import ConfigError, InputFileError
 from .atomic import atomic_write_bytes
 from .bcif import bcif_to_cif_text, looks_like_bcif
-from .text import read_stdin
+from .text import check_input_file, read_stdin
 
 __all__ = [
     "STANDARD_AMINO_ACIDS",
@@ -364,10 +364,7 @@ def read_structure(path: str | os.PathLike, all_models: bool = False, heavy_only
         return parse_structure(text, _sniff_format(text), source="stdin", all_models=all_models,
                                heavy_only=heavy_only, residue_aliases=residue_aliases)
     path = Path(path)
-    if not path.exists():
-        raise InputFileError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputFileError(f"{path}: is a folder, not a structure file")
+    check_input_file(path, "a structure file")
     if path.name.lower().endswith(BCIF_SUFFIXES):
         return _read_bcif(path, all_models, heavy_only, residue_aliases)
     if path.name.lower().endswith(".gro"):

@@ -10,7 +10,20 @@ from typing import IO, BinaryIO, Iterator
 
 from ..errors import InputFileError
 
-__all__ = ["open_text", "CountedLines", "FileLines", "decoding_errors", "read_stdin"]
+__all__ = ["check_input_file", "open_text", "CountedLines", "FileLines", "decoding_errors", "read_stdin"]
+
+
+def check_input_file(path: str | os.PathLike, what: str) -> None:
+    """A one-line :class:`InputFileError` unless ``path`` is an existing file (not a folder).
+
+    ``what`` names the expected content ("a GSD file"); "-" (stdin) is not checked.
+    """
+    if str(path) == "-":
+        return
+    if os.path.isdir(path):
+        raise InputFileError(f"{path}: is a folder, not {what}")
+    if not os.path.exists(path):
+        raise InputFileError(f"{path}: no such file; check the path")
 
 
 def open_text(path: str | os.PathLike, what: str) -> IO[str]:

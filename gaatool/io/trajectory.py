@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputFileError
 from .atomic import atomic_path
+from .text import check_input_file
 
 __all__ = ["TRAJECTORY_EXTENSIONS", "is_trajectory", "read_trajectory", "write_trajectory"]
 
@@ -103,8 +104,7 @@ def read_trajectory(path: str | os.PathLike, n_atoms: int | None = None, frames:
     path = Path(path)
     if not is_trajectory(path):
         raise InputFileError(f"{path}: not a trajectory file; gaatool reads {', '.join(TRAJECTORY_EXTENSIONS)}")
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file")
+    check_input_file(path, "a trajectory file")
     try:
         with _quiet_c_output(), _open(path) as handle:
             result = handle.read()

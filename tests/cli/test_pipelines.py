@@ -61,7 +61,8 @@ def test_head_on_a_labelled_trajectory(tmp_path):
 
 
 @pytest.mark.parametrize("args", [["data", "crystals"], ["data", "pdb", "x.pdb"], ["train", "crystal", "x.npz"],
-                                  ["train", "backmap", "x.npz"]])
+                                  ["train", "backmap", "x.npz"], ["data", "md17", "--molecule", "ethanol"],
+                                  ["train", "forces", "--data", "x.npz"]])
 def test_dash_is_refused_where_the_output_cannot_be_a_stream(cli, tmp_path, monkeypatch, args):
     """An .npz archive or a run folder: `-o -` made a file or folder named '-' here, with exit code 0."""
     monkeypatch.chdir(tmp_path)
@@ -103,3 +104,13 @@ def test_identify_json_keeps_its_notes_on_stderr(cli, tmp_path):
     assert code == 0, err
     notes = json.loads(out)["notes"]
     assert notes and err == "".join(f"note: {note}\n" for note in notes)
+
+
+def test_a_folder_given_as_input_is_named_so(cli, tmp_path):
+    """A folder where a file belongs: identify called it an unknown file type, predict forces 'no such file'."""
+    folder = tmp_path / "frames.xyz"
+    folder.mkdir()
+    for args in (["identify", str(folder)], ["predict", "forces", str(folder)]):
+        error = cli(*args).one_line_error()
+        assert error == f"error: {folder}: is a folder, not " + ("a particle file" if args[0] == "identify"
+                                                                  else "a file of molecules"), error

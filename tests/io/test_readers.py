@@ -80,12 +80,17 @@ def test_gsd_dispatch(tmp_path, positions):
 
 
 def test_unknown_extension_and_missing_file(tmp_path):
+    (tmp_path / "protein.pdb").write_text("ATOM\n")
+    (tmp_path / "snapshot").write_text("1\n")
     with pytest.raises(InputFileError, match=r"unknown file type '\.pdb'.*\.gsd, \.xyz, \.extxyz"):
         read_frames(tmp_path / "protein.pdb")
     with pytest.raises(InputFileError, match="no extension"):
         read_frames(tmp_path / "snapshot")
-    with pytest.raises(InputFileError, match="no such file"):
-        read_frames(tmp_path / "missing.xyz")
+    for missing in ("missing.xyz", "missing.pdb"):  # missing first, whatever the name says
+        with pytest.raises(InputFileError, match="no such file"):
+            read_frames(tmp_path / missing)
+    with pytest.raises(InputFileError, match="is a folder, not a particle file"):
+        read_frames(tmp_path)
 
 
 def test_empty_selection(tmp_path, positions):
@@ -137,6 +142,7 @@ def test_gzipped_xyz_reads_like_the_plain_file(tmp_path, positions):
     with pytest.raises(InputFileError, match="damaged gzip data") as err:
         list(read_frames(damaged))
     assert "\n" not in str(err.value) and "cut.xyz.gz" in str(err.value)
+    (tmp_path / "frames.gsd.gz").write_bytes(b"")
     with pytest.raises(InputFileError, match=r"unknown file type '\.gz'"):
         read_frames(tmp_path / "frames.gsd.gz")
 

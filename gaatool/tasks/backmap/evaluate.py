@@ -56,6 +56,7 @@ from ...checkpoint import load_model
 from ...data.splits import SPLIT_NAMES
 from ...data.store import is_dataset_file, load_dataset
 from ...errors import ConfigError, InputFileError
+from ...io.text import check_input_file
 from ...train.device import resolve_device
 from .covalent import chiral_graph, chiral_volumes
 from .dataset import BackmapDatasetConfig, build_backmap_dataset
@@ -346,8 +347,7 @@ def evaluate_backmap(checkpoint: str | Path, dataset: str | Path, split: str = "
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     model, metadata = load_model(checkpoint, task="backmap")
     check_vocabulary(metadata, str(checkpoint))
-    if not Path(dataset).is_file():
-        raise InputFileError(f"{dataset}: no such file; give a dataset of `gaatool data pdb` or a structure file")
+    check_input_file(dataset, "a dataset of `gaatool data pdb` or a structure file")
     if is_dataset_file(dataset):
         arrays, dataset_metadata = load_dataset(dataset, expected_task="backmap")
     else:  # all-atom structures of one's own: beads and neighbourhoods as the checkpoint was trained on

@@ -15,9 +15,9 @@ from ...units import KCAL_PER_MOL_IN_MEV
 from ..plots import save_parity_plot
 from .dataset import ForcesDataset, load_frames_or_dataset
 from .md17 import LABEL_SETS, has_md17_labels, trained_labels
-from .predict import ForceFieldPredictor
+from .predict import ForceFieldPredictor, geometry_warnings
 
-__all__ = ["ForcesEvaluation", "evaluate_forces", "force_metrics"]
+__all__ = ["ForcesEvaluation", "evaluate_forces", "force_metrics", "unit_warnings"]
 
 
 @dataclass
@@ -78,6 +78,40 @@ def force_metrics(reference: np.ndarray, predicted: np.ndarray) -> dict[str, flo
             "cosine": float(np.mean(cosine))}
 
 
+#: Reference / predicted ratios of labels in other units than the model's kcal/mol and kcal/mol/Å (for warnings).
+_OTHER_UNITS = {
+    "forces": {"eV/Å": 0.0433641, "Hartree/bohr": 0.0433641 / 27.211386 * 0.529177, "kJ/mol/Å": 4.184,
+               "meV/Å": 43.3641},
+    "energies": {"eV": 0.0433641, "Hartree": 0.0433641 / 27.211386, "kJ/mol": 4.184, "meV": 43.3641},
+}
+
+
+def unit_warnings(where: str, reference: dict[str, np.ndarray], predicted: dict[str, np.ndarray]) -> list[str]:
+    """Warnings when the labels look like the model's predictions in another unit (``forces`` (..., 3) by their
+    least-squares scale where the directions agree, ``energies`` by their ratio).
+
+    >>> unit_warnings("f", {"forces": np.ones((2, 3)) * 0.0434}, {"forces": np.ones((2, 3))})[0][:60]
+    'f: the reference forces are 0.0434 times the predicted ones '
+    """
+    warnings = []
+    for name in ("forces", "energies"):
+        ref, pred = reference.get(name), predicted.get(name)
+        if ref is None or pred is None or not np.any(pred):
+            continue
+        ref, pred = np.asarray(ref, np.float64).ravel(), np.asarray(pred, np.float64).ravel()
+        agree = float(ref @ pred) / max(float(np.linalg.norm(ref) * np.linalg.norm(pred)), np.finfo(np.float64).tiny)
+        scale = float(ref @ pred) / float(pred @ pred)
+        if agree < 0.9 or 0.5 <= scale <= 2.0:
+            continue
+        factors = _OTHER_UNITS[name]
+        unit = min(factors, key=lambda u: abs(np.log(factors[u] / scale)))
+        guess = f" (as {unit} would be)" if abs(np.log(factors[unit] / scale)) < 0.1 else ""
+        warnings.append(f"{where}: the reference {name} are {scale:.3g} times the predicted ones{guess}; labels "
+                        "must be in kcal/mol and kcal/mol/Å (MD17's units): convert them, or these errors are "
+                        "meaningless")
+    return warnings
+
+
 def evaluate_forces(checkpoint: str | os.PathLike | ForceFieldPredictor, dataset: str | os.PathLike | ForcesDataset,
                     split: str = "test", device: str = "auto", batch_size: int = 64,
                     parity_png: str | os.PathLike | None = None, labels: str = "auto") -> ForcesEvaluation:
@@ -134,7 +168,11 @@ def evaluate_forces(checkpoint: str | os.PathLike | ForceFieldPredictor, dataset
         per_element_force_mae_mev_per_a=per_element,
         extra={"model_molecule": meta.get("molecule"), "model_formula": meta.get("formula"), "formula": data.formula,
                "epoch": meta.get("epoch"),
-               "labels": data.metadata.get("provenance", {}).get("labels")},
+               "labels": data.metadata.get("provenance", {}).get("labels"),
+               "warnings": geometry_warnings(f"{where} ({split})", np.asarray(part.positions, np.float64),
+                                              np.asarray(data.atomic_numbers), list(range(part.n_frames)))
+               + unit_warnings(where, {"forces": part.forces, "energies": part.energies},
+                               {"forces": forces, "energies": energies})},
     )
     if parity_png is not None:
         save_parity_plot(part.forces * KCAL_PER_MOL_IN_MEV, forces * KCAL_PER_MOL_IN_MEV, parity_png,

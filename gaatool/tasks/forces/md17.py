@@ -38,7 +38,7 @@ from ...data.store import npz_members
 from ...errors import ConfigError, DownloadError, InputFileError
 from ...io import download as _dl
 from ...io.xyz import ELEMENTS, atomic_number, iter_xyz
-from ...units import kcal_per_mol_to_mev
+from ...units import in_kcal_per_mol, kcal_per_mol_to_mev
 
 __all__ = [
     "MOLECULES",
@@ -352,14 +352,30 @@ def _read_xyz_data(path, name: str | None) -> MolecularData:
         f = frame.arrays["forces"]
         if f.shape != (frame.n_atoms, 3) or f.dtype.kind != "f":
             raise InputFileError(f"{where}: frame {i} forces have shape {f.shape}; expected ({frame.n_atoms}, 3)")
+        energy_scale, forces_scale = _label_scales(frame.info, where, i)
         positions.append(frame.positions)
-        energies.append(float(energy))
-        forces.append(f)
+        energies.append(float(energy) * energy_scale)
+        forces.append(f * forces_scale)
     z = np.array([atomic_number(s) for s in symbols0], dtype=np.int64)
     stem = "stdin" if where == "<stdin>" else Path(path).stem
     data = _build(name or stem, z, np.stack(positions), np.array(energies), np.stack(forces), where)
     data.provenance.update(format="xyz", fingerprint=data.fingerprint(), fingerprint_verified=False)
     return data
+
+
+def _label_scales(info: dict, where: str, frame: int) -> tuple[float, float]:
+    """Factors to kcal/mol and kcal/mol/Å of a frame's labels: its ``energy_unit=`` and ``forces_unit=`` keys
+    (as ``gaatool predict forces`` writes them, in eV), else MD17's kcal/mol and kcal/mol/Å."""
+    scales = []
+    for key, default, forces in (("energy_unit", "kcal/mol", False), ("forces_unit", "kcal/mol/A", True)):
+        unit = info.get(key, default)
+        scale = in_kcal_per_mol(unit, forces=forces)
+        if scale is None:
+            known = "eV, kcal/mol, kJ/mol, meV, Hartree" + (", per A or per Bohr" if forces else "")
+            raise InputFileError(f"{where}: frame {frame} has {key}={unit!r}, a unit gaatool does not know; "
+                                 f"use one of {known}")
+        scales.append(scale)
+    return scales[0], scales[1]
 
 
 def has_md17_labels(path: str | os.PathLike) -> bool:

@@ -8,14 +8,16 @@ types by element; an element the model was not trained on is an error.
 Outputs, written atomically:
 
 * extended XYZ (``.xyz``, ``.extxyz`` or ``-`` for stdout): per frame
-  ``energy=<kcal/mol> energy_unit=kcal/mol forces_unit=kcal/mol/A`` and
-  ``Properties=species:S:1:pos:R:3:forces:R:3``;
+  ``energy=<eV> energy_unit=eV forces_unit=eV/A`` and
+  ``Properties=species:S:1:pos:R:3:forces:R:3``, forces in eV/Å: the units ASE
+  reads these keys in (gaatool's readers follow the unit keys);
 * ``.npz``: ``energies`` (F,), ``forces`` (F, N, 3), ``positions`` (F, N, 3),
   ``atomic_numbers`` (N,) and the unit strings ``energy_unit``,
   ``forces_unit``, ``length_unit`` (every frame must then have the same atoms).
 """
 from __future__ import annotations
 
+import copy
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -28,11 +30,12 @@ import torch
 from ...checkpoint import load_model
 from ...errors import CheckpointError, ConfigError, InputFileError
 from ...io.atomic import atomic_path, check_output_path
+from ...io.text import check_input_file
 from ...io.xyz import ELEMENTS, XYZFrame, atomic_number, iter_xyz, write_extxyz
 from ...models.forces import ForceField
 from ...nn.compiled import CompiledEnergyForces, check_compile_mode, should_compile
 from ...train.device import resolve_device
-from ...units import kcal_per_mol_to_mev
+from ...units import KCAL_PER_MOL_IN_EV, kcal_per_mol_to_mev
 from .md17 import _hill as hill_formula
 
 __all__ = [
@@ -50,6 +53,9 @@ __all__ = [
 DEFAULT_CHECKPOINT_NAME = "forces-ethanol.safetensors"
 ENERGY_UNIT = "kcal/mol"
 FORCES_UNIT = "kcal/mol/A"
+#: Units of the extended XYZ output: ASE's.
+XYZ_ENERGY_UNIT = "eV"
+XYZ_FORCES_UNIT = "eV/A"
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _NPZ_KEYS = (("R", "z"), ("coords", "nuclear_charges"), ("positions", "atomic_numbers"))
 #: ``compile="auto"`` compiles on the CPU for one frame per call (molecular dynamics, the ASE calculator)
@@ -124,6 +130,10 @@ class ForceFieldPredictor:
             raise ConfigError(f"batch size must be at least 1 (got {batch_size})")
         self.device = resolve_device(device)
         self.dtype = _DTYPES[dtype]
+        # .to() and .eval() change a module in place: work on a copy where they would change the caller's model
+        # (another predictor or ASE calculator on the same model, with another dtype, would then break this one)
+        if model.training or any(p.dtype != self.dtype or p.device != self.device for p in model.parameters()):
+            model = copy.deepcopy(model)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.batch_size = int(batch_size)
         self.atomic_numbers = [int(z) for z in model.config.atomic_numbers]
@@ -171,9 +181,18 @@ class ForceFieldPredictor:
         positions = np.asarray(positions, dtype=np.float64)
         if positions.ndim == 2:
             positions = positions[None]
+        if len(atomic_numbers) == 0:  # the model cannot reshape an empty cloud (a RuntimeError deep in torch)
+            raise InputFileError(f"{where}: the frame holds no atoms; give at least one atom")
         types = self.types_of(atomic_numbers, where)
         if positions.shape[1:] != (len(types), 3):
             raise InputFileError(f"{where}: positions have shape {positions.shape}; expected (frames, {len(types)}, 3)")
+        finite = np.isfinite(positions.reshape(positions.shape[0], -1)).all(axis=1)
+        if not finite.all():  # the model would return NaN energies and forces without a word
+            which = "" if len(finite) == 1 else f" of frame {int(np.argmin(finite))} (0-based, of these {len(finite)})"
+            raise InputFileError(f"{where}: positions{which} are not finite (NaN or infinite)")
+        # Energies and forces depend only on r_j - r_i: centre every frame in float64 first, or a float32
+        # model loses the digits of far-off coordinates (1e4 A: forces off by ~60 meV/A; 100 A: ~0.8).
+        positions = positions - positions.mean(axis=1, keepdims=True)
         offset = float(self._shift[types].sum())
         energies = np.empty(positions.shape[0], dtype=np.float64)
         forces = np.empty_like(positions) if compute_forces else None
@@ -290,8 +309,7 @@ def read_structures(path: str | os.PathLike, frames: slice | None = None) -> tup
         structures = _read_xyz_structures("-")
     else:
         path = Path(path)
-        if not path.is_file():
-            raise InputFileError(f"{path}: no such file; check the path")
+        check_input_file(path, "a file of molecules")
         with open(path, "rb") as handle:
             magic = handle.read(2)
         structures = _read_npz_structures(path) if path.suffix.lower() == ".npz" or magic == b"PK" \
@@ -305,6 +323,52 @@ def read_structures(path: str | os.PathLike, frames: slice | None = None) -> tup
 
 
 # --------------------------------------------------------------------------- predicting
+
+#: Distances (Å) that tell positions in another unit, or atoms the model never saw placed so: no bond is shorter
+#: than H2's 0.74 Å (nm read as Å: bonds of ~0.1), a hydrogen of a molecule of H, C, N, O has a neighbour within
+#: ~1.1 Å (bohr read as Å: none closer than ~1.7), and every atom of a molecule one within ~1.6 (MD17: shortest
+#: distance 0.88-1.01 Å, farthest nearest neighbour 1.20-1.49 Å).
+_TOO_CLOSE_A, _NO_BOND_A, _DETACHED_A = 0.5, 1.6, 2.0
+
+
+def geometry_warnings(where: str, positions: np.ndarray, numbers: np.ndarray, frame_numbers: list[int]) -> list[str]:
+    """Warnings for frames (F, N, 3) of atoms ``numbers`` (N,) whose distances no molecule in Å has."""
+    n_atoms = len(numbers)
+    if n_atoms < 2:
+        return []
+    found: dict[str, list] = {"close": [], "unbonded": [], "detached": []}  # (frame number, detail) per kind
+    has_hydrogen = bool((np.asarray(numbers) == 1).any())
+    off_diagonal = ~np.eye(n_atoms, dtype=bool)
+    for start in range(0, len(positions), 1024):
+        chunk = positions[start:start + 1024]
+        distances = np.linalg.norm(chunk[:, :, None] - chunk[:, None], axis=-1)
+        distances = np.where(off_diagonal, distances, np.inf)
+        nearest = distances.min(axis=2)  # (F, N)
+        for row in np.flatnonzero((nearest.min(axis=1) < _TOO_CLOSE_A) | (nearest.min(axis=1) > _NO_BOND_A)
+                                  | (nearest.max(axis=1) > _DETACHED_A)):
+            number, near = frame_numbers[start + row], nearest[row]
+            i = int(np.argmin(near))
+            if near[i] < _TOO_CLOSE_A:
+                j = int(np.argmin(distances[row, i]))
+                found["close"].append((number, f"atoms {min(i, j) + 1} and {max(i, j) + 1} are {near[i]:.3f} Å apart"))
+            elif near[i] > _NO_BOND_A and has_hydrogen:
+                found["unbonded"].append((number, f"no two atoms are closer than {near[i]:.2f} Å"))
+            elif near.max() > _DETACHED_A:
+                k = int(np.argmax(near))
+                found["detached"].append((number, f"atom {k + 1} ({ELEMENTS[int(numbers[k])]}) is {near[k]:.2f} Å "
+                                                  "from its nearest neighbour"))
+    advice = {"close": "are the positions in Å (not nm), without overlapping atoms? Energies and forces of such "
+                       "geometries are meaningless",
+              "unbonded": "bonds to hydrogen are ~1 Å: are the positions in Å (not bohr)? Energies and forces of "
+                          "such geometries are meaningless",
+              "detached": "a stray atom lies outside what the model was trained on; its energy and forces are "
+                          "extrapolations"}
+    warnings = []
+    for kind, cases in found.items():
+        if cases:
+            more = f" (and in {len(cases) - 1} more frame{'s' if len(cases) > 2 else ''})" if len(cases) > 1 else ""
+            warnings.append(f"{where}: frame {cases[0][0]}: {cases[0][1]}{more}; {advice[kind]}")
+    return warnings
 
 
 @dataclass
@@ -330,6 +394,7 @@ class ForcesPrediction:
     frame_numbers: list[int]
     model_molecule: str | None = None
     model_formula: str | None = None
+    warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -355,6 +420,7 @@ class ForcesPrediction:
             "energy_max": float(self.energies.max()),
             "energy_range_mev": kcal_per_mol_to_mev(float(self.energies.max() - self.energies.min())),
             "max_force_component_mev_per_a": kcal_per_mol_to_mev(max_force),
+            "warnings": list(self.warnings),
             **self.extra,
         }
 
@@ -384,10 +450,13 @@ def _write_npz(path: Path, result: ForcesPrediction) -> None:
 
 
 def _write_xyz(output: str | os.PathLike, result: ForcesPrediction) -> None:
+    # in eV and eV/Å, the units ASE reads extended XYZ energies and forces in (kcal/mol read as eV: 23x off),
+    # named in each comment line; gaatool's readers convert them back
     frames = (
         XYZFrame(np.array([ELEMENTS[int(z)] for z in numbers]), positions,
-                 info={"energy": float(energy), "energy_unit": ENERGY_UNIT, "forces_unit": FORCES_UNIT},
-                 arrays={"forces": forces})
+                 info={"energy": float(energy) * KCAL_PER_MOL_IN_EV, "energy_unit": XYZ_ENERGY_UNIT,
+                       "forces_unit": XYZ_FORCES_UNIT},
+                 arrays={"forces": forces * KCAL_PER_MOL_IN_EV})
         for numbers, positions, energy, forces in zip(result.atomic_numbers, result.positions, result.energies,
                                                       result.forces)
     )
@@ -446,10 +515,14 @@ def predict_file(path: str | os.PathLike, checkpoint: str | os.PathLike | ForceF
         groups.setdefault(tuple(z.tolist()), []).append(i)
     energies = np.empty(len(positions), dtype=np.float64)
     forces: list[np.ndarray] = [np.empty(0)] * len(positions)
+    warnings: list[str] = []
     for key, rows in groups.items():
         first = frame_numbers[rows[0]]
-        group_energies, group_forces = predictor.predict(np.stack([positions[i] for i in rows]), np.array(key),
+        group_positions = np.stack([positions[i] for i in rows])
+        group_energies, group_forces = predictor.predict(group_positions, np.array(key, dtype=np.int64),
                                                          where=f"{where}: frame {first}")
+        warnings += geometry_warnings(where, group_positions, np.array(key, dtype=np.int64),
+                                       [frame_numbers[i] for i in rows])
         energies[rows] = group_energies
         for k, i in enumerate(rows):
             forces[i] = group_forces[k]
@@ -458,7 +531,7 @@ def predict_file(path: str | os.PathLike, checkpoint: str | os.PathLike | ForceF
         input=where, output=None if output is None else str(output),
         checkpoint=str(meta.get("checkpoint", "<model>")), energies=energies, forces=forces, positions=positions,
         atomic_numbers=numbers, frame_numbers=frame_numbers, model_molecule=meta.get("molecule"),
-        model_formula=meta.get("formula"))
+        model_formula=meta.get("formula"), warnings=warnings, extra={"device": str(predictor.device)})
     if kind == "npz":
         _write_npz(Path(output), result)
     elif kind == "xyz":

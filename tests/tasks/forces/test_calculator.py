@@ -105,3 +105,16 @@ def test_missing_ase_is_a_clear_error(monkeypatch):
         calculator_module.kcal_per_mol_in_ev()
     with pytest.raises(ImportError):  # also an ImportError, for code that checks optional imports
         calculator_module._make_class()
+
+
+def test_non_finite_or_no_atoms_are_clear_errors(tiny_force_field, ethanol):
+    """An MD run that blew up must stop, not carry NaN energies and forces on."""
+    atoms = ethanol()
+    atoms.positions[3, 0] = np.nan
+    atoms.calc = GaaCalculator(tiny_force_field)
+    with pytest.raises(InputFileError, match=r"^atoms: positions are not finite"):
+        atoms.get_forces()
+    empty = Atoms()
+    empty.calc = GaaCalculator(tiny_force_field)
+    with pytest.raises(InputFileError, match="no atoms"):
+        empty.get_potential_energy()

@@ -135,3 +135,25 @@ def test_rmd17_files_are_evaluated_against_the_labels_the_model_learned(run, rmd
     assert evaluate_forces(revised, rmd17_50, device="cpu").to_dict()["labels"] == "rmd17"
     with pytest.raises(ConfigError, match="--labels must be"):
         evaluate_forces(checkpoint, rmd17_50, device="cpu", labels="dft")
+
+
+def test_labels_or_positions_in_other_units_are_flagged(tiny_force_field, md17_50, tmp_path):
+    """Labels in eV (what ASE stores) or positions in bohr give errors of ~1000 meV/Å: say why, not only the number."""
+    from gaatool.tasks.forces.predict import ForceFieldPredictor
+
+    predictor = ForceFieldPredictor(tiny_force_field, {"formula": "C2H6O"}, device="cpu", compile="off")
+    with np.load(md17_50) as npz:
+        positions, z = npz["R"][:6], npz["z"]
+    energies, forces = predictor.predict(positions, z)
+
+    def frames(name, positions=positions, energies=energies, forces=forces):
+        np.savez(tmp_path / name, R=positions, z=z, E=energies[:, None], F=forces)
+        return evaluate_forces(predictor, tmp_path / name, device="cpu")
+
+    exact = frames("exact.npz")
+    assert exact.force_mae_mev_per_a == pytest.approx(0, abs=1e-9) and exact.to_dict()["warnings"] == []
+    ev = frames("ev.npz", energies=energies * 0.0433641, forces=forces * 0.0433641).to_dict()["warnings"]
+    assert len(ev) == 2 and "ev.npz: the reference forces are 0.0434 times the predicted ones (as eV/Å" in ev[0]
+    assert "reference energies are 0.0434 times the predicted ones (as eV would be)" in ev[1]
+    bohr = frames("bohr.npz", positions=positions / 0.529177).to_dict()["warnings"]
+    assert len(bohr) == 1 and "bohr.npz (test): frame 0: no two atoms are closer than" in bohr[0]

@@ -10,6 +10,7 @@ from gaatool.errors import CheckpointError, ConfigError, InputFileError
 from gaatool.io.xyz import read_xyz
 from gaatool.tasks.forces import predict as predict_module
 from gaatool.tasks.forces.predict import ForceFieldPredictor, default_checkpoint, predict_file
+from gaatool.units import KCAL_PER_MOL_IN_EV
 
 PERM = [3, 4, 5, 6, 7, 8, 0, 1, 2]  # extxyz atom i is npz atom PERM[i] (tests/files/SOURCES.md)
 
@@ -32,9 +33,10 @@ def test_extxyz_round_trip_and_element_mapping(checkpoint, tmp_path, rmd17_50, e
     for frame, src, energy, forces in zip(frames, source, result.energies, result.forces):
         assert frame.symbols.tolist() == src.symbols.tolist()
         np.testing.assert_array_equal(frame.positions, src.positions)
-        assert frame.info["energy"] == energy  # written exactly
-        assert frame.info["energy_unit"] == "kcal/mol" and frame.info["forces_unit"] == "kcal/mol/A"
-        np.testing.assert_array_equal(frame.arrays["forces"], forces)
+        # in eV and eV/Å, ASE's units, named in the comment line
+        assert frame.info["energy_unit"] == "eV" and frame.info["forces_unit"] == "eV/A"
+        np.testing.assert_allclose(frame.info["energy"], energy * KCAL_PER_MOL_IN_EV, rtol=1e-15)
+        np.testing.assert_allclose(frame.arrays["forces"], forces * KCAL_PER_MOL_IN_EV, rtol=1e-15, atol=0)
     # the same molecules in the rMD17 npz list their atoms in another order: same energies, forces permuted
     from_npz = predict_file(rmd17_50, checkpoint, device="cpu", frames=slice(0, 5))
     np.testing.assert_allclose(from_npz.energies, result.energies, rtol=0, atol=1e-8)
@@ -162,3 +164,91 @@ def test_compiled_energies_and_forces_equal_eager(checkpoint, md17_50, monkeypat
     assert all(p.requires_grad for p in auto.model.parameters())
     with pytest.raises(ConfigError, match="--compile must be one of"):
         ForceFieldPredictor.from_checkpoint(checkpoint, device="cpu", compile="always")
+
+
+def test_far_off_coordinates_keep_float32_precision(tiny_force_field, md17_50):
+    """Only r_j - r_i matters: a float32 model gives the same forces 1e4 Å away (it lost ~1e-3 Å of each
+    coordinate before the predictor centred the frames in float64)."""
+    import copy
+
+    predictor = ForceFieldPredictor(copy.deepcopy(tiny_force_field), device="cpu", dtype="float32", compile="off")
+    with np.load(md17_50) as npz:
+        positions, z = npz["R"][:4], npz["z"]
+    energies, forces = predictor.predict(positions, z)
+    far_energies, far_forces = predictor.predict(positions + np.array([1e4, -2e4, 3e4]), z)
+    np.testing.assert_allclose(far_forces, forces, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(far_energies, energies, rtol=0, atol=1e-5)
+
+
+def test_empty_and_non_finite_frames_are_clear_errors(checkpoint, tmp_path, md17_50):
+    out = tmp_path / "out.xyz"
+    empty = tmp_path / "empty.xyz"
+    empty.write_text("0\nno atoms\n")
+    with pytest.raises(InputFileError, match=r"empty.xyz: frame 0: the frame holds no atoms"):
+        predict_file(empty, checkpoint, output=out, device="cpu")
+    assert not out.exists()
+    predictor = ForceFieldPredictor.from_checkpoint(checkpoint, device="cpu")
+    with np.load(md17_50) as npz:
+        positions, z = npz["R"][:3].copy(), npz["z"]
+    positions[2, 4, 1] = np.nan  # what the ASE calculator and library callers may pass
+    with pytest.raises(InputFileError, match=r"api: positions of frame 2 \(0-based, of these 3\) are not finite"):
+        predictor.predict(positions, z, where="api")
+    with pytest.raises(InputFileError, match="no atoms"):
+        predictor.predict(np.zeros((1, 0, 3)), np.zeros(0, np.int64))
+
+
+def test_positions_in_other_units_are_flagged(checkpoint, tmp_path, md17_50):
+    """nm or bohr read as Å, and a stray atom, run (the numbers are still written) but come with a warning."""
+    with np.load(md17_50) as npz:
+        positions, z = npz["R"][:3], npz["z"]
+    symbols = {1: "H", 6: "C", 8: "O"}
+
+    def xyz(name, frames, numbers=z):
+        path = tmp_path / name
+        path.write_text("".join(f"{len(numbers)}\nframe\n" + "".join(
+            f"{symbols[int(n)]} {x:.8f} {y:.8f} {w:.8f}\n" for n, (x, y, w) in zip(numbers, frame))
+            for frame in frames))
+        return path
+
+    assert predict_file(xyz("angstrom.xyz", positions), checkpoint, device="cpu").warnings == []
+    nm = predict_file(xyz("nm.xyz", positions / 10), checkpoint, device="cpu")
+    assert len(nm.warnings) == 1 and "nm.xyz: frame 0: atoms" in nm.warnings[0]
+    assert "(and in 2 more frames)" in nm.warnings[0] and "(not nm)" in nm.warnings[0]
+    bohr = predict_file(xyz("bohr.xyz", positions / 0.529177), checkpoint, device="cpu", frames=slice(1, 3))
+    assert len(bohr.warnings) == 1 and "bohr.xyz: frame 1: no two atoms are closer than" in bohr.warnings[0]
+    assert "(not bohr)" in bohr.warnings[0] and bohr.to_dict()["warnings"] == bohr.warnings
+    stray = np.concatenate([positions[:1], [[[5.0, 5.0, 5.0]]]], axis=1)
+    extra = predict_file(xyz("stray.xyz", stray, np.append(z, 1)), checkpoint, device="cpu")
+    assert len(extra.warnings) == 1 and "frame 0: atom 10 (H) is" in extra.warnings[0]
+
+
+def test_predictors_leave_the_callers_model_as_it_was(tiny_force_field, md17_50):
+    """Two predictors (or ASE calculators) of one model in two dtypes: each works, the model is not converted."""
+    with np.load(md17_50) as npz:
+        positions, z = npz["R"][:2], npz["z"]
+    single = ForceFieldPredictor(tiny_force_field, device="cpu", dtype="float32", compile="off")
+    double = ForceFieldPredictor(tiny_force_field, device="cpu", dtype="float64", compile="off")
+    energies, forces = single.predict(positions, z)  # failed: the second predictor made the model float64
+    np.testing.assert_allclose(forces, double.predict(positions, z)[1], rtol=0, atol=1e-3)
+    assert tiny_force_field.embed.weight.dtype == torch.float64 and double.model is tiny_force_field
+
+
+def test_extxyz_output_reads_back_in_its_units(checkpoint, tmp_path, extxyz):
+    """The extended XYZ output is in eV and eV/Å as ASE reads it; gaatool's readers follow its unit keys."""
+    from gaatool.tasks.forces.evaluate import evaluate_forces
+
+    out = tmp_path / "out.extxyz"
+    result = predict_file(extxyz, checkpoint, output=out, device="cpu")
+    ase_io = pytest.importorskip("ase.io")
+    first = ase_io.read(out, index=0)
+    np.testing.assert_allclose(first.get_potential_energy(), result.energies[0] * KCAL_PER_MOL_IN_EV, rtol=1e-12)
+    np.testing.assert_allclose(first.get_forces(), result.forces[0] * KCAL_PER_MOL_IN_EV, rtol=1e-12, atol=1e-15)
+    # the predictions as labels: the model's own numbers back, in kcal/mol
+    evaluation = evaluate_forces(checkpoint, out, device="cpu").to_dict()
+    assert evaluation["force_mae_mev_per_a"] < 1e-9 and evaluation["energy_mae_mev"] < 1e-9
+    assert not evaluation["warnings"]
+    # a unit the reader does not know is refused, not read as kcal/mol
+    text = out.read_text().replace("energy_unit=eV", "energy_unit=furlong")
+    (tmp_path / "odd.extxyz").write_text(text)
+    with pytest.raises(InputFileError, match="energy_unit='furlong'"):
+        evaluate_forces(checkpoint, tmp_path / "odd.extxyz", device="cpu")
