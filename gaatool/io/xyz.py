@@ -100,7 +100,7 @@ class XYZFrame:
 
 # key, then optional =value where value is "quoted with \" escapes", {braced} or a bare token.
 _KV = re.compile(
-    r"""\s*(?P<key>[^\s="']+)"""
+    r"""\s*(?:"(?P<qkey>(?:[^"\\]|\\.)*)"|(?P<key>[^\s="']+))"""
     r"""(?:\s*=\s*(?:"(?P<dq>(?:[^"\\]|\\.)*)"|'(?P<sq>(?:[^'\\]|\\.)*)'|\{(?P<br>[^}]*)\}|(?P<bare>[^\s"']+)))?"""
 )
 _BOOL = {"T": True, "F": False, "True": True, "False": False, "TRUE": True, "FALSE": False,
@@ -159,7 +159,8 @@ def _parse_comment(comment: str, where: str) -> dict:
         if match is None or match.end() == pos:
             raise InputFileError(f"{where}: cannot parse the comment line near {text[pos:pos + 20]!r}; "
                                  "quote values that contain spaces")
-        key = match.group("key")
+        # ASE quotes keys that hold spaces
+        key = match.group("key") if match.group("qkey") is None else _unescape(match.group("qkey"))
         if match.group("dq") is not None:
             pairs[key] = (_unescape(match.group("dq")), True)
         elif match.group("sq") is not None:
@@ -416,23 +417,28 @@ def _format_scalar(value) -> str:
     raise TypeError(type(value).__name__)
 
 
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _format_info(key: str, value, where: str) -> str:
+    name = key if _SAFE_BARE.match(key) else _quoted(key)  # a key with spaces (ASE writes such) is quoted
     if isinstance(value, (str, np.str_)):
         text = str(value)
         if "\n" in text or "\r" in text:
             raise InputFileError(f"{where}: info[{key!r}] contains a line break; XYZ comments are one line")
         # Quote what would otherwise be read back as a number, a boolean or a list.
         if _SAFE_BARE.match(text) and _scalar(text) == text:
-            return f"{key}={text}"
-        return f'{key}="' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            return f"{name}={text}"
+        return f"{name}=" + _quoted(text)
     array = np.asarray(value)
     if array.ndim == 0:
         try:
-            return f"{key}={_format_scalar(array.item() if isinstance(value, np.ndarray) else value)}"
+            return f"{name}={_format_scalar(array.item() if isinstance(value, np.ndarray) else value)}"
         except TypeError:
             pass
     elif array.ndim == 1 and array.size and (array.dtype.kind in "biuf"):
-        return f'{key}="' + " ".join(_format_scalar(v) for v in array.tolist()) + '"'
+        return f'{name}="' + " ".join(_format_scalar(v) for v in array.tolist()) + '"'
     raise InputFileError(f"{where}: info[{key!r}] of type {type(value).__name__} cannot be written "
                          "to an XYZ comment; use numbers, booleans, strings or 1-D numeric arrays")
 
@@ -468,7 +474,7 @@ def _format_frame(frame: XYZFrame, where: str) -> str:
         header.append('Lattice="' + " ".join(repr(float(v)) for v in lattice.ravel()) + '"')
     header.append("Properties=" + ":".join(spec))
     for key, value in frame.info.items():
-        if not _KEY.match(str(key)) or key in ("Lattice", "Properties", "pbc"):
+        if not str(key) or "\n" in str(key) or "\r" in str(key) or key in ("Lattice", "Properties", "pbc"):
             raise InputFileError(f"{where}: info key {key!r} cannot be written; use letters, digits "
                                  "and underscores")
         header.append(_format_info(str(key), value, where))

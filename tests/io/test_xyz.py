@@ -115,6 +115,7 @@ def test_we_read_what_ase_writes(tmp_path, extxyz):
     atoms.arrays["forces_ref"] = source.arrays["forces"]
     atoms.info["energy_ref"] = source.info["energy"]
     atoms.info["label"] = "two words"
+    atoms.info["run id"] = 3  # a key with a space: ASE quotes it
     ase.io.write(tmp_path / "ase.xyz", atoms, format="extxyz")
     frame = read_xyz(tmp_path / "ase.xyz")[0]
     np.testing.assert_array_equal(frame.lattice, atoms.cell.array)
@@ -122,7 +123,10 @@ def test_we_read_what_ase_writes(tmp_path, extxyz):
     np.testing.assert_allclose(frame.positions, source.positions, rtol=0, atol=1e-7)
     np.testing.assert_allclose(frame.arrays["forces_ref"], source.arrays["forces"], rtol=1e-7)
     assert frame.info["energy_ref"] == pytest.approx(source.info["energy"], rel=1e-12)
-    assert frame.info["label"] == "two words"
+    assert frame.info["label"] == "two words" and frame.info["run id"] == 3
+    write_extxyz(tmp_path / "again.xyz", [frame])  # and written back so that both read it
+    assert read_xyz(tmp_path / "again.xyz")[0].info["run id"] == 3
+    assert ase.io.read(tmp_path / "again.xyz").info["run id"] == 3
 
 
 def test_plain_xyz_comment_and_lattice_implies_pbc():
