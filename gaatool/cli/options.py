@@ -123,7 +123,22 @@ def options_from(ctx: typer.Context, config: dict, section: str, cls, flags: dic
     # keys a flag typed on the command line replaced are no longer the file's
     given = given_on_command_line(ctx)
     from_config = tuple(key for key in own if flags.get(key) not in given)
-    return dataclass_from_dict(cls, values, section, config_file, from_config, factory=factory)
+    try:
+        return dataclass_from_dict(cls, values, section, config_file, from_config, factory=factory)
+    except ConfigError as err:
+        raise ConfigError(_in_flag_terms(ctx, str(err), {key: flags[key] for key in flags if flags[key] in given})) \
+            from None
+
+
+def _in_flag_terms(ctx: typer.Context, message: str, typed: dict[str, str]) -> str:
+    """``message`` with a leading setting name (``learning_rate must be ...``) replaced by the flag the user
+    typed for it (``--lr must be ...``): they never saw the setting's name."""
+    for key, param_name in typed.items():
+        if message.startswith(f"{key} "):
+            flags = [opt for param in ctx.command.params if param.name == param_name for opt in param.opts]
+            if flags:
+                return max(flags, key=len) + message[len(key):]
+    return message
 
 
 def train_config(ctx: typer.Context, config: dict, config_file: Optional[Path], factory=None):

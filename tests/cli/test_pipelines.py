@@ -114,3 +114,14 @@ def test_a_folder_given_as_input_is_named_so(cli, tmp_path):
         error = cli(*args).one_line_error()
         assert error == f"error: {folder}: is a folder, not " + ("a particle file" if args[0] == "identify"
                                                                   else "a file of molecules"), error
+
+
+def test_bad_values_are_named_by_the_flag_typed(cli, tmp_path, monkeypatch):
+    """Errors named the engine's settings (learning_rate, max_time_s), which the user never saw; and --labels
+    is checked before a download (it tried to connect first)."""
+    monkeypatch.chdir(tmp_path)
+    assert cli("train", "crystal", "x.npz", "--lr", "-1").one_line_error().startswith("error: --lr must be")
+    assert cli("train", "forces", "--data", "x.npz", "--max-time", "-5").one_line_error().startswith(
+        "error: --max-time must be")
+    error = cli("data", "md17", "--molecule", "ethanol", "--labels", "foo").one_line_error()
+    assert "labels must be one of rmd17, md17" in error and list(tmp_path.iterdir()) == []

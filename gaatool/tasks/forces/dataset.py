@@ -30,7 +30,7 @@ from ...data.store import is_dataset_file, load_dataset, save_dataset
 from ...errors import ConfigError, InputFileError
 from ...io.xyz import ELEMENTS
 from ...units import kcal_per_mol_to_mev
-from .md17 import MolecularData, load_md17, paper_split, published_split, read_molecular_file
+from .md17 import MolecularData, check_labels, load_md17, paper_split, published_split, read_molecular_file
 from .md17 import _hill as hill_formula
 
 __all__ = [
@@ -246,6 +246,7 @@ def build_md17_dataset(
         raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLIT_KINDS)}")
     if molecule is None and source is None:
         raise ConfigError("name a molecule (--molecule) or give a local file (--from FILE)")
+    check_labels(labels)  # before a download
     if molecule is None:
         data = read_molecular_file(source, labels=labels)
         data.provenance.update(molecule=data.name, revised=bool(revised))

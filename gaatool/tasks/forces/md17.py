@@ -37,6 +37,7 @@ import numpy as np
 from ...data.store import npz_members
 from ...errors import ConfigError, DownloadError, InputFileError
 from ...io import download as _dl
+from ...io.text import check_input_file
 from ...io.xyz import ELEMENTS, atomic_number, iter_xyz
 from ...units import in_kcal_per_mol, kcal_per_mol_to_mev
 
@@ -378,6 +379,12 @@ def _label_scales(info: dict, where: str, frame: int) -> tuple[float, float]:
     return scales[0], scales[1]
 
 
+def check_labels(labels: str) -> None:
+    """ConfigError unless ``labels`` names one of :data:`LABEL_SETS`."""
+    if labels not in LABEL_SETS:
+        raise ConfigError(f"labels must be one of {', '.join(LABEL_SETS)}, got {labels!r}")
+
+
 def has_md17_labels(path: str | os.PathLike) -> bool:
     """Whether ``path`` is an rMD17 npz that keeps the original MD17 labels (``old_energies``, ``old_forces``)."""
     return {"nuclear_charges", "old_energies", "old_forces"} <= npz_members(path)
@@ -413,12 +420,10 @@ def read_molecular_file(path: str | os.PathLike, name: str | None = None, labels
         data.provenance.update(source="file", file="-", units=dict(_UNITS))
         return data
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file; check the path")
+    check_input_file(path, "a file of labelled frames")
     with open(path, "rb") as handle:
         magic = handle.read(4)
-    if labels not in LABEL_SETS:
-        raise ConfigError(f"labels must be one of {', '.join(LABEL_SETS)}, got {labels!r}")
+    check_labels(labels)
     if path.suffix.lower() == ".npz" or magic.startswith(b"PK"):
         data = _read_npz(path, name, labels)
     else:
