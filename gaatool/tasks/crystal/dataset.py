@@ -43,7 +43,8 @@ from ...data.splits import SPLIT_NAMES, derive_rng, replica_seeds
 from ...data.store import load_dataset, save_dataset
 from ...errors import ConfigError, InputFileError
 from .distinct import refuse_indistinguishable
-from .prototypes import PROTOTYPE_NAMES, UnitCell, load_unit_cell, prototype_cell, prototype_definitions
+from .prototypes import (PROTOTYPE_NAMES, UnitCell, check_no_overlaps, load_unit_cell, prototype_cell,
+                         prototype_definitions)
 from .steinhardt import DEFAULT_L_VALUES, DEFAULT_NEIGHBORS, steinhardt_feature_names, steinhardt_features_from_bonds
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "add_noise",
     "type_pair_encoding",
     "environments",
+    "align_species",
 ]
 
 TASK = "crystal"
@@ -390,28 +392,75 @@ class CrystalDataset:
         return cls(config, list(metadata["class_names"]), list(metadata["type_names"]), arrays, metadata)
 
     def summary(self) -> list[dict[str, Any]]:
-        """One row per class: ``class``, ``particles`` (per generated crystal) and rows per split.
+        """One row per class: ``class``, ``species`` (dataset type = element of its cell, e.g. ``A=Na B=Cl``),
+        ``particles`` (per generated crystal) and rows per split.
 
         Split columns count environments over all replicas and noise levels.
         """
         rows = []
         for label, name in enumerate(self.class_names):
             info = self.metadata["classes"][label]
-            row: dict[str, Any] = {"class": name, "particles": int(info["particles"])}
+            species = " ".join(f"{t}={e}" for t, e in info.get("species", {}).items())
+            row: dict[str, Any] = {"class": name, "species": species, "particles": int(info["particles"])}
             for split in self.splits:
                 row[split] = int(np.count_nonzero(self.arrays[f"{split}/labels"] == label))
             rows.append(row)
         return rows
 
 
-def _resolve_cells(config: CrystalDatasetConfig, extra_cells: Sequence[UnitCell | str | os.PathLike]) -> list[UnitCell]:
+def align_species(cells: Sequence[UnitCell]) -> list[UnitCell]:
+    """The cells with each one's species reordered so that an element keeps one dataset type (A, B, ...)
+    across classes where it can.
+
+    A cell's types are its species in order of first appearance in its file, so NaCl written Na first and
+    its CsCl-type high-pressure phase written Cl first would make Na type A in one class and B in the
+    other, and no type map of a Na/Cl snapshot could fit both classes. Here an element seen in an earlier
+    class keeps the type it got there (the earliest-seen element wins a contested type); the others take
+    the free types in their order; a cell of k species keeps types 0..k-1. Cells that need no change are
+    returned as they are (the shipped prototypes share no element, so they never change), and the result
+    is the same when applied again.
+    """
+    seen: dict[str, int] = {}  # element -> type it got in the first class that has it
+    rank: dict[str, int] = {}  # element -> order in which the classes first showed it
+    result = []
+    for cell in cells:
+        k = len(cell.type_names)
+        assigned: dict[str, int] = {}
+        for species in sorted((s for s in cell.type_names if s in seen), key=rank.__getitem__):
+            if seen[species] < k and seen[species] not in assigned.values():
+                assigned[species] = seen[species]
+        free = iter(t for t in range(k) if t not in assigned.values())
+        for species in cell.type_names:
+            if species not in assigned:
+                assigned[species] = next(free)
+        for species in cell.type_names:
+            rank.setdefault(species, len(rank))
+            seen.setdefault(species, assigned[species])
+        order = tuple(sorted(cell.type_names, key=assigned.__getitem__))
+        if order == cell.type_names:
+            result.append(cell)
+            continue
+        remap = np.array([assigned[species] for species in cell.type_names], dtype=np.int64)
+        result.append(dataclasses.replace(cell, types=remap[cell.types], type_names=order))
+    return result
+
+
+def _resolve_cells(config: CrystalDatasetConfig, extra_cells: Sequence[UnitCell | str | os.PathLike],
+                   align: bool = True) -> list[UnitCell]:
     cells = [prototype_cell(name) for name in config.prototypes]
     for extra in extra_cells:
-        cells.append(extra if isinstance(extra, UnitCell) else load_unit_cell(extra))
+        if isinstance(extra, UnitCell):
+            check_no_overlaps(extra)
+            cells.append(extra)
+        else:
+            cells.append(load_unit_cell(extra))
+    if align:
+        cells = align_species(cells)
     names = [c.name for c in cells]
     for name in names:
         if names.count(name) > 1:
-            raise ConfigError(f"two classes are named {name!r}; rename one of the unit cells")
+            raise ConfigError(f"two classes are named {name!r}; an added class is named after its file without the "
+                              "extension: rename or copy one (a POSCAR to nacl.vasp, say)")
     if not cells:
         raise ConfigError("no classes: select at least one prototype or give a unit cell")
     return cells
@@ -421,6 +470,7 @@ def build_crystal_dataset(
     config: CrystalDatasetConfig | None = None,
     *,
     extra_cells: Sequence[UnitCell | str | os.PathLike] = (),
+    align: bool = True,
     **settings: Any,
 ) -> CrystalDataset:
     """Generate the crystal-structure identification dataset.
@@ -434,6 +484,9 @@ def build_crystal_dataset(
     extra_cells : sequence of UnitCell or path
         Additional classes (CIF, POSCAR or GSD unit cells, see
         :func:`~gaatool.tasks.crystal.prototypes.load_unit_cell`), labelled after the prototypes.
+    align : bool
+        Give an element the same type in every class where it can (:func:`align_species`). Rebuilding
+        a saved dataset from its stored cells (already aligned, or saved before alignment) passes False.
 
     Returns
     -------
@@ -448,7 +501,7 @@ def build_crystal_dataset(
         config = CrystalDatasetConfig(**settings)
     elif settings:
         config = dataclasses.replace(config, **settings)
-    cells = _resolve_cells(config, extra_cells)
+    cells = _resolve_cells(config, extra_cells, align)
     n_types = max(len(c.type_names) for c in cells)
     type_names = _type_letters(n_types)
     class_names = [c.name for c in cells]
@@ -565,7 +618,7 @@ def split_neighbor_index(metadata: Mapping[str, Any], arrays: Mapping[str, np.nd
     if count < 1:
         raise ConfigError(f"{source}: the dataset has no {split!r} split")
     config = dataclasses.replace(config, replicas={split: count}, steinhardt=False)
-    rebuilt = build_crystal_dataset(config, extra_cells=extra)
+    rebuilt = build_crystal_dataset(config, extra_cells=extra, align=False)  # the cells as stored
     stored = arrays.get(f"{split}/r_ij")
     if stored is None or not np.array_equal(rebuilt.arrays[f"{split}/r_ij"], stored):
         raise InputFileError(f"{source}: its {split} split could not be rebuilt from its recipe (rows rearranged, "

@@ -67,6 +67,13 @@ def evaluate_crystal(checkpoint: str | Path, dataset: str | Path, split: str = "
     if list(dataset_metadata["class_names"]) != class_names:
         raise InputFileError(f"{dataset}: classes {dataset_metadata['class_names']} differ from the checkpoint's "
                              f"{class_names}; evaluate on a dataset built with the same classes")
+    # the same class names can still hide other inputs: cells of other species counts (type signal width)
+    # or another neighbour count
+    for key, default in (("type_names", None), ("neighbors", 12)):
+        ours, theirs = metadata.get(key, default), dataset_metadata.get(key, default)
+        if ours is not None and theirs is not None and ours != theirs:
+            raise InputFileError(f"{dataset}: its {key} {theirs} differ from the checkpoint's {ours} (classes built "
+                                 "from other unit cells?); evaluate on the dataset the model was trained for")
     kind = "steinhardt" if isinstance(model, SteinhardtMLP) else "gaa"
     tensors = split_tensors(arrays, split, kind, str(dataset))
     target = resolve_device(device)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -38,6 +39,8 @@ __all__ = [
     "lattice_from_parameters",
     "load_unit_cell",
     "read_poscar",
+    "check_no_overlaps",
+    "OVERLAP_FRACTION",
 ]
 
 #: The paper's 8 classes, in the order used for class labels.
@@ -55,6 +58,9 @@ PROTOTYPE_NAMES = (
 _DATA_FILE = "aflow_prototypes.json"
 # Two fractional positions closer than this (per coordinate, modulo 1) are one site.
 _SAME_SITE_TOL = 1e-4
+# Atoms of a user's cell closer than this fraction of the mean spacing (V/N)^(1/3) are taken for a mistake
+# (overlapping or duplicated sites, a wrong origin choice): real crystals stay above ~0.3 (solid H2: 0.28).
+OVERLAP_FRACTION = 0.1
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -361,26 +367,81 @@ def _types_from_labels(labels: Sequence[str]) -> tuple[np.ndarray, tuple[str, ..
     return np.array(types, dtype=np.int64), tuple(names)
 
 
-def _read_cif(path: Path, name: str) -> UnitCell:
+def _cif_block(path: Path):
+    """The data block of a CIF that holds the atom sites (journal CIFs often open with a global block)."""
     import gemmi
 
     try:
-        structure = gemmi.read_small_structure(str(path))
-    except (RuntimeError, ValueError, OSError) as err:
+        document = gemmi.cif.read(str(path))
+    except Exception as err:  # gemmi: RuntimeError for syntax, others for odd files
+        raise InputFileError(f"{path}: cannot read CIF ({err})") from err
+    blocks = [block for block in document if len(block.find_values("_atom_site_fract_x"))]
+    if len(blocks) != 1:
+        found = "no data block with atom sites (_atom_site_fract_x ...)" if not blocks else \
+            f"{len(blocks)} data blocks with atom sites ({', '.join(b.name for b in blocks)}); give one structure per file"
+        raise InputFileError(f"{path}: CIF has {found}")
+    return blocks[0]
+
+
+def _cif_species(site) -> str:
+    """The element of a CIF site: from ``_atom_site_type_symbol`` or, without one, the label (gemmi's reading),
+    so that ``Na1+`` and sites labelled ``Cr1``, ``Cr2`` are all one species, as in a simulation file."""
+    if site.element.name != "X":
+        return site.element.name
+    symbol = site.type_symbol or site.label  # not an element (dummy atoms, 'A1'): its name without digits/charge
+    return re.sub(r"[0-9+-]+$", "", symbol) or symbol
+
+
+def _cif_symmetry(structure, path: Path) -> None:
+    """Make sure the CIF's symmetry was understood: symmetry operations, or a space group gemmi knows (from a
+    Hermann-Mauguin or Hall symbol, or only the International Tables number), else a one-line error; a CIF
+    without any is not read as P1 (a forgotten space group line would silently make another structure)."""
+    import gemmi
+
+    if len(structure.symops) or structure.spacegroup is not None:
+        return
+    symbol = (structure.spacegroup_hm or structure.spacegroup_hall or "").strip()
+    if symbol:
+        raise InputFileError(f"{path}: unknown space group {symbol!r}; give a Hermann-Mauguin symbol such as "
+                             "'F m -3 m' or the symmetry operations (_space_group_symop_operation_xyz)")
+    if structure.spacegroup_number:
+        group = gemmi.find_spacegroup_by_number(int(structure.spacegroup_number))
+        if group is None:
+            raise InputFileError(f"{path}: no space group number {structure.spacegroup_number}")
+        # origin choice 2 where there are two, as gemmi reads a bare Hermann-Mauguin symbol
+        structure.spacegroup_hm = group.hm + (":2" if group.ext in ("1", "2") else "")
+        structure.determine_and_set_spacegroup("1")  # R groups: rhombohedral or hexagonal axes from the cell
+        return
+    raise InputFileError(f"{path}: CIF gives no space group or symmetry operations; add "
+                         "_space_group_name_H-M_alt 'P 1' if its sites are the whole cell")
+
+
+def _read_cif(path: Path, name: str) -> UnitCell:
+    import gemmi
+
+    block = _cif_block(path)
+    # gemmi takes a missing cell for a = b = c = 1: the lengths must be there (angles default to 90 in CIF)
+    missing = [tag for tag in ("_cell_length_a", "_cell_length_b", "_cell_length_c")
+               if not np.isfinite(gemmi.cif.as_number(block.find_value(tag) or "?"))]
+    if missing:
+        raise InputFileError(f"{path}: CIF has no unit cell ({', '.join(missing)} missing)")
+    try:
+        structure = gemmi.make_small_structure_from_block(block)
+    except Exception as err:
         raise InputFileError(f"{path}: cannot read CIF ({err})") from err
     cell = structure.cell
     if cell.a <= 0 or cell.volume <= 0:
         raise InputFileError(f"{path}: CIF has no unit cell (_cell_length_*, _cell_angle_*)")
+    _cif_symmetry(structure, path)
     sites = structure.get_all_unit_cell_sites()
     if not sites:
         raise InputFileError(f"{path}: CIF has no atom sites")
-    partial = [s.label for s in sites if s.occ < 0.999]
+    partial = list(dict.fromkeys(s.label for s in sites if s.occ < 0.999))
     if partial:
         raise InputFileError(
             f"{path}: sites {', '.join(partial[:3])} are partially occupied; give an ordered structure"
         )
-    labels = [s.type_symbol or s.element.name for s in sites]
-    types, type_names = _types_from_labels(labels)
+    types, type_names = _types_from_labels([_cif_species(s) for s in sites])
     fractional = np.array([[s.fract.x, s.fract.y, s.fract.z] for s in sites])
     lattice = lattice_from_parameters(cell.a, cell.b, cell.c, cell.alpha, cell.beta, cell.gamma)
     return UnitCell(name, lattice, fractional, types, type_names, str(path))
@@ -413,6 +474,33 @@ def _read_gsd_cell(path: Path, name: str) -> UnitCell:
     return UnitCell(name, frame.box, fractional, types, type_names, str(path))
 
 
+def check_no_overlaps(cell: UnitCell) -> None:
+    """Refuse a cell with two atoms (or an atom and a periodic image) closer than :data:`OVERLAP_FRACTION` of
+    the mean spacing ``(V / n)^(1/3)``: overlapping or duplicated sites would set the nearest-neighbour
+    distance (the dataset's length unit) and give environments with atoms on top of each other."""
+    from ...data.neighbors import perpendicular_widths
+
+    spacing = (abs(np.linalg.det(cell.lattice)) / cell.n_sites) ** (1.0 / 3.0)
+    r_max = OVERLAP_FRACTION * spacing
+    reach = np.ceil(r_max / perpendicular_widths(cell.lattice)).astype(int)
+    shifts = np.stack(np.meshgrid(*[np.arange(-m, m + 1) for m in reach], indexing="ij"), -1).reshape(-1, 3)
+    images = (cell.fractional[None, :, :] + shifts[:, None, :]).reshape(-1, 3) @ cell.lattice
+    owner = np.tile(np.arange(cell.n_sites), len(shifts))
+    zero = np.repeat(np.all(shifts == 0, axis=1), cell.n_sites)
+    species = np.asarray(cell.type_names)[cell.types]
+    for i, position in enumerate(cell.positions):
+        d = np.linalg.norm(images - position, axis=1)
+        d[zero & (owner == i)] = np.inf  # the atom itself
+        k = int(np.argmin(d))
+        if d[k] < r_max:
+            j = int(owner[k])
+            at = (lambda f: "(" + ", ".join(f"{v:.4g}" for v in f) + ")")
+            raise InputFileError(
+                f"{cell.source or cell.name}: atoms {species[i]} at {at(cell.fractional[i])} and {species[j]} at "
+                f"{at(cell.fractional[j])} are {d[k]:.3g} apart, {d[k] / spacing:.1%} of the mean spacing "
+                f"{spacing:.3g}: overlapping atoms (a site listed twice, or a wrong origin choice?)")
+
+
 def load_unit_cell(path: str | os.PathLike, name: str | None = None) -> UnitCell:
     """Read a unit cell from a CIF (gemmi; symmetry expanded), a POSCAR/CONTCAR or a GSD file.
 
@@ -432,7 +520,8 @@ def load_unit_cell(path: str | os.PathLike, name: str | None = None) -> UnitCell
     Raises
     ------
     InputFileError
-        Missing or malformed file, unsupported format, partially occupied sites.
+        Missing or malformed file, unsupported format, partially occupied sites, overlapping atoms
+        (:func:`check_no_overlaps`); a CIF without a cell or without any symmetry (``P 1`` must be said).
     """
     path = Path(path)
     if not path.is_file():
@@ -441,11 +530,14 @@ def load_unit_cell(path: str | os.PathLike, name: str | None = None) -> UnitCell
     suffix = path.suffix.lower()
     base = path.name.upper()
     if suffix == ".cif":
-        return _read_cif(path, name)
-    if suffix in (".vasp", ".poscar") or base.startswith("POSCAR") or base.startswith("CONTCAR"):
-        return read_poscar(path, name)
-    if suffix == ".gsd":
-        return _read_gsd_cell(path, name)
-    raise InputFileError(
-        f"{path}: unknown unit cell format; use a .cif, POSCAR/CONTCAR/.vasp or .gsd file"
-    )
+        cell = _read_cif(path, name)
+    elif suffix in (".vasp", ".poscar") or base.startswith("POSCAR") or base.startswith("CONTCAR"):
+        cell = read_poscar(path, name)
+    elif suffix == ".gsd":
+        cell = _read_gsd_cell(path, name)
+    else:
+        raise InputFileError(
+            f"{path}: unknown unit cell format; use a .cif, POSCAR/CONTCAR/.vasp or .gsd file"
+        )
+    check_no_overlaps(cell)
+    return cell

@@ -143,7 +143,7 @@ def fresh_training_arrays(recipe: tuple[CrystalDatasetConfig, list], epoch: int,
     """Training replicas of the recipe with noise drawn for ``epoch`` (deterministic in the dataset's seed)."""
     config, extra = recipe
     seed = derive_seed(config.seed, "fresh-noise", epoch)  # never the seed of a stored split's replica
-    dataset = build_crystal_dataset(config, extra_cells=extra, seed=seed)
+    dataset = build_crystal_dataset(config, extra_cells=extra, align=False, seed=seed)  # the cells as stored
     if dataset.class_names != class_names:
         raise ConfigError(f"fresh noise rebuilt classes {dataset.class_names}, not the dataset's {class_names}")
     return split_tensors(dataset.arrays, "train", model)

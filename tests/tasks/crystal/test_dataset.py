@@ -15,7 +15,7 @@ from gaatool.tasks.crystal.dataset import (
     type_pair_encoding,
 )
 from gaatool.tasks.crystal.distinct import environment_fingerprints, same_environments
-from gaatool.tasks.crystal.prototypes import PROTOTYPE_NAMES, prototype_cell
+from gaatool.tasks.crystal.prototypes import PROTOTYPE_NAMES, UnitCell, prototype_cell
 from gaatool.tasks.crystal.steinhardt import steinhardt_features
 
 SMALL = dict(min_particles=64, noise_levels=(0.001, 0.05, 0.1))
@@ -260,3 +260,55 @@ def test_reference_noise_script_finds_accumulated_rescaled_noise(docs_example):
     assert levels[0] == pytest.approx(0.001, rel=1e-6)
     assert levels[1] == pytest.approx(0.05, abs=0.001)  # scaled by ~0.997: the first level barely moves anything
     assert 0.08 < levels[2] < 0.095  # stretched by ~1/0.75 before the 0.1 is added, plus the 0.05 carried over
+
+
+def rock_salt(name, first="Na"):
+    """NaCl (B1) with its species listed ``first`` first."""
+    fcc = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
+    other = "Cl" if first == "Na" else "Na"
+    return UnitCell(name, 5.64 * np.eye(3), np.vstack([fcc, fcc + 0.5]), np.repeat([0, 1], 4), (first, other))
+
+
+def cesium_chloride_type(name, first="Cl"):
+    """NaCl's high-pressure B2 phase (CsCl type)."""
+    other = "Na" if first == "Cl" else "Cl"
+    return UnitCell(name, 2.9 * np.eye(3), [[0, 0, 0], [0.5, 0.5, 0.5]], [0, 1], (first, other))
+
+
+def test_an_element_keeps_its_type_across_added_classes(tmp_path):
+    """NaCl written Na first and its B2 phase written Cl first: Na is one type in both classes, so a Na/Cl
+    snapshot maps onto both as trained (identify's element map needs the classes to agree)."""
+    from gaatool.tasks.crystal.dataset import align_species, split_neighbor_index
+    from gaatool.tasks.crystal.identify import species_type_map
+
+    cells = [rock_salt("B1", "Na"), cesium_chloride_type("B2", "Cl")]
+    dataset = build_crystal_dataset(prototypes=("cF4-Cu",), min_particles=64, noise_levels=(0.05,),
+                                    replicas={"val": 1}, extra_cells=cells)
+    species = {c["name"]: c["species"] for c in dataset.metadata["classes"]}
+    assert species == {"cF4-Cu": {"A": "Cu"}, "B1": {"A": "Na", "B": "Cl"}, "B2": {"A": "Na", "B": "Cl"}}
+    assert species_type_map({"Na", "Cl"}, species) == {"Cl": "B", "Na": "A"}
+    assert [row["species"] for row in dataset.summary()] == ["A=Cu", "A=Na B=Cl", "A=Na B=Cl"]
+    # the stored (aligned) cells rebuild the split exactly; aligning again changes nothing
+    path = dataset.save(tmp_path / "b1b2.npz")
+    loaded = CrystalDataset.load(path)
+    assert split_neighbor_index(loaded.metadata, loaded.arrays, "val").shape == (len(loaded.arrays["val/labels"]), 12)
+    prototypes = [prototype_cell(n) for n in PROTOTYPE_NAMES]
+    aligned = align_species(prototypes + cells)
+    assert all(a is b for a, b in zip(align_species(aligned), aligned))
+    assert all(a is prototype for a, prototype in zip(aligned, prototypes))  # the shipped datasets do not change
+    assert [c.type_names for c in aligned[3:5]] == [("Cl", "Cs"), ("S", "Zn")]
+    # with cP2-CsCl in the dataset Cl is already type A, and rock salt follows it
+    assert [c.type_names for c in aligned[8:]] == [("Cl", "Na"), ("Cl", "Na")]
+    # a dataset saved before the alignment (types by file order) still rebuilds as stored
+    old = build_crystal_dataset(prototypes=("cF4-Cu",), min_particles=64, noise_levels=(0.05,),
+                                replicas={"val": 1}, extra_cells=cells, align=False)
+    assert old.metadata["classes"][2]["species"] == {"A": "Cl", "B": "Na"}
+    split_neighbor_index(old.metadata, old.arrays, "val")
+
+
+def test_an_added_unit_cell_with_overlapping_atoms_is_refused():
+    cell = rock_salt("overlap")
+    doubled = UnitCell("overlap", cell.lattice, np.vstack([cell.fractional, cell.fractional[:1]]),
+                       np.append(cell.types, 1), cell.type_names)
+    with pytest.raises(InputFileError, match="overlap: atoms Na at .* and Cl at .* are 0 apart"):
+        build_crystal_dataset(prototypes=("cF4-Cu",), min_particles=64, noise_levels=(0.05,), extra_cells=[doubled])

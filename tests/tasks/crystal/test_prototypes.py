@@ -240,3 +240,99 @@ def test_unit_cell_validation():
         UnitCell("x", np.eye(3), np.zeros((0, 3)), np.zeros(0, int), ("A",))
     with pytest.raises(InputFileError, match="type ids"):
         UnitCell("x", np.eye(3), np.zeros((1, 3)), np.array([1]), ("A",))
+
+
+NACL_CELL = """data_NaCl
+_cell_length_a 5.640(2)
+_cell_length_b 5.640(2)
+_cell_length_c 5.640(2)
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+{symmetry}
+loop_
+_atom_site_label
+{type_tag}_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+{sites}
+"""
+
+
+def nacl_cif(tmp_path, name="nacl.cif", symmetry="_symmetry_space_group_name_H-M 'F m -3 m'", types=("Na", "Cl"),
+             sites=None):
+    """Rock salt written by hand: Na1 at 4a, Cl1 at 4b, with type symbols ``types`` (None: labels only)."""
+    type_tag = "" if types is None else "_atom_site_type_symbol\n"
+    if sites is None:
+        sites = [("Na1", 0, 0, 0), ("Cl1", 0.5, 0.5, 0.5)]
+    rows = "\n".join(f"{label} {'' if types is None else types[i % 2] + ' '}{x} {y} {z}"
+                     for i, (label, x, y, z) in enumerate(sites))
+    path = tmp_path / name
+    path.write_text(NACL_CELL.format(symmetry=symmetry, type_tag=type_tag, sites=rows))
+    return path
+
+
+@pytest.mark.parametrize("types", [None, ("Na1+", "Cl1-"), ("Na", "Cl")])
+def test_cif_species_are_elements_not_labels_or_charges(tmp_path, types):
+    """Without _atom_site_type_symbol gemmi takes the label (Na1) as the type; ICSD writes charges (Na1+): the
+    dataset's species must be the elements a snapshot names (identify maps by them), one type per element."""
+    cell = load_unit_cell(nacl_cif(tmp_path, types=types))
+    assert cell.n_sites == 8 and cell.type_names == ("Na", "Cl")
+    assert np.bincount(cell.types).tolist() == [4, 4]
+    # A15 Cr3Si expanded to P1 with one label per site: still two species, not eight
+    a15 = [("Si1", 0, 0, 0), ("Si2", 0.5, 0.5, 0.5), ("Cr1", 0.25, 0, 0.5), ("Cr2", 0.75, 0, 0.5),
+           ("Cr3", 0.5, 0.25, 0), ("Cr4", 0.5, 0.75, 0), ("Cr5", 0, 0.5, 0.25), ("Cr6", 0, 0.5, 0.75)]
+    cell = load_unit_cell(nacl_cif(tmp_path, "a15.cif", "_space_group_name_H-M_alt 'P 1'", None, a15))
+    assert cell.type_names == ("Si", "Cr") and np.bincount(cell.types).tolist() == [2, 6]
+
+
+def test_cif_symmetry_must_be_understood(tmp_path):
+    """A CIF is read with its symmetry or refused; it is never silently taken for P1 (NaCl's two sites
+    alone are a CsCl-type cell)."""
+    for symmetry in ("_space_group_IT_number 225", "_symmetry_space_group_name_Hall '-F 4 2 3'",
+                     "_space_group_name_H-M_alt 'Fm-3m'"):
+        assert load_unit_cell(nacl_cif(tmp_path, symmetry=symmetry)).n_sites == 8, symmetry
+    # a bare number of a group with two origin choices reads like gemmi's bare H-M symbol: origin choice 2
+    diamond = nacl_cif(tmp_path, "si.cif", "_space_group_IT_number 227", ("Si", "Si"), [("Si1", 0.125, 0.125, 0.125)])
+    assert load_unit_cell(diamond).n_sites == 8
+    with pytest.raises(InputFileError, match="no space group or symmetry operations; add _space_group_name_H-M_alt 'P 1'"):
+        load_unit_cell(nacl_cif(tmp_path, symmetry=""))
+    with pytest.raises(InputFileError, match="unknown space group 'Fm3-m'"):
+        load_unit_cell(nacl_cif(tmp_path, symmetry="_symmetry_space_group_name_H-M 'Fm3-m'"))
+
+
+def test_cif_file_errors_are_one_line(tmp_path):
+    text = nacl_cif(tmp_path).read_text()
+    no_cell = tmp_path / "nocell.cif"
+    no_cell.write_text("\n".join(line for line in text.splitlines() if not line.startswith("_cell_length")))
+    with pytest.raises(InputFileError, match="no unit cell"):  # gemmi would take a = b = c = 1
+        load_unit_cell(no_cell)
+    empty = tmp_path / "empty.cif"
+    empty.write_text("")
+    with pytest.raises(InputFileError, match="empty.cif: CIF has no data block with atom sites"):
+        load_unit_cell(empty)
+    # a journal CIF: a global block before the structure's
+    journal = tmp_path / "journal.cif"
+    journal.write_text("data_global\n_journal_name_full 'J. Hand-made Cryst.'\n\n" + text)
+    assert load_unit_cell(journal).n_sites == 8
+    twice = tmp_path / "twice.cif"
+    twice.write_text(text + "\n" + text.replace("data_NaCl", "data_NaCl_again"))
+    with pytest.raises(InputFileError, match="2 data blocks with atom sites"):
+        load_unit_cell(twice)
+
+
+def test_overlapping_atoms_are_refused(tmp_path):
+    sites = [("Na1", 0, 0, 0), ("Cl1", 0.5, 0.5, 0.5)]
+    for extra, species in (((0, 0, 0), "Na"), ((0.5, 0.5, 0.5), "Na"), ((0.004, 0, 0.5), "Cl")):
+        path = nacl_cif(tmp_path, symmetry="_symmetry_space_group_name_H-M 'F m -3 m'",
+                        types=None, sites=sites + [(f"{species}2", *extra)])
+        with pytest.raises(InputFileError, match="nacl.cif: atoms .* apart, .* of the mean spacing .*: overlapping atoms"):
+            load_unit_cell(path)
+    _, text = zincblende_poscar()
+    lines = text.splitlines()
+    lines[6] = "5 4"  # one more S, on top of the first
+    lines.insert(8, lines[8])
+    poscar = tmp_path / "POSCAR"
+    poscar.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputFileError, match="POSCAR: atoms S at .* and S at .* are 0 apart"):
+        load_unit_cell(poscar)

@@ -216,3 +216,18 @@ def test_training_with_dropout_side_by_side_resumes_exactly(tiny_crystal_dataset
     ours, theirs = load_checkpoint(resumed.last_path), load_checkpoint(straight.last_path)
     for mine, other in [(ours.state_dict, theirs.state_dict), (ours.extra_tensors, theirs.extra_tensors)]:
         assert mine.keys() == other.keys() and all(torch.equal(mine[k], other[k]) for k in mine)
+
+
+def test_evaluate_refuses_a_dataset_of_other_types_under_the_same_class_names(tiny_crystal_checkpoint, tmp_path):
+    """Class names are file names for added cells: the same names can hold cells of other species counts,
+    whose type signal the model cannot take (it was a matrix-shape RuntimeError)."""
+    from gaatool.tasks.crystal.dataset import build_crystal_dataset
+    from gaatool.tasks.crystal.prototypes import UnitCell, prototype_cell
+
+    simple_cubic = UnitCell("cP2-CsCl", np.eye(3), np.zeros((1, 3)), [0], ("Po",))
+    path = tmp_path / "one_type.npz"
+    build_crystal_dataset(prototypes=("cF4-Cu", "cI2-W"), min_particles=64, noise_levels=(0.05,),
+                          replicas={"test": 1}, extra_cells=[simple_cubic, prototype_cell("hP2-Mg")]).save(path)
+    with pytest.raises(InputFileError, match=r"one_type.npz: its type_names \['A'\] differ from the checkpoint's "
+                                             r"\['A', 'B'\]"):
+        evaluate_crystal(tiny_crystal_checkpoint, path, device="cpu")
