@@ -131,7 +131,7 @@ def attach(app: typer.Typer) -> None:
         model: Optional[Path] = options.Model,
         frames: Optional[str] = typer.Option(None, "--frames", help="Frames to label: start:stop:step (0-based) or one index."),
         scale: Optional[float] = typer.Option(None, "--scale", help="Length unit in file units (default: measured, as for the training data: the median over particles of the distance to the closest one, which thermal motion makes shorter than the lattice's nearest-neighbour distance; give that measured value, not the lattice's)."),
-        type_map: Optional[str] = typer.Option(None, "--type-map", help="Map file types to model types, e.g. Cu=A,Zn=B (default: same names, any single type, or the elements of one of the model's training cells)."),
+        type_map: Optional[str] = typer.Option(None, "--type-map", help="Map file types to model types, e.g. Cu=A,Zn=B, or to the elements of a training cell, e.g. 1=Cs,2=Cl (default: same names, any single type, or the elements of one of the model's training cells)."),
         box: Optional[str] = typer.Option(None, "--box", help="Box for XYZ files without a lattice: 'Lx,Ly,Lz'."),
         threshold: Optional[float] = typer.Option(None, "--threshold", help="Label particles below this confidence 'unknown' "
                                                   "(0.8 marks most of a liquid and few crystal particles near melting; "

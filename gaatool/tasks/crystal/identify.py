@@ -236,10 +236,20 @@ class Identifier:
         if threshold is not None and not 0 <= threshold <= 1:
             raise ConfigError(f"--threshold must be between 0 and 1 (got {threshold})")
         self.scale, self.threshold = scale, threshold
+        self.type_map = self._elements_as_types(self.type_map)
         unknown_targets = sorted(set(self.type_map.values()) - set(self.type_names))
         if unknown_targets:
             raise ConfigError(f"--type-map maps onto {unknown_targets}, which the model does not know; "
                               f"its types are {self.type_names}")
+
+    def _elements_as_types(self, type_map: dict[str, str]) -> dict[str, str]:
+        """``type_map`` with targets that are elements of the model's training cells (X=Si, Y=Cr) replaced by
+        the model types those elements had there (X=B, Y=A), where the cells agree."""
+        elements = {target for target in type_map.values() if target not in self.type_names}
+        by_element = species_type_map(elements, self.species) if elements else None
+        if not by_element:
+            return type_map
+        return {name: by_element.get(target, target) for name, target in type_map.items()}
 
     def model_types(self, frame: Frame) -> np.ndarray:
         """The frame's particle types as indices of the model's types."""
@@ -262,7 +272,10 @@ class Identifier:
             mapped = [None] * len(names)
         missing = sorted({names[t] for t in used if mapped[t] is None})
         if missing:
-            example = ",".join(f"{name}={model}" for name, model in zip(missing, self.type_names))
+            # the types the training cells gave those elements, else the model types no given map uses yet
+            by_species = species_type_map({names[t] for t in used}, self.species) or {}
+            free = iter([t for t in self.type_names if t not in set(mapped)] + self.type_names)
+            example = ",".join(f"{name}={by_species.get(name) or next(free)}" for name in missing)
             alike = ",".join(f"{name}={self.type_names[0]}" for name in missing)
             hint = (f"--type-map {example} (an ordered compound, as CsCl or ZnS), or --type-map {alike} "
                     "(one kind of particle, as in a substitutional alloy)" if len(missing) > 1 else f"--type-map {example}")

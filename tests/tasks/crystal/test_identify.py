@@ -192,6 +192,22 @@ def test_element_names_of_a_training_cell_map_like_that_cell(tiny_crystal_checkp
     np.testing.assert_array_equal(alike.confidence, one_kind.confidence)  # the second option: one component
 
 
+def test_type_map_onto_elements_and_hints_for_the_rest(tiny_crystal_checkpoint):
+    """--type-map may name the training cells' elements (X=Cs: the type Cs had there); a partial map's hint
+    proposes those types for the rest (it proposed the model's first type whatever the map had taken)."""
+    positions, lattice, types = crystal("cP2-CsCl", 4)
+    renamed = Frame(positions, lattice, types, ["X", "Y"])  # X is the cell's Cl (A), Y its Cs (B)
+    by_element = Identifier(tiny_crystal_checkpoint, device="cpu", type_map={"X": "Cl", "Y": "Cs"})
+    assert by_element.type_map == {"X": "A", "Y": "B"}
+    by_type = Identifier(tiny_crystal_checkpoint, device="cpu", type_map={"X": "A", "Y": "B"})
+    np.testing.assert_array_equal(by_element.label(renamed).confidence, by_type.label(renamed).confidence)
+    named = Frame(positions, lattice, types, ["Cl", "Cs"])
+    with pytest.raises(InputFileError, match="pass --type-map Cs=B$"):
+        Identifier(tiny_crystal_checkpoint, device="cpu", type_map={"Cl": "A"}).label(named)
+    with pytest.raises(InputFileError, match="pass --type-map Y=B$"):  # no species to go by: a type not yet taken
+        Identifier(tiny_crystal_checkpoint, device="cpu", type_map={"X": "A"}).label(renamed)
+
+
 def test_identify_command_says_how_it_mapped_element_names(tiny_crystal_checkpoint, tmp_path, cli):
     positions, lattice, types = crystal("cP2-CsCl", 4)
     path = tmp_path / "cscl.extxyz"
