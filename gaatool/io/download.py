@@ -6,6 +6,13 @@ verifier) and only then renamed into place, so the cache never holds a partial
 or corrupted file. A destination that already exists and verifies is returned
 without touching the network.
 
+Several processes may share one cache (jobs on a cluster): the one that must
+download holds a lock on ``.<name>.lock`` next to the file while it does, so the
+others wait for it and then use its file instead of downloading the same bytes
+again (best effort: where the file system refuses locks, each downloads on its
+own, still safely). Temporary files that a killed process left behind are
+removed by a later download of the same file once they are an hour old.
+
 Archives (``.zip`` as used by sGDML, ``.tar.bz2`` as used by rMD17) are never
 unpacked wholesale: only named regular-file members are copied out, each to a
 path chosen by the caller, so member names cannot escape the cache
@@ -14,17 +21,23 @@ path chosen by the caller, so member names cannot escape the cache
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import http.client
 import os
+import re
 import shutil
 import socket
+import ssl
 import tarfile
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 from .._version import __version__
 from ..errors import ConfigError, DownloadError, GaatoolError, InputFileError
@@ -44,13 +57,16 @@ CACHE_ENV_VAR = "GAATOOL_CACHE_DIR"
 
 _CHUNK = 1 << 20
 _WHAT_TO_DO = "retry, or download it yourself and pass --from FILE"
+#: Without a working lock, a temporary file this old is taken to be left by a killed process.
+_STALE_TEMP_SECONDS = 24 * 3600
 
 
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
     """The folder that holds downloaded data sets.
 
-    Precedence: the explicit ``path``, then ``$GAATOOL_CACHE_DIR``, then
-    ``platformdirs.user_cache_dir("gaatool")``. The folder is not created here.
+    Precedence: the explicit ``path`` (``--cache``), then ``$GAATOOL_CACHE_DIR``, then
+    ``platformdirs.user_cache_dir("gaatool")`` (on Linux ``$XDG_CACHE_HOME/gaatool``,
+    else ``~/.cache/gaatool``). The folder is not created here.
 
     >>> str(cache_dir("/tmp/somewhere"))
     '/tmp/somewhere'
@@ -108,7 +124,7 @@ def _check(path: Path, url: str, sha256: str | None, verify: Callable[[Path], No
         except DownloadError:
             raise
         except (GaatoolError, ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile,
-                tarfile.TarError) as err:
+                tarfile.TarError, zlib.error) as err:
             detail = str(err).splitlines()[0] if str(err) else type(err).__name__
             # Drop the temporary name (meaningless to users) and the inner advice (ours follows).
             detail = detail.replace(f"{path}: ", "").split("; ")[0]
@@ -162,18 +178,41 @@ def download(
     dest = Path(dest)
     pinned = _normalise_sha256(sha256)
     if dest.is_file():
-        try:
+        with contextlib.suppress(DownloadError):
             _check(dest, url, pinned, verify)
             return dest
-        except DownloadError:
-            # A damaged cached copy is replaced, not trusted.
-            dest.unlink(missing_ok=True)
+    with _download_lock(dest) as locked:
+        if dest.is_file():
+            # Checked again under the lock: another process may have fetched it meanwhile.
+            try:
+                _check(dest, url, pinned, verify)
+                return dest
+            except DownloadError as err:
+                # A damaged cached copy is replaced, not trusted.
+                try:
+                    dest.unlink(missing_ok=True)
+                except OSError as unlink_err:  # e.g. a read-only shared cache
+                    raise DownloadError(
+                        f"{dest}: the cached copy is damaged and cannot be removed "
+                        f"({unlink_err.strerror or unlink_err}), so delete or replace it or use another "
+                        f"cache folder (--cache or ${CACHE_ENV_VAR}); {_WHAT_TO_DO}") from err
+        _remove_stale_temps(dest, locked)
+        _fetch_into(url, dest, pinned, verify, timeout, progress)
+    return dest
 
-    request = urllib.request.Request(url, headers={"User-Agent": f"gaatool/{__version__}"})
+
+def _fetch_into(url: str, dest: Path, pinned: str | None, verify: Callable[[Path], None] | None,
+                timeout: float, progress: Callable[[int, int | None], None] | None) -> None:
+    # identity: a file is wanted byte for byte, not a transfer encoding of it
+    request = urllib.request.Request(url, headers={"User-Agent": f"gaatool/{__version__}",
+                                                   "Accept-Encoding": "identity"})
     try:
         with atomic_path(dest) as tmp:
             digest = hashlib.sha256()
-            with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as out:
+            # A new opener each time: it reads $http_proxy / $https_proxy / $no_proxy now, as _proxy_for does.
+            opener = urllib.request.build_opener()
+            with opener.open(request, timeout=timeout) as response, open(tmp, "wb") as out:
+                encoding = (response.headers.get("Content-Encoding") or "").strip().lower()
                 length = response.headers.get("Content-Length")
                 total = int(length) if length is not None and length.strip().isdigit() else None
                 done = 0
@@ -194,20 +233,135 @@ def download(
                 raise DownloadError(
                     f"{url}: download interrupted after {done} of {total} bytes; {_WHAT_TO_DO}"
                 )
-            _check(tmp, url, pinned, verify, digest=digest.hexdigest())
+            try:
+                _check(tmp, url, pinned, verify, digest=digest.hexdigest())
+            except DownloadError:
+                # The raw bytes come first: Apache's AddEncoding labels .gz files "gzip" and sends them as
+                # they are. A server that compressed the file on the way is undone here.
+                if encoding not in ("gzip", "x-gzip") or not _gunzip_in_place(tmp):
+                    raise
+                _check(tmp, url, pinned, verify)
     except DownloadError:
         raise
     except urllib.error.HTTPError as err:
-        raise DownloadError(f"{url}: HTTP {err.code} {err.reason}; {_WHAT_TO_DO}") from err
+        reason = " ".join(str(err.reason).split())  # a redirect loop's reason spans three lines
+        raise DownloadError(f"{url}: HTTP {err.code} {reason}; {_WHAT_TO_DO}") from err
     except urllib.error.URLError as err:
-        raise DownloadError(f"{url}: cannot connect ({err.reason}); {_WHAT_TO_DO}") from err
-    except (http.client.HTTPException, socket.timeout, ConnectionError) as err:
+        reason = " ".join(str(err.reason).split())
+        proxy = _proxy_for(url)
+        if proxy is not None:
+            raise DownloadError(f"{url}: cannot connect through the proxy {proxy} ({reason}), check "
+                                f"${urllib.parse.urlsplit(url).scheme}_proxy; {_WHAT_TO_DO}") from err
+        if isinstance(err.reason, ssl.SSLCertVerificationError):
+            raise DownloadError(f"{url}: cannot connect ({reason}), behind a proxy that inspects TLS set "
+                                f"$SSL_CERT_FILE to its CA bundle; {_WHAT_TO_DO}") from err
+        raise DownloadError(f"{url}: cannot connect ({reason}); {_WHAT_TO_DO}") from err
+    except socket.timeout as err:
+        raise DownloadError(f"{url}: download stalled, nothing received for {timeout:g} s; {_WHAT_TO_DO}") from err
+    except (http.client.HTTPException, ConnectionError) as err:
         detail = str(err) or type(err).__name__
         raise DownloadError(f"{url}: download interrupted ({detail}); {_WHAT_TO_DO}") from err
     except OSError as err:
         raise DownloadError(f"{url}: cannot write {dest} ({err.strerror or err}); "
-                            f"check the cache folder or set ${CACHE_ENV_VAR}") from err
-    return dest
+                            f"check the cache folder (--cache or ${CACHE_ENV_VAR})") from err
+
+
+def _gunzip_in_place(path: Path) -> bool:
+    """Replace a gzip file by its content; False (and ``path`` unchanged) if it is not gzip data."""
+    plain = path.with_name(path.name + ".plain")
+    try:
+        with gzip.open(path, "rb") as source, open(plain, "wb") as out:
+            shutil.copyfileobj(source, out, _CHUNK)
+        os.replace(plain, path)
+        return True
+    except (OSError, EOFError, zlib.error):
+        plain.unlink(missing_ok=True)
+        return False
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy urllib uses for ``url`` ($http_proxy, $https_proxy, $no_proxy), without its password."""
+    parts = urllib.parse.urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass(parts.netloc):
+        return None
+    shown = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if shown.username or shown.password:
+        host = shown.hostname or ""
+        netloc = f"***@{host}" + (f":{shown.port}" if shown.port else "")
+        return urllib.parse.urlunsplit(shown._replace(netloc=netloc))
+    return proxy
+
+
+@contextlib.contextmanager
+def _download_lock(dest: Path) -> Iterator[bool]:
+    """Hold an exclusive lock on ``.<name>.lock`` next to ``dest``; yields whether it is held.
+
+    Best effort: without fcntl (Windows), in a folder that cannot be written, or on a file system
+    without locks (some NFS and Lustre mounts) it yields False and the caller goes on unlocked, which
+    is still safe (atomic renames), only not shared. The lock goes with the process, also when it is
+    killed. The holder removes the lock file before letting go, so a waiter that then holds a lock on
+    the removed file tries again on a new one.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield False
+        return
+    path = dest.parent / f".{dest.name}.lock"
+    fd = None
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(100):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX)
+            except OSError:  # no locks on this file system: nobody can hold this file, so it can go
+                with contextlib.suppress(OSError):
+                    if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                        os.unlink(path)
+                raise
+            try:
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    break  # the lock is on the file that is still there
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+            fd = None
+    except OSError:  # ENOLCK, ENOSYS, EOPNOTSUPP, EACCES; atomic_path reports an unwritable cache folder
+        if fd is not None:
+            os.close(fd)
+            fd = None
+    if fd is None:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)  # releases the lock
+
+
+def _remove_stale_temps(dest: Path, locked: bool) -> None:
+    """Remove temporary files of ``dest`` that killed downloads left (SIGKILL, a crashed node).
+
+    Under the lock no other gaatool process is downloading ``dest``, so an hour without a write is
+    stale; without it only a day without a write is.
+    """
+    pattern = re.compile(r"\." + re.escape(dest.name) + r"\.[a-z0-9_]{8}\.tmp")
+    limit = 3600 if locked else _STALE_TEMP_SECONDS
+    now = time.time()
+    try:
+        entries = list(os.scandir(dest.parent))
+    except OSError:
+        return
+    for entry in entries:
+        if not pattern.match(entry.name):
+            continue
+        with contextlib.suppress(OSError):
+            if now - entry.stat(follow_symlinks=False).st_mtime > limit:
+                os.unlink(entry.path)
 
 
 def _member_is_safe(name: str) -> bool:

@@ -164,3 +164,165 @@ def test_extract_damaged_archive_and_failed_verify(tmp_path, payload, write_tar_
     with pytest.raises(InputFileError, match="bad content"):
         dl.extract_member(archive, "x.npz", tmp_path / "out" / "x.npz", verify=reject)
     assert _leftovers(tmp_path / "out") == []
+
+
+# --------------------------------------------------------------------------- shared caches, flaky networks
+# (an HPC audit: jobs share one cache folder, nodes sit behind proxies, downloads get killed)
+
+import errno
+import gzip
+import http.server
+import multiprocessing
+import os
+import socket
+import threading
+import time
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_from_the_environment(monkeypatch):
+    """The servers here are on 127.0.0.1: an $http_proxy of the machine (HPC login nodes) must not catch them."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+@pytest.fixture
+def raw_server():
+    """127.0.0.1 server answering ``routes[path] = (status, {header: value}, body)``."""
+    routes: dict = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server API)
+            status, headers, body = routes[self.path]
+            self.send_response(status)
+            for key, value in {"Content-Length": str(len(body)), **headers}.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    httpd.routes = routes
+    httpd.url = lambda path: f"http://127.0.0.1:{httpd.server_address[1]}{path}"
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _hold_lock_then_write(dest, payload, ready, go):
+    with dl._download_lock(dest) as locked:
+        assert locked
+        ready.set()
+        go.wait(30)
+        dest.write_bytes(payload)  # what another job's finished download leaves
+
+
+def test_a_second_process_waits_for_the_first_download_instead_of_repeating_it(http_server, tmp_path, payload):
+    http_server.routes["/a.npz"] = payload
+    dest = tmp_path / "cache" / "a.npz"
+    context = multiprocessing.get_context("fork")
+    ready, go = context.Event(), context.Event()
+    other = context.Process(target=_hold_lock_then_write, args=(dest, payload, ready, go))
+    other.start()
+    try:
+        assert ready.wait(30)
+        result = {}
+        mine = threading.Thread(target=lambda: result.update(path=dl.download(
+            http_server.url("/a.npz"), dest, sha256=hashlib.sha256(payload).hexdigest())))
+        mine.start()
+        time.sleep(0.5)
+        assert mine.is_alive() and http_server.hits["/a.npz"] == 0  # waiting for the other job
+        go.set()
+        mine.join(30)
+    finally:
+        go.set()
+        other.join(30)
+    assert result["path"] == dest and dest.read_bytes() == payload
+    assert http_server.hits["/a.npz"] == 0  # the other job's file was used
+    assert _leftovers(dest.parent) == ["a.npz"]  # no lock file either
+
+
+def test_no_locks_on_this_file_system_still_downloads(http_server, tmp_path, payload, monkeypatch):
+    import fcntl
+
+    def no_locks(*args):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "lockf", no_locks)
+    http_server.routes["/a.npz"] = payload
+    dest = tmp_path / "a.npz"
+    assert dl.download(http_server.url("/a.npz"), dest).read_bytes() == payload
+    assert _leftovers(tmp_path) == ["a.npz"]
+
+
+def test_temporary_files_of_killed_downloads_are_removed(http_server, tmp_path, payload):
+    http_server.routes["/a.npz"] = payload
+    old = tmp_path / ".a.npz.k1ll3d_x.tmp.npz"  # what SIGKILL mid-download leaves
+    old.write_bytes(payload[:100])
+    os.utime(old, (time.time() - 7200,) * 2)
+    fresh = tmp_path / ".a.npz.4ctive_x.tmp.npz"  # could be a live download elsewhere: kept
+    fresh.write_bytes(b"")
+    other = tmp_path / ".b.npz.k1ll3d_x.tmp.npz"  # another file's: not ours to judge now
+    other.write_bytes(b"")
+    os.utime(other, (time.time() - 7200,) * 2)
+    dl.download(http_server.url("/a.npz"), tmp_path / "a.npz")
+    assert _leftovers(tmp_path) == sorted([fresh.name, other.name, "a.npz"])
+
+
+def test_damaged_copy_in_a_read_only_cache_is_a_one_line_error(http_server, tmp_path, payload, monkeypatch):
+    http_server.routes["/a.npz"] = payload
+    dest = tmp_path / "a.npz"
+    dest.write_bytes(payload[:-10])
+    original = Path.unlink
+
+    def read_only(self, missing_ok=False):
+        if self == dest:
+            raise PermissionError(errno.EROFS, "Read-only file system", str(self))
+        return original(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+    with pytest.raises(DownloadError, match="damaged and cannot be removed") as info:
+        dl.download(http_server.url("/a.npz"), dest, sha256=hashlib.sha256(payload).hexdigest())
+    message = str(info.value)
+    assert "Read-only file system" in message and "--cache" in message and "\n" not in message
+    assert http_server.hits["/a.npz"] == 0
+
+
+def test_gzip_content_encoding(raw_server, tmp_path, payload):
+    # a server that compressed the file on the way: decoded
+    raw_server.routes["/a.npz"] = (200, {"Content-Encoding": "gzip"}, gzip.compress(payload))
+    sha = hashlib.sha256(payload).hexdigest()
+    assert dl.download(raw_server.url("/a.npz"), tmp_path / "a.npz", sha256=sha).read_bytes() == payload
+    # Apache's AddEncoding: a .gz file labelled gzip but sent as it is: kept as it is
+    packed = gzip.compress(b"data_1ABC\n")
+    raw_server.routes["/1ABC.cif.gz"] = (200, {"Content-Encoding": "x-gzip"}, packed)
+    got = dl.download(raw_server.url("/1ABC.cif.gz"), tmp_path / "1ABC.cif.gz",
+                      sha256=hashlib.sha256(packed).hexdigest())
+    assert got.read_bytes() == packed
+    assert sorted(_leftovers(tmp_path)) == ["1ABC.cif.gz", "a.npz"]
+
+
+def test_redirect_loop_is_one_line(raw_server, tmp_path):
+    raw_server.routes["/loop"] = (302, {"Location": "/loop"}, b"")
+    with pytest.raises(DownloadError, match="HTTP 302") as info:
+        dl.download(raw_server.url("/loop"), tmp_path / "a.npz")
+    assert "\n" not in str(info.value) and str(info.value).endswith("--from FILE")
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_proxy_that_does_not_answer_is_named(tmp_path, monkeypatch):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("http_proxy", f"http://someone:s3cret@127.0.0.1:{port}")
+    with pytest.raises(DownloadError, match="proxy") as info:
+        dl.download("http://data.example.org/a.npz", tmp_path / "a.npz", timeout=5)
+    message = str(info.value)
+    assert f"127.0.0.1:{port}" in message and "$http_proxy" in message and "s3cret" not in message
+    assert "refused" in message.lower()  # the proxy was tried (not a name lookup of data.example.org)
+    assert "\n" not in message

@@ -36,6 +36,7 @@ import dataclasses
 import gzip
 import os
 import re
+import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -246,8 +247,8 @@ def fetch_entries(ids: Sequence[str], cache: str | os.PathLike | None = None, ur
         def verify(path: Path, entry=entry) -> None:
             try:
                 text = gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace")
-            except (OSError, EOFError) as err:
-                raise InputFileError(f"not a gzip file ({err})") from err
+            except (OSError, EOFError, zlib.error) as err:  # zlib.error: damaged deflate data
+                raise InputFileError(f"not a gzip file or a damaged one ({err})") from err
             structure = parse_structure(text, "cif", source=entry)
             if structure.entry_id.upper() != entry.upper():
                 raise InputFileError(f"the file is entry {structure.entry_id!r}, not {entry}")

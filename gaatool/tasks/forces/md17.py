@@ -24,6 +24,7 @@ Frames in messages are counted from 1, as in :mod:`gaatool.io.xyz`.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import zipfile
@@ -37,6 +38,7 @@ import numpy as np
 from ...data.store import npz_members
 from ...errors import ConfigError, DownloadError, InputFileError
 from ...io import download as _dl
+from ...io.atomic import atomic_write_text
 from ...io.text import check_input_file
 from ...io.xyz import ELEMENTS, atomic_number, iter_xyz
 from ...units import in_kcal_per_mol, kcal_per_mol_to_mev
@@ -510,13 +512,54 @@ def _load_md17_cached(molecule: str, root: Path, download: bool, timeout: float,
             break
         except InputFileError as err:
             # A cached file that no longer verifies is removed and fetched again, once.
-            dest.unlink(missing_ok=True)
+            _remove_damaged([dest], err)
             if attempt or not download:
                 raise DownloadError(f"{dest}: cached file was damaged and has been removed "
                                     f"({_reason(err, dest)}); "
                                     "retry, or download it yourself and pass --from FILE") from err
     data.provenance.update(source="download", url=url, file=str(dest), sha256=_dl.sha256_file(dest))
     return data
+
+
+def _remove_damaged(paths, err: BaseException) -> None:
+    """Remove damaged cache files; one that cannot be (a read-only shared cache) is a one-line error."""
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as unlink_err:
+            raise DownloadError(f"{path}: cached file is damaged ({_reason(err, path)}) and cannot be removed "
+                                f"({unlink_err.strerror or unlink_err}), so delete or replace it or use another "
+                                f"cache folder (--cache or ${_dl.CACHE_ENV_VAR}); "
+                                "retry, or download it yourself and pass --from FILE") from err
+
+
+def _checksum_file(path: Path) -> Path:
+    """Where the SHA-256 of an extracted rMD17 member is kept: ``<member>.sha256`` next to it."""
+    return path.with_name(path.name + ".sha256")
+
+
+def _record_checksums(paths) -> None:
+    """Write each extracted member's SHA-256 beside it (skipped in a cache that cannot be written)."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            atomic_write_text(_checksum_file(path), f"{_dl.sha256_file(path)}  {path.name}\n")
+
+
+def _changed_members(members: dict[str, Path]) -> list[Path]:
+    """Extracted members whose bytes differ from the SHA-256 recorded when they were extracted.
+
+    The structural checks cannot see an edited coordinate or split index; the checksum does. A member
+    without a recorded checksum (extracted by an older gaatool) is checked structurally, then recorded.
+    """
+    changed = []
+    for path in members.values():
+        try:
+            recorded = _checksum_file(path).read_text().split()[0]
+        except (OSError, IndexError):
+            continue
+        if _dl.sha256_file(path) != recorded:
+            changed.append(path)
+    return changed
 
 
 def _rmd17_members(molecule: str, root: Path) -> dict[str, Path]:
@@ -545,37 +588,48 @@ def _load_rmd17(molecule: str, root: Path, archive: Path | None, download: bool,
     members = _rmd17_members(molecule, root)
     from_user = archive is not None
     provenance: dict = {}
-    if not all(p.is_file() for p in members.values()) or from_user:
-        if archive is None:
-            archive = root / "rmd17" / RMD17_ARCHIVE_NAME
-            if download:
-                _, url = _fetch(RMD17_URLS, archive, RMD17_SHA256, None, timeout, progress)
-                provenance["url"] = url
-            elif not archive.is_file():
-                raise DownloadError(f"{RMD17_URLS[0]}: rMD17 is not in the cache ({archive}) and downloads "
-                                    "are off; allow downloads, or download rmd17.tar.bz2 yourself and pass --from FILE")
-        try:
-            _dl.extract_members(archive, members)
-            data = _load_rmd17_from_members(molecule, members, str(archive))
-        except InputFileError as err:
-            for path in members.values():
-                path.unlink(missing_ok=True)
-            if from_user:
-                raise
-            # The archive passed its checksum prefix but not the content checks: drop it from the cache.
-            archive.unlink(missing_ok=True)
-            raise DownloadError(f"{archive}: the rMD17 archive failed verification ({_reason(err, archive)}); "
-                                "it was removed; "
-                                "retry, or download it yourself and pass --from FILE") from err
-        provenance.update(archive=str(archive), archive_sha256=_dl.sha256_file(archive))
-    else:
-        try:
-            data = _load_rmd17_from_members(molecule, members, str(root / "rmd17"))
-        except InputFileError as err:
-            for path in members.values():
-                path.unlink(missing_ok=True)
-            raise DownloadError(f"{root / 'rmd17'}: cached rMD17 files were damaged and have been removed "
-                                f"({_first_line(err).split('; ')[0]}); run again to extract them anew, or pass --from FILE") from err
+    damaged = False
+    if not from_user and all(p.is_file() for p in members.values()):
+        changed = _changed_members(members)
+        error: InputFileError | None = None
+        if changed:
+            error = InputFileError(f"{changed[0]}: its SHA-256 differs from the one recorded when it was extracted")
+        else:
+            try:
+                data = _load_rmd17_from_members(molecule, members, str(root / "rmd17"))
+            except InputFileError as err:
+                error = err
+        if error is None:
+            _record_checksums(p for p in members.values() if not _checksum_file(p).is_file())
+            npz = members[f"rmd17/npz_data/rmd17_{molecule}.npz"]
+            data.provenance.update(source="download", file=str(npz), sha256=_dl.sha256_file(npz))
+            return data
+        # Damaged extracted files are removed and extracted again from the archive (cached or downloaded).
+        _remove_damaged([q for p in members.values() for q in (p, _checksum_file(p))], error)
+        damaged = True
+    if archive is None:
+        archive = root / "rmd17" / RMD17_ARCHIVE_NAME
+        if download:
+            _, url = _fetch(RMD17_URLS, archive, RMD17_SHA256, None, timeout, progress)
+            provenance["url"] = url
+        elif not archive.is_file():
+            what = "its extracted files were damaged and have been removed, and the archive" if damaged else "rMD17"
+            raise DownloadError(f"{RMD17_URLS[0]}: {what} is not in the cache ({archive}) and downloads "
+                                "are off; allow downloads, or download rmd17.tar.bz2 yourself and pass --from FILE")
+    try:
+        _dl.extract_members(archive, members)
+        data = _load_rmd17_from_members(molecule, members, str(archive))
+    except InputFileError as err:
+        _remove_damaged([q for p in members.values() for q in (p, _checksum_file(p))], err)
+        if from_user:
+            raise
+        # The archive passed its checksum prefix but not the content checks: drop it from the cache.
+        _remove_damaged([archive], err)
+        raise DownloadError(f"{archive}: the rMD17 archive failed verification ({_reason(err, archive)}); "
+                            "it was removed; "
+                            "retry, or download it yourself and pass --from FILE") from err
+    _record_checksums(members.values())
+    provenance.update(archive=str(archive), archive_sha256=_dl.sha256_file(archive))
     npz = members[f"rmd17/npz_data/rmd17_{molecule}.npz"]
     data.provenance.update(source="file" if from_user else "download", file=str(npz),
                            sha256=_dl.sha256_file(npz), **provenance)

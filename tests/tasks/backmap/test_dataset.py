@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 
 import numpy as np
 import pytest
@@ -164,6 +165,35 @@ def test_fetch_entries_rejects_wrong_or_bad_files(rcsb, tmp_path):
         fetch_entries(["lysozyme"], cache=cache, url_template=rcsb.url(MIRROR))
     with pytest.raises(ConfigError, match="placeholder"):
         fetch_entries(["1AKI"], cache=cache, url_template="http://127.0.0.1/x")
+
+
+def _damaged_deflate(data: bytes) -> bytes:
+    """``data`` (gzip) with one byte changed so that zlib, not the gzip reader, rejects it (zlib.error)."""
+    for pos in range(20, len(data)):
+        damaged = bytearray(data)
+        damaged[pos] ^= 0xFF
+        try:
+            gzip.decompress(bytes(damaged))
+        except zlib.error:
+            return bytes(damaged)
+        except (OSError, EOFError):
+            continue
+    raise AssertionError("no damaging byte found")
+
+
+def test_fetch_entries_damaged_deflate_data(rcsb, tmp_path, pdb_files):
+    real = (pdb_files / "1A8O.cif.gz").read_bytes()
+    damaged = _damaged_deflate(real)
+    cache = tmp_path / "cache"
+    (cache / "pdb").mkdir(parents=True)
+    (cache / "pdb" / "1A8O.cif.gz").write_bytes(damaged)  # a damaged cached copy is fetched anew
+    (path,) = fetch_entries(["1A8O"], cache=cache, url_template=rcsb.url(MIRROR))
+    assert path.read_bytes() == real and rcsb.hits["/1A8O.cif.gz"] == 1
+    rcsb.routes["/1A8O.cif.gz"] = damaged  # and a damaged download is a one-line error
+    with pytest.raises(DownloadError, match="damaged") as info:
+        fetch_entries(["1A8O"], cache=tmp_path / "other", url_template=rcsb.url(MIRROR))
+    assert "\n" not in str(info.value) and "instead of --ids" in str(info.value)
+    assert list((tmp_path / "other" / "pdb").iterdir()) == []
 
 
 def test_paper_entries():

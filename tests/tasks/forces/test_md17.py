@@ -6,6 +6,7 @@ rMD17 ethanol split file, and real XYZ exports.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import sys
@@ -253,6 +254,49 @@ def test_revised_from_local_archive(tmp_path, rmd17_archive):
     assert data.n_frames == 50 and data.splits[1]["test"][0] == 25
     assert data.provenance["source"] == "file"
     assert data.provenance["archive_sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
+
+
+def test_revised_edited_cached_files_are_extracted_again(rmd17_server, tmp_path, rmd17_50):
+    # edits that keep the files valid (a moved atom, another frame index) pass the structural checks;
+    # the SHA-256 recorded at extraction catches them, and the cached archive restores the files
+    cache = tmp_path / "cache"
+    load_md17("ethanol", revised=True, cache=cache)
+    npz = cache / "rmd17" / "npz_data" / "rmd17_ethanol.npz"
+    with np.load(rmd17_50) as source:
+        arrays = {k: source[k] for k in source.files}
+    arrays["coords"] = arrays["coords"].copy()
+    arrays["coords"][3, 2, 0] += 0.5
+    np.savez(npz, **arrays)
+    split = cache / "rmd17" / "splits" / "index_train_02.csv"
+    split.write_text(split.read_text().replace("19\n", "29\n"))
+    data = load_md17("ethanol", revised=True, cache=cache, download=False)
+    with np.load(rmd17_50) as source:
+        np.testing.assert_array_equal(data.positions, source["coords"])
+    assert data.splits[2]["train"].tolist() == list(range(10, 20))
+    assert sum(rmd17_server.hits.values()) == 1  # restored from the cached archive, not downloaded
+    # files extracted by an older gaatool (no recorded checksum) are checked as before, then recorded
+    for recorded in cache.rglob("*.sha256"):
+        recorded.unlink()
+    assert load_md17("ethanol", revised=True, cache=cache, download=False).n_frames == 50
+    assert (cache / "rmd17" / "npz_data" / "rmd17_ethanol.npz.sha256").is_file()
+
+
+def test_damaged_cache_that_cannot_be_removed(server, tmp_path, md17_50, monkeypatch):
+    cached = tmp_path / "md17" / "md17_ethanol.npz"  # e.g. a read-only cache shared by a group
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(md17_50.read_bytes()[:-100])
+    original = Path.unlink
+
+    def read_only(self, missing_ok=False):
+        if self == cached:
+            raise PermissionError(errno.EROFS, "Read-only file system", str(self))
+        return original(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+    with pytest.raises(DownloadError, match="damaged .*cannot be removed") as info:
+        load_md17("ethanol", cache=tmp_path)
+    assert "--cache" in str(info.value) and "\n" not in str(info.value)
+    assert server.hits == Counter()
 
 
 # --------------------------------------------------------------------------- --from FILE
