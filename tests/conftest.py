@@ -214,6 +214,14 @@ class LocalServer:
         self.httpd.server_close()
 
 
+@pytest.fixture(autouse=True)
+def _no_proxy_from_the_environment(monkeypatch):
+    """Test servers are on 127.0.0.1: an $http_proxy of the machine (HPC login nodes) must not catch them."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
 @pytest.fixture
 def http_server():
     server = LocalServer()

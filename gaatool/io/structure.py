@@ -38,6 +38,7 @@ import io
 import os
 import string
 import sys
+import zlib
 from collections import Counter
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -405,7 +406,7 @@ def _check_gzip(path: Path) -> None:
         with gzip.open(path, "rb") as stream:
             while stream.read(1 << 22):
                 pass
-    except (OSError, EOFError) as err:  # gzip.BadGzipFile and zlib errors are OSErrors or EOFErrors
+    except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError; damaged deflate data zlib.error
         raise InputFileError(f"{path}: damaged or truncated gzip data ({_first_line(err)})") from err
 
 

@@ -179,14 +179,6 @@ import threading
 import time
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy_from_the_environment(monkeypatch):
-    """The servers here are on 127.0.0.1: an $http_proxy of the machine (HPC login nodes) must not catch them."""
-    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.upper(), raising=False)
-
-
 @pytest.fixture
 def raw_server():
     """127.0.0.1 server answering ``routes[path] = (status, {header: value}, body)``."""

@@ -358,3 +358,13 @@ def test_recorded_chain_breaks_are_ter_records(tmp_path, pdb_files):
     assert s.select_residues(np.ones(s.n_residues, bool)).breaks.tolist() == [[19, 20]]
     with pytest.raises(ValueError, match="consecutive"):
         dataclasses.replace(s, breaks=[(3, 5)])
+
+
+def test_damaged_deflate_data_is_a_one_line_error(tmp_path, pdb_files):
+    """A flipped byte inside the deflate stream raised zlib.error, which is no OSError: 'this is a bug'."""
+    data = bytearray((pdb_files / "1AKI.cif.gz").read_bytes())
+    data[20] ^= 0xFF
+    damaged = tmp_path / "1AKI.cif.gz"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(InputFileError, match="damaged or truncated gzip data"):
+        read_structure(damaged)

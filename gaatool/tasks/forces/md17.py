@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import os
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -278,6 +279,10 @@ def _build(name: str, z, R, E, F, where: str) -> MolecularData:
 LABEL_SETS = ("rmd17", "md17")
 
 
+#: What reading a damaged npz raises: zip and deflate errors, and NotImplementedError for zip features
+#: (a header's "version needed") that Python's zipfile does not support.
+_NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError)
+
 def _read_npz(path: Path, name: str | None = None, labels: str = "rmd17") -> MolecularData:
     """Read an sGDML (z, R, E, F) or rMD17 (nuclear_charges, coords, energies, forces) npz; ``labels`` picks an
     rMD17 file's label set (:data:`LABEL_SETS`)."""
@@ -289,7 +294,7 @@ def _read_npz(path: Path, name: str | None = None, labels: str = "rmd17") -> Mol
         archive = np.load(path, allow_pickle=False)
     except FileNotFoundError as err:
         raise InputFileError(f"{path}: no such file; check the path") from err
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+    except _NPZ_ERRORS as err:
         raise InputFileError(f"{path}: not a readable npz file ({_first_line(err)})") from err
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise InputFileError(f"{path}: holds a single array, not an npz archive of named arrays")
@@ -315,7 +320,7 @@ def _read_npz(path: Path, name: str | None = None, labels: str = "rmd17") -> Mol
                 )
         except InputFileError:
             raise
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        except _NPZ_ERRORS as err:
             raise InputFileError(f"{path}: damaged npz file ({_first_line(err)}); replace it with a good copy") from err
     # Hash the arrays exactly as stored: converting dtype or byte order first would change the digest.
     fingerprint = sgdml_fingerprint(z, R, E, F)

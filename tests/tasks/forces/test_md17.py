@@ -400,3 +400,14 @@ def test_summary_reports_mev(md17_50):
     assert summary["force_rms_mev_per_a"] == pytest.approx(np.sqrt(np.mean(data.forces**2)) * 43.364, rel=1e-12)
     assert summary["formula"] == "C2H6O" and summary["n_frames"] == 50
     assert data.subset(np.arange(10)).n_frames == 10
+
+
+def test_an_npz_with_an_unsupported_zip_feature_is_a_one_line_error(tmp_path, md17_50):
+    """A central-directory entry asking for zip version 9.1 raised NotImplementedError ('this is a bug')."""
+    data = bytearray(md17_50.read_bytes())
+    entry = data.index(b"PK\x01\x02")  # the first central-directory entry: "version needed" at offset 6
+    data[entry + 6] = 91
+    odd = tmp_path / "v91.npz"
+    odd.write_bytes(bytes(data))
+    with pytest.raises(InputFileError, match="v91.npz: not a readable npz file"):
+        read_molecular_file(odd)
