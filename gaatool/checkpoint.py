@@ -32,7 +32,7 @@ import safetensors.torch
 import torch
 
 from ._version import __version__
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, OutputPathError
 from .io.atomic import atomic_write_bytes
 from .models import registry
 
@@ -43,6 +43,8 @@ __all__ = [
     "read_metadata",
     "load_checkpoint",
     "load_model",
+    "build_stored_model",
+    "check_weights_fit",
     "update_metadata",
     "describe_checkpoint",
 ]
@@ -185,10 +187,26 @@ def load_model(path: str | os.PathLike, task: str | None = None, device: str | t
         The model on ``device`` and the checkpoint metadata.
     """
     checkpoint = load_checkpoint(path, task=task, device="cpu")
-    model = registry.build_model(checkpoint.metadata["model"])
-    _check_weights_fit(checkpoint.path, model, checkpoint.state_dict)
+    model = build_stored_model(checkpoint.path, checkpoint.metadata)
+    check_weights_fit(checkpoint.path, model, checkpoint.state_dict)
     model.load_state_dict(checkpoint.state_dict, strict=True)
     return model.to(torch.device(device)).eval(), checkpoint.metadata
+
+
+def build_stored_model(path: str | os.PathLike, metadata: dict[str, Any]) -> torch.nn.Module:
+    """A fresh model of the configuration stored in ``metadata``; a one-line :class:`CheckpointError` if
+    that configuration cannot be built (an edited or foreign ``model`` entry: values of the wrong type,
+    negative sizes), instead of whatever the model's constructor raised."""
+    try:
+        return registry.build_model(metadata["model"])
+    except (CheckpointError, ConfigError) as err:
+        if str(path) in str(err):
+            raise
+        raise type(err)(f"{path}: {err}") from None
+    except Exception as err:  # noqa: BLE001 - TypeError, ValueError, RuntimeError from a constructor
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"{path}: its model configuration cannot be built ({first}); the metadata is "
+                              "damaged or was edited") from None
 
 
 def update_metadata(path: str | os.PathLike, updates: dict[str, Any]) -> dict[str, Any]:
@@ -271,7 +289,14 @@ def _write(path: Path, metadata: dict[str, Any], tensors: dict[str, torch.Tensor
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: metadata cannot be stored as JSON ({err})") from err
     header = {METADATA_KEY: text, METADATA_HASH_KEY: hashlib.sha256(text.encode()).hexdigest()}
-    atomic_write_bytes(path, safetensors.torch.save(tensors, metadata=header))
+    data = safetensors.torch.save(tensors, metadata=header)
+    try:
+        atomic_write_bytes(path, data)
+    except OutputPathError:
+        raise
+    except OSError as err:  # a full disk or an exceeded quota: the old file is kept, the partial one removed
+        raise CheckpointError(f"{path}: cannot write the checkpoint ({err.strerror or err}); "
+                              "the previous file, if any, is unchanged") from err
 
 
 def _read_header(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -311,6 +336,8 @@ def _read_header(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         metadata = json.loads(text)
     except ValueError as err:
         raise CheckpointError(f"{path}: checkpoint metadata is damaged ({err})") from err
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{path}: checkpoint metadata is not a JSON object; the file is damaged")
     _check_version(path, metadata)
     return header, metadata
 
@@ -327,6 +354,10 @@ def _check_version(path: Path, metadata: dict[str, Any]) -> None:
         )
     if not isinstance(metadata.get("task"), str) or not isinstance(metadata.get("model"), dict):
         raise CheckpointError(f"{path}: checkpoint metadata lacks 'task' or 'model'; the file is damaged")
+    model = metadata["model"]
+    if not isinstance(model.get("name"), str) or not isinstance(model.get("config", {}), dict):
+        raise CheckpointError(f"{path}: checkpoint metadata has a malformed 'model' entry (it needs a name and a "
+                              "config object); the file is damaged")
 
 
 def _read_all(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -345,7 +376,7 @@ def _check_task(path: Path, metadata: dict[str, Any], task: str | None) -> None:
         raise CheckpointError(f"{path} is a {metadata['task']!r} checkpoint; this command needs a {task!r} checkpoint")
 
 
-def _check_weights_fit(path: Path, model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
+def check_weights_fit(path: Path, model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
     # load_state_dict's own error spans many lines; report the first problems on one.
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))

@@ -280,3 +280,55 @@ def test_bad_device(saved):
     path, _ = saved
     with pytest.raises(ConfigError, match="unknown device"):
         load_checkpoint(path, device="gpu7")
+
+
+def _write_metadata(path, metadata):
+    """Rewrite ``path`` with ``metadata`` (checksums made to match: the damage is in the content)."""
+    _, tensors = ckpt._read_all(path)
+    text = json.dumps(metadata, sort_keys=True)
+    header = {ckpt.METADATA_KEY: text, ckpt.METADATA_HASH_KEY: ckpt.hashlib.sha256(text.encode()).hexdigest()}
+    path.write_bytes(safetensors.torch.save(tensors, metadata=header))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: None, "not a JSON object"),
+    (lambda m: [m], "not a JSON object"),
+    (lambda m: dict(m, model={"name": "test_checkpoint_tiny", "config": None}), "malformed 'model' entry"),
+    (lambda m: dict(m, model={"name": 3, "config": {}}), "malformed 'model' entry"),
+    (lambda m: dict(m, model={"name": "test_checkpoint_tiny", "config": {"width": "four"}}), "cannot be built"),
+    (lambda m: dict(m, model={"name": "test_checkpoint_tiny", "config": {"width": -2}}), "cannot be built"),
+])
+def test_edited_metadata_is_a_one_line_error(saved, edit, message):
+    # these used to end in "unexpected TypeError/AttributeError/RuntimeError ... (this is a bug)"
+    path, _ = saved
+    _write_metadata(path, edit(read_metadata(path)))
+    with pytest.raises(CheckpointError, match=message) as excinfo:
+        load_model(path)
+    _one_line_error(excinfo, path)
+
+
+def test_unknown_model_error_names_the_file(tmp_path):
+    path = save_checkpoint(tmp_path / "ckpt.safetensors", _model(), {"task": "crystal"})
+    _write_metadata(path, dict(read_metadata(path), model={"name": "no_such_model", "config": {}}))
+    with pytest.raises(CheckpointError, match="unknown model 'no_such_model'") as excinfo:
+        load_model(path)
+    _one_line_error(excinfo, path)
+
+
+def test_a_full_disk_is_a_checkpoint_error_and_keeps_the_old_file(saved, monkeypatch):
+    import errno
+
+    path, _ = saved
+    original = path.read_bytes()
+
+    def full(fd):  # the data did not fit: reported when it is flushed to the disk
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    with pytest.raises(CheckpointError, match=r"cannot write the checkpoint \(No space left on device\)") as excinfo:
+        save_checkpoint(path, _model(seed=1), {"task": "crystal"})
+    monkeypatch.undo()
+    _one_line_error(excinfo, path)
+    assert isinstance(excinfo.value.__cause__, OSError)
+    assert path.read_bytes() == original
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]

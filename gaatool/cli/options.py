@@ -21,7 +21,8 @@ StructureFormat = typer.Option(None, "--format", help="pdb or cif (default: by e
 # the engine options every `train` command takes
 Epochs = typer.Option(800, "--epochs", min=1, help="Maximum number of epochs.")
 LearningRate = typer.Option(1e-3, "--lr", help="Initial learning rate (Adam).")
-MaxTime = typer.Option(None, "--max-time", help="Stop after this many seconds.")
+MaxTime = typer.Option(None, "--max-time", help="Stop after the epoch that crosses this many seconds of "
+                       "training in this call.")
 Resume = typer.Option(False, "--resume", help="Continue the run in --out.")
 InitFrom = typer.Option(None, "--init-from", help="Start from this checkpoint's weights (same model options), "
                         "with a fresh optimizer and schedule: fine-tuning.")

@@ -36,9 +36,20 @@ the end of an epoch, so after Ctrl-C ``last.safetensors`` holds the last
 completed epoch and no partial file exists. :func:`fit` then raises
 :class:`TrainingInterrupted` (a :class:`GaatoolError` whose message says which
 epoch was saved and how to resume); the CLI reports it and exits with 130.
+``last`` is written before ``best``: a run killed between the two (SIGKILL, a
+full disk) is resumed from ``last``, and the resume writes the ``best`` it
+missed. A write that the file system refuses (disk full, quota) ends the run
+with a one-line :class:`CheckpointError` naming the epoch ``last`` holds.
+
+One run per folder
+------------------
+While it trains, :func:`fit` holds a lock on ``out_dir/.gaatool-train.lock``
+(:mod:`gaatool.train.lock`); a second run into the same folder (array jobs
+given one ``-o``) is refused instead of overwriting the first one's files.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -53,11 +64,13 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from ..checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from ..checkpoint import build_stored_model, check_weights_fit, load_checkpoint, read_metadata, save_checkpoint
 from ..errors import CheckpointError, ConfigError, GaatoolError
+from ..io.atomic import check_output_path
 from ..models import registry
 from ..nn.chunks import draws_random_numbers, draws_unstreamed_random_numbers, gradients_side_by_side
 from .device import resolve_device
+from .lock import RunLock
 from .log import METRICS_FORMATS, MetricsLog, ProgressReporter, metrics_path
 from .schedule import PlateauSchedule
 
@@ -300,11 +313,33 @@ def fit(
     TrainingDiverged
         On a non-finite loss.
     ConfigError, CheckpointError
-        On a bad config, an occupied ``out_dir`` or a checkpoint that cannot be resumed.
+        On a bad config, an occupied ``out_dir`` (a run's checkpoints without ``resume``, or another run
+        training there now), a checkpoint that cannot be resumed, or a checkpoint the disk refused.
     """
     out_dir = Path(out_dir)
-    best_path, last_path = out_dir / BEST_NAME, out_dir / LAST_NAME
     log_path = metrics_path(out_dir, config.metrics_format)
+    if resume and init_from is not None:
+        raise ConfigError("--init-from starts a new run; it cannot be combined with --resume")
+    if resume and not (out_dir / LAST_NAME).exists():
+        raise ConfigError(f"{out_dir}: nothing to resume (no {LAST_NAME}); run without --resume")
+    created = not out_dir.exists()
+    check_output_path(log_path)  # makes the folder; one line if it is a file or cannot be written
+    try:
+        # one run per folder: checked and trained under the lock, so that two runs started at once
+        # (array jobs given one -o) cannot both pass the checks below and overwrite each other's files
+        with RunLock(out_dir):
+            return _fit(task, config, out_dir, log_path, resume, quiet, console, init_from)
+    except BaseException:
+        if created:  # a run that failed before writing anything leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
+        raise
+
+
+def _fit(task, config: TrainConfig, out_dir: Path, log_path: Path, resume: bool, quiet: bool,
+         console: Console | None, init_from) -> FitResult:
+    """:func:`fit` with ``out_dir`` made and locked."""
+    best_path, last_path = out_dir / BEST_NAME, out_dir / LAST_NAME
     device = resolve_device(config.device)
     if not resume and (best_path.exists() or last_path.exists()):
         raise ConfigError(
@@ -320,20 +355,20 @@ def fit(
     _seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     model = task.build_model()
-    if resume and init_from is not None:
-        raise ConfigError("--init-from starts a new run; it cannot be combined with --resume")
     source = None  # the checkpoint this run continues from
     if resume:
-        if not last_path.exists():
+        if not last_path.exists():  # removed while this run waited for the lock
             raise ConfigError(f"{out_dir}: nothing to resume (no {LAST_NAME}); run without --resume")
         source = load_checkpoint(last_path, task=task.task_name)
         _check_resumable(source.metadata, last_path, task, task_fields, fingerprint)
-        model = _model_like(source.metadata, model, task, f"{last_path} holds a different model configuration "
-                            "than the task builds; resume with the same model options")
+        model = _model_like(last_path, source.metadata, model, task,
+                            f"{last_path} holds a different model configuration than the task builds; "
+                            "resume with the same model options")
     elif init_from is not None:
         source = load_checkpoint(init_from, task=task.task_name)
-        model = _model_like(source.metadata, model, task, f"{init_from} holds a different model configuration "
-                            "than the task builds; use the same model options as that run")
+        model = _model_like(init_from, source.metadata, model, task,
+                            f"{init_from} holds a different model configuration than the task builds; "
+                            "use the same model options as that run")
     model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     schedule = PlateauSchedule(config.lr_factor, config.lr_patience, config.stop_patience)
@@ -341,6 +376,7 @@ def fit(
     if resume:
         epoch, best_epoch, history, initialized_from = _restore(
             source, last_path, config, model, optimizer, schedule, generator)
+        _complete_best(source, best_path, model, epoch, best_epoch)
     elif init_from is not None:
         initialized_from = _initialize(source, Path(init_from), task, task_fields, model)
 
@@ -351,6 +387,7 @@ def fit(
         base_metadata["initialized_from"] = initialized_from
     start, epochs_run = time.monotonic(), 0
     stop_reason = _stop_reason(epoch, config, schedule, elapsed_s=None)
+    pending_best = None  # metadata of a best checkpoint whose last is written but which is not yet itself
     with MetricsLog(log_path, history) as log, ProgressReporter(config.epochs, epoch, quiet, console) as progress:
         try:
             while stop_reason is None:
@@ -379,24 +416,39 @@ def fit(
                     "metrics": row,
                     "history": history,
                 }
-                if improved:
-                    save_checkpoint(best_path, model, metadata)
+                # last before best: a run stopped between the two writes (SIGKILL, a full disk) keeps a
+                # last that --resume continues, and the resume completes best from it (_complete_best).
+                # The other order left best without last after the first epoch: a folder that neither
+                # --resume ("nothing to resume") nor a new run ("already holds a training run") accepted.
                 state, tensors = _training_state(optimizer, schedule, generator)
-                save_checkpoint(last_path, model, {**metadata, "training_state": state}, extra_tensors=tensors)
-                log.append(row)
+                _write(save_checkpoint, last_path, model, {**metadata, "training_state": state},
+                       extra_tensors=tensors)
+                if improved:
+                    pending_best = metadata
+                    _write(save_checkpoint, best_path, model, metadata)
+                    pending_best = None
+                _write(log.append, row)
                 progress.epoch_done(row, improved)
                 epochs_run += 1
                 stop_reason = _stop_reason(epoch, config, schedule, time.monotonic() - start)
         except KeyboardInterrupt:
+            if pending_best is not None:  # interrupted between last and best: the model is that epoch's
+                with contextlib.suppress(KeyboardInterrupt, GaatoolError, OSError):
+                    save_checkpoint(best_path, model, pending_best)
             saved = _saved_epoch(last_path)
             where = "no epoch finished, nothing saved"
             if saved:
                 where = f"{last_path} holds epoch {saved}; continue with --resume"
-            raise TrainingInterrupted(f"training interrupted during epoch {epoch}; {where}", last_path, saved) from None
+            when = f"after epoch {epoch}" if saved == epoch else f"during epoch {epoch}"
+            raise TrainingInterrupted(f"training interrupted {when}; {where}", last_path, saved) from None
         except TrainingDiverged as err:
             saved = _saved_epoch(last_path)
             kept = f"; {last_path} holds epoch {saved}" if saved else ""
             raise TrainingDiverged(f"{err}{kept}") from None
+        except _WriteFailed as err:
+            saved = _saved_epoch(last_path)
+            kept = f"{last_path} holds epoch {saved}; continue with --resume" if saved else "no epoch saved"
+            raise CheckpointError(f"{err.__cause__}; {kept}") from None
     progress.message(
         f"stopped after epoch {epoch} ({stop_reason}); "
         f"best val_loss {schedule.best:.4g} at epoch {best_epoch} in {best_path}"
@@ -495,8 +547,25 @@ def _core_pieces(model: torch.nn.Module, batch: Any, split) -> list | None:
 
 def _finite(value: float, epoch: int, phase: str) -> float:
     if not math.isfinite(value):
-        raise TrainingDiverged(f"training diverged at epoch {epoch} ({phase} loss = {value}); lower --lr")
+        raise TrainingDiverged(f"training diverged at epoch {epoch} ({phase} loss = {value}); lower --lr (a new "
+                               "run: --resume keeps the learning rate; --init-from CKPT starts from saved weights)")
     return value
+
+
+class _WriteFailed(Exception):
+    """A checkpoint or metrics write failed (disk full, quota); ``__cause__`` says why."""
+
+
+def _write(writer, *args, **kwargs) -> None:
+    """``writer(...)``; a failure of the file system (not of the data) becomes :class:`_WriteFailed`."""
+    try:
+        writer(*args, **kwargs)
+    except OSError as err:
+        raise _WriteFailed() from err
+    except CheckpointError as err:
+        if not isinstance(err.__cause__, OSError):
+            raise
+        raise _WriteFailed() from err
 
 
 def _stop_reason(epoch: int, config: TrainConfig, schedule: PlateauSchedule, elapsed_s: float | None) -> str | None:
@@ -546,7 +615,7 @@ def _training_state(optimizer, schedule, generator) -> tuple[dict[str, Any], dic
     return state, tensors
 
 
-def _model_like(meta: dict[str, Any], model: torch.nn.Module, task, error: str) -> torch.nn.Module:
+def _model_like(path, meta: dict[str, Any], model: torch.nn.Module, task, error: str) -> torch.nn.Module:
     """The model to train when continuing a checkpoint: ``model`` if the checkpoint's configuration is
     the same; rebuilt from the checkpoint's if they differ only in the task's ``data_config_keys``
     (constants the task derives from its data, e.g. the force field's energy scale: the weights were
@@ -564,7 +633,7 @@ def _model_like(meta: dict[str, Any], model: torch.nn.Module, task, error: str) 
     if saved == built:
         return model
     dtype = next(model.parameters()).dtype
-    return registry.build_model(saved).to(dtype)
+    return build_stored_model(path, meta).to(dtype)
 
 
 def _spec_differences(saved, built, limit: int = 3) -> str:
@@ -613,6 +682,7 @@ def _initialize(checkpoint, path: Path, task, task_fields: dict[str, Any], model
         if meta.get(key) != json.loads(json.dumps(task_fields.get(key))):
             raise ConfigError(f"{path} was trained with {key}={meta.get(key)!r}, this dataset has "
                               f"{task_fields.get(key)!r}; its weights would mean something else here")
+    check_weights_fit(path, model, checkpoint.state_dict)
     model.load_state_dict(checkpoint.state_dict, strict=True)
     return {"path": str(path), "weights_sha256": meta.get("weights_sha256"), "epoch": meta.get("epoch"),
             "initialized_from": meta.get("initialized_from")}
@@ -620,10 +690,24 @@ def _initialize(checkpoint, path: Path, task, task_fields: dict[str, Any], model
 
 def _restore(checkpoint, last_path, config, model, optimizer, schedule,
              generator) -> tuple[int, int, list[dict[str, Any]], dict[str, Any] | None]:
-    """Load the ``last`` checkpoint into the fresh objects; return (epoch, best_epoch, history, initialized_from)."""
-    meta, extra = checkpoint.metadata, checkpoint.extra_tensors
-    if "training_state" not in meta:
+    """Load the ``last`` checkpoint into the fresh objects; return (epoch, best_epoch, history, initialized_from).
+
+    A training state that cannot be read (missing or misshapen RNG, optimizer or history entries: an
+    edited file, or one from an incompatible gaatool) is a one-line :class:`CheckpointError`."""
+    if "training_state" not in checkpoint.metadata:
         raise CheckpointError(f"{last_path} has no training state; it cannot be resumed")
+    try:
+        return _restore_state(checkpoint, last_path, config, model, optimizer, schedule, generator)
+    except GaatoolError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as err:
+        detail = str(err).splitlines()[0] if str(err) else ""
+        raise CheckpointError(f"{last_path}: its training state is damaged ({type(err).__name__}: {detail}); "
+                              "it cannot be resumed (--init-from it starts a new run from its weights)") from None
+
+
+def _restore_state(checkpoint, last_path, config, model, optimizer, schedule, generator):
+    meta, extra = checkpoint.metadata, checkpoint.extra_tensors
     for field in _TRAJECTORY_FIELDS:
         saved, new = meta["train"].get(field), getattr(config, field)
         if saved != new:
@@ -631,6 +715,7 @@ def _restore(checkpoint, last_path, config, model, optimizer, schedule,
                 f"{last_path} was trained with {field}={saved!r}; "
                 f"resume with the same value (got {new!r}) or use a new output folder"
             )
+    check_weights_fit(last_path, model, checkpoint.state_dict)
     model.load_state_dict(checkpoint.state_dict, strict=True)
 
     state = meta["training_state"]
@@ -641,6 +726,14 @@ def _restore(checkpoint, last_path, config, model, optimizer, schedule,
             optim_state.setdefault(int(index), {})[name] = value
     for index, values in state["optimizer"]["scalars"].items():
         optim_state.setdefault(int(index), {}).update(values)
+    parameters = list(model.parameters())
+    for index, values in optim_state.items():
+        if not 0 <= index < len(parameters):
+            raise ValueError(f"optimizer state for parameter {index} of {len(parameters)}")
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != parameters[index].shape:
+                raise ValueError(f"optimizer {name} of parameter {index} has shape {tuple(value.shape)}, "
+                                 f"the parameter {tuple(parameters[index].shape)}")
     groups = [dict(group, betas=tuple(group["betas"])) for group in state["optimizer"]["param_groups"]]
     optimizer.load_state_dict({"state": optim_state, "param_groups": groups})
     schedule.load_state_dict(state["schedule"])
@@ -654,6 +747,22 @@ def _restore(checkpoint, last_path, config, model, optimizer, schedule,
     random.setstate((python_rng["version"], internal, python_rng["gauss_next"]))
     history = [_in_row_order(row) for row in meta["history"]]
     return int(meta["epoch"]), int(meta["best_epoch"]), history, meta.get("initialized_from")
+
+
+def _complete_best(checkpoint, best_path: Path, model: torch.nn.Module, epoch: int, best_epoch: int) -> None:
+    """Write ``best`` from the resumed ``last`` when the run stopped between the two writes of its best epoch.
+
+    ``last`` is written first; if its epoch was the best one, ``model`` (loaded from it) holds the best
+    weights, and ``best`` must be that epoch's: the same file an uninterrupted run writes."""
+    if best_epoch != epoch or best_epoch < 1:
+        return
+    try:
+        if int(read_metadata(best_path).get("epoch", -1)) == best_epoch:
+            return
+    except (CheckpointError, TypeError, ValueError):
+        pass  # missing or damaged: write it
+    metadata = {key: value for key, value in checkpoint.metadata.items() if key != "training_state"}
+    save_checkpoint(best_path, model, metadata)
 
 
 def _in_row_order(row: dict[str, Any]) -> dict[str, Any]:

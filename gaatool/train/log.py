@@ -19,7 +19,7 @@ from typing import Any, Iterable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..errors import ConfigError, GaatoolError
+from ..errors import ConfigError, GaatoolError, OutputPathError
 from ..io.atomic import atomic_write_text
 
 __all__ = ["METRICS_FORMATS", "metrics_path", "MetricsLog", "ProgressReporter", "format_row"]
@@ -64,16 +64,25 @@ class MetricsLog:
             raise ConfigError(f"{self.path}: metrics file must end in .csv or .jsonl")
         rows = [dict(row) for row in history]
         self._columns: list[str] | None = list(rows[0]) if rows else None
-        atomic_write_text(self.path, self._render(rows, header=True))
-        self._handle = open(self.path, "a", encoding="utf-8", newline="")
+        try:
+            atomic_write_text(self.path, self._render(rows, header=True))
+            self._handle = open(self.path, "a", encoding="utf-8", newline="")
+        except OutputPathError:
+            raise
+        except OSError as err:  # a full disk or an exceeded quota
+            raise OutputPathError(f"{self.path}: cannot write the metrics file ({err.strerror or err})") from err
 
     def append(self, row: dict[str, Any]) -> None:
-        """Write one row and flush it."""
+        """Write one row and flush it (:class:`~gaatool.errors.OutputPathError` if the disk refuses)."""
         header = self._columns is None
         if header:
             self._columns = list(row)
-        self._handle.write(self._render([row], header=header))
-        self._handle.flush()
+        text = self._render([row], header=header)
+        try:
+            self._handle.write(text)
+            self._handle.flush()
+        except OSError as err:
+            raise OutputPathError(f"{self.path}: cannot write the metrics file ({err.strerror or err})") from err
 
     def close(self) -> None:
         self._handle.close()

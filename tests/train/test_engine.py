@@ -417,3 +417,160 @@ def test_init_from_checks(tmp_path, straight_run):
     with pytest.raises(CheckpointError):
         fit(PairTask(), _config(epochs=1), tmp_path / "c", quiet=True, init_from=tmp_path / "missing.safetensors")
     assert not (tmp_path / "a" / LAST_NAME).exists() and not (tmp_path / "b" / LAST_NAME).exists()
+
+
+# ---------------------------------------------------------------------------
+# batch-scheduler failures: concurrent runs, kills between writes, full disks, damaged state
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused(tmp_path, straight_run):
+    # two array jobs given one -o: both used to pass the checks, train, and overwrite each other's best
+    from gaatool.train.lock import LOCK_NAME, RunLock
+
+    with RunLock(tmp_path):  # another process's run, as far as flock is concerned (another open file)
+        with pytest.raises(ConfigError, match=r"is in use by another training run \(pid \d+ on "):
+            fit(PairTask(), _config(), tmp_path, quiet=True)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_NAME]  # the refused run wrote nothing
+    fit(PairTask(), _config(epochs=2), tmp_path, quiet=True)
+    assert not (tmp_path / LOCK_NAME).exists()  # the lock file goes with its run
+    files = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    with RunLock(tmp_path):  # a requeued copy of the job while the first still runs
+        with pytest.raises(ConfigError, match="is in use by another training run"):
+            fit(PairTask(), _config(), tmp_path, resume=True, quiet=True)
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == files
+    resumed = fit(PairTask(), _config(), tmp_path, resume=True, quiet=True)
+    assert resumed.history == straight_run.history
+
+
+def test_a_lock_file_left_by_a_killed_run_does_not_block(tmp_path):
+    from gaatool.train.lock import LOCK_NAME
+
+    (tmp_path / LOCK_NAME).write_text("pid 1 on elsewhere since long ago\n")  # SIGKILL: file stays, lock does not
+    assert fit(PairTask(), _config(epochs=1), tmp_path, quiet=True).epoch == 1
+
+
+class _Killed(BaseException):
+    """What SIGKILL does to the process: nothing after this point runs (no except Exception, no cleanup)."""
+
+
+def _kill_at_write(monkeypatch, target_name, epoch):
+    """Make the engine's checkpoint write of ``target_name`` in ``epoch`` die before writing."""
+    import gaatool.train.engine as engine
+
+    original = engine.save_checkpoint
+
+    def dying(path, model, metadata, **kwargs):
+        if path.name == target_name and metadata["epoch"] == epoch:
+            raise _Killed
+        return original(path, model, metadata, **kwargs)
+
+    monkeypatch.setattr(engine, "save_checkpoint", dying)
+
+
+@pytest.mark.parametrize("epoch", [1, 3])
+def test_killed_between_last_and_best_resumes_exactly(tmp_path, monkeypatch, straight_run, epoch):
+    # epoch 1 used to leave best without last: --resume said "nothing to resume", a new run "already holds a run"
+    _kill_at_write(monkeypatch, BEST_NAME, epoch)
+    with pytest.raises(_Killed):
+        fit(PairTask(), _config(), tmp_path, quiet=True)
+    monkeypatch.undo()
+    assert read_metadata(tmp_path / LAST_NAME)["epoch"] == epoch
+    resumed = fit(PairTask(), _config(), tmp_path, resume=True, quiet=True)
+    assert resumed.history == straight_run.history
+    assert (tmp_path / "metrics.csv").read_text() == straight_run.metrics_path.read_text()
+    _assert_same_tensors(_state(resumed.best_path), _state(straight_run.best_path))
+    _assert_same_tensors(_state(resumed.last_path), _state(straight_run.last_path))
+    assert read_metadata(resumed.best_path)["epoch"] == read_metadata(straight_run.best_path)["epoch"]
+
+
+def test_ctrl_c_between_last_and_best_still_writes_best(tmp_path, monkeypatch):
+    import gaatool.train.engine as engine
+
+    original, calls = engine.save_checkpoint, []
+
+    def interrupted_once(path, model, metadata, **kwargs):
+        calls.append(path.name)
+        if path.name == BEST_NAME and metadata["epoch"] == 2 and calls.count(BEST_NAME) == 2:
+            raise KeyboardInterrupt  # SIGTERM arriving just before best's write
+        return original(path, model, metadata, **kwargs)
+
+    monkeypatch.setattr(engine, "save_checkpoint", interrupted_once)
+    with pytest.raises(TrainingInterrupted, match="interrupted after epoch 2; .* holds epoch 2; continue with"):
+        fit(PairTask(), _config(), tmp_path, quiet=True)
+    assert read_metadata(tmp_path / BEST_NAME)["epoch"] == 2
+
+
+def test_full_disk_is_one_line_and_keeps_the_previous_epoch(tmp_path, monkeypatch):
+    import errno
+
+    import gaatool.checkpoint as ckpt
+    import gaatool.io.atomic as atomic
+
+    original = atomic.os.fsync
+
+    def full(fd):  # epoch 2's last does not fit
+        if (tmp_path / LAST_NAME).exists() and any(p.name.startswith(f".{LAST_NAME}.") for p in tmp_path.iterdir()):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(fd)
+
+    monkeypatch.setattr(ckpt, "atomic_write_bytes", atomic.atomic_write_bytes)
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    with pytest.raises(CheckpointError) as excinfo:
+        fit(PairTask(), _config(), tmp_path, quiet=True)
+    monkeypatch.undo()
+    message = str(excinfo.value)
+    assert "\n" not in message and "No space left on device" in message
+    assert message.endswith(f"{tmp_path / LAST_NAME} holds epoch 1; continue with --resume")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [BEST_NAME, LAST_NAME, "metrics.csv"]  # no temp files
+    assert fit(PairTask(), _config(epochs=2), tmp_path, resume=True, quiet=True).epoch == 2
+
+
+def _rewrite_last(path, edit_metadata=None, edit_tensors=None):
+    import gaatool.checkpoint as ckpt
+
+    metadata, tensors = ckpt._read_all(path)
+    if edit_metadata:
+        edit_metadata(metadata)
+    if edit_tensors:
+        edit_tensors(tensors)
+    ckpt._write(path, metadata, tensors)  # checksums made to match: the damage is in the content
+
+
+@pytest.mark.parametrize("edit_metadata, edit_tensors", [
+    (lambda m: m.update(history="x"), None),
+    (lambda m: m.update(train=None), None),
+    (lambda m: m.update(epoch="x"), None),
+    (lambda m: m["training_state"].pop("schedule"), None),
+    (None, lambda t: t.pop("extra/rng/torch")),
+    (None, lambda t: t.update({"extra/rng/torch": torch.zeros(5, dtype=torch.uint8)})),
+    (None, lambda t: t.update({next(k for k in t if k.endswith("/exp_avg")): torch.zeros(2)})),
+])
+def test_damaged_training_state_is_one_line(tmp_path, edit_metadata, edit_tensors):
+    fit(PairTask(), _config(epochs=1), tmp_path, quiet=True)
+    _rewrite_last(tmp_path / LAST_NAME, edit_metadata, edit_tensors)
+    with pytest.raises(CheckpointError, match="training state is damaged") as excinfo:
+        fit(PairTask(), _config(epochs=2), tmp_path, resume=True, quiet=True)
+    assert "\n" not in str(excinfo.value)
+
+
+def test_weights_that_do_not_fit_are_one_line(tmp_path, straight_run):
+    fit(PairTask(), _config(epochs=1), tmp_path / "run", quiet=True)
+    for path in (tmp_path / "run" / LAST_NAME, tmp_path / "init.safetensors"):
+        if not path.exists():
+            import shutil
+            shutil.copy(straight_run.best_path, path)
+        _rewrite_last(path, edit_tensors=lambda t: t.pop(next(k for k in t if k.startswith("model/"))))
+    with pytest.raises(CheckpointError, match="weights do not match") as excinfo:
+        fit(PairTask(), _config(epochs=2), tmp_path / "run", resume=True, quiet=True)
+    assert "\n" not in str(excinfo.value)
+    with pytest.raises(CheckpointError, match="weights do not match") as excinfo:
+        fit(PairTask(), _config(epochs=1), tmp_path / "new", quiet=True, init_from=tmp_path / "init.safetensors")
+    assert "\n" not in str(excinfo.value) and not (tmp_path / "new").exists()
+
+
+def test_output_folder_that_is_a_file(tmp_path):
+    from gaatool.errors import OutputPathError
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputPathError, match="is a file, not a folder"):
+        fit(PairTask(), _config(epochs=1), tmp_path / "file", quiet=True)

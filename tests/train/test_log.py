@@ -111,3 +111,22 @@ def test_progress_quiet_prints_nothing():
             progress.epoch_done(ROWS[0])
             progress.message("stopped")
         assert console.file.getvalue() == ""
+
+
+def test_metrics_write_failure_is_a_one_line_error(tmp_path):
+    import errno
+
+    from gaatool.errors import OutputPathError
+
+    class FullDisk:
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            pass
+
+    with MetricsLog(tmp_path / "metrics.csv") as log:
+        log._handle.close()
+        log._handle = FullDisk()
+        with pytest.raises(OutputPathError, match=r"metrics.csv: cannot write the metrics file \(No space left"):
+            log.append({"epoch": 1, "val_loss": 0.5})
