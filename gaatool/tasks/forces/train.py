@@ -35,7 +35,7 @@ from ...models import registry
 from ...models.blocks import AttentionSettings, make_vector_attention
 from ...models.forces import ForceField
 from ...train.array_task import ArrayTask
-from ...train.engine import FitResult, TrainConfig, fit
+from ...train.engine import BEST_NAME, FitResult, TrainConfig, TrainingDiverged, TrainingInterrupted, fit
 from ...units import KCAL_PER_MOL_IN_MEV
 from .dataset import UNITS, ForcesDataset, ForcesSplit, load_forces_dataset
 
@@ -322,6 +322,13 @@ def train_forces(data: str | os.PathLike | ForcesDataset, out_dir: str | os.Path
     else:
         dataset = load_forces_dataset(data)
     task = ForcesTrainTask(dataset, options, config.batch_size)
-    result = fit(task, config, out_dir, resume=resume, quiet=quiet, console=console, init_from=init_from)
+    try:
+        result = fit(task, config, out_dir, resume=resume, quiet=quiet, console=console, init_from=init_from)
+    except (TrainingInterrupted, TrainingDiverged):
+        # a run stopped by its scheduler's time limit (SIGTERM) or by a diverging loss still leaves a best
+        # whose energies are right; the refit is one energies-only pass over the training frames (seconds)
+        if (Path(out_dir) / BEST_NAME).exists():
+            _refit_energy_offset(Path(out_dir) / BEST_NAME, task)
+        raise
     _refit_energy_offset(result.best_path, task)
     return result
