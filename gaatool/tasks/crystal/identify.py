@@ -205,9 +205,40 @@ def default_chunk_size(device: torch.device) -> int:
 
 
 class Identifier:
-    """A loaded crystal model ready to label frames.
+    """A loaded crystal model ready to label frames (what ``gaatool identify`` runs per frame).
 
-    >>> # identifier = Identifier("pretrained/crystal.safetensors"); labels = identifier.label(frame)
+    Parameters
+    ----------
+    checkpoint : path, optional
+        A ``crystal`` checkpoint of the geometric model; default: the pretrained ``crystal.safetensors``.
+    device : str
+        ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
+    chunk_size : int, optional
+        Particles per model call, which bounds memory (default: 2048 on a CPU, 16384 on a GPU).
+    type_map : mapping, optional
+        Frame type name -> model type (``{"Cu": "A"}``) or element of a training cell (``{"1": "Cs"}``);
+        default: the same names, any single type, or the elements of one of the model's training cells.
+    scale : float, optional
+        Length unit of the frames (their median closest-neighbour distance); default: measured per frame.
+    threshold : float, optional
+        Particles whose confidence is below it get the label :data:`UNKNOWN` (-1).
+    compile : str
+        ``auto``, ``on`` or ``off``: torch.compile the model (``auto``: CPU frames of 5 million particles).
+    smooth : int
+        Rounds of neighbour averaging of the class probabilities (module docstring), default 1.
+
+    ``label(frame)`` takes a :class:`~gaatool.io.frame.Frame` (positions, box or None, types, type names;
+    :func:`~gaatool.io.readers.read_frames` reads them from files) and returns its :class:`FrameLabels`;
+    ``label_frames`` does so lazily for an iterable of frames. ``notes`` collects how types were mapped.
+
+    >>> import numpy as np
+    >>> from gaatool.io.frame import Frame
+    >>> cell = np.array([[0, 0, 0], [0, .5, .5], [.5, 0, .5], [.5, .5, 0]])
+    >>> grid = np.stack(np.meshgrid(*[np.arange(4)] * 3, indexing="ij"), -1).reshape(-1, 1, 3)
+    >>> frame = Frame((grid + cell).reshape(-1, 3) * 3.6, np.eye(3) * 14.4, np.zeros(256, int), ["Cu"])
+    >>> labels = Identifier(device="cpu").label(frame)
+    >>> sorted(set(labels.labels.tolist()))  # every atom of this fcc copper labelled class 0, cF4-Cu
+    [0]
     """
 
     def __init__(self, checkpoint: str | Path | None = None, device: str = "auto", chunk_size: int | None = None,
@@ -368,6 +399,7 @@ class Identifier:
         return self._compiled
 
     def label_frames(self, frames: Iterable[Frame]) -> Iterator[FrameLabels]:
+        """:meth:`label` of each frame, one at a time (a trajectory is never held in memory whole)."""
         for frame in frames:
             yield self.label(frame)
 

@@ -52,8 +52,10 @@ def _make_class():
 
         Parameters
         ----------
-        checkpoint_or_model : path, ForceField or ForceFieldPredictor
-            A ``forces`` checkpoint, a model, or a loaded predictor.
+        checkpoint_or_model : path, ForceField, ForceFieldPredictor or None
+            A ``forces`` checkpoint, a model, or a loaded predictor; None (default): the pretrained
+            model of the first atoms' molecule (``pretrained/forces-<molecule>.safetensors``, as
+            ``gaatool predict forces`` picks it), loaded on the first calculation.
         device : str
             ``cpu`` (default), ``cuda``, ``cuda:N`` or ``auto``.
         dtype : str
@@ -73,13 +75,17 @@ def _make_class():
         implemented_properties = ["energy", "free_energy", "forces"]
         default_parameters: dict[str, Any] = {}
 
-        def __init__(self, checkpoint_or_model, device: str = "cpu", dtype: str = "float64", compile: str = "auto",
-                     **kwargs):
+        def __init__(self, checkpoint_or_model=None, device: str = "cpu", dtype: str = "float64",
+                     compile: str = "auto", **kwargs):
             super().__init__(**kwargs)
             from ...models.forces import ForceField
             from .predict import ForceFieldPredictor
 
-            if isinstance(checkpoint_or_model, ForceFieldPredictor):
+            self.predictor = None
+            self._options = {"device": device, "dtype": dtype, "batch_size": 1, "compile": compile}
+            if checkpoint_or_model is None:
+                pass  # the pretrained model of the atoms' molecule, chosen in calculate()
+            elif isinstance(checkpoint_or_model, ForceFieldPredictor):
                 self.predictor = checkpoint_or_model
             elif isinstance(checkpoint_or_model, ForceField):
                 self.predictor = ForceFieldPredictor(checkpoint_or_model, device=device, dtype=dtype, batch_size=1,
@@ -96,6 +102,11 @@ def _make_class():
             if np.any(self.atoms.pbc):
                 raise InputFileError("atoms are periodic (pbc set); the molecular force field treats "
                                      "isolated molecules only; set atoms.pbc = False")
+            if self.predictor is None:
+                from .predict import ForceFieldPredictor, default_checkpoint, hill_formula
+
+                checkpoint = default_checkpoint([hill_formula(self.atoms.numbers)])
+                self.predictor = ForceFieldPredictor.from_checkpoint(checkpoint, **self._options)
             # Forces are always computed: they cost one backward pass and MD asks for them next.
             energies, forces = self.predictor.predict(self.atoms.get_positions()[None], self.atoms.numbers,
                                                       where="atoms")

@@ -118,3 +118,15 @@ def test_non_finite_or_no_atoms_are_clear_errors(tiny_force_field, ethanol):
     empty.calc = GaaCalculator(tiny_force_field)
     with pytest.raises(InputFileError, match="no atoms"):
         empty.get_potential_energy()
+
+
+def test_without_a_checkpoint_the_molecule_s_pretrained_model_is_used(ethanol):
+    """GaaCalculator() needed a checkpoint path (a TypeError without one); now it picks the pretrained model of
+    the atoms' molecule on the first calculation, as `gaatool predict forces` does."""
+    from gaatool.tasks.pretrained import pretrained_path
+
+    pretrained = pretrained_path("forces-ethanol.safetensors")
+    default, explicit = ethanol(5), ethanol(5)
+    default.calc, explicit.calc = GaaCalculator(), GaaCalculator(pretrained)
+    assert default.get_potential_energy() == explicit.get_potential_energy()
+    np.testing.assert_array_equal(default.get_forces(), explicit.get_forces())
