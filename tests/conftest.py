@@ -223,6 +223,23 @@ def _no_proxy_from_the_environment(monkeypatch):
 
 
 @pytest.fixture
+def unremovable(monkeypatch):
+    """``unremovable(path)``: from now on ``path.unlink()`` fails as on a read-only file system (a shared cache)."""
+    import errno
+
+    original = Path.unlink
+    paths: set[Path] = set()
+
+    def unlink(self, missing_ok=False):
+        if self in paths:
+            raise PermissionError(errno.EROFS, "Read-only file system", str(self))
+        return original(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    return paths.add
+
+
+@pytest.fixture
 def http_server():
     server = LocalServer()
     yield server

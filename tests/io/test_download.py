@@ -266,18 +266,11 @@ def test_temporary_files_of_killed_downloads_are_removed(http_server, tmp_path, 
     assert _leftovers(tmp_path) == sorted([fresh.name, other.name, "a.npz"])
 
 
-def test_damaged_copy_in_a_read_only_cache_is_a_one_line_error(http_server, tmp_path, payload, monkeypatch):
+def test_damaged_copy_in_a_read_only_cache_is_a_one_line_error(http_server, tmp_path, payload, unremovable):
     http_server.routes["/a.npz"] = payload
     dest = tmp_path / "a.npz"
     dest.write_bytes(payload[:-10])
-    original = Path.unlink
-
-    def read_only(self, missing_ok=False):
-        if self == dest:
-            raise PermissionError(errno.EROFS, "Read-only file system", str(self))
-        return original(self, missing_ok=missing_ok)
-
-    monkeypatch.setattr(Path, "unlink", read_only)
+    unremovable(dest)
     with pytest.raises(DownloadError, match="damaged and cannot be removed") as info:
         dl.download(http_server.url("/a.npz"), dest, sha256=hashlib.sha256(payload).hexdigest())
     message = str(info.value)

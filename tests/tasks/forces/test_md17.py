@@ -6,7 +6,6 @@ rMD17 ethanol split file, and real XYZ exports.
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import sys
@@ -281,18 +280,11 @@ def test_revised_edited_cached_files_are_extracted_again(rmd17_server, tmp_path,
     assert (cache / "rmd17" / "npz_data" / "rmd17_ethanol.npz.sha256").is_file()
 
 
-def test_damaged_cache_that_cannot_be_removed(server, tmp_path, md17_50, monkeypatch):
+def test_damaged_cache_that_cannot_be_removed(server, tmp_path, md17_50, unremovable):
     cached = tmp_path / "md17" / "md17_ethanol.npz"  # e.g. a read-only cache shared by a group
     cached.parent.mkdir(parents=True)
     cached.write_bytes(md17_50.read_bytes()[:-100])
-    original = Path.unlink
-
-    def read_only(self, missing_ok=False):
-        if self == cached:
-            raise PermissionError(errno.EROFS, "Read-only file system", str(self))
-        return original(self, missing_ok=missing_ok)
-
-    monkeypatch.setattr(Path, "unlink", read_only)
+    unremovable(cached)
     with pytest.raises(DownloadError, match="damaged .*cannot be removed") as info:
         load_md17("ethanol", cache=tmp_path)
     assert "--cache" in str(info.value) and "\n" not in str(info.value)
