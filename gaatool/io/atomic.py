@@ -14,7 +14,7 @@ from typing import Iterator
 
 from ..errors import OutputPathError
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_output_path"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_output_path", "make_parent"]
 
 
 def check_output_path(target: str | os.PathLike | None, inputs: tuple = ()) -> None:
@@ -23,7 +23,8 @@ def check_output_path(target: str | os.PathLike | None, inputs: tuple = ()) -> N
 
     Refused: an existing folder, a path inside a file, a folder that cannot be made or written, and any of
     ``inputs`` (an output that replaced its own input would destroy it). Commands call this before their
-    work, so a bad ``-o`` fails at once and not after minutes of computing. Missing folders are made.
+    work, so a bad ``-o`` fails at once and not after minutes of computing. Missing folders are made only
+    when the file is written (:func:`atomic_path`), so a command that fails leaves no empty folder behind.
     """
     if target is None or str(target) == "-":
         return
@@ -41,17 +42,23 @@ def check_output_path(target: str | os.PathLike | None, inputs: tuple = ()) -> N
             raise OutputPathError(f"{target}: is also the input; writing it would destroy the input, so give "
                                   "another output name")
     parent = target.parent
-    for folder in (parent, *parent.parents):  # the nearest existing ancestor must be a folder
-        if folder.exists():
-            if not folder.is_dir():
-                raise OutputPathError(f"{target}: {folder} is a file, not a folder")
-            break
+    # the nearest existing ancestor must be a folder in which the missing ones can be made
+    existing = next(folder for folder in (parent, *parent.parents) if folder.exists())
+    if not existing.is_dir():
+        raise OutputPathError(f"{target}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if existing == parent:
+            raise OutputPathError(f"{target}: the folder {parent} is not writable")
+        raise OutputPathError(f"{target}: cannot make the folder {parent} ({existing} is not writable)")
+
+
+def make_parent(target: str | os.PathLike) -> None:
+    """Make the folder of ``target`` (and the missing ones above it), or a one-line :class:`OutputPathError`."""
+    parent = Path(target).parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OutputPathError(f"{target}: cannot make the folder {parent} ({err.strerror or err})") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputPathError(f"{target}: the folder {parent} is not writable")
 
 
 @contextlib.contextmanager
@@ -70,6 +77,7 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     """
     target = Path(target)
     check_output_path(target)
+    make_parent(target)
     if suffix is None:
         suffix = "".join(target.suffixes[-1:])
     try:

@@ -66,7 +66,7 @@ from rich.console import Console
 
 from ..checkpoint import build_stored_model, check_weights_fit, load_checkpoint, read_metadata, save_checkpoint
 from ..errors import CheckpointError, ConfigError, GaatoolError
-from ..io.atomic import check_output_path
+from ..io.atomic import check_output_path, make_parent
 from ..models import registry
 from ..nn.chunks import draws_random_numbers, draws_unstreamed_random_numbers, gradients_side_by_side
 from .device import resolve_device
@@ -323,7 +323,8 @@ def fit(
     if resume and not (out_dir / LAST_NAME).exists():
         raise ConfigError(f"{out_dir}: nothing to resume (no {LAST_NAME}); run without --resume")
     created = not out_dir.exists()
-    check_output_path(log_path)  # makes the folder; one line if it is a file or cannot be written
+    check_output_path(log_path)  # one line if it is a file or cannot be written
+    make_parent(log_path)
     try:
         # one run per folder: checked and trained under the lock, so that two runs started at once
         # (array jobs given one -o) cannot both pass the checks below and overwrite each other's files

@@ -125,3 +125,13 @@ def test_bad_values_are_named_by_the_flag_typed(cli, tmp_path, monkeypatch):
         "error: --max-time must be")
     error = cli("data", "md17", "--molecule", "ethanol", "--labels", "foo").one_line_error()
     assert "labels must be one of rmd17, md17" in error and list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_command_leaves_no_empty_output_folder(cli, tmp_path):
+    """-o newdir/x.npz made newdir before the work, and a failing command left it behind, empty."""
+    bogus = tmp_path / "bogus.gsd"
+    bogus.write_bytes(b"junk")
+    assert cli("identify", str(bogus), "-o", str(tmp_path / "new" / "x.npz")).one_line_error().startswith("error: ")
+    assert not (tmp_path / "new").exists()
+    assert cli("identify", str(METALS), "-o", str(tmp_path / "made" / "deeper" / "x.npz")).code == 0
+    assert (tmp_path / "made" / "deeper" / "x.npz").is_file()  # made when written

@@ -45,7 +45,9 @@ def test_unusable_targets_are_one_line_errors(tmp_path):
     source.write_text("input")
     with pytest.raises(OutputPathError, match="also the input"):
         check_output_path(tmp_path / "." / "in.gsd", inputs=("-", None, source))
-    check_output_path(tmp_path / "new" / "out.npz", inputs=(source,))
-    assert (tmp_path / "new").is_dir()  # missing folders are made
+    check_output_path(tmp_path / "new" / "deeper" / "out.npz", inputs=(source,))
+    assert not (tmp_path / "new").exists()  # made only when written: a failed command leaves no empty folder
+    atomic_write_text(tmp_path / "new" / "deeper" / "out.npz", "data")
+    assert (tmp_path / "new" / "deeper" / "out.npz").read_text() == "data"
     check_output_path("-", inputs=(source,))  # stdout, and no output at all: nothing to check
     check_output_path(None)
