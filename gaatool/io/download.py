@@ -42,6 +42,7 @@ from typing import Callable, Iterator, Mapping
 from .._version import __version__
 from ..errors import ConfigError, DownloadError, GaatoolError, InputFileError
 from .atomic import atomic_path
+from .lockfile import lock_file
 
 __all__ = [
     "cache_dir",
@@ -295,52 +296,20 @@ def _proxy_for(url: str) -> str | None:
 
 @contextlib.contextmanager
 def _download_lock(dest: Path) -> Iterator[bool]:
-    """Hold an exclusive lock on ``.<name>.lock`` next to ``dest``; yields whether it is held.
+    """Hold the lock of ``.<name>.lock`` next to ``dest`` (:func:`.lockfile.lock_file`, waiting for a job
+    already downloading it); yields whether it is held.
 
-    Best effort: without fcntl (Windows), in a folder that cannot be written, or on a file system
-    without locks (some NFS and Lustre mounts) it yields False and the caller goes on unlocked, which
-    is still safe (atomic renames), only not shared. The lock goes with the process, also when it is
-    killed. The holder removes the lock file before letting go, so a waiter that then holds a lock on
-    the removed file tries again on a new one.
+    Best effort: without locks, or in a folder that cannot be written, it yields False and the caller goes
+    on unlocked, which is still safe (atomic renames), only not shared (atomic_path then reports an
+    unwritable cache folder).
     """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield False
-        return
-    path = dest.parent / f".{dest.name}.lock"
-    fd = None
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(100):
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-            try:
-                fcntl.lockf(fd, fcntl.LOCK_EX)
-            except OSError:  # no locks on this file system: nobody can hold this file, so it can go
-                with contextlib.suppress(OSError):
-                    if os.stat(path).st_ino == os.fstat(fd).st_ino:
-                        os.unlink(path)
-                raise
-            try:
-                if os.stat(path).st_ino == os.fstat(fd).st_ino:
-                    break  # the lock is on the file that is still there
-            except FileNotFoundError:
-                pass
-            os.close(fd)
-            fd = None
-    except OSError:  # ENOLCK, ENOSYS, EOPNOTSUPP, EACCES; atomic_path reports an unwritable cache folder
-        if fd is not None:
-            os.close(fd)
-            fd = None
-    if fd is None:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        os.close(fd)  # releases the lock
+    with contextlib.ExitStack() as held:
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            locked = held.enter_context(lock_file(dest.parent / f".{dest.name}.lock"))
+        except OSError:
+            locked = False
+        yield locked
 
 
 def _remove_stale_temps(dest: Path, locked: bool) -> None:

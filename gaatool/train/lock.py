@@ -19,6 +19,7 @@ import socket
 from pathlib import Path
 
 from ..errors import ConfigError, OutputPathError
+from ..io.lockfile import LockHeld, lock_file
 
 __all__ = ["LOCK_NAME", "RunLock"]
 
@@ -31,61 +32,21 @@ class RunLock:
     def __init__(self, out_dir: str | os.PathLike):
         self.out_dir = Path(out_dir)
         self.path = self.out_dir / LOCK_NAME
-        self._fd: int | None = None
+        self._held = contextlib.ExitStack()
 
     def __enter__(self) -> "RunLock":
-        try:
-            import fcntl
-        except ImportError:  # Windows
-            return self
-        while True:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as err:
-                raise OutputPathError(f"{self.out_dir}: cannot create its lock file {LOCK_NAME} "
-                                      f"({err.strerror or err})") from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = _read_holder(fd)
-                os.close(fd)
-                raise ConfigError(
-                    f"{self.out_dir} is in use by another training run{f' ({holder})' if holder else ''}; "
-                    "wait for it to end or choose another output folder") from None
-            except OSError:  # a file system without locks: train unlocked, as before
-                os.close(fd)
-                return self
-            # The holder may have removed the file (and another run made a new one) between our open and
-            # our lock: then we hold a lock nobody else sees; start over on the current file.
-            try:
-                current = os.stat(self.path)
-                mine = os.fstat(fd)
-                same = (current.st_ino, current.st_dev) == (mine.st_ino, mine.st_dev)
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        self._fd = fd
         stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-        with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {stamp}\n".encode())
+        holder = f"pid {os.getpid()} on {socket.gethostname()} since {stamp}"
+        try:
+            self._held.enter_context(lock_file(self.path, wait=False, holder=holder))
+        except LockHeld as held:
+            raise ConfigError(
+                f"{self.out_dir} is in use by another training run{f' ({held.holder})' if held.holder else ''}; "
+                "wait for it to end or choose another output folder") from None
+        except OSError as err:
+            raise OutputPathError(f"{self.out_dir}: cannot create its lock file {LOCK_NAME} "
+                                  f"({err.strerror or err})") from None
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._fd is None:
-            return
-        # Remove the file while still holding the lock, so that no waiting run locks a dead file unseen.
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
-        os.close(self._fd)
-        self._fd = None
-
-
-def _read_holder(fd: int) -> str:
-    try:
-        os.lseek(fd, 0, os.SEEK_SET)
-        return os.read(fd, 200).decode("utf-8", "replace").strip()
-    except OSError:
-        return ""
+        self._held.close()

@@ -245,7 +245,7 @@ def test_no_locks_on_this_file_system_still_downloads(http_server, tmp_path, pay
     def no_locks(*args):
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(fcntl, "lockf", no_locks)
+    monkeypatch.setattr(fcntl, "flock", no_locks)
     http_server.routes["/a.npz"] = payload
     dest = tmp_path / "a.npz"
     assert dl.download(http_server.url("/a.npz"), dest).read_bytes() == payload
