@@ -15,6 +15,8 @@ first. Structures with K or fewer beads give padded neighbourhoods (mask).
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ...data.neighbors import nearest_neighbors
@@ -208,9 +210,9 @@ def chain_breaks(structure: ProteinStructure) -> list[tuple[int, int]]:
     """
     if structure.breaks is not None:
         return [(int(a), int(b)) for a, b in structure.breaks]
-    first, second, numbered_on = _consecutive_residues(structure)
-    broken = ~numbered_on | (_largest_gaps(structure, first, second) > max_bonded_distance(structure))
-    return list(zip(first[broken].tolist(), second[broken].tolist()))
+    links = _links(structure)  # one pass over the models serves the limit and the breaks
+    broken = ~links.numbered_on | (links.gaps > _max_bonded_distance(structure, links))
+    return list(zip(links.first[broken].tolist(), links.second[broken].tolist()))
 
 
 def max_bonded_distance(structure: ProteinStructure) -> float:
@@ -221,7 +223,11 @@ def max_bonded_distance(structure: ProteinStructure) -> float:
     A C-alpha trace: beads spaced like C-alpha atoms (:func:`spaced_like_ca_trace`, told with the loose
     limit), or with fewer than :data:`MIN_BONDED_BEADS` pairs, all named CA and not spaced otherwise.
     """
-    distances = _bonded_distances(structure)
+    return _max_bonded_distance(structure, _links(structure))
+
+
+def _max_bonded_distance(structure: ProteinStructure, links: "_Links") -> float:
+    distances = _bonded_distances(structure, links)
     if len(distances) == 0:  # nothing that a limit could cut
         return MAX_BONDED_BEAD_A
     median, spread = _median_and_spread(distances)
@@ -241,14 +247,27 @@ def named_ca(structure: ProteinStructure) -> bool:
     return bool(structure.n_atoms and np.all(structure.atom_names == "CA"))
 
 
-def _consecutive_residues(structure: ProteinStructure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(first, second, numbered_on): residues r and r + 1 of one chain, and whether their numbers run on
-    (a step of +1, or the same number with another insertion code)."""
+class _Links(NamedTuple):
+    """Residues r (``first``) and r + 1 (``second``) of one chain; whether their numbers run on (a step of +1,
+    or the same number with another insertion code); the atom standing for each residue (``index``,
+    :func:`_representative_atoms`); and the largest distance (Å) over the models between those of r and
+    r + 1 (``gaps``, 0 where a residue has none)."""
+
+    first: np.ndarray
+    second: np.ndarray
+    numbered_on: np.ndarray
+    index: np.ndarray
+    gaps: np.ndarray
+
+
+def _links(structure: ProteinStructure) -> _Links:
     first = np.flatnonzero(structure.chain_ids[1:] == structure.chain_ids[:-1])
     second = first + 1
     step = structure.residue_numbers[second] - structure.residue_numbers[first]
     new_code = structure.insertion_codes[second] != structure.insertion_codes[first]
-    return first, second, (step == 1) | ((step == 0) & new_code)
+    index = _representative_atoms(structure)
+    return _Links(first, second, (step == 1) | ((step == 0) & new_code), index,
+                  _largest_gaps(structure, index[first], index[second]))
 
 
 def _representative_atoms(structure: ProteinStructure) -> np.ndarray:
@@ -262,27 +281,24 @@ def _representative_atoms(structure: ProteinStructure) -> np.ndarray:
     return index
 
 
-def _largest_gaps(structure: ProteinStructure, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Largest distance (Å) over the models between the representative atoms of residues ``first`` and
-    ``second``; 0 where a residue has none."""
-    index = _representative_atoms(structure)
-    a, b = index[first], index[second]
+def _largest_gaps(structure: ProteinStructure, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Largest distance (Å) over the models between atoms ``a`` and ``b`` (index arrays broadcast against
+    each other); 0 where one is -1. One model at a time: a trajectory may hold many."""
+    a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
     present = (a >= 0) & (b >= 0)
     a, b = a[present], b[present]
-    gaps = np.zeros(len(first))
+    gaps = np.zeros(present.shape)
     for positions in structure.positions:
         gaps[present] = np.maximum(gaps[present], np.linalg.norm(positions[a] - positions[b], axis=-1))
     return gaps
 
 
-def _bonded_distances(structure: ProteinStructure) -> np.ndarray:
+def _bonded_distances(structure: ProteinStructure, links: _Links) -> np.ndarray:
     """Distances (Å, first model) between the representative atoms of consecutive residues that may be
     peptide-bonded: numbers that run on and at most :data:`MAX_BONDED_BEAD_A` apart. The kind of bead and the
     spread are told from these, so the tighter limit of C-alphas cannot enter."""
-    first, second, numbered_on = _consecutive_residues(structure)
-    index = _representative_atoms(structure)
-    bonded = (numbered_on & (_largest_gaps(structure, first, second) <= MAX_BONDED_BEAD_A)
-              & (index[first] >= 0) & (index[second] >= 0))
+    first, second, index = links.first, links.second, links.index
+    bonded = (links.numbered_on & (links.gaps <= MAX_BONDED_BEAD_A) & (index[first] >= 0) & (index[second] >= 0))
     positions = structure.positions[0]
     return np.linalg.norm(positions[index[second[bonded]]] - positions[index[first[bonded]]], axis=-1)
 
@@ -315,7 +331,7 @@ def bead_spacing(structure: ProteinStructure, min_pairs: int = MIN_BONDED_BEADS)
     """Median and interquartile range (Å) of the distances between consecutive beads of a one-bead-per-residue
     structure that may be peptide-bonded (first model; numbers that run on, at most :data:`MAX_BONDED_BEAD_A`
     apart); None with fewer than ``min_pairs`` such pairs."""
-    distances = _bonded_distances(structure)
+    distances = _bonded_distances(structure, _links(structure))
     if len(distances) < max(min_pairs, 1):
         return None
     return _median_and_spread(distances)
@@ -392,17 +408,11 @@ def bead_disulfides(beads: ProteinStructure) -> tuple[np.ndarray, list[str]]:
     paired with each other, nearest beads first, never with a chain neighbour. No pair's beads are farther
     apart than :data:`MAX_DISULFIDE_BEAD_A` in any model; the notes name what that left out.
     """
-    def largest_distance(a, b):  # over the models, one at a time (a trajectory may hold many)
-        largest = np.zeros(np.broadcast_shapes(np.shape(a), np.shape(b)))
-        for positions in beads.positions:
-            largest = np.maximum(largest, np.linalg.norm(positions[a] - positions[b], axis=-1))
-        return largest
-
     def shown(pairs):
         return listed([f"{beads.residue_label(a)}-{beads.residue_label(b)}" for a, b in pairs])
 
     recorded = beads.disulfides
-    recorded_distance = largest_distance(recorded[:, 0], recorded[:, 1])
+    recorded_distance = _largest_gaps(beads, recorded[:, 0], recorded[:, 1])  # beads: atom r is residue r
     close = recorded_distance <= MAX_DISULFIDE_BEAD_A
     notes = [f"{beads.source}: the disulfide {shown([pair])} of the file's records has its beads {distance:.1f} Å "
              f"apart (more than {MAX_DISULFIDE_BEAD_A:g} Å): not bonded"
@@ -411,7 +421,7 @@ def bead_disulfides(beads: ProteinStructure) -> tuple[np.ndarray, list[str]]:
     used = set(recorded[close].ravel().tolist())
     named = np.isin(beads.file_residue_names, DISULFIDE_CYSTEINE_NAMES) & (beads.residue_names == "CYS")
     named = np.setdiff1d(np.flatnonzero(named), list(used))
-    distance = largest_distance(named[:, None], named[None])
+    distance = _largest_gaps(beads, named[:, None], named[None])
     previous = structure_previous(beads)
     neighbours = (previous[named][:, None] == named[None]) | (previous[named][None] == named[:, None])
     first, second = np.nonzero(np.triu(distance <= MAX_DISULFIDE_BEAD_A, 1) & ~neighbours)
