@@ -370,22 +370,17 @@ def read_structure(path: str | os.PathLike, all_models: bool = False, heavy_only
         return _read_bcif(path, all_models, heavy_only, residue_aliases)
     if path.name.lower().endswith(".gro"):
         return _read_gro(path, all_models, heavy_only, residue_aliases)
-    if path.name.lower().endswith(".gz"):
-        _check_gzip(path)
-    import gemmi
-
     try:
         fmt = structure_format(path)
     except ConfigError:
         fmt = None
     if fmt == "pdb":  # read as text: GROMACS's residue names need mending first (_four_letter_residue_names)
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            raise InputFileError(f"{path}: cannot read ({_first_line(err)})") from err
-        return _from_pdb_text((gzip.decompress(data) if path.name.lower().endswith(".gz") else data
-                               ).decode("utf-8", errors="replace"), str(path), path, all_models, heavy_only,
-                              residue_aliases)
+        return _from_pdb_text(_file_bytes(path).decode("utf-8", errors="replace"), str(path), path, all_models,
+                              heavy_only, residue_aliases)
+    if path.name.lower().endswith(".gz"):
+        _check_gzip(path)
+    import gemmi
+
     try:
         if fmt is None:
             # Unknown extension: let gemmi look at the content.
@@ -399,6 +394,20 @@ def read_structure(path: str | os.PathLike, all_models: bool = False, heavy_only
     return _from_gemmi(st, str(path), _entry_id(st, path), all_models, heavy_only, residue_aliases)
 
 
+def _file_bytes(path: Path) -> bytes:
+    """The file's bytes, decompressed for ``.gz`` (whole, so a cut or damaged stream is an error)."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputFileError(f"{path}: cannot read ({_first_line(err)})") from err
+    if not path.name.lower().endswith(".gz"):
+        return data
+    try:
+        return gzip.decompress(data)
+    except _GZIP_ERRORS as err:
+        raise _gzip_error(path, err) from err
+
+
 def _check_gzip(path: Path) -> None:
     """Raise InputFileError unless the gzip stream of ``path`` is complete: gemmi reads a .gz file cut
     between two records without complaint, which would give the structure in part."""
@@ -406,8 +415,16 @@ def _check_gzip(path: Path) -> None:
         with gzip.open(path, "rb") as stream:
             while stream.read(1 << 22):
                 pass
-    except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError; damaged deflate data zlib.error
-        raise InputFileError(f"{path}: damaged or truncated gzip data ({_first_line(err)})") from err
+    except _GZIP_ERRORS as err:
+        raise _gzip_error(path, err) from err
+
+
+#: What damaged gzip data raises: gzip.BadGzipFile (an OSError), EOFError when cut, zlib.error inside the stream.
+_GZIP_ERRORS = (OSError, EOFError, zlib.error)
+
+
+def _gzip_error(path: Path, err: Exception) -> InputFileError:
+    return InputFileError(f"{path}: damaged or truncated gzip data ({_first_line(err)})")
 
 
 def _read_gro(path: Path, all_models: bool, heavy_only: bool,
