@@ -11,7 +11,7 @@ import numpy as np
 from ...data.splits import SPLIT_NAMES
 from ...errors import ConfigError
 from ...io.xyz import ELEMENTS
-from ...units import KCAL_PER_MOL_IN_MEV
+from ...units import KCAL_PER_MOL_IN_MEV, in_kcal_per_mol
 from ..plots import save_parity_plot
 from .dataset import ForcesDataset, load_frames_or_dataset
 from .md17 import LABEL_SETS, has_md17_labels, trained_labels
@@ -78,11 +78,12 @@ def force_metrics(reference: np.ndarray, predicted: np.ndarray) -> dict[str, flo
             "cosine": float(np.mean(cosine))}
 
 
-#: Reference / predicted ratios of labels in other units than the model's kcal/mol and kcal/mol/Å (for warnings).
+#: Reference / predicted ratios of labels in other units than the model's kcal/mol and kcal/mol/Å (for warnings):
+#: one over the unit in kcal/mol (:func:`gaatool.units.in_kcal_per_mol`).
 _OTHER_UNITS = {
-    "forces": {"eV/Å": 0.0433641, "Hartree/bohr": 0.0433641 / 27.211386 * 0.529177, "kJ/mol/Å": 4.184,
-               "meV/Å": 43.3641},
-    "energies": {"eV": 0.0433641, "Hartree": 0.0433641 / 27.211386, "kJ/mol": 4.184, "meV": 43.3641},
+    "forces": {name: 1.0 / in_kcal_per_mol(name, forces=True) for name in ("eV/Å", "Hartree/bohr", "kJ/mol/Å",
+                                                                           "meV/Å")},
+    "energies": {name: 1.0 / in_kcal_per_mol(name) for name in ("eV", "Hartree", "kJ/mol", "meV")},
 }
 
 

@@ -543,26 +543,36 @@ def _checksum_file(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-def _record_checksums(paths) -> None:
+def _extracted_files(members: dict[str, Path]) -> list[Path]:
+    """The extracted members and their recorded checksums."""
+    return [q for p in members.values() for q in (p, _checksum_file(p))]
+
+
+def _member_digests(members: dict[str, Path]) -> dict[Path, str]:
+    """The SHA-256 of each extracted member, computed once per load (checks, records, provenance)."""
+    return {path: _dl.sha256_file(path) for path in members.values()}
+
+
+def _record_checksums(digests: dict[Path, str]) -> None:
     """Write each extracted member's SHA-256 beside it (skipped in a cache that cannot be written)."""
-    for path in paths:
+    for path, digest in digests.items():
         with contextlib.suppress(OSError):
-            atomic_write_text(_checksum_file(path), f"{_dl.sha256_file(path)}  {path.name}\n")
+            atomic_write_text(_checksum_file(path), f"{digest}  {path.name}\n")
 
 
-def _changed_members(members: dict[str, Path]) -> list[Path]:
+def _changed_members(digests: dict[Path, str]) -> list[Path]:
     """Extracted members whose bytes differ from the SHA-256 recorded when they were extracted.
 
     The structural checks cannot see an edited coordinate or split index; the checksum does. A member
     without a recorded checksum (extracted by an older gaatool) is checked structurally, then recorded.
     """
     changed = []
-    for path in members.values():
+    for path, digest in digests.items():
         try:
             recorded = _checksum_file(path).read_text().split()[0]
         except (OSError, IndexError):
             continue
-        if _dl.sha256_file(path) != recorded:
+        if digest != recorded:
             changed.append(path)
     return changed
 
@@ -594,8 +604,10 @@ def _load_rmd17(molecule: str, root: Path, archive: Path | None, download: bool,
     from_user = archive is not None
     provenance: dict = {}
     damaged = False
+    npz = members[f"rmd17/npz_data/rmd17_{molecule}.npz"]
     if not from_user and all(p.is_file() for p in members.values()):
-        changed = _changed_members(members)
+        digests = _member_digests(members)
+        changed = _changed_members(digests)
         error: InputFileError | None = None
         if changed:
             error = InputFileError(f"{changed[0]}: its SHA-256 differs from the one recorded when it was extracted")
@@ -605,12 +617,11 @@ def _load_rmd17(molecule: str, root: Path, archive: Path | None, download: bool,
             except InputFileError as err:
                 error = err
         if error is None:
-            _record_checksums(p for p in members.values() if not _checksum_file(p).is_file())
-            npz = members[f"rmd17/npz_data/rmd17_{molecule}.npz"]
-            data.provenance.update(source="download", file=str(npz), sha256=_dl.sha256_file(npz))
+            _record_checksums({p: d for p, d in digests.items() if not _checksum_file(p).is_file()})
+            data.provenance.update(source="download", file=str(npz), sha256=digests[npz])
             return data
         # Damaged extracted files are removed and extracted again from the archive (cached or downloaded).
-        _remove_damaged([q for p in members.values() for q in (p, _checksum_file(p))], error)
+        _remove_damaged(_extracted_files(members), error)
         damaged = True
     if archive is None:
         archive = root / "rmd17" / RMD17_ARCHIVE_NAME
@@ -625,7 +636,7 @@ def _load_rmd17(molecule: str, root: Path, archive: Path | None, download: bool,
         _dl.extract_members(archive, members)
         data = _load_rmd17_from_members(molecule, members, str(archive))
     except InputFileError as err:
-        _remove_damaged([q for p in members.values() for q in (p, _checksum_file(p))], err)
+        _remove_damaged(_extracted_files(members), err)
         if from_user:
             raise
         # The archive passed its checksum prefix but not the content checks: drop it from the cache.
@@ -633,11 +644,11 @@ def _load_rmd17(molecule: str, root: Path, archive: Path | None, download: bool,
         raise DownloadError(f"{archive}: the rMD17 archive failed verification ({_reason(err, archive)}); "
                             "it was removed; "
                             "retry, or download it yourself and pass --from FILE") from err
-    _record_checksums(members.values())
+    digests = _member_digests(members)
+    _record_checksums(digests)
     provenance.update(archive=str(archive), archive_sha256=_dl.sha256_file(archive))
-    npz = members[f"rmd17/npz_data/rmd17_{molecule}.npz"]
     data.provenance.update(source="file" if from_user else "download", file=str(npz),
-                           sha256=_dl.sha256_file(npz), **provenance)
+                           sha256=digests[npz], **provenance)
     return data
 
 
