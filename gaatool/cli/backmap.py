@@ -138,12 +138,11 @@ def evaluate_backmap(
     from ..tasks.backmap.evaluate import evaluate_backmap as run
 
     result = run(checkpoint, dataset, split=split, device=device, batch_size=batch_size, relax=relax)
-    console = render.stderr_console()
     if as_json:
         render.print_json(result.to_dict())
-        for warning in result.warnings:  # in the JSON too, but a pipeline's log is stderr (as `backmap` does)
-            console.print(f"warning: {warning}")
+        render.print_messages("warning", result.warnings)  # in the JSON too, but a pipeline's log is stderr
         return
+    console = render.stderr_console()
     intra, peptide = result.bonds["intra_residue"], result.bonds["peptide"]
     rows = [
         ("entries", ", ".join(result.entries)), ("residues", result.n_residues), ("atoms", result.n_atoms),
@@ -168,8 +167,7 @@ def evaluate_backmap(
     console.print(render.table("per residue type", ["residue", "count", "RMSD (Å)"],
                                [(name, v["residues"], v["rmsd_a"]) for name, v in result.per_residue.items()]))
     console.print(f"clash: {result.clashes['definition']}; crowded: {result.crowding['definition']}")
-    for warning in result.warnings:
-        console.print(f"warning: {warning}")
+    render.print_messages("warning", result.warnings)
 
 
 def default_output(file: Path, tag: str, fmt: str | None) -> Path:
@@ -198,8 +196,7 @@ def attach(app: typer.Typer) -> None:
 
         out = out if out is not None else default_output(file, "cg", fmt)
         beads, warnings = coarse_grain_file(file, out, bead=bead, fmt=fmt)
-        for warning in warnings:
-            render.stderr_console().print(f"warning: {warning}")
+        render.print_messages("warning", warnings)
         if not quiet and str(out) != "-":
             skipped = f" (left out: {_skipped_text(beads.skipped)})" if beads.skipped else ""
             render.stderr_console().print(f"wrote {out}: {beads.n_models} model(s), {beads.n_residues} {bead} "
@@ -234,8 +231,7 @@ def attach(app: typer.Typer) -> None:
                               device=device, relax=relax)
         console = render.stderr_console()
         if not quiet:
-            for warning in result.warnings:
-                console.print(f"warning: {warning}")
+            render.print_messages("warning", result.warnings)
         if as_json:
             render.print_json(result.to_dict())
             return

@@ -177,12 +177,9 @@ def attach(app: typer.Typer) -> None:
 
                 write_labeled_gsd(source, out, [f.labels for f in result.frames], [f.index for f in result.frames],
                                   result.class_names, confidence=[f.confidence for f in result.frames])
-        console = render.stderr_console()
         if as_json:
             render.print_json(result.to_dict())
-            # the notes are in the JSON too, but a pipeline's log is stderr (backmap warns there as well)
-            for note in result.notes:
-                console.print(f"note: {note}")
+            render.print_messages("note", result.notes)  # in the JSON too, but a pipeline's log is stderr
             return
         names = result.class_names + ["unknown"]
         rows = [[f.index, len(f.labels)] + [100 * x for x in f.fractions(len(result.class_names))]
@@ -196,9 +193,9 @@ def attach(app: typer.Typer) -> None:
             whole = (counts[:, None] * shares).sum(0) / counts.sum()
             rows = rows[:half] + [[f"... {len(rows) - 2 * half} more", ""] + [""] * len(names)] + rows[-half:] + [
                 [f"all {len(rows)}", int(counts.sum())] + whole.tolist()]
-        console.print(render.table(f"{result.source}: % of particles per structure", ["frame", "N"] + names, rows))
-        for note in result.notes:
-            console.print(f"note: {note}", markup=False)
+        render.stderr_console().print(render.table(f"{result.source}: % of particles per structure",
+                                                   ["frame", "N"] + names, rows))
+        render.print_messages("note", result.notes)
 
 
 #: Frames listed in identify's table; longer trajectories show their first and last frames and all of them together

@@ -152,15 +152,9 @@ def forces(
                                   markup=False, highlight=False)
 
 
-def _print_warnings(result: dict) -> None:
-    # on stderr, with --json too: they say the numbers may be meaningless
-    for warning in result.get("warnings", []):
-        render.stderr_console().print(f"warning: {warning}", markup=False, highlight=False)
-
-
 def _evaluation_summary(result: dict, as_json: bool) -> None:
-    if as_json:
-        _print_warnings(result)
+    if as_json:  # the warnings on stderr too: they say the numbers may be meaningless
+        render.print_messages("warning", result.get("warnings", []))
         render.print_json(result)
         return
     trained = "yes" if result["energy_trained"] else "no (offset fitted only)"
@@ -185,7 +179,7 @@ def _evaluation_summary(result: dict, as_json: bool) -> None:
         console.print(f"note: rMD17 file, against {what}; --labels md17|rmd17 picks", markup=False)
     if result.get("parity_plot"):
         console.print(f"wrote {result['parity_plot']}")
-    _print_warnings(result)
+    render.print_messages("warning", result.get("warnings", []))
 
 
 @evaluate_app.command("forces")
@@ -238,7 +232,7 @@ def predict_forces_command(
     result = predict_file(path, model, output=out, device=device, frames=options.parse_frames(frames),
                           batch_size=batch_size, compile=compile_mode).to_dict()
     if as_json:
-        _print_warnings(result)
+        render.print_messages("warning", result.get("warnings", []))
         render.print_json(result)
         return
     console = render.stderr_console()
@@ -254,4 +248,4 @@ def predict_forces_command(
                       "molecules are extrapolations", markup=False)
     if result["output"] != "-":
         console.print(f"wrote {result['output']}", markup=False)
-    _print_warnings(result)
+    render.print_messages("warning", result.get("warnings", []))

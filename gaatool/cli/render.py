@@ -25,6 +25,14 @@ def stderr_console() -> Console:
                    width=None if sys.stderr.isatty() else PIPE_WIDTH)
 
 
+def print_messages(kind: str, messages: Iterable[str]) -> None:
+    """``kind: message`` lines on stderr (``warning: ...``, ``note: ...``), where a pipeline's log goes, also
+    when the results go to stdout as JSON."""
+    console = stderr_console()
+    for message in messages:
+        console.print(f"{kind}: {message}")
+
+
 def print_json(payload: Any) -> None:
     """Write JSON (and only JSON) to stdout."""
     sys.stdout.write(json.dumps(payload, indent=2, default=_json_default) + "\n")

@@ -28,6 +28,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ...errors import ConfigError, InputFileError
+from ...io.text import check_input_file
 
 __all__ = [
     "PROTOTYPE_NAMES",
@@ -524,8 +525,7 @@ def load_unit_cell(path: str | os.PathLike, name: str | None = None) -> UnitCell
         (:func:`check_no_overlaps`); a CIF without a cell or without any symmetry (``P 1`` must be said).
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file")
+    check_input_file(path, "a unit cell file")
     name = name or path.stem
     suffix = path.suffix.lower()
     base = path.name.upper()
