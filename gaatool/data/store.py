@@ -87,6 +87,11 @@ def save_dataset(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta
 
 def _open(path: Path):
     check_input_file(path, "a dataset file")
+    # neither an npz (zip) nor an npy file: numpy's own message would suggest loading it as a pickle
+    with open(path, "rb") as handle:
+        magic = handle.read(6)
+    if magic != b"\x93NUMPY" and not zipfile.is_zipfile(path):
+        raise InputFileError(f"{path}: not a gaatool dataset file or damaged (no npz archive inside); rebuild it")
     try:
         archive = np.load(path, allow_pickle=False)
     except _READ_ERRORS as err:
